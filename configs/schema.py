@@ -1,0 +1,138 @@
+"""The typed schema of a vipcast config file.
+
+Every model is frozen and forbids unknown keys, so a typo in YAML is an error that names the key.
+Secrets (API keys, database passwords) never live here: they come from the environment.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnMapping(Strict):
+    """Names of the source columns that hold each field of the transactions contract."""
+
+    customer_id: str = "customer_id"
+    order_ts: str = "order_ts"
+    amount: str = "amount"
+    order_id: str | None = None
+    category: str | None = None
+    quantity: str | None = None
+
+
+class SourceConfig(Strict):
+    columns: ColumnMapping = ColumnMapping()
+    date_format: str | None = Field(
+        default=None, description="strptime format for string dates, e.g. '%Y%m%d'; None parses ISO dates"
+    )
+    table: str | None = Field(default=None, description="table name when the source is a database URL")
+    max_invalid_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="share of rows with an unparseable date or amount above which the column is an error, not bad rows",
+    )
+
+
+class FeaturesConfig(Strict):
+    time_unit: Literal["days", "weeks"] = "days"
+    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+
+
+class LightGBMConfig(Strict):
+    n_estimators: int = Field(default=400, ge=1)
+    learning_rate: float = Field(default=0.03, gt=0)
+    num_leaves: int = Field(default=15, ge=2)
+    min_child_samples: int = Field(default=50, ge=1)
+    sample_customers: int | None = Field(default=500_000, ge=1000, description="cap on training customers")
+    seed: int = 42
+
+
+class ModelConfig(Strict):
+    horizon_days: int = Field(default=365, ge=7)
+    btyd: Literal["bgnbd", "pareto", "mbgnbd"] = "bgnbd"
+    penalizer: float = Field(default=0.0, ge=0)
+    gamma_gamma_penalizer: float = Field(default=0.0, ge=0)
+    discount_rate_annual: float = Field(default=0.10, ge=0, lt=1)
+    label_window_days: int | None = Field(
+        default=None, ge=14, description="label window for the LightGBM training split; None = min(horizon, history/2)"
+    )
+    lightgbm: LightGBMConfig = LightGBMConfig()
+
+
+class TierThresholds(Strict):
+    mode: Literal["absolute", "share"] = "absolute"
+    silver: float = Field(default=2000, gt=0)
+    gold: float = Field(default=5000, gt=0)
+    platinum: float = Field(default=10000, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TierThresholds":
+        if self.mode == "absolute" and not (self.silver < self.gold < self.platinum):
+            raise ValueError("absolute tier thresholds must satisfy silver < gold < platinum")
+        if self.mode == "share":
+            if not (0 < self.platinum < self.gold < self.silver < 1):
+                raise ValueError("share tier thresholds must satisfy 0 < platinum < gold < silver < 1 (top shares)")
+        return self
+
+
+class TierBenefits(Strict):
+    """What one tier's benefits cost: a discount on spend, shipping per order, a yearly gift."""
+
+    discount_rate: float = Field(default=0.0, ge=0, lt=1)
+    shipping_per_order: float = Field(default=0.0, ge=0)
+    gift_per_member: float = Field(default=0.0, ge=0)
+
+
+class EconomicsConfig(Strict):
+    gross_margin: float = Field(default=0.35, gt=0, le=1)
+    silver: TierBenefits = TierBenefits(discount_rate=0.05, shipping_per_order=0.0, gift_per_member=20)
+    gold: TierBenefits = TierBenefits(discount_rate=0.08, shipping_per_order=5.0, gift_per_member=50)
+    platinum: TierBenefits = TierBenefits(discount_rate=0.10, shipping_per_order=8.0, gift_per_member=150)
+
+
+class SegmentsConfig(Strict):
+    tiers: TierThresholds = TierThresholds()
+    grace_days: int = Field(default=90, ge=0)
+    churn_threshold: float = Field(default=0.5, gt=0, lt=1)
+    near_next_tier_amount: float = Field(default=250.0, ge=0)
+    near_next_tier_share: float = Field(default=0.10, ge=0, lt=1)
+    vip_share_warning: float = Field(default=0.20, gt=0, le=1)
+    rising_star_min_p_alive: float = Field(default=0.3, ge=0, le=1)
+    economics: EconomicsConfig = EconomicsConfig()
+
+
+class ScheduleConfig(Strict):
+    score_cron: str = "0 6 * * 1"
+    train_cron: str = "0 3 1 * *"
+    timezone: str = "UTC"
+
+
+class EngineConfig(Strict):
+    name: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[*]"
+    spark_conf: dict[str, str] = {}
+
+
+class OutputsConfig(Strict):
+    store_url: str | None = Field(default=None, description="SQLAlchemy URL; None = DuckDB file in the workspace")
+    export_formats: tuple[Literal["csv", "parquet"], ...] = ("csv",)
+
+
+class VipcastConfig(Strict):
+    dataset: str = Field(default="demo", description="default source when --data is not given")
+    as_of: date | None = None
+    source: SourceConfig = SourceConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    segments: SegmentsConfig = SegmentsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    engine: EngineConfig = EngineConfig()
+    outputs: OutputsConfig = OutputsConfig()

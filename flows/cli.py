@@ -1,0 +1,272 @@
+"""The `vipcast` command line (DESIGN.md "CLI contract").
+
+Errors print one line and a hint, not a traceback, unless `--debug` is given.
+Heavy libraries are imported inside the commands so `vipcast --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+app = typer.Typer(
+    name="vipcast",
+    help="Customer lifetime value, churn risk and VIP tiers from a transactions table.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Workdir = Annotated[
+    Optional[Path],
+    typer.Option("--workdir", help="Workspace directory for all state (default: $VIPCAST_HOME or ./.vipcast)."),
+]
+ConfigFile = Annotated[
+    Optional[str], typer.Option("--config", help="A YAML config file overlaid on configs/base.yaml (or 'demo').")
+]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+Data = Annotated[
+    Optional[str],
+    typer.Option(
+        "--data",
+        help="Transactions: a CSV/Parquet file, folder or glob; a database URL#table; or 'cdnow', 'cdnow-sample', 'demo'.",
+    ),
+]
+AsOf = Annotated[
+    Optional[str], typer.Option("--as-of", help="Cutoff date YYYY-MM-DD (default: the date of the last transaction).")
+]
+HorizonDays = Annotated[Optional[int], typer.Option("--horizon-days", min=7, help="Prediction horizon in days.")]
+Engine = Annotated[Optional[str], typer.Option("--engine", help="duckdb (default) or spark.")]
+
+
+class ListName(str, Enum):
+    rising_stars = "rising-stars"
+    at_risk = "at-risk"
+    tiers = "tiers"
+    events = "events"
+
+
+class ListFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    """A YYYY-MM-DD option value, or a clear usage error."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option) from None
+
+
+def _context(workdir: Path | None, config: str | None, **overrides):
+    from flows.pipeline import Context
+
+    return Context.create(workdir=workdir, config=config, **overrides)
+
+
+@app.command()
+def demo(
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    data: Data = None,
+    debug: Debug = False,
+) -> None:
+    """End to end on the built-in data: load, train, score, and show the results."""
+    from flows.pipeline import run_demo
+
+    ctx = _context(workdir, config or "demo")
+    typer.echo(run_demo(ctx, data=data))
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Output Parquet file; ground truth goes to FILE.truth.parquet.")] = Path(
+        "transactions.parquet"
+    ),
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Generate synthetic transactions with heterogeneous buy-till-you-die behaviour."""
+    from flows.pipeline import generate_dataset
+
+    transactions_path, truth_path, rows = generate_dataset(customers, seed, out)
+    typer.echo(f"wrote {rows:,} transactions of {customers:,} customers to {transactions_path}; ground truth: {truth_path}")
+
+
+@app.command()
+def features(
+    data: Data = None,
+    as_of: AsOf = None,
+    out: Annotated[Path, typer.Option("--out", help="Output Parquet file, one row per customer.")] = Path("features.parquet"),
+    engine: Engine = None,
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Build per-customer features as of a date and write them to Parquet."""
+    from flows.pipeline import write_features
+
+    ctx = _context(workdir, config, engine=engine)
+    summary = write_features(ctx, data=data, as_of=parse_date(as_of, "--as-of"), out=out)
+    typer.echo(summary)
+
+
+@app.command()
+def train(
+    data: Data = None,
+    as_of: AsOf = None,
+    horizon_days: HorizonDays = None,
+    engine: Engine = None,
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Build features, fit the models, backtest them, log to MLflow and promote the winner if no worse."""
+    from flows.pipeline import run_train
+
+    ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+    typer.echo(run_train(ctx, data=data, as_of=parse_date(as_of, "--as-of")))
+
+
+@app.command()
+def score(
+    data: Data = None,
+    as_of: AsOf = None,
+    horizon_days: HorizonDays = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write scores and lists to this folder.")] = None,
+    engine: Engine = None,
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Score every customer with the champion model, nominate the lists and write the outputs."""
+    from flows.pipeline import run_score
+
+    ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+    typer.echo(run_score(ctx, data=data, as_of=parse_date(as_of, "--as-of"), out=out))
+
+
+@app.command()
+def backtest(
+    data: Data = None,
+    cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Backtest cutoff YYYY-MM-DD.")] = None,
+    horizon_days: HorizonDays = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON to this file.")] = None,
+    engine: Engine = None,
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Fit every candidate on data up to the cutoff and compare them on the horizon after it."""
+    from flows.pipeline import run_backtest
+
+    ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+    result = run_backtest(ctx, data=data, cutoff=parse_date(cutoff, "--cutoff"))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+    typer.echo(result.summary_table())
+
+
+@app.command("lists")
+def lists_command(
+    name: Annotated[ListName, typer.Argument(help="Which list.")],
+    top: Annotated[Optional[int], typer.Option("--top", min=1, help="Only the first N rows.")] = None,
+    fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.csv,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Print or export a list from the latest scoring run."""
+    from flows.pipeline import read_list, render_list
+
+    ctx = _context(workdir, config)
+    frame = read_list(ctx, name.value, top=top)
+    if out is None and fmt is ListFormat.parquet:
+        raise click.BadParameter("parquet output needs --out FILE", param_hint="--format")
+    text = render_list(frame, fmt.value, out)
+    if text is not None:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def serve(
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    data: Data = None,
+    debug: Debug = False,
+) -> None:
+    """Serve the train and score flows as Prefect deployments on their schedules."""
+    from flows.deployments import serve_deployments
+
+    ctx = _context(workdir, config)
+    serve_deployments(ctx, data=data)
+
+
+@app.command("app")
+def app_command(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without an API key (local use only).")] = False,
+    workdir: Workdir = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Web pages and API over the outputs store for marketing (key: VIPCAST_API_KEY)."""
+    from flows.pipeline import open_store
+    from app.server import resolve_api_key, run
+
+    ctx = _context(workdir, config)
+    api_key = resolve_api_key(no_auth)
+    run(host, port, open_store(ctx), api_key)
+
+
+HINTS = {
+    "IngestError": "check the source path and the column mapping (source.columns in your config)",
+    "ConfigError": "see configs/base.yaml for the keys and their types",
+    "ModelError": "see docs/models.md for what the models need",
+}
+
+
+def main() -> None:
+    """Entry point: run the app; turn known errors into one line and a hint."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        name = type(exc).__name__
+        expected = isinstance(exc, (ValueError, FileNotFoundError, PermissionError, LookupError))
+        prefix = "error" if expected else f"internal error ({name})"
+        typer.echo(f"{prefix}: {exc}", err=True)
+        typer.echo(f"hint: {HINTS.get(name, 'run again with --debug for the full traceback')}", err=True)
+        sys.exit(2 if expected else 1)
+
+
+if __name__ == "__main__":
+    main()

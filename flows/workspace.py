@@ -1,0 +1,54 @@
+"""The workspace: one directory that holds all of vipcast's state.
+
+`--workdir`, else `VIPCAST_HOME`, else `./.vipcast`. Inside it:
+- `mlflow.db`        MLflow tracking store (unless MLFLOW_TRACKING_URI is set), `mlartifacts/` its artifacts
+- `outputs.duckdb`   the outputs store (unless `outputs.store_url` is set in the config)
+- `exports/`         the latest lists as CSV/Parquet, replaced atomically by each scoring run
+- `runs/<run_id>/`   per-run files: reconciliation report, quarantine
+- `models/`          the last trained model when MLflow is not used (`vipcast train` without registry)
+- `data/`            the cached demo data set
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def resolve(cls, workdir: str | Path | None = None) -> "Workspace":
+        """The workspace from --workdir, VIPCAST_HOME, or ./.vipcast, created if missing."""
+        chosen = workdir or os.environ.get("VIPCAST_HOME") or ".vipcast"
+        root = Path(chosen).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    @property
+    def tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.root / "mlartifacts").as_uri()
+
+    @property
+    def outputs_path(self) -> Path:
+        return self.root / "outputs.duckdb"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def run_dir(self, run_id: str) -> Path:
+        path = self.root / "runs" / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path

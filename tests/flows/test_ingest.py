@@ -1,0 +1,178 @@
+"""Ingest: sources, the set-aside rules and the reconciliation report (flows/ingest.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from configs.schema import ColumnMapping
+from flows.ingest import IngestError, load_transactions, parse_source
+
+MAPPED = ColumnMapping(customer_id="cust", order_ts="when", amount="value", order_id="oid")
+
+GOOD_ROWS = [
+    ("a", "2024-01-01", "10.5", "o1"),
+    ("a", "2024-01-01", "4.5", "o2"),  # same day, another order
+    ("b", "2024-01-05", "-4", "o3"),  # refund
+    ("c", "2024-02-01", "0", "o4"),  # $0 order
+    ("c", "2024-03-01", "5", "o5"),
+]
+
+
+def write_csv(path: Path, rows, header=("cust", "when", "value", "oid")) -> Path:
+    frame = pd.DataFrame(rows, columns=list(header))
+    frame.to_csv(path, index=False)
+    return path
+
+
+def load(path, tmp_path, **kwargs):
+    kwargs.setdefault("columns", MAPPED)
+    return load_transactions(str(path), workdir=tmp_path, **kwargs)
+
+
+def test_clean_csv_keeps_refunds_and_zero_orders(tmp_path):
+    result = load(write_csv(tmp_path / "t.csv", GOOD_ROWS), tmp_path)
+    report = result.report
+    assert report["rows_read"] == 5 and report["rows_used"] == 5
+    assert sum(report["rows_set_aside"].values()) == 0
+    assert report["net_revenue"] == pytest.approx(16.0)
+    assert report["refund_rows"] == 1 and report["refund_amount"] == -4.0
+    assert report["zero_amount_rows"] == 1
+    assert result.as_of == date(2024, 3, 1)
+    frame = result.transactions.to_pandas()
+    assert list(frame.columns) == ["customer_id", "order_ts", "amount", "order_id", "category", "quantity"]
+    assert frame["amount"].dtype == "float64"
+    assert len(result.quarantine) == 0
+
+
+def test_missing_column_names_file_and_column(tmp_path):
+    path = write_csv(tmp_path / "t.csv", GOOD_ROWS, header=("cust", "when", "price", "oid"))
+    with pytest.raises(IngestError) as err:
+        load(path, tmp_path)
+    message = str(err.value)
+    assert str(path) in message and "missing column 'value' (for amount)" in message
+    assert "columns found: cust, when, price, oid" in message
+
+
+def test_empty_input(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("cust,when,value,oid\n")
+    with pytest.raises(IngestError, match="empty.csv: the input has no rows"):
+        load(path, tmp_path)
+
+
+def test_wrong_type_amount_column_is_an_error_with_examples(tmp_path):
+    rows = [(c, d, "n/a" if i % 2 else v, o) for i, (c, d, v, o) in enumerate(GOOD_ROWS)]
+    with pytest.raises(IngestError) as err:
+        load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    message = str(err.value)
+    assert "column 'value' (for amount) does not hold numbers in 2 of 5 rows" in message
+    assert "data row 2: value='n/a'" in message
+
+
+def test_unparseable_dates_over_tolerance_is_an_error(tmp_path):
+    rows = GOOD_ROWS + [("d", "31/12/2024", "1", "o9")]
+    with pytest.raises(IngestError) as err:
+        load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    assert "column 'when' (for order_ts) does not hold dates" in str(err.value)
+    assert "data row 6: when='31/12/2024'" in str(err.value)
+
+
+def test_few_unparseable_dates_and_amounts_are_set_aside_within_tolerance(tmp_path):
+    rows = GOOD_ROWS + [("d", "not a date", "1", "o9"), ("e", "2024-01-09", "abc", "o10")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, max_invalid_share=0.2)
+    assert result.report["rows_set_aside"]["unparseable_date"] == 1
+    assert result.report["rows_set_aside"]["non_numeric_amount"] == 1
+    assert result.report["rows_used"] == 5
+    assert sorted(result.quarantine["reason"]) == ["non_numeric_amount", "unparseable_date"]
+    # The raw value is kept so the row can be fixed and reloaded.
+    assert "not a date" in set(result.quarantine["raw_order_ts"])
+
+
+def test_custom_date_format(tmp_path):
+    rows = [("a", "19970101", "1", "o1"), ("a", "19970205", "2", "o2")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, date_format="%Y%m%d")
+    assert result.as_of == date(1997, 2, 5)
+
+
+def test_null_ids_duplicates_conflicts_and_future_rows_are_set_aside(tmp_path):
+    rows = GOOD_ROWS + [
+        ("", "2024-01-02", "3", "o6"),  # null id
+        ("a", "2024-01-01", "10.5", "o1"),  # exact duplicate record of the first row
+        ("z", "2024-01-03", "7", "o5"),  # order o5 already belongs to customer c
+        ("d", "2030-01-01", "5", "o7"),  # after the as-of date
+    ]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 12, 31))
+    aside = result.report["rows_set_aside"]
+    assert aside == {
+        "null_customer_id": 1,
+        "unparseable_date": 0,
+        "non_numeric_amount": 0,
+        "after_as_of": 1,
+        "duplicate_record": 1,
+        "conflicting_order_id": 1,
+    }
+    assert result.report["rows_used"] == 5
+    # Customers whose every row was set aside are still accounted for.
+    assert result.report["customers_only_in_quarantine"] == 2  # d (future) and z (conflicting order)
+    assert set(result.quarantine["source_row"]) == {6, 7, 8, 9}
+
+
+def test_every_row_is_accounted_for(tmp_path):
+    rows = GOOD_ROWS + [("", "2024-01-02", "3", "o6"), ("d", "2030-01-01", "5", "o7")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 6, 30))
+    report = result.report
+    assert report["rows_used"] + sum(report["rows_set_aside"].values()) == report["rows_read"] == 7
+    assert len(result.quarantine) == 2
+
+
+def test_parquet_file_folder_and_glob(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "order_ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:2].to_parquet(folder / "part-0.parquet")
+    frame.iloc[2:].to_parquet(folder / "part-1.parquet")
+    for src in (folder / "part-0.parquet", folder, folder / "part-*.parquet"):
+        result = load_transactions(str(src), columns=ColumnMapping(), workdir=tmp_path)
+        expected = 2 if str(src).endswith("part-0.parquet") else 3
+        assert result.report["rows_used"] == expected
+
+
+def test_sqlite_table(tmp_path):
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("create table orders (cust text, when_ text, value real, oid text)")
+        con.executemany("insert into orders values (?, ?, ?, ?)", [(c, d, float(v), o) for c, d, v, o in GOOD_ROWS])
+    cols = ColumnMapping(customer_id="cust", order_ts="when_", amount="value", order_id="oid")
+    result = load_transactions(f"sqlite:///{db}#orders", columns=cols, workdir=tmp_path)
+    assert result.report["rows_used"] == 5
+    assert result.report["net_revenue"] == pytest.approx(16.0)
+
+
+def test_database_source_needs_a_table():
+    with pytest.raises(IngestError, match="needs a table"):
+        parse_source("sqlite:///shop.db")
+
+
+def test_unknown_path_lists_builtins():
+    with pytest.raises(IngestError, match="no such file or folder .*cdnow"):
+        parse_source("/no/such/file.csv")
+
+
+def test_cdnow_builtin_matches_the_published_size(tmp_path):
+    result = load_transactions("cdnow", columns=ColumnMapping(), workdir=tmp_path)
+    report = result.report
+    assert report["rows_read"] == report["rows_used"] == 69_659
+    assert report["customers_used"] == 23_570
+    assert report["zero_amount_rows"] == 80
+    assert result.as_of == date(1998, 6, 30)
