@@ -44,6 +44,19 @@ AsOf = Annotated[
 ]
 HorizonDays = Annotated[Optional[int], typer.Option("--horizon-days", min=7, help="Prediction horizon in days.")]
 Engine = Annotated[Optional[str], typer.Option("--engine", help="duckdb (default) or spark.")]
+UsePrefect = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--prefect/--no-prefect",
+        help="Run as a Prefect flow (default: only when PREFECT_API_URL is set; else in-process, no server start-up).",
+    ),
+]
+
+
+def use_prefect(flag: bool | None) -> bool:
+    import os
+
+    return bool(os.environ.get("PREFECT_API_URL")) if flag is None else flag
 
 
 class ListName(str, Enum):
@@ -131,15 +144,24 @@ def train(
     as_of: AsOf = None,
     horizon_days: HorizonDays = None,
     engine: Engine = None,
+    prefect: UsePrefect = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Build features, fit the models, backtest them, log to MLflow and promote the winner if no worse."""
+    cutoff = parse_date(as_of, "--as-of")
+    if use_prefect(prefect):
+        from flows.orchestration import train as train_flow
+
+        ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+        result = train_flow(data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config)
+        typer.echo(json.dumps(result, indent=2))
+        return
     from flows.pipeline import run_train
 
     ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
-    typer.echo(run_train(ctx, data=data, as_of=parse_date(as_of, "--as-of")))
+    typer.echo(run_train(ctx, data=data, as_of=cutoff))
 
 
 @app.command()
@@ -149,15 +171,25 @@ def score(
     horizon_days: HorizonDays = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write scores and lists to this folder.")] = None,
     engine: Engine = None,
+    prefect: UsePrefect = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Score every customer with the champion model, nominate the lists and write the outputs."""
+    cutoff = parse_date(as_of, "--as-of")
+    ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+    if use_prefect(prefect):
+        if out is not None or horizon_days is not None:
+            raise click.BadParameter("--out and --horizon-days go with in-process runs (--no-prefect)")
+        from flows.orchestration import score as score_flow
+
+        result = score_flow(data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config)
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
     from flows.pipeline import run_score
 
-    ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
-    typer.echo(run_score(ctx, data=data, as_of=parse_date(as_of, "--as-of"), out=out))
+    typer.echo(run_score(ctx, data=data, as_of=cutoff, out=out))
 
 
 @app.command()
@@ -215,7 +247,7 @@ def serve(
     from flows.deployments import serve_deployments
 
     ctx = _context(workdir, config)
-    serve_deployments(ctx, data=data)
+    serve_deployments(ctx, data=data, config=config)
 
 
 @app.command("app")

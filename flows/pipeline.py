@@ -6,6 +6,7 @@ segments/ get plain values.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from configs import VipcastConfig, load_config
-from flows.progress import Progress
+from flows.progress import LocalSteps, Progress
 from flows.workspace import Workspace
 
 
@@ -139,3 +140,447 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
         f"rows read {report['rows_read']:,}, used {report['rows_used']:,}, set aside {set_aside:,}"
         f" (report: {side['reconciliation']})"
     )
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def model_settings(config: VipcastConfig) -> dict[str, Any]:
+    """The scoring model's settings from the config (keyword arguments of CustomerValueModel)."""
+    model = config.model
+    return {
+        "horizon_days": model.horizon_days,
+        "btyd": model.btyd,
+        "penalizer": model.penalizer,
+        "discount_rate_annual": model.discount_rate_annual,
+        "label_window_days": model.label_window_days,
+        "time_unit": config.features.time_unit,
+        "windows_days": tuple(config.features.windows_days),
+        "n_estimators": model.lightgbm.n_estimators,
+        "learning_rate": model.lightgbm.learning_rate,
+        "num_leaves": model.lightgbm.num_leaves,
+        "min_child_samples": model.lightgbm.min_child_samples,
+        "random_state": model.lightgbm.seed,
+        "sample_customers": model.lightgbm.sample_customers,
+    }
+
+
+def settings_of(model) -> dict[str, Any]:
+    """The constructor settings of a fitted model (to refit the champion's recipe on a new split)."""
+    import inspect
+
+    names = [name for name in inspect.signature(type(model).__init__).parameters if name != "self"]
+    return {name: getattr(model, name) for name in names}
+
+
+def backtest_cutoff(as_of: date, horizon_days: int) -> date:
+    """The backtest cutoff of a training run: one horizon before the as-of date."""
+    from datetime import timedelta
+
+    return as_of - timedelta(days=horizon_days)
+
+
+def fit_scoring_model(ingested, as_of: date, settings: dict[str, Any]):
+    """Fit the whole scoring model on everything up to the as-of date."""
+    from models.pipeline import CustomerValueModel
+
+    return CustomerValueModel(**settings).fit(ingested.transactions, as_of)
+
+
+def backtest_models(ingested, cutoff: date, settings: dict[str, Any]):
+    """Every candidate fitted on data up to `cutoff`, scored on (cutoff, cutoff + horizon]."""
+    from models.backtest import backtest
+
+    settings = dict(settings)
+    horizon_days = settings.pop("horizon_days")
+    return backtest(ingested.transactions, cutoff, horizon_days, **settings)
+
+
+def backtest_figures(result) -> dict[str, Any]:
+    """The diagnostic plots of a backtest, as matplotlib figures for MLflow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from models import plots
+
+    figures = {}
+    for name, draw in plots.backtest_plots(result).items():
+        figures[name] = draw.figure
+    return figures
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """A plain-text table of a backtest's metrics, one row per candidate, champion marked."""
+    metrics = ("normalized_gini", "spearman", "decile_mape", "top_decile_capture", "total_error", "mae", "churn_auc")
+    header = f"{'model':<14}" + "".join(f"{m:>20}" for m in metrics)
+    lines = [
+        f"backtest: cutoff {result['cutoff']}, horizon {result['horizon_days']} days, {result['n_customers']:,} customers",
+        header,
+    ]
+    for name, values in result["models"].items():
+        mark = " *" if name == result["champion"] else ""
+        cells = "".join(f"{values.get(m, float('nan')):>20.4f}" for m in metrics)
+        lines.append(f"{name + mark:<14}{cells}")
+    lines.append("* champion (the rule: docs/models.md)")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BacktestReport:
+    result: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.result.to_dict()
+
+    def summary_table(self) -> str:
+        return summary_table(self.to_dict())
+
+
+def run_backtest(ctx: Context, data: str | None, cutoff: date | None) -> BacktestReport:
+    """`vipcast backtest`: compare the candidates at a cutoff."""
+    progress = Progress(2)
+    with progress.step("loading and checking transactions"):
+        ingested = ingest(ctx, data)
+    settings = model_settings(ctx.config)
+    cutoff = cutoff or backtest_cutoff(ingested.as_of, settings["horizon_days"])
+    if cutoff >= ingested.as_of:
+        raise ValueError(f"cutoff {cutoff} must be before the last transaction date {ingested.as_of}")
+    with progress.step(f"fitting and scoring every candidate at {cutoff}"):
+        result = backtest_models(ingested, cutoff, settings)
+    return BacktestReport(result)
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    as_of: date
+    model_version: str
+    shipped: str
+    promotion: str
+    promoted: bool
+    backtest: dict[str, Any] | None
+
+    def __str__(self) -> str:
+        lines = [f"trained {self.model_version} as of {self.as_of}; ships '{self.shipped}'", f"promotion: {self.promotion}"]
+        if self.backtest is not None:
+            lines.append(summary_table(self.backtest))
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        table = summary_table(self.backtest) if self.backtest else "no backtest"
+        return (
+            f"# vipcast training, as of {self.as_of}\n\n- model: `{self.model_version}` (ships `{self.shipped}`)\n"
+            f"- promotion: {self.promotion}\n\n```\n{table}\n```\n"
+        )
+
+
+def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, settings: dict[str, Any], backtest: dict[str, Any]):
+    """The promotion decision: the new model's backtest vs the champion's recipe on the same split."""
+    from flows import tracking
+
+    if tracking.champion_version(ctx.workspace, dataset) is None:
+        return tracking.decide_promotion(backtest["models"][backtest["champion"]], None)
+    champion, _ = tracking.load_champion(ctx.workspace, dataset)
+    champion_settings = settings_of(champion)
+    if champion_settings == settings:
+        return tracking.Promotion(True, "same settings as the champion, refitted on current data")
+    result = backtest_models(ingested, cutoff, champion_settings).to_dict()
+    return tracking.decide_promotion(backtest["models"][backtest["champion"]], result["models"][result["champion"]])
+
+
+def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[str, Any], backtest: dict[str, Any], figures, promotion):
+    """Log the run, register the scoring model, and move the champion alias if promoted."""
+    from flows import tracking
+    from flows.ingest import data_digest
+
+    data_info = {
+        "as_of": ingested.as_of.isoformat(),
+        "digest": data_digest(ingested.connection),
+        "rows_used": ingested.report["rows_used"],
+        "customers_used": ingested.report["customers_used"],
+    }
+    params = {**settings, "dataset": dataset, "config": ctx.config.model_dump_json()}
+    logged = tracking.log_training(ctx.workspace, dataset, model, params=params, backtest=backtest, data_info=data_info, figures=figures)
+    tracking.set_champion(ctx.workspace, logged, promotion)
+    return logged
+
+
+def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) -> TrainSummary:
+    """`vipcast train`: backtest, fit on all data, compare with the champion, log, promote if no worse."""
+    step = step or LocalSteps(6)
+    dataset = data or ctx.config.dataset
+    settings = model_settings(ctx.config)
+    ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
+    cutoff = backtest_cutoff(ingested.as_of, settings["horizon_days"])
+    result = step(f"backtesting the candidates at {cutoff}", backtest_models, ingested, cutoff, settings)
+    backtest = result.to_dict()
+    figures = step("drawing the backtest plots", backtest_figures, result)
+    model = step(f"fitting the scoring model up to {ingested.as_of}", fit_scoring_model, ingested, ingested.as_of, settings)
+    promotion = step("comparing with the champion", compare_with_champion, ctx, dataset, ingested, cutoff, settings, backtest, io=True)
+    logged = step("logging to MLflow", register_model, ctx, dataset, ingested, model, settings, backtest, figures, promotion, io=True)
+    close_figures(figures)
+    return TrainSummary(ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest)
+
+
+def close_figures(figures: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    for figure in figures.values():
+        plt.close(figure)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+SCORE_COLUMNS = (
+    "customer_id",
+    "tier",
+    "rolling_12m_spend",
+    "predicted_orders",
+    "predicted_spend",
+    "predicted_ltv",
+    "p_alive",
+    "churn_probability",
+    "rising_star_score",
+)
+
+
+def segment_settings(config: VipcastConfig):
+    from segments.settings import SegmentSettings
+
+    return SegmentSettings.from_mapping(config.segments.model_dump())
+
+
+def open_store(ctx: Context):
+    """The outputs store: the config's SQLAlchemy URL, or the workspace's DuckDB file."""
+    from flows.store import OutputsStore
+
+    return OutputsStore(ctx.config.outputs.store_url or ctx.workspace.outputs_path)
+
+
+def previous_state(store, as_of: date):
+    """The tier state and as-of date of the latest run strictly before `as_of` (None on a first run)."""
+    from flows.store import NoRunsYet
+
+    try:
+        runs = [run for run in store.runs() if run.as_of < as_of]
+    except NoRunsYet:
+        return None, None
+    if not runs:
+        return None, None
+    last = max(runs, key=lambda run: (run.as_of, run.created_at))
+    return store.read_list("state", run_id=last.run_id), last.as_of
+
+
+def score_customers(model, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions and SHAP reason contributions for every featured customer."""
+    predictions = model.predict(features)
+    contributions = model.explain(features)
+    return predictions, contributions
+
+
+def nominate_segments(ctx: Context, features: pd.DataFrame, predictions: pd.DataFrame, contributions, store, as_of: date, horizon_days: int):
+    """Tiers, rising stars, at-risk members, events and economics from the scores."""
+    from segments import nominate
+
+    customers = features.merge(predictions.reset_index(), on="customer_id", how="left", validate="one_to_one")
+    state, previous_as_of = previous_state(store, as_of)
+    return nominate(
+        customers,
+        state,
+        as_of,
+        segment_settings(ctx.config),
+        horizon_days,
+        contributions,
+        feature_values=features.set_index("customer_id"),
+        previous_as_of=previous_as_of,
+    )
+
+
+def config_digest(config: VipcastConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def run_id_for(as_of: date, model_version: str, digest: str, config_json: str) -> str:
+    """Deterministic: re-scoring the same data, model and config on the same date replaces that run."""
+    key = f"{as_of}|{model_version}|{digest}|{config_json}"
+    return f"{as_of:%Y%m%d}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def score_table(features: pd.DataFrame, predictions: pd.DataFrame, segments) -> pd.DataFrame:
+    """The scores of the CLI contract: one row per customer."""
+    scores = features[["customer_id", "rolling_12m_spend"]].merge(predictions.reset_index(), on="customer_id")
+    scores = scores.merge(segments.tiers[["customer_id", "tier", "rising_star_score"]], on="customer_id")
+    return scores[list(SCORE_COLUMNS)]
+
+
+def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine, out: Path | None) -> list[Path]:
+    """Write the run to the store (one transaction), then export the lists (atomic file swaps)."""
+    store.write_run(run, tables)
+    paths = [ctx.workspace.exports_dir]
+    store.export_run(run.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
+    run_dir = ctx.workspace.run_dir(run.run_id)
+    write_json(run_dir / "reconciliation.json", report)
+    if len(quarantine):
+        write_parquet(run_dir / "quarantine.parquet", quarantine)
+    if out is not None:
+        write_score_folder(out, tables, report, quarantine)
+        paths.append(out)
+    return paths
+
+
+def write_score_folder(out: Path, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine) -> None:
+    """`score --out DIR`: scores.parquet, the four lists as CSV, reconciliation.json (and quarantine)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(out / "scores.parquet", tables["scores"])
+    for name in ("rising_stars", "at_risk", "tiers", "events"):
+        frame = tables[name]
+        write_atomic(out / f"{name}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+    write_json(out / "reconciliation.json", report)
+    if len(quarantine):
+        write_parquet(out / "quarantine.parquet", quarantine)
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    run_id: str
+    as_of: date
+    model_version: str
+    n_customers: int
+    tier_counts: dict[str, int]
+    rising_stars: pd.DataFrame
+    n_at_risk: int
+    warnings: list[str]
+    outputs: list[Path]
+
+    def __str__(self) -> str:
+        tiers = ", ".join(f"{tier} {count:,}" for tier, count in self.tier_counts.items())
+        lines = [
+            f"scored {self.n_customers:,} customers as of {self.as_of} with {self.model_version} (run {self.run_id})",
+            f"tiers: {tiers}",
+            f"rising stars: {len(self.rising_stars):,}; at-risk members: {self.n_at_risk:,}",
+        ]
+        lines += [f"warning: {text}" for text in self.warnings]
+        lines.append("outputs: " + ", ".join(str(p) for p in self.outputs))
+        return "\n".join(lines)
+
+
+def scoring_features(model, ingested) -> pd.DataFrame:
+    """Features as of the scoring date, built with the feature spec the model was trained on."""
+    from features.build import customer_features
+
+    table = customer_features(ingested.transactions, ingested.as_of, time_unit=model.time_unit, windows_days=model.windows_days)
+    return table.to_pandas()
+
+
+def assemble_run(ctx: Context, ingested, model, model_version: str, features, predictions, segments):
+    """The run record and the tables of one scoring run."""
+    from flows.ingest import data_digest
+    from flows.store import RunInfo
+
+    scores = score_table(features, predictions, segments)
+    report = account_for_customers(ingested.report, len(features))
+    report["customers_scored"] = len(scores)
+    report["warnings"] = list(segments.warnings)
+    digest = data_digest(ingested.connection)
+    run = RunInfo(
+        run_id=run_id_for(ingested.as_of, model_version, digest, ctx.config.model_dump_json()),
+        as_of=ingested.as_of,
+        model_name=model.champion_,
+        model_version=model_version,
+        horizon_days=model.horizon_days,
+        n_customers=len(scores),
+        data_digest=digest,
+        config_digest=config_digest(ctx.config),
+        reconciliation=json.dumps(report, default=str),
+    )
+    tables = {
+        "scores": scores,
+        "tiers": segments.tiers,
+        "rising_stars": segments.rising_stars,
+        "at_risk": segments.at_risk,
+        "events": segments.events,
+        "economics": segments.economics,
+        "state": segments.state,
+    }
+    return run, tables, report
+
+
+def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | None = None, *, step=None) -> ScoreSummary:
+    """`vipcast score`: champion model -> features -> scores -> segments -> outputs store and exports."""
+    from flows import tracking
+
+    step = step or LocalSteps(6)
+    dataset = data or ctx.config.dataset
+    model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
+    ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
+    features = step(f"building features as of {ingested.as_of}", scoring_features, model, ingested)
+    predictions, contributions = step(f"scoring {len(features):,} customers", score_customers, model, features)
+    store = open_store(ctx)
+    segments = step(
+        "nominating tiers, rising stars and at-risk members",
+        nominate_segments, ctx, features, predictions, contributions, store, ingested.as_of, model.horizon_days, io=True,
+    )
+    run, tables, report = assemble_run(ctx, ingested, model, model_version, features, predictions, segments)
+    outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
+    counts = segments.tiers["tier"].value_counts()
+    return ScoreSummary(
+        run.run_id,
+        ingested.as_of,
+        model_version,
+        len(tables["scores"]),
+        {tier: int(counts.get(tier, 0)) for tier in ("Platinum", "Gold", "Silver", "Base")},
+        segments.rising_stars,
+        len(segments.at_risk),
+        list(segments.warnings),
+        outputs,
+    )
+
+
+# ----------------------------------------------------------------------------- lists and demo
+
+STORE_LIST_NAMES = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events"}
+
+
+def read_list(ctx: Context, name: str, top: int | None = None) -> pd.DataFrame:
+    """A list of the latest scoring run, ranked best first."""
+    from flows.store import NoRunsYet
+
+    store = open_store(ctx)
+    try:
+        return store.read_list(STORE_LIST_NAMES[name], top=top)
+    except NoRunsYet:
+        raise LookupError(f"no scoring run in {ctx.workspace.root} yet: run `vipcast score` first") from None
+
+
+def render_list(frame: pd.DataFrame, fmt: str, out: Path | None) -> str | None:
+    """Write a list to `out` in a format, or return its text for stdout."""
+    if fmt == "parquet":
+        write_parquet(out, frame)
+        return None
+    text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
+    if out is None:
+        return text
+    write_atomic(out, lambda tmp: tmp.write_text(text))
+    return None
+
+
+def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, top: int = 5) -> str:
+    """What `vipcast demo` prints at the end."""
+    lines = ["", "== vipcast demo ==", str(train), "", str(score), "", f"top {top} rising stars:"]
+    for row in score.rising_stars.head(top).itertuples(index=False):
+        reasons = "; ".join(str(getattr(row, f"reason_{i}")) for i in (1, 2, 3) if isinstance(getattr(row, f"reason_{i}", None), str))
+        lines.append(f"  {row.customer_id}: {row.current_tier} -> {row.target_tier} ({reasons})")
+    lines += [
+        "",
+        f"lists: vipcast lists rising-stars --workdir {ctx.workspace.root}   (exports in {ctx.workspace.exports_dir})",
+        f"MLflow UI: mlflow ui --backend-store-uri {ctx.workspace.tracking_uri}",
+        f"web app: VIPCAST_API_KEY=... vipcast app --workdir {ctx.workspace.root}",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(ctx: Context, data: str | None = None) -> str:
+    """`vipcast demo`: train and score on the built-in data, then summarise."""
+    step = LocalSteps(12)
+    train = run_train(ctx, data, None, step=step)
+    score = run_score(ctx, data, None, None, step=step)
+    return demo_report(train, score, ctx)

@@ -31,3 +31,18 @@ class Progress:
             raise
         if not self.quiet:
             print(f" done in {time.perf_counter() - start:.1f} s", file=self.stream, flush=True)
+
+
+class LocalSteps:
+    """Runs a flow's steps in this process, one progress line each (the no-server executor).
+
+    `step(label, function, *args, io=False, **kwargs)` calls `function(*args, **kwargs)`; the Prefect
+    executor in flows/orchestration.py has the same signature and runs each step as a task.
+    """
+
+    def __init__(self, total: int, *, quiet: bool = False) -> None:
+        self.progress = Progress(total, quiet=quiet)
+
+    def __call__(self, label: str, function, *args, io: bool = False, **kwargs):
+        with self.progress.step(label):
+            return function(*args, **kwargs)

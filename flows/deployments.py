@@ -1,0 +1,40 @@
+"""`vipcast serve`: the train and score flows as Prefect deployments on the config's schedules."""
+
+from __future__ import annotations
+
+from flows.pipeline import Context
+
+SCORE_DEPLOYMENT = "weekly-scoring"
+TRAIN_DEPLOYMENT = "scheduled-training"
+
+
+def build_deployments(ctx: Context, data: str | None = None, config: str | None = None):
+    """The two RunnerDeployments, with cron schedules and parameters from the config."""
+    from prefect.schedules import Cron
+
+    from flows.orchestration import score, train
+
+    schedule = ctx.config.schedule
+    parameters = {"data": data or ctx.config.dataset, "workdir": str(ctx.workspace.root), "config": config}
+    scoring = score.to_deployment(
+        name=SCORE_DEPLOYMENT,
+        schedules=[Cron(schedule.score_cron, timezone=schedule.timezone)],
+        parameters=parameters,
+        description="Score every customer with the champion model and refresh the lists",
+        tags=["vipcast", "score"],
+    )
+    training = train.to_deployment(
+        name=TRAIN_DEPLOYMENT,
+        schedules=[Cron(schedule.train_cron, timezone=schedule.timezone)],
+        parameters=parameters,
+        description="Retrain, backtest and promote the champion model if no worse",
+        tags=["vipcast", "train"],
+    )
+    return scoring, training
+
+
+def serve_deployments(ctx: Context, data: str | None = None, config: str | None = None) -> None:
+    """Register both deployments and serve them until interrupted."""
+    from prefect import serve
+
+    serve(*build_deployments(ctx, data, config), pause_on_shutdown=False)

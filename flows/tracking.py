@@ -1,0 +1,185 @@
+"""Every MLflow call of vipcast lives here (STYLE.md: one module for tracking).
+
+- One experiment per dataset (`vipcast/<dataset>`), one registered model per dataset
+  (`vipcast-<dataset>`); the alias `champion` marks the version in use.
+- A training run logs the config, the data digest and size, the backtest metrics of every
+  candidate (`<candidate>.<metric>`), the plots, and the whole scoring model as one pyfunc model.
+- Promotion rule: the new version becomes champion only if its backtest is no worse than the
+  current champion's on the primary metric, `normalized_gini` of the shipped candidate, compared on
+  the same backtest split (the champion's settings are refitted on the new split by the train flow,
+  so data drift between runs cannot make an old score look better or worse than it is).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flows.workspace import Workspace
+
+CHAMPION_ALIAS = "champion"
+PRIMARY_METRIC = "normalized_gini"
+PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_ltv", "p_alive", "churn_probability")
+
+
+def dataset_slug(dataset: str) -> str:
+    """A registry-safe name for a data source (file stem, table or built-in name)."""
+    base = dataset.split("#")[-1] if "#" in dataset else Path(dataset.rstrip("/*")).stem or dataset
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-").lower() or "data"
+
+
+def registered_model_name(dataset: str) -> str:
+    return f"vipcast-{dataset_slug(dataset)}"
+
+
+def experiment_name(dataset: str) -> str:
+    return f"vipcast/{dataset_slug(dataset)}"
+
+
+def _mlflow(workspace: Workspace):
+    import mlflow
+
+    mlflow.set_tracking_uri(workspace.tracking_uri)
+    return mlflow
+
+
+def _use_experiment(mlflow, workspace: Workspace, dataset: str) -> str:
+    name = experiment_name(dataset)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        experiment_id = mlflow.create_experiment(name, artifact_location=f"{workspace.artifact_location}/{dataset_slug(dataset)}")
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _pyfunc_class():
+    """The pyfunc wrapper, defined lazily so importing this module does not import MLflow."""
+    import mlflow.pyfunc
+
+    class CustomerValuePyfunc(mlflow.pyfunc.PythonModel):
+        """The whole scoring model (BTYD + Gamma-Gamma + LightGBM + blend + feature spec) as one pyfunc.
+
+        Input: a customer feature table as `features.build.customer_features` writes it (one row per
+        customer, `customer_id` and the feature columns). Output: `customer_id` and the predictions.
+        """
+
+        def __init__(self, model) -> None:
+            self.model = model
+
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+            predictions = self.model.predict(model_input)
+            return predictions.reset_index()[["customer_id", *PREDICTION_COLUMNS]]
+
+    return CustomerValuePyfunc
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    reason: str
+
+
+def log_training(
+    workspace: Workspace,
+    dataset: str,
+    model,
+    *,
+    params: dict[str, Any],
+    backtest: dict[str, Any] | None,
+    data_info: dict[str, Any],
+    figures: dict[str, Any],
+    input_example: pd.DataFrame | None = None,
+) -> LoggedModel:
+    """Log one training run and register its scoring model; return the run id and model version."""
+    mlflow = _mlflow(workspace)
+    _use_experiment(mlflow, workspace, dataset)
+    name = registered_model_name(dataset)
+    with mlflow.start_run(run_name=f"train {data_info.get('as_of', '')}") as run:
+        mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
+        mlflow.set_tags({"vipcast.dataset": dataset, "vipcast.data_digest": data_info.get("digest", "")})
+        mlflow.log_metrics({k: float(v) for k, v in data_info.items() if isinstance(v, (int, float))})
+        if backtest is not None:
+            mlflow.log_dict(backtest, "backtest.json")
+            for candidate, metrics in backtest["models"].items():
+                mlflow.log_metrics({f"{candidate}.{metric}": float(value) for metric, value in metrics.items() if value is not None})
+            shipped = backtest["models"][backtest["champion"]]
+            mlflow.log_metrics({f"backtest.{metric}": float(value) for metric, value in shipped.items() if value is not None})
+            mlflow.set_tag("vipcast.backtest_champion", backtest["champion"])
+        for figure_name, figure in figures.items():
+            mlflow.log_figure(figure, f"plots/{figure_name}.png")
+        info = mlflow.pyfunc.log_model(
+            name="scoring_model",
+            python_model=_pyfunc_class()(model),
+            registered_model_name=name,
+            input_example=input_example,
+            pip_requirements=["vipcast", "lifetimes==0.11.3", "lightgbm", "pandas", "numpy", "scipy", "scikit-learn"],
+        )
+        return LoggedModel(run.info.run_id, name, str(info.registered_model_version))
+
+
+def champion_version(workspace: Workspace, dataset: str):
+    """The registry's champion model version for a dataset, or None."""
+    mlflow = _mlflow(workspace)
+    client = mlflow.MlflowClient()
+    try:
+        return client.get_model_version_by_alias(registered_model_name(dataset), CHAMPION_ALIAS)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def decide_promotion(new_metrics: dict[str, float], champion_metrics: dict[str, float] | None) -> Promotion:
+    """The promotion rule: no champion yet, or no worse on the primary metric on the same split."""
+    if champion_metrics is None:
+        return Promotion(True, "no champion yet")
+    new, old = new_metrics[PRIMARY_METRIC], champion_metrics[PRIMARY_METRIC]
+    if new >= old - 1e-9:
+        return Promotion(True, f"{PRIMARY_METRIC} {new:.4f} >= champion's {old:.4f} on the same backtest split")
+    return Promotion(False, f"{PRIMARY_METRIC} {new:.4f} < champion's {old:.4f} on the same backtest split: champion kept")
+
+
+def set_champion(workspace: Workspace, logged: LoggedModel, promotion: Promotion) -> None:
+    """Record the decision on the model version, and move the alias if promoted."""
+    mlflow = _mlflow(workspace)
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(logged.name, logged.version, "vipcast.promotion", promotion.reason)
+    if promotion.promoted:
+        client.set_registered_model_alias(logged.name, CHAMPION_ALIAS, logged.version)
+
+
+def load_champion(workspace: Workspace, dataset: str):
+    """The champion scoring model object and its version label; LookupError when none is registered."""
+    mlflow = _mlflow(workspace)
+    version = champion_version(workspace, dataset)
+    if version is None:
+        raise LookupError(
+            f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}: run `vipcast train --data {dataset}` first"
+        )
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}@{CHAMPION_ALIAS}")
+    return pyfunc.unwrap_python_model().model, f"{version.name}/{version.version}"
+
+
+def champion_model_uri(workspace: Workspace, dataset: str) -> str:
+    return f"models:/{registered_model_name(dataset)}@{CHAMPION_ALIAS}"
+
+
+def log_json_artifact(workspace: Workspace, run_id: str, payload: dict[str, Any], name: str) -> None:
+    mlflow = _mlflow(workspace)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_text(json.dumps(payload, indent=2, default=str))
+        mlflow.MlflowClient().log_artifact(run_id, str(path))
