@@ -1,0 +1,162 @@
+"""The input tables of the segment rules, their column names and the checks that guard them.
+
+customers: one row per scored customer, unique `customer_id`, with
+- rolling_12m_spend: net spend in (as_of - 365 days, as_of] (features.rfm);
+- predicted_spend: undiscounted expected spend over the model horizon (`horizon_days`);
+- predicted_orders: expected orders over the horizon;
+- predicted_ltv: discounted value over the horizon;
+- p_alive, churn_probability: probabilities in [0, 1];
+- days_since_last_order: whole days (NaN allowed for a customer with no purchase day);
+- spend_expiring_90d: the part of rolling_12m_spend that drops out of the window within the next
+  90 days (features.behaviour);
+- the trend features of features.behaviour named in `TREND_COLUMNS`.
+
+previous_state: the `state` of the previous run (None or empty on the first run):
+customer_id, tier, grace_until (date or NaT), is_rising_star, is_at_risk.
+
+shap: SHAP contributions to predicted spend, one row per customer (indexed by customer_id, or with
+a customer_id column), one column per model feature (models.pipeline.CustomerValueModel.explain); its non-feature columns
+(`expected_value`, `btyd_component`) are ignored (segments.reasons.NON_FEATURE_COLUMNS).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from segments.settings import TIERS
+
+CUSTOMER_ID = "customer_id"
+ROLLING_12M_SPEND = "rolling_12m_spend"
+PREDICTED_SPEND = "predicted_spend"
+PREDICTED_ORDERS = "predicted_orders"
+PREDICTED_LTV = "predicted_ltv"
+P_ALIVE = "p_alive"
+CHURN_PROBABILITY = "churn_probability"
+DAYS_SINCE_LAST_ORDER = "days_since_last_order"
+SPEND_EXPIRING_90D = "spend_expiring_90d"
+
+#: Trend features (features.behaviour) the rising-star score uses; all "higher = growing".
+AOV_TREND = "aov_trend"
+INTERVAL_ACCELERATION = "purchase_interval_acceleration"
+CATEGORY_BREADTH_GROWTH = "category_breadth_growth"
+SPEND_90D = "spend_90d"
+TREND_COLUMNS = (AOV_TREND, INTERVAL_ACCELERATION, CATEGORY_BREADTH_GROWTH, SPEND_90D)
+
+REQUIRED_CUSTOMER_COLUMNS = (
+    CUSTOMER_ID,
+    ROLLING_12M_SPEND,
+    PREDICTED_SPEND,
+    PREDICTED_ORDERS,
+    PREDICTED_LTV,
+    P_ALIVE,
+    CHURN_PROBABILITY,
+    DAYS_SINCE_LAST_ORDER,
+    SPEND_EXPIRING_90D,
+    *TREND_COLUMNS,
+)
+NUMERIC_CUSTOMER_COLUMNS = REQUIRED_CUSTOMER_COLUMNS[1:]
+#: Columns that may be NaN: a customer with a single purchase day has no trend and no interval.
+NULLABLE_CUSTOMER_COLUMNS = (DAYS_SINCE_LAST_ORDER, AOV_TREND, INTERVAL_ACCELERATION, CATEGORY_BREADTH_GROWTH)
+STATE_COLUMNS = (CUSTOMER_ID, "tier", "grace_until", "is_rising_star", "is_at_risk")
+
+
+def as_of_timestamp(as_of: dt.date | pd.Timestamp | str, name: str = "as_of") -> pd.Timestamp:
+    """A scoring date as a midnight Timestamp; a time of day other than midnight is an error."""
+    try:
+        stamp = pd.Timestamp(as_of)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a date, got {as_of!r}") from error
+    if stamp is pd.NaT or pd.isna(stamp):
+        raise ValueError(f"{name} must be a date, got {as_of!r}")
+    if stamp.tzinfo is not None or stamp != stamp.normalize():
+        raise ValueError(f"{name} must be a calendar day (midnight, no time zone), got {as_of!r}")
+    return stamp.as_unit("ns")
+
+
+def check_customers(customers: pd.DataFrame) -> pd.DataFrame:
+    """Validated copy of the per-customer table with a fresh RangeIndex; errors name the column."""
+    if not isinstance(customers, pd.DataFrame):
+        raise TypeError(f"customers must be a pandas DataFrame, got {type(customers).__name__}")
+    missing = [column for column in REQUIRED_CUSTOMER_COLUMNS if column not in customers.columns]
+    if missing:
+        raise ValueError(
+            f"customers table is missing required column(s) {missing}; it has {list(customers.columns)}"
+        )
+    checked = customers.reset_index(drop=True).copy()
+    _check_ids(checked[CUSTOMER_ID], "customers")
+    for column in NUMERIC_CUSTOMER_COLUMNS:
+        values = pd.to_numeric(checked[column], errors="coerce")
+        bad = checked[column].notna() & values.isna()
+        if bad.any():
+            raise ValueError(f"customers column {column!r} must be numeric; offending rows: {_examples(checked, bad, column)}")
+        if column not in NULLABLE_CUSTOMER_COLUMNS and values.isna().any():
+            raise ValueError(
+                f"customers column {column!r} has missing values; offending rows: "
+                f"{_examples(checked, values.isna(), column)}"
+            )
+        checked[column] = values.astype(float)
+    for column in (P_ALIVE, CHURN_PROBABILITY):
+        outside = (checked[column] < 0) | (checked[column] > 1)
+        if outside.any():
+            raise ValueError(
+                f"customers column {column!r} must be a probability in [0, 1]; offending rows: "
+                f"{_examples(checked, outside, column)}"
+            )
+    return checked
+
+
+def check_previous_state(previous_state: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Validated copy of the previous run's state (None when there is none)."""
+    if previous_state is None or len(previous_state) == 0:
+        return None
+    if not isinstance(previous_state, pd.DataFrame):
+        raise TypeError(f"previous_state must be a pandas DataFrame or None, got {type(previous_state).__name__}")
+    missing = [column for column in STATE_COLUMNS if column not in previous_state.columns]
+    if missing:
+        raise ValueError(
+            f"previous_state is missing required column(s) {missing}; it has {list(previous_state.columns)}"
+        )
+    state = previous_state.loc[:, list(STATE_COLUMNS)].reset_index(drop=True).copy()
+    _check_ids(state[CUSTOMER_ID], "previous_state")
+    unknown = ~state["tier"].isin(TIERS)
+    if unknown.any():
+        raise ValueError(
+            f"previous_state column 'tier' must be one of {list(TIERS)}; offending rows: "
+            f"{_examples(state, unknown, 'tier')}"
+        )
+    try:
+        state["grace_until"] = pd.to_datetime(state["grace_until"]).astype("datetime64[ns]")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"previous_state column 'grace_until' must hold dates or NaT: {error}") from error
+    for column in ("is_rising_star", "is_at_risk"):
+        state[column] = state[column].fillna(False).astype(bool)
+    return state
+
+
+def check_shap(shap: pd.DataFrame, customer_ids: pd.Series, what: str = "shap") -> pd.DataFrame:
+    """SHAP (or feature value) table indexed by customer_id, covering every id in `customer_ids`."""
+    if not isinstance(shap, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(shap).__name__}")
+    table = shap.set_index(CUSTOMER_ID) if CUSTOMER_ID in shap.columns else shap
+    if table.index.has_duplicates:
+        raise ValueError(f"{what} has duplicate customer ids: {list(table.index[table.index.duplicated()][:5])}")
+    absent = ~customer_ids.isin(table.index)
+    if absent.any():
+        raise ValueError(f"{what} has no row for customer(s) {list(customer_ids[absent][:5])}")
+    return table
+
+
+def _check_ids(ids: pd.Series, what: str) -> None:
+    if ids.isna().any():
+        raise ValueError(f"{what} column 'customer_id' has missing values in row(s) {list(ids.index[ids.isna()][:5])}")
+    if ids.duplicated().any():
+        raise ValueError(f"{what} column 'customer_id' has duplicates: {list(ids[ids.duplicated()].unique()[:5])}")
+
+
+def _examples(table: pd.DataFrame, rows: pd.Series | np.ndarray, column: str) -> str:
+    """A few offending rows as 'customer_id=value' pairs."""
+    sample = table.loc[np.asarray(rows), [CUSTOMER_ID, column]].head(5)
+    return ", ".join(f"{row[CUSTOMER_ID]}={row[column]!r}" for _, row in sample.iterrows())

@@ -1,0 +1,169 @@
+"""The single entry point of the segment rules: `nominate`.
+
+Inputs are described in `segments.inputs`; the rules in `segments.tiers`, `segments.rising_stars`,
+`segments.at_risk`, `segments.events` and `segments.economics`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from segments.at_risk import at_risk_members
+from segments.economics import programme_economics
+from segments.events import tier_events
+from segments.inputs import (
+    CUSTOMER_ID,
+    ROLLING_12M_SPEND,
+    STATE_COLUMNS,
+    as_of_timestamp,
+    check_customers,
+    check_previous_state,
+    check_shap,
+)
+from segments.rising_stars import rising_stars
+from segments.settings import TIER_RANK, VIP_TIERS, SegmentSettings
+from segments.tiers import held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
+
+TIERS_COLUMNS = (
+    CUSTOMER_ID,
+    "rank",
+    "tier",
+    ROLLING_12M_SPEND,
+    "tier_threshold",
+    "next_tier",
+    "next_tier_threshold",
+    "amount_to_next_tier",
+    "progress_to_next_tier",
+    "qualified_tier",
+    "in_grace",
+    "grace_until",
+    "projected_12m_spend",
+    "projected_tier",
+    "rising_star_score",
+    "is_rising_star",
+    "is_at_risk",
+)
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Everything one scoring run's segment rules produce.
+
+    tiers: every input customer, ranked by tier, then rolling spend (columns `TIERS_COLUMNS`).
+    rising_stars, at_risk, events: the ranked lists; economics: one row per tier.
+    warnings: plain-language warnings (e.g. too many VIPs); state: the tier state to pass as
+    `previous_state` to the next run; tier_thresholds: the amount each tier starts at on this run
+    (share mode turns shares into amounts).
+    """
+
+    as_of: dt.date
+    tiers: pd.DataFrame
+    rising_stars: pd.DataFrame
+    at_risk: pd.DataFrame
+    events: pd.DataFrame
+    economics: pd.DataFrame
+    state: pd.DataFrame
+    tier_thresholds: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+
+def nominate(
+    customers: pd.DataFrame,
+    previous_state: pd.DataFrame | None,
+    as_of: dt.date,
+    settings: SegmentSettings,
+    horizon_days: int,
+    shap: pd.DataFrame | None = None,
+    *,
+    feature_values: pd.DataFrame | None = None,
+    previous_as_of: dt.date | None = None,
+) -> Segments:
+    """Tiers, rising stars, at-risk members, events and programme economics as of `as_of`.
+
+    Parameters
+    ----------
+    customers : one row per scored customer (columns in `segments.inputs`).
+    previous_state : the previous run's `Segments.state`, or None / empty on the first run.
+    as_of : the scoring date (a calendar day).
+    settings : thresholds and economics.
+    horizon_days : the horizon of predicted_spend / predicted_orders / predicted_ltv.
+    shap : SHAP contributions to predicted spend for reason codes (indexed by customer_id).
+    feature_values : the model's feature values indexed by customer_id, for the reason phrases;
+        defaults to the columns of `customers`.
+    previous_as_of : the previous run's as-of date; when given it must not be after `as_of`.
+    """
+    if not isinstance(horizon_days, (int, np.integer)) or horizon_days <= 0:
+        raise ValueError(f"horizon_days must be a positive whole number of days, got {horizon_days!r}")
+    as_of_stamp = as_of_timestamp(as_of)
+    if previous_as_of is not None and as_of_timestamp(previous_as_of, "previous_as_of") > as_of_stamp:
+        raise ValueError(f"as_of {as_of_stamp.date()} is before the previous run's as_of {previous_as_of}")
+    customers = check_customers(customers)
+    state = check_previous_state(previous_state)
+    if shap is not None:
+        shap = check_shap(shap, customers[CUSTOMER_ID])
+    if feature_values is not None:
+        feature_values = check_shap(feature_values, customers[CUSTOMER_ID], "feature_values")
+
+    amounts = tier_threshold_amounts(customers[ROLLING_12M_SPEND], settings.tiers)
+    tiers = held_tiers(customers, state, as_of_stamp, amounts, settings.grace_days)
+    tiers[ROLLING_12M_SPEND] = customers[ROLLING_12M_SPEND]
+    tiers = tiers.join(tier_progress(tiers["tier"], customers[ROLLING_12M_SPEND], amounts))
+
+    scores, stars = rising_stars(
+        customers, tiers, amounts, horizon_days, settings.rising_star_min_p_alive, shap, feature_values
+    )
+    tiers = tiers.join(scores)
+    is_at_risk, at_risk = at_risk_members(
+        customers, tiers, tiers["projected_12m_spend"], as_of_stamp, settings.churn_threshold, settings.grace_days
+    )
+    tiers["is_at_risk"] = is_at_risk
+    tiers["at_risk_reason"] = (
+        at_risk.set_index(CUSTOMER_ID)["reason"].reindex(tiers[CUSTOMER_ID]).to_numpy()
+    )
+
+    previous = previous_by_customer(customers[CUSTOMER_ID], state)
+    events = tier_events(
+        tiers, previous, state is None, settings.near_next_tier_amount, settings.near_next_tier_share
+    )
+    economics = programme_economics(tiers["tier"], customers, settings.economics, horizon_days)
+
+    ranked = tiers.assign(_tier_rank=tiers["tier"].map(TIER_RANK)).sort_values(
+        ["_tier_rank", ROLLING_12M_SPEND, CUSTOMER_ID], ascending=[False, False, True], kind="mergesort"
+    )
+    ranked.insert(1, "rank", np.arange(1, len(ranked) + 1))
+    tiers_list = ranked.reset_index(drop=True).loc[:, list(TIERS_COLUMNS)]
+
+    return Segments(
+        as_of=as_of_stamp.date(),
+        tiers=tiers_list,
+        rising_stars=stars,
+        at_risk=at_risk,
+        events=events,
+        economics=economics,
+        state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
+        tier_thresholds=amounts,
+        warnings=_warnings(tiers, state, settings),
+    )
+
+
+def _warnings(tiers: pd.DataFrame, state: pd.DataFrame | None, settings: SegmentSettings) -> list[str]:
+    messages = []
+    customers = len(tiers)
+    vips = int(tiers["tier"].isin(VIP_TIERS).sum())
+    if customers and vips / customers > settings.vip_share_warning:
+        messages.append(
+            f"{vips / customers:.1%} of customers ({vips} of {customers}) are in VIP tiers (Silver and above), "
+            f"more than the {settings.vip_share_warning:.0%} warning level; consider higher tier thresholds"
+        )
+    if state is not None:
+        dropped = int((~state[CUSTOMER_ID].isin(tiers[CUSTOMER_ID])).sum())
+        if dropped:
+            messages.append(
+                f"{dropped} customer(s) in the previous tier state are not scored on this run; "
+                "their tier state is not carried forward"
+            )
+    return messages

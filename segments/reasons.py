@@ -1,0 +1,147 @@
+"""Reason codes: the features that pushed a customer's predicted spend up, in a marketer's words.
+
+For one customer, the model features with the largest positive SHAP contributions to predicted
+spend are turned into phrases with the customer's own feature values ("order value up 40% in the
+last 6 months", "spent $1,240 in the last 90 days"). `PHRASES` maps a feature name to a phrase
+function of its value; any other feature gets a generic phrase built from its name
+("<feature name in words> is high (<value>)"). Without a value, `PLAIN_PHRASES` or the generic
+"<feature name in words> raised the forecast" is used. `NON_FEATURE_COLUMNS` of the SHAP table
+(LightGBM's bias term, the BTYD share of a blend) are never reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pandas as pd
+
+Phrase = Callable[[float], str]
+
+
+def _money(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+def _percent_change(value: float) -> str:
+    return f"{abs(value):.0%}"
+
+
+def _direction(value: float, up: str, down: str) -> str:
+    return up if value >= 0 else down
+
+
+def _count(value: float, singular: str, plural: str | None = None) -> str:
+    number = int(round(value))
+    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
+
+
+def _aov_change(trend: float) -> str:
+    """features.behaviour's aov_trend (r - e) / (|r| + |e|) back into a percent change r / e - 1."""
+    if trend >= 1:
+        return "order value up sharply in the last 6 months"
+    if trend <= -1:
+        return "order value down sharply in the last 6 months"
+    change = 2 * trend / (1 - trend)
+    if change >= 1:
+        return f"order value {1 + change:.1f}x what it was in the 6 months before"
+    return f"order value {_direction(change, 'up', 'down')} {_percent_change(change)} in the last 6 months"
+
+
+def _interval_change(acceleration: float) -> str:
+    """features.behaviour's ln(earlier gap / recent gap) as 'buying N times as often'."""
+    ratio = math.exp(acceleration)
+    if ratio >= 1:
+        return f"buying {ratio:.1f}x as often as before"
+    return f"buying less often than before (every {1 / ratio:.1f}x as many days)"
+
+
+PHRASES: dict[str, Phrase] = {
+    # features.behaviour (recent = the last 180 days)
+    "aov_trend": _aov_change,
+    "purchase_interval_acceleration": _interval_change,
+    "category_breadth": lambda v: f"buys across {_count(v, 'category', 'categories')}",
+    "category_breadth_growth": lambda v: f"bought from {_count(v, 'new category', 'new categories')} in the last 6 months",
+    "spend_30d": lambda v: f"spent {_money(v)} in the last 30 days",
+    "spend_90d": lambda v: f"spent {_money(v)} in the last 90 days",
+    "spend_180d": lambda v: f"spent {_money(v)} in the last 6 months",
+    "spend_365d": lambda v: f"spent {_money(v)} in the last 12 months",
+    "orders_30d": lambda v: f"{_count(v, 'order')} in the last 30 days",
+    "orders_90d": lambda v: f"{_count(v, 'order')} in the last 90 days",
+    "orders_180d": lambda v: f"{_count(v, 'order')} in the last 6 months",
+    "orders_365d": lambda v: f"{_count(v, 'order')} in the last 12 months",
+    "spend_expiring_90d": lambda v: f"{_money(v)} of last year's spend about to roll off",
+    "tenure_days": lambda v: f"customer for {_count(v, 'day')}",
+    # features.rfm
+    "days_since_last_order": lambda v: f"last order {_count(v, 'day')} ago",
+    "purchase_days": lambda v: f"bought on {_count(v, 'separate day')}",
+    "net_spend": lambda v: f"spent {_money(v)} in total",
+    "rolling_12m_spend": lambda v: f"spent {_money(v)} in the last 12 months",
+    "recency_score": lambda v: f"recent buyer (recency score {v:.0f} of 5)",
+    "frequency_score": lambda v: f"frequent buyer (frequency score {v:.0f} of 5)",
+    "monetary_score": lambda v: f"big spender (monetary score {v:.0f} of 5)",
+    # features.btyd (lifetimes' definitions, in days)
+    "frequency": lambda v: f"came back to buy on {_count(v, 'separate day')}",
+    "recency": lambda v: f"still buying {_count(v, 'day')} after the first order",
+    "T": lambda v: f"first order {_count(v, 'day')} ago",
+    "monetary_value": lambda v: f"average repeat order of {_money(v)}",
+    # models.pipeline (BTYD outputs the LightGBM model uses as features)
+    "btyd_p_alive": lambda v: f"{v:.0%} likely to still be active",
+    "p_alive": lambda v: f"{v:.0%} likely to still be active",
+}
+
+#: Phrases for features whose value is not at hand (model-internal features such as the BTYD outputs).
+PLAIN_PHRASES: dict[str, str] = {
+    "btyd_expected_orders": "steady repeat buying",
+    "btyd_p_alive": "likely to still be active",
+    "btyd_p_order": "likely to order again soon",
+    "btyd_expected_aov": "high typical order value",
+    "btyd_expected_spend": "strong purchase history",
+}
+
+#: SHAP columns that are not features: LightGBM's bias term and the BTYD share of a blend.
+NON_FEATURE_COLUMNS = ("expected_value", "bias", "base_value", "BiasTerm", "btyd_component")
+
+
+def feature_words(feature: str) -> str:
+    """A feature name in words: 'avg_order_value_90d' -> 'avg order value 90d'."""
+    return feature.replace("_", " ").strip()
+
+
+def phrase(feature: str, value: float | None) -> str:
+    """The marketer's phrase for `feature` at `value`, or a generic phrase."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if missing:
+        return PLAIN_PHRASES.get(feature, f"{feature_words(feature)} raised the forecast")
+    template = PHRASES.get(feature)
+    if template is not None:
+        return template(float(value))
+    if isinstance(value, (int, float)):
+        return f"{feature_words(feature)} is high ({value:,.4g})"
+    return f"{feature_words(feature)} is {value}"
+
+
+def top_reasons(contributions: pd.Series, values: pd.Series | None, limit: int = 3) -> list[str]:
+    """Phrases for up to `limit` features with the largest positive contributions, largest first.
+
+    Ties in contribution are broken by feature name so the result does not depend on column order.
+    """
+    features = contributions.drop(labels=[c for c in NON_FEATURE_COLUMNS if c in contributions.index])
+    positive = features[pd.to_numeric(features, errors="coerce") > 0]
+    ordered = sorted(positive.items(), key=lambda item: (-float(item[1]), str(item[0])))[:limit]
+    reasons = []
+    for feature, _ in ordered:
+        value = None
+        if values is not None and feature in values.index:
+            raw = values[feature]
+            value = None if pd.isna(raw) else (float(raw) if _is_number(raw) else raw)
+        reasons.append(phrase(str(feature), value))
+    return reasons
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True

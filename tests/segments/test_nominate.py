@@ -1,0 +1,162 @@
+"""The entry point: every customer tiered, lists reconcile, bad input refused, warnings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+from segment_tables import AS_OF, DEFAULTS, customers_table, state_table
+
+from features.build import customer_features
+from segments import SegmentSettings, nominate
+
+
+def random_customers(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    table = customers_table(*({} for _ in range(n)))
+    table["rolling_12m_spend"] = rng.gamma(1.0, 2000.0, n) - 100.0
+    table["predicted_spend"] = rng.gamma(1.0, 2500.0, n)
+    table["predicted_orders"] = rng.gamma(2.0, 2.0, n)
+    table["predicted_ltv"] = table["predicted_spend"] * 0.93
+    table["p_alive"] = rng.uniform(0, 1, n)
+    table["churn_probability"] = rng.uniform(0, 1, n)
+    table["spend_expiring_90d"] = rng.gamma(1.0, 300.0, n)
+    table["aov_trend"] = rng.uniform(-1, 1, n)
+    table["spend_90d"] = rng.gamma(1.0, 400.0, n)
+    return table
+
+
+def test_every_customer_is_tiered_and_the_counts_reconcile():
+    customers = random_customers(300, seed=1)
+    result = nominate(customers, None, AS_OF, SegmentSettings(), 365)
+    tiers = result.tiers
+    assert len(tiers) == 300 and set(tiers["customer_id"]) == set(customers["customer_id"])
+    assert list(tiers["rank"]) == list(range(1, 301))
+    counts = tiers["tier"].value_counts()
+    economics = result.economics.set_index("tier")
+    assert economics["members"].sum() == 300
+    for tier, members in economics["members"].items():
+        assert counts.get(tier, 0) == members
+    assert len(result.rising_stars) == tiers["is_rising_star"].sum() > 0
+    assert len(result.at_risk) == tiers["is_at_risk"].sum() > 0
+    assert set(result.state["customer_id"]) == set(customers["customer_id"])
+    events = result.events["event"].value_counts()
+    assert events["new_rising_star"] == len(result.rising_stars)
+    assert events["new_at_risk"] == len(result.at_risk)
+    assert economics["predicted_revenue"].sum() == pytest.approx(customers["predicted_spend"].sum())
+    for name in ("tiers", "rising_stars", "at_risk", "events"):
+        table = getattr(result, name)
+        assert table.columns[0] == "customer_id", name
+        assert list(table["rank"]) == list(range(1, len(table) + 1)), name
+
+
+def test_results_do_not_depend_on_row_order_or_index():
+    customers = random_customers(80, seed=2)
+    shuffled = customers.sample(frac=1.0, random_state=7)
+    shuffled.index = shuffled.index + 1000
+    first = nominate(customers, None, AS_OF, SegmentSettings(), 365)
+    second = nominate(shuffled, None, AS_OF, SegmentSettings(), 365)
+    for name in ("tiers", "rising_stars", "at_risk", "events", "economics"):
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), check_dtype=False)
+
+
+def test_missing_column_is_named():
+    customers = customers_table({"rolling_12m_spend": 100.0}).drop(columns=["churn_probability"])
+    with pytest.raises(ValueError, match=r"missing required column\(s\) \['churn_probability'\]"):
+        nominate(customers, None, AS_OF, SegmentSettings(), 365)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"customer_id": ["c1", "c1"]}, "customer_id' has duplicates: \\['c1'\\]"),
+        ({"p_alive": [0.5, 1.2]}, "'p_alive' must be a probability.*c2=1.2"),
+        ({"rolling_12m_spend": [100.0, None]}, "'rolling_12m_spend' has missing values.*c2"),
+        ({"predicted_spend": ["12", "lots"]}, "'predicted_spend' must be numeric.*c2='lots'"),
+    ],
+)
+def test_bad_customer_values_are_refused(change, message):
+    customers = customers_table({}, {})
+    for column, values in change.items():
+        customers[column] = values
+    with pytest.raises(ValueError, match=message):
+        nominate(customers, None, AS_OF, SegmentSettings(), 365)
+
+
+def test_bad_previous_state_and_settings_are_refused():
+    customers = customers_table({"rolling_12m_spend": 100.0})
+    with pytest.raises(ValueError, match="'tier' must be one of.*c1='Diamond'"):
+        nominate(customers, state_table({"customer_id": "c1", "tier": "Diamond"}), AS_OF, SegmentSettings(), 365)
+    with pytest.raises(ValueError, match="previous_state is missing required column"):
+        nominate(customers, pd.DataFrame({"customer_id": ["c1"], "tier": ["Gold"]}), AS_OF, SegmentSettings(), 365)
+    with pytest.raises(ValueError, match="horizon_days"):
+        nominate(customers, None, AS_OF, SegmentSettings(), 0)
+    with pytest.raises(ValueError, match="calendar day"):
+        nominate(customers, None, pd.Timestamp("2024-06-30 12:00"), SegmentSettings(), 365)
+
+
+def test_vip_share_warning_only_above_the_limit():
+    exactly_20 = customers_table({"rolling_12m_spend": 2000.0}, *({} for _ in range(4)))
+    assert nominate(exactly_20, None, AS_OF, SegmentSettings(), 365).warnings == []
+    forty = customers_table({"rolling_12m_spend": 2000.0}, {"rolling_12m_spend": 9000.0}, {}, {}, {})
+    warnings = nominate(forty, None, AS_OF, SegmentSettings(), 365).warnings
+    assert len(warnings) == 1 and warnings[0].startswith("40.0% of customers (2 of 5) are in VIP tiers")
+    looser = SegmentSettings(vip_share_warning=0.5)
+    assert nominate(forty, None, AS_OF, looser, 365).warnings == []
+
+
+def test_customers_missing_from_this_run_are_reported():
+    previous = state_table({"customer_id": "c1", "tier": "Base"}, {"customer_id": "gone", "tier": "Gold"})
+    result = nominate(customers_table({}), previous, AS_OF, SegmentSettings(), 365)
+    assert result.warnings == [
+        "1 customer(s) in the previous tier state are not scored on this run; their tier state is not carried forward"
+    ]
+
+
+def test_refunds_and_single_order_customers_from_real_features():
+    transactions = pd.DataFrame(
+        {
+            "customer_id": ["refunder", "refunder", "refunder", "one_order"],
+            "order_ts": pd.to_datetime(["2024-01-10", "2024-03-01", "2024-03-05", "2024-05-01"]),
+            "amount": [1500.0, 700.0, -300.0, 2500.0],
+        }
+    )
+    features = customer_features(ibis.memtable(transactions), AS_OF).to_pandas()
+    scores = pd.DataFrame(
+        {
+            "customer_id": ["refunder", "one_order"],
+            "predicted_spend": [2300.0, 900.0],
+            "predicted_orders": [2.0, 0.4],
+            "predicted_ltv": [2200.0, 850.0],
+            "p_alive": [0.8, 0.6],
+            "churn_probability": [0.3, 0.6],
+        }
+    )
+    customers = features.merge(scores, on="customer_id")
+    assert set(DEFAULTS) <= set(customers.columns)
+    result = nominate(customers, None, AS_OF, SegmentSettings(), 365)
+    tiers = result.tiers.set_index("customer_id")
+    # 1,500 + 700 bought, 300 refunded: net 1,900 stays below Silver (2,000) and is $100 away.
+    assert tiers.loc["refunder", "rolling_12m_spend"] == pytest.approx(1900.0)
+    assert tiers.loc["refunder", "tier"] == "Base"
+    assert tiers.loc["refunder", "amount_to_next_tier"] == pytest.approx(100.0)
+    assert list(result.rising_stars["customer_id"]) == ["refunder"]
+    assert result.rising_stars.loc[0, ["reason_1", "reason_2"]].notna().all()
+    # A single order of 2,500 is Silver; churn 0.6 and 900 projected make the member at risk.
+    assert tiers.loc["one_order", "tier"] == "Silver"
+    at_risk = result.at_risk.set_index("customer_id")
+    assert at_risk.loc["one_order", "reason"] == "high churn risk; projected below Silver"
+    assert at_risk.loc["one_order", "days_since_last_order"] == 60
+    events = result.events.set_index("customer_id")
+    assert set(events.loc[["refunder"], "event"]) == {"near_next_tier", "new_rising_star"}
+
+
+def test_as_of_accepts_dates_and_timestamps_alike():
+    customers = random_customers(20, seed=3)
+    by_date = nominate(customers, None, dt.date(2024, 6, 30), SegmentSettings(), 365)
+    by_stamp = nominate(customers, None, pd.Timestamp("2024-06-30"), SegmentSettings(), 365)
+    assert by_date.as_of == by_stamp.as_of == dt.date(2024, 6, 30)
+    pd.testing.assert_frame_equal(by_date.tiers, by_stamp.tiers)

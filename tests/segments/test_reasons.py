@@ -1,0 +1,38 @@
+"""Reason phrases: templates with the customer's values, generic phrases, non-features ignored."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from segments.reasons import phrase, top_reasons
+
+
+def test_templates_use_the_feature_values():
+    assert phrase("spend_90d", 1240.0) == "spent $1,240 in the last 90 days"
+    assert phrase("aov_trend", 0.2) == "order value up 50% in the last 6 months"
+    assert phrase("aov_trend", -0.2) == "order value down 33% in the last 6 months"
+    assert phrase("aov_trend", 0.5) == "order value 3.0x what it was in the 6 months before"
+    assert phrase("purchase_interval_acceleration", math.log(2)) == "buying 2.0x as often as before"
+    assert phrase("category_breadth_growth", 1.0) == "bought from 1 new category in the last 6 months"
+
+
+def test_generic_phrases_for_unknown_or_valueless_features():
+    assert phrase("loyalty_points", 420.0) == "loyalty points is high (420)"
+    assert phrase("btyd_expected_spend", None) == "strong purchase history"
+    assert phrase("mystery_feature", float("nan")) == "mystery feature raised the forecast"
+
+
+def test_top_reasons_order_limit_and_exclusions():
+    contributions = pd.Series(
+        {"spend_90d": 10.0, "aov_trend": 30.0, "frequency": 20.0, "T": 5.0, "tenure_days": -3.0,
+         "expected_value": 900.0, "btyd_component": 800.0}
+    )
+    values = pd.Series({"spend_90d": 300.0, "aov_trend": 0.2, "frequency": 4.0, "T": 200.0})
+    assert top_reasons(contributions, values) == [
+        "order value up 50% in the last 6 months",
+        "came back to buy on 4 separate days",
+        "spent $300 in the last 90 days",
+    ]
+    assert top_reasons(pd.Series({"a_feature": -1.0, "expected_value": 5.0}), values) == []
