@@ -1,0 +1,86 @@
+"""Honest backtests: fit on transactions on or before a cutoff, score the horizon after it.
+
+Every candidate of ``CustomerValueModel`` is evaluated with the DESIGN.md metrics on the customers
+with at least one purchase on or before the cutoff; the champion is chosen with ``champion_rule``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import ibis.expr.types as ir
+import pandas as pd
+
+from features.build import customer_features
+from features.labels import horizon_labels
+from models.metrics import backtest_metrics
+from models.pipeline import CustomerValueModel, champion_rule
+
+
+@dataclasses.dataclass(frozen=True)
+class BacktestResult:
+    """Metrics per candidate, the champion, the fitted model and per-customer predictions vs actuals.
+
+    ``predictions`` is indexed by customer_id with ``actual_spend``, ``actual_orders``, ``churned``
+    and, per candidate NAME, ``NAME_spend`` and ``NAME_churn``; plus the BTYD summary columns
+    (frequency, recency, T) for the calibration plots.
+    """
+
+    cutoff: dt.date
+    horizon_days: int
+    metrics: dict[str, dict[str, float]]
+    champion: str
+    model: CustomerValueModel
+    predictions: pd.DataFrame
+
+    def to_dict(self) -> dict:
+        """``{"cutoff", "horizon_days", "n_customers", "models": {NAME: {metric: value}}, "champion"}``."""
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "horizon_days": self.horizon_days,
+            "n_customers": len(self.predictions),
+            "models": self.metrics,
+            "champion": self.champion,
+        }
+
+
+def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **settings) -> BacktestResult:
+    """Fit ``CustomerValueModel(horizon_days, **settings)`` on data <= cutoff; evaluate on (cutoff, cutoff + H].
+
+    Raises a ValueError when the data does not reach the end of the horizon, so that a short
+    evaluation window is never mistaken for churn.
+    """
+    last_order = pd.Timestamp(transactions.order_ts.max().execute()).date()
+    horizon_end = cutoff + dt.timedelta(days=horizon_days)
+    if last_order < cutoff:
+        raise ValueError(f"no transactions after the cutoff {cutoff}: the last order is on {last_order}")
+    if (horizon_end - last_order).days > 31:
+        raise ValueError(
+            f"the horizon ends {horizon_end} but the data ends {last_order}; choose an earlier cutoff or a shorter horizon"
+        )
+    model = CustomerValueModel(horizon_days=horizon_days, **settings).fit(transactions, cutoff)
+    time_unit = settings.get("time_unit", "days")
+    windows_days = settings.get("windows_days", (30, 90, 180, 365))
+    features = (
+        customer_features(transactions, cutoff, time_unit=time_unit, windows_days=windows_days)
+        .to_pandas()
+        .set_index("customer_id")
+        .sort_index()
+    )
+    labels = horizon_labels(transactions, cutoff, horizon_days).to_pandas().set_index("customer_id")
+    labels = labels.reindex(features.index).fillna({"horizon_spend": 0.0, "horizon_orders": 0, "churned": True})
+    predictions = features[["frequency", "recency", "T", "monetary_value"]].assign(
+        actual_spend=labels["horizon_spend"].astype("float64"),
+        actual_orders=labels["horizon_orders"].astype("float64"),
+        churned=labels["churned"].astype(bool),
+    )
+    metrics = {}
+    for name, candidate in model.candidate_predictions(features).items():
+        predictions[f"{name}_spend"] = candidate["predicted_spend"]
+        predictions[f"{name}_churn"] = candidate["churn_probability"]
+        metrics[name] = backtest_metrics(
+            candidate["predicted_spend"], predictions["actual_spend"], candidate["churn_probability"], predictions["churned"].astype(float)
+        )
+    predictions["btyd_expected_orders"] = model.purchase_model_.predict(features, horizon_days / {"days": 1, "weeks": 7}[time_unit])["expected_orders"]
+    return BacktestResult(cutoff, horizon_days, metrics, champion_rule(metrics), model, predictions)

@@ -1,0 +1,475 @@
+"""The whole scoring model as one object: BTYD + Gamma-Gamma + LightGBM spend and churn + blend.
+
+How it is trained (cutoff C, horizon H days):
+
+1. BTYD and Gamma-Gamma are fitted on the summary at C (all history on or before C).
+2. LightGBM learns from an earlier window: features at C - L, labels in (C - L, C]. L = H when the
+   history allows it, otherwise half the history before C (at least ``MIN_LABEL_WINDOW_DAYS``),
+   so the features at C - L see at least as much history as the labels span. The BTYD features of
+   the training rows come from BTYD models fitted at C - L: nothing after C - L leaks in.
+3. The boosters start from the BTYD forecast and learn corrections to it: the spend booster
+   (Tweedie, log link) has ``init_score = log(BTYD expected spend over L)``, the churn booster
+   ``init_score = logit(BTYD P(no order in L))``.
+4. Carry from L to H: at scoring the spend correction multiplies the BTYD expected spend over H
+   instead of over L; this equals LightGBM's window spend times the customer's ratio of BTYD
+   expected spend over H to that over L, so the extension follows the shape of that customer's
+   BTYD forecast. Churn is carried the same way through P(at least one order), with the BG/NBD
+   form P(order in t) = P(alive) (1 - ((alpha + T) / (alpha + T + t)) ** (r + x)):
+   churn_H = 1 - (1 - churn_L) * P_BTYD(order in H) / P_BTYD(order in L).
+5. A seeded share of the training customers (``holdout_fraction``) is held out: on it the blend's
+   total scaling is learnt and the churn booster is calibrated (isotonic regression on one half,
+   reliability measured on the other half, ``churn_reliability_``).
+
+Candidates are ``bgnbd_gg`` (BTYD orders x Gamma-Gamma order value, churn = 1 - P(alive)),
+``lightgbm`` (boosted spend, calibrated churn) and ``blend``
+(``spend_scale_ * (w * lightgbm + (1 - w) * bgnbd_gg)`` with the calibrated churn). ``w`` is a
+setting (default 0.5): weights estimated in the training window favour LightGBM, whose edge
+shrinks out of time, and equal-weight combinations are the robust default of the forecasting
+literature (Stock and Watson 2004, "Combination forecasts of output growth", J. Forecasting 23).
+The candidate that ships (``champion_``) is the ``champion`` setting when given (the train flow
+passes the backtest's champion), else ``champion_rule`` on the training window's holdout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis.expr.types as ir
+import lightgbm
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+
+from features.btyd import btyd_summary
+from features.build import customer_features, model_feature_columns
+from features.labels import horizon_labels
+from models.btyd import InsufficientDataError, NotFittedError, PurchaseModel, SpendModel, customer_frame
+from models.metrics import decile_mape, normalized_gini, total_error
+
+MIN_LABEL_WINDOW_DAYS = 28
+BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+BTYD_FEATURES = ("btyd_expected_orders", "btyd_p_alive", "btyd_p_order", "btyd_expected_aov", "btyd_expected_spend")
+SMALLEST_SPEND = 1e-6
+PROBABILITY_CLIP = 1e-6
+CANDIDATES = ("bgnbd_gg", "lightgbm", "blend")
+DAYS_PER_UNIT = {"days": 1, "weeks": 7}
+
+
+def champion_rule(metrics: dict[str, dict[str, float]], textbook: str = "bgnbd_gg") -> str:
+    """The candidate to ship, from ``{name: {metric: value}}``.
+
+    A candidate is eligible when it is no worse than the textbook model on normalized_gini,
+    decile_mape and |total_error| at once; among eligible candidates the highest normalized_gini
+    wins (ties: lower decile_mape). If none is eligible the textbook model ships.
+    """
+    base = metrics[textbook]
+    eligible = [
+        name
+        for name, values in metrics.items()
+        if name != textbook
+        and values["normalized_gini"] >= base["normalized_gini"]
+        and values["decile_mape"] <= base["decile_mape"]
+        and abs(values["total_error"]) <= abs(base["total_error"])
+    ]
+    if not eligible:
+        return textbook
+    return max(eligible, key=lambda name: (metrics[name]["normalized_gini"], -metrics[name]["decile_mape"]))
+
+
+def label_window_days(horizon_days: int, history_days: int, requested: int | None = None) -> int:
+    """Length L of the training label window: ``requested``, else H if the history allows, else half the history."""
+    if requested is not None:
+        window = requested
+    else:
+        window = min(horizon_days, history_days // 2)
+    if window < MIN_LABEL_WINDOW_DAYS:
+        raise InsufficientDataError(
+            f"{history_days} day(s) of history before the cutoff leave a {window}-day training window; "
+            f"LightGBM needs at least {MIN_LABEL_WINDOW_DAYS} days of labels after at least as much history"
+        )
+    if window >= history_days:
+        raise InsufficientDataError(
+            f"label window of {window} days leaves no history before it ({history_days} days of history)"
+        )
+    return window
+
+
+def probability_of_order(purchase_model: PurchaseModel, btyd: pd.DataFrame, p_alive: np.ndarray, days: float, unit_days: int) -> np.ndarray:
+    """P(at least one order within ``days``) per customer: P(alive) times the Poisson-gamma chance of a purchase.
+
+    Exact for BG/NBD (a customer can only drop out right after a purchase); for Pareto/NBD and
+    MBG/NBD it ignores drop-out during the window, an upper bound used only as a carry ratio.
+    """
+    r, alpha = purchase_model.params_["r"], purchase_model.params_["alpha"]
+    age = btyd["T"].to_numpy()
+    t = days / unit_days
+    return p_alive * (1.0 - ((alpha + age) / (alpha + age + t)) ** (r + btyd["frequency"].to_numpy()))
+
+
+class CustomerValueModel:
+    """Per-customer spend, discounted lifetime value and churn risk over a horizon.
+
+    Combines the BG/NBD (Fader, Hardie and Lee 2005, Marketing Science 24(2)) or Pareto/NBD
+    (Schmittlein, Morrison and Colombo 1987) purchase model and the Gamma-Gamma spend model
+    (Fader, Hardie and Lee 2005, JMR 42(4)) with LightGBM gradient-boosted trees (Ke et al. 2017,
+    NeurIPS) trained on an earlier window, and a calibrated blend; see the module docstring for the
+    training scheme. Holds only parameters and boosters, so it pickles and serves from the
+    feature columns alone.
+
+    Parameters
+    ----------
+    horizon_days : int
+        Forecast horizon H in days.
+    btyd : {"bgnbd", "pareto", "mbgnbd"}
+        Purchase-count model.
+    penalizer : float
+        L2 penalty for the BTYD and Gamma-Gamma fits.
+    discount_rate_annual : float
+        Annual discount rate for ``predicted_ltv``: spend expected at day t is worth
+        ``(1 + rate) ** (-t / 365)``; the spend is spread over the horizon along the customer's
+        BTYD cumulative expected orders (30-day steps, mid-step discounting).
+    label_window_days : int or None
+        Training label window L; None chooses H or half the history (see ``label_window_days``).
+    time_unit : {"days", "weeks"}
+        Unit of recency and T in the BTYD summary.
+    windows_days : tuple of int
+        Recent-spend windows of the behaviour features.
+    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings. The defaults
+        (100 rounds at 0.03, 15 leaves, 200 customers a leaf) keep the correction to the BTYD
+        forecast small and smooth: stronger boosters fit the training window better but were
+        over-confident out of time in the CDNOW and synthetic backtests (docs/models.md).
+    num_threads : int
+        LightGBM threads (keep small on shared machines).
+    random_state : int
+        Seed for sampling, the holdout split and LightGBM.
+    sample_customers : int or None
+        Train LightGBM on at most this many customers (a seeded random sample).
+    holdout_fraction : float
+        Share of training customers held out for blend, scaling and churn calibration.
+
+    Attributes
+    ----------
+    purchase_model_, spend_model_ : fitted BTYD models at the cutoff.
+    regressor_, classifier_ : lightgbm.Booster for window spend and window churn.
+    churn_calibrator_ : sklearn IsotonicRegression on the classifier's scores.
+    feature_names_ : list of str, the LightGBM input columns.
+    label_window_days_ : int, the L used.
+    spend_scale_ : float, the blend's total scaling learnt on the training window's holdout.
+    champion_ : str, the candidate ``predict`` ships; ``selection_`` holds the holdout metrics per
+        candidate that chose it; ``churn_reliability_`` the reliability table of calibrated churn.
+    """
+
+    def __init__(
+        self,
+        horizon_days: int = 365,
+        btyd: str = "bgnbd",
+        penalizer: float = 0.0,
+        discount_rate_annual: float = 0.1,
+        label_window_days: int | None = None,
+        time_unit: str = "days",
+        windows_days: tuple[int, ...] = (30, 90, 180, 365),
+        n_estimators: int = 100,
+        learning_rate: float = 0.03,
+        num_leaves: int = 15,
+        min_child_samples: int = 200,
+        num_threads: int = 2,
+        random_state: int = 0,
+        sample_customers: int | None = None,
+        holdout_fraction: float = 0.3,
+        spend_objective: str = "tweedie",
+        blend_weight: float = 0.5,
+        champion: str | None = None,
+    ):
+        self.spend_objective = spend_objective
+        self.blend_weight = blend_weight
+        self.champion = champion
+        self.horizon_days = horizon_days
+        self.btyd = btyd
+        self.penalizer = penalizer
+        self.discount_rate_annual = discount_rate_annual
+        self.label_window_days = label_window_days
+        self.time_unit = time_unit
+        self.windows_days = windows_days
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.num_threads = num_threads
+        self.random_state = random_state
+        self.sample_customers = sample_customers
+        self.holdout_fraction = holdout_fraction
+
+    # ----------------------------------------------------------------- fitting
+
+    def check_settings(self) -> None:
+        """Raise a clear error for settings out of range."""
+        if self.horizon_days is None or int(self.horizon_days) < 1:
+            raise ValueError(f"horizon_days must be a positive number of days, got {self.horizon_days}")
+        if self.time_unit not in DAYS_PER_UNIT:
+            raise ValueError(f"time_unit must be one of {sorted(DAYS_PER_UNIT)}, got {self.time_unit!r}")
+        if not 0.05 <= self.holdout_fraction <= 0.5:
+            raise ValueError(f"holdout_fraction must be in [0.05, 0.5], got {self.holdout_fraction}")
+        if not 0.0 <= self.blend_weight <= 1.0:
+            raise ValueError(f"blend_weight must be in [0, 1], got {self.blend_weight}")
+        if self.champion is not None and self.champion not in CANDIDATES:
+            raise ValueError(f"champion must be None or one of {CANDIDATES}, got {self.champion!r}")
+        if self.discount_rate_annual < 0:
+            raise ValueError(f"discount_rate_annual must be >= 0, got {self.discount_rate_annual}")
+        if not 1 <= self.num_threads <= 64:
+            raise ValueError(f"num_threads must be between 1 and 64, got {self.num_threads}")
+        if self.sample_customers is not None and self.sample_customers < 100:
+            raise ValueError(f"sample_customers must be None or at least 100, got {self.sample_customers}")
+
+    def booster_params(self, objective: str) -> dict:
+        """LightGBM parameters: deterministic, seeded, thread-limited."""
+        return {
+            "objective": objective,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "feature_fraction": 0.9,
+            "lambda_l2": 1.0,
+            "num_threads": self.num_threads,
+            "seed": self.random_state,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+
+    def fit(self, transactions: ir.Table, cutoff: dt.date) -> CustomerValueModel:
+        """Fit every part on transactions on or before ``cutoff`` (later rows are ignored)."""
+        self.check_settings()
+        horizon = int(self.horizon_days)
+        unit_days = DAYS_PER_UNIT[self.time_unit]
+        first_order = transactions.order_ts.min().execute()
+        history_days = (cutoff - pd.Timestamp(first_order).date()).days
+        window = label_window_days(horizon, history_days, self.label_window_days)
+        train_cutoff = cutoff - dt.timedelta(days=window)
+
+        summary = btyd_summary(transactions, cutoff, self.time_unit).to_pandas().set_index("customer_id")
+        self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
+        self.spend_model_ = SpendModel(self.penalizer).fit(summary)
+
+        train_features = (
+            customer_features(transactions, train_cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
+            .to_pandas()
+            .set_index("customer_id")
+            .sort_index()
+        )
+        labels = horizon_labels(transactions, train_cutoff, window).to_pandas().set_index("customer_id")
+        labels = labels.reindex(train_features.index)
+        labels = labels.fillna({"horizon_spend": 0.0, "horizon_orders": 0.0, "churned": True})
+        early_purchase = PurchaseModel(self.btyd, self.penalizer).fit(train_features)
+        early_spend = SpendModel(self.penalizer).fit(train_features)
+        train_btyd = self.btyd_features(train_features, early_purchase, early_spend, window)
+        train = train_features.join(train_btyd)
+
+        rng = np.random.default_rng(self.random_state)
+        if self.sample_customers is not None and len(train) > self.sample_customers:
+            train = train.iloc[np.sort(rng.choice(len(train), self.sample_customers, replace=False))]
+        is_holdout = rng.random(len(train)) < self.holdout_fraction
+        if is_holdout.sum() < 100 or (~is_holdout).sum() < 100:
+            raise InsufficientDataError(
+                f"{len(train)} training customers are too few to train and hold out (need 100 in each part)"
+            )
+        self.feature_names_ = [*model_feature_columns(self.windows_days), *BTYD_FEATURES]
+        x = train[self.feature_names_].astype("float64")
+        y_spend = labels.loc[train.index, "horizon_spend"].to_numpy(dtype="float64")
+        y_churn = labels.loc[train.index, "churned"].to_numpy(dtype="float64")
+        fit_rows, holdout_rows = ~is_holdout, is_holdout
+        if y_churn[fit_rows].min() == y_churn[fit_rows].max():
+            raise InsufficientDataError("every training customer has the same churn outcome in the label window")
+        spend_base, churn_base = spend_margin(x), churn_margin(x)
+        # Refunds can make a window's net spend negative; the log-link objective needs spend >= 0.
+        self.regressor_ = lightgbm.train(
+            self.booster_params(self.spend_objective),
+            lightgbm.Dataset(x[fit_rows], np.maximum(y_spend[fit_rows], 0.0), init_score=spend_base[fit_rows]),
+            num_boost_round=self.n_estimators,
+        )
+        self.classifier_ = lightgbm.train(
+            self.booster_params("binary"),
+            lightgbm.Dataset(x[fit_rows], y_churn[fit_rows], init_score=churn_base[fit_rows]),
+            num_boost_round=self.n_estimators,
+        )
+        self.label_window_days_ = window
+        self.train_cutoff_ = train_cutoff
+        self.cutoff_ = cutoff
+        self.select_blend(x[holdout_rows], y_spend[holdout_rows], y_churn[holdout_rows], train_btyd.loc[x.index[holdout_rows]])
+        return self
+
+    def select_blend(self, x: pd.DataFrame, spend: np.ndarray, churned: np.ndarray, btyd: pd.DataFrame) -> None:
+        """Blend weight, total scaling, churn calibration and champion from the training-window holdout."""
+        lightgbm_spend = self.boosted_spend(x, x)
+        btyd_spend = btyd["btyd_expected_spend"].to_numpy()
+        raw_churn = self.boosted_churn(x)
+        half = np.random.default_rng(self.random_state + 1).random(len(x)) < 0.5
+        self.churn_calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+            raw_churn[half], churned[half]
+        )
+        self.churn_reliability_ = reliability_table(self.churn_calibrator_.predict(raw_churn[~half]), churned[~half])
+
+        blended = self.blend_weight * lightgbm_spend + (1.0 - self.blend_weight) * btyd_spend
+        if blended.sum() <= 0 or spend.sum() <= 0:
+            raise InsufficientDataError("no positive spend in the training window's holdout: cannot scale the blend")
+        self.spend_scale_ = float(spend.sum() / blended.sum())
+        candidates = {"bgnbd_gg": btyd_spend, "lightgbm": lightgbm_spend, "blend": self.spend_scale_ * blended}
+        self.selection_ = {
+            name: {
+                "normalized_gini": normalized_gini(values, spend),
+                "decile_mape": decile_mape(values, spend),
+                "total_error": total_error(values, spend),
+            }
+            for name, values in candidates.items()
+        }
+        if self.champion is None:
+            self.champion_ = champion_rule(self.selection_)
+            self.champion_reason_ = "champion_rule on the training window's holdout (selection_)"
+        else:
+            self.champion_ = self.champion
+            self.champion_reason_ = "fixed by the champion setting (e.g. from a backtest)"
+
+    # --------------------------------------------------------------- scoring
+
+    def btyd_features(self, features: pd.DataFrame, purchase_model: PurchaseModel, spend_model: SpendModel, days: float) -> pd.DataFrame:
+        """BTYD outputs over ``days`` as LightGBM features: expected orders, P(alive), expected AOV and spend."""
+        unit_days = DAYS_PER_UNIT[self.time_unit]
+        orders = purchase_model.predict(features, days / unit_days)
+        aov = spend_model.predict(features)["expected_aov"]
+        summary = customer_frame(features, ("frequency", "T"))
+        p_order = probability_of_order(purchase_model, summary, orders["p_alive"].to_numpy(), days, unit_days)
+        return pd.DataFrame(
+            {
+                "btyd_expected_orders": orders["expected_orders"],
+                "btyd_p_alive": orders["p_alive"],
+                "btyd_p_order": p_order,
+                "btyd_expected_aov": aov,
+                "btyd_expected_spend": orders["expected_orders"] * aov,
+            },
+            index=orders.index,
+        )
+
+    def check_fitted(self) -> None:
+        """Raise NotFittedError before ``fit``."""
+        if not hasattr(self, "champion_"):
+            raise NotFittedError("CustomerValueModel is not fitted yet: call fit(transactions, cutoff) first")
+
+    def model_inputs(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """(LightGBM matrix over L, BTYD outputs over L, BTYD outputs over H) for a feature table."""
+        self.check_fitted()
+        if not isinstance(features, pd.DataFrame):
+            raise TypeError(f"features must be a pandas DataFrame (customer_features(...).to_pandas()), got {type(features).__name__}")
+        frame = features.set_index("customer_id") if "customer_id" in features.columns else features
+        frame.index = frame.index.rename("customer_id")
+        needed = [name for name in self.feature_names_ if name not in BTYD_FEATURES]
+        missing = [name for name in needed if name not in frame.columns]
+        if missing:
+            raise ValueError(f"feature table lacks column(s) {missing}; build it with features.build.customer_features")
+        window = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.label_window_days_)
+        horizon = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.horizon_days)
+        x = frame[needed].astype("float64").join(window)[self.feature_names_]
+        return x, window, horizon
+
+    def boosted_spend(self, x: pd.DataFrame, base: pd.DataFrame) -> np.ndarray:
+        """LightGBM spend: the BTYD spend in ``base`` times the boosted multiplicative correction learnt on x."""
+        correction = self.regressor_.predict(x, raw_score=True, num_threads=self.num_threads)
+        return np.exp(correction + spend_margin(base))
+
+    def boosted_churn(self, x: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated P(no order in the label window): the BTYD log-odds plus the boosted correction."""
+        correction = self.classifier_.predict(x, raw_score=True, num_threads=self.num_threads)
+        return 1.0 / (1.0 + np.exp(-(correction + churn_margin(x))))
+
+    def candidate_predictions(self, features: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """``{candidate: DataFrame(predicted_spend, churn_probability)}`` for every candidate."""
+        x, window, horizon = self.model_inputs(features)
+        btyd_spend = horizon["btyd_expected_spend"].to_numpy()
+        lightgbm_spend = self.boosted_spend(x, horizon)
+        blended = self.spend_scale_ * (self.blend_weight * lightgbm_spend + (1.0 - self.blend_weight) * btyd_spend)
+        window_churn = self.churn_calibrator_.predict(self.boosted_churn(x))
+        p_alive = window["btyd_p_alive"].to_numpy()
+        order_window = window["btyd_p_order"].to_numpy()
+        order_horizon = horizon["btyd_p_order"].to_numpy()
+        safe = order_window > 1e-12
+        order_ratio = np.where(safe, order_horizon / np.where(safe, order_window, 1.0), 1.0)
+        churn = np.clip(1.0 - (1.0 - window_churn) * order_ratio, 0.0, 1.0)
+        index = x.index
+        return {
+            "bgnbd_gg": pd.DataFrame({"predicted_spend": btyd_spend, "churn_probability": 1.0 - p_alive}, index=index),
+            "lightgbm": pd.DataFrame({"predicted_spend": lightgbm_spend, "churn_probability": churn}, index=index),
+            "blend": pd.DataFrame({"predicted_spend": blended, "churn_probability": churn}, index=index),
+        }
+
+    def discount_factor(self, features: pd.DataFrame) -> np.ndarray:
+        """Per-customer present value of one unit of horizon spend spread along the BTYD order curve."""
+        rate = self.discount_rate_annual
+        steps = np.unique(np.append(np.arange(30, self.horizon_days, 30), self.horizon_days)).astype(float)
+        unit_days = DAYS_PER_UNIT[self.time_unit]
+        cumulative = np.column_stack(
+            [self.purchase_model_.predict(features, day / unit_days)["expected_orders"].to_numpy() for day in steps]
+        )
+        increments = np.diff(np.column_stack([np.zeros(len(cumulative)), cumulative]), axis=1)
+        midpoints = (steps - np.diff(np.append(0.0, steps)) / 2.0) / 365.0
+        weights = (1.0 + rate) ** (-midpoints)
+        total = cumulative[:, -1]
+        # Customers with no expected orders get spend spread evenly over the horizon.
+        even = np.sum(np.diff(np.append(0.0, steps)) / self.horizon_days * weights)
+        safe = total > 1e-12
+        return np.where(safe, (increments * weights).sum(axis=1) / np.where(safe, total, 1.0), even)
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Scores per customer from a ``customer_features`` table at the scoring date.
+
+        Returns a DataFrame indexed by customer_id with ``predicted_orders`` (BTYD expected orders
+        over H), ``predicted_spend`` (undiscounted, from the champion), ``predicted_ltv``
+        (discounted), ``p_alive`` and ``churn_probability`` (no order in H; from the champion).
+        """
+        champion = self.candidate_predictions(features)[self.champion_]
+        x, _, horizon = self.model_inputs(features)
+        return pd.DataFrame(
+            {
+                "predicted_orders": horizon["btyd_expected_orders"],
+                "predicted_spend": champion["predicted_spend"],
+                "predicted_ltv": champion["predicted_spend"] * self.discount_factor(x),
+                "p_alive": horizon["btyd_p_alive"],
+                "churn_probability": champion["churn_probability"],
+            },
+            index=x.index,
+        )
+
+    def explain(self, features: pd.DataFrame) -> pd.DataFrame:
+        """SHAP contributions (LightGBM ``pred_contrib``) of each feature to the spend correction, per customer.
+
+        The spend booster multiplies the BTYD forecast by ``exp(correction)``; the columns are the
+        exact SHAP values of that log correction per feature, plus ``expected_value`` (the booster's
+        mean), so each row sums to log(LightGBM spend / BTYD spend). Positive values raise the
+        customer's predicted spend above the BTYD forecast, negative ones lower it.
+        """
+        x, _, _ = self.model_inputs(features)
+        contributions = self.regressor_.predict(x, pred_contrib=True, num_threads=self.num_threads)
+        return pd.DataFrame(contributions, index=x.index, columns=[*self.feature_names_, "expected_value"])
+
+    def feature_importance(self) -> pd.Series:
+        """Total gain per feature of the spend regressor, largest first."""
+        self.check_fitted()
+        gains = self.regressor_.feature_importance(importance_type="gain")
+        return pd.Series(gains, index=self.feature_names_, name="gain").sort_values(ascending=False)
+
+
+def spend_margin(btyd: pd.DataFrame) -> np.ndarray:
+    """Log of the BTYD expected spend: the starting point the spend booster corrects."""
+    return np.log(np.maximum(btyd["btyd_expected_spend"].to_numpy(), SMALLEST_SPEND))
+
+
+def churn_margin(btyd: pd.DataFrame) -> np.ndarray:
+    """Log-odds of no order per the BTYD model: the starting point the churn booster corrects."""
+    no_order = np.clip(1.0 - btyd["btyd_p_order"].to_numpy(), PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
+    return np.log(no_order / (1.0 - no_order))
+
+
+def reliability_table(probability: np.ndarray, outcome: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted probability vs observed rate in equal-count bins (a reliability diagram's data)."""
+    order = np.argsort(probability, kind="stable")
+    group = np.empty(len(probability), dtype=int)
+    group[order] = np.arange(len(probability)) * bins // len(probability)
+    frame = pd.DataFrame({"bin": group, "predicted": probability, "observed": outcome})
+    return frame.groupby("bin").agg(predicted=("predicted", "mean"), observed=("observed", "mean"), customers=("observed", "size"))

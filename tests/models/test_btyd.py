@@ -1,0 +1,157 @@
+import datetime as dt
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
+from lifetimes.datasets import load_cdnow_summary, load_cdnow_summary_data_with_monetary_value
+
+from features.btyd import btyd_summary
+from models.btyd import (
+    MIN_REPEAT_CUSTOMERS,
+    InsufficientDataError,
+    NotFittedError,
+    PurchaseModel,
+    SpendModel,
+    bgnbd_negative_log_likelihood,
+)
+
+PUBLISHED = {
+    "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
+    "pareto": {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
+}
+GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
+
+
+@pytest.fixture(scope="module")
+def summary() -> pd.DataFrame:
+    return load_cdnow_summary(index_col=[0])
+
+
+def assert_close(params: pd.Series, published: dict, rel: float, half_unit: float = 5e-4) -> None:
+    """Within ``rel`` relative, or within half a unit of the last printed decimal (``half_unit``).
+
+    The papers print three decimals: r = 0.243 is the rounding of 0.2426 (1.7e-3 relative), so the
+    rounding tolerance is the tightest test the printed value supports.
+    """
+    for name, value in published.items():
+        assert abs(params[name] - value) <= max(rel * value, half_unit), (name, params[name], value)
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "pareto"])
+def test_purchase_model_reproduces_published_cdnow_estimates(summary, model):
+    assert_close(PurchaseModel(model).fit(summary).params_, PUBLISHED[model], rel=1e-3)
+
+
+def test_gamma_gamma_reproduces_published_cdnow_estimates():
+    assert_close(SpendModel().fit(load_cdnow_summary_data_with_monetary_value()).params_, GAMMA_GAMMA, rel=1e-3, half_unit=5e-3)
+
+
+def test_features_summary_of_cdnow_sample_gives_published_estimates(cdnow_sample):
+    # CDNOW_sample's 39-week calibration period ends 1997-09-30; the features' summary, not lifetimes', feeds the models.
+    summary = btyd_summary(cdnow_sample, dt.date(1997, 9, 30), "weeks").to_pandas()
+    assert len(summary) == 2357
+    assert_close(PurchaseModel("bgnbd").fit(summary).params_, PUBLISHED["bgnbd"], rel=1e-2)
+    assert_close(SpendModel().fit(summary).params_, GAMMA_GAMMA, rel=1e-2, half_unit=5e-3)
+
+
+def test_weighted_unique_rows_match_lifetimes_on_raw_rows(summary):
+    raw = BetaGeoFitter().fit(summary["frequency"].to_numpy(), summary["recency"].to_numpy(), summary["T"].to_numpy())
+    ours = PurchaseModel("bgnbd").fit(summary).params_
+    np.testing.assert_allclose(ours[raw.params_.index].to_numpy(), raw.params_.to_numpy(), rtol=1e-4)
+
+
+def test_penalized_fit_matches_lifetimes(summary):
+    raw = BetaGeoFitter(penalizer_coef=0.01).fit(summary["frequency"], summary["recency"], summary["T"])
+    ours = PurchaseModel("bgnbd", penalizer=0.01).fit(summary).params_
+    np.testing.assert_allclose(ours[raw.params_.index].to_numpy(), raw.params_.to_numpy(), rtol=1e-4)
+
+
+def test_analytic_gradient_matches_finite_differences(summary):
+    args = (summary["frequency"].to_numpy(), summary["recency"].to_numpy() / 40, summary["T"].to_numpy() / 40, np.ones(len(summary)), 0.1)
+    point = np.log([0.3, 0.2, 0.9, 2.0])
+    value, gradient = bgnbd_negative_log_likelihood(point, *args)
+    reference = BetaGeoFitter._negative_log_likelihood(point, *args)
+    assert value == pytest.approx(float(reference), rel=1e-10)
+    step = 1e-6
+    numeric = [
+        (bgnbd_negative_log_likelihood(point + step * np.eye(4)[i], *args)[0] - bgnbd_negative_log_likelihood(point - step * np.eye(4)[i], *args)[0]) / (2 * step)
+        for i in range(4)
+    ]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "pareto", "mbgnbd"])
+def test_predictions_equal_lifetimes_formulas(summary, model):
+    fitted = PurchaseModel(model).fit(summary)
+    predicted = fitted.predict(summary, 39)
+    fitter = fitted.fitter()
+    args = summary["frequency"].to_numpy(), summary["recency"].to_numpy(), summary["T"].to_numpy()
+    np.testing.assert_allclose(predicted["expected_orders"], fitter.conditional_expected_number_of_purchases_up_to_time(39, *args), rtol=1e-12)
+    np.testing.assert_allclose(predicted["p_alive"], fitter.conditional_probability_alive(*args), rtol=1e-12)
+    assert predicted.index.name == "customer_id" and len(predicted) == len(summary)
+
+
+def test_spend_model_gives_population_mean_without_usable_evidence():
+    data = load_cdnow_summary_data_with_monetary_value()
+    model = SpendModel().fit(data)
+    p, q, v = model.params_
+    table = pd.DataFrame({"frequency": [0, 3, 2, 4], "monetary_value": [0.0, -5.0, 0.0, 20.0]}, index=list("abcd"))
+    expected = model.predict(table)["expected_aov"]
+    assert expected[["a", "b", "c"]].tolist() == pytest.approx([p * v / (q - 1)] * 3)
+    reference = GammaGammaFitter()
+    reference.params_ = model.params_
+    assert expected["d"] == pytest.approx(float(reference.conditional_expected_average_profit(4, 20.0)))
+    assert expected.notna().all()
+
+
+def test_refuses_all_one_time_buyers():
+    table = pd.DataFrame({"frequency": 0.0, "recency": 0.0, "T": np.arange(1.0, 101.0)})
+    with pytest.raises(InsufficientDataError, match="one-time buyers"):
+        PurchaseModel().fit(table)
+    with pytest.raises(InsufficientDataError, match="Gamma-Gamma needs at least"):
+        SpendModel().fit(table.assign(monetary_value=0.0))
+
+
+def test_refuses_too_few_repeat_customers(summary):
+    few = pd.concat([summary[summary["frequency"] == 0], summary[summary["frequency"] > 0].head(MIN_REPEAT_CUSTOMERS - 1)])
+    with pytest.raises(InsufficientDataError, match=f"at least {MIN_REPEAT_CUSTOMERS}"):
+        PurchaseModel().fit(few)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.assign(recency=s["T"] + 1), "recency greater than T"),
+        (lambda s: s.assign(frequency=s["frequency"] + 0.5), "non-integer frequency"),
+        (lambda s: s.drop(columns="T"), r"lacks column\(s\) \['T'\]"),
+        (lambda s: s.assign(T=np.nan), "missing or infinite"),
+    ],
+)
+def test_bad_summaries_get_clear_errors(summary, change, message):
+    with pytest.raises(ValueError, match=message):
+        PurchaseModel().fit(change(summary))
+
+
+def test_unknown_model_and_predict_before_fit(summary):
+    with pytest.raises(ValueError, match="unknown BTYD model"):
+        PurchaseModel("nbd").fit(summary)
+    with pytest.raises(NotFittedError):
+        PurchaseModel().predict(summary, 10)
+    with pytest.raises(NotFittedError):
+        SpendModel().predict(summary.assign(monetary_value=1.0))
+
+
+def test_models_pickle_with_parameters_only(summary):
+    model = PurchaseModel().fit(summary)
+    restored = pickle.loads(pickle.dumps(model))
+    assert set(vars(restored)) == {"model", "penalizer", "params_", "n_customers_"}
+    pd.testing.assert_frame_equal(restored.predict(summary, 10), model.predict(summary, 10))
+    assert len(pickle.dumps(model)) < 2000
+
+
+def test_pareto_fit_is_deterministic(summary):
+    first = PurchaseModel("pareto").fit(summary).params_
+    second = PurchaseModel("pareto").fit(summary).params_
+    pd.testing.assert_series_equal(first, second)

@@ -1,0 +1,111 @@
+import datetime as dt
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import customer_features
+from models.btyd import InsufficientDataError, NotFittedError
+from models.pipeline import SMALLEST_SPEND, CustomerValueModel, champion_rule, label_window_days
+
+CUTOFF = dt.date(1997, 9, 30)
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow_sample):
+    return CustomerValueModel(horizon_days=273, n_estimators=60).fit(cdnow_sample, CUTOFF)
+
+
+@pytest.fixture(scope="module")
+def features(cdnow_sample):
+    return customer_features(cdnow_sample, CUTOFF).to_pandas()
+
+
+def test_predict_contract(fitted, features):
+    scores = fitted.predict(features)
+    assert list(scores.columns) == ["predicted_orders", "predicted_spend", "predicted_ltv", "p_alive", "churn_probability"]
+    assert scores.index.name == "customer_id" and len(scores) == len(features) == 2357
+    assert scores.notna().all().all()
+    assert (scores["predicted_spend"] >= 0).all()
+    assert scores["churn_probability"].between(0, 1).all() and scores["p_alive"].between(0, 1).all()
+    # Discounting at 10% a year over 273 days lowers value by 0-7%.
+    ratio = scores["predicted_ltv"] / scores["predicted_spend"]
+    assert ratio.between((1.1) ** (-273 / 365), 1.0).all() and ratio.lt(1.0).all()
+
+
+def test_learned_values_and_champion_are_recorded(fitted):
+    assert fitted.label_window_days_ == 136  # half of the 272 days of history before the cutoff
+    assert fitted.champion_ in ("bgnbd_gg", "lightgbm", "blend")
+    assert set(fitted.selection_) == {"bgnbd_gg", "lightgbm", "blend"}
+    assert fitted.spend_scale_ > 0
+    reliability = fitted.churn_reliability_
+    assert (reliability["predicted"] - reliability["observed"]).abs().mean() < 0.1
+
+
+def test_zero_discount_gives_ltv_equal_to_spend(cdnow_sample, features):
+    model = CustomerValueModel(horizon_days=182, n_estimators=20, discount_rate_annual=0.0).fit(cdnow_sample, CUTOFF)
+    scores = model.predict(features)
+    np.testing.assert_allclose(scores["predicted_ltv"], scores["predicted_spend"], rtol=1e-12)
+
+
+def test_pickles_without_training_data(fitted, features):
+    restored = pickle.loads(pickle.dumps(fitted))
+    pd.testing.assert_frame_equal(restored.predict(features), fitted.predict(features))
+    assert len(pickle.dumps(fitted)) < 2_000_000
+    assert not any(isinstance(value, pd.DataFrame) and len(value) > 100 for value in vars(fitted).values())
+
+
+def test_predict_uses_feature_columns_only(fitted, features):
+    # Row order and extra columns do not matter; results are per customer.
+    shuffled = features.sample(frac=1.0, random_state=1).assign(extra=1.0)
+    pd.testing.assert_frame_equal(fitted.predict(shuffled).sort_index(), fitted.predict(features).sort_index())
+
+
+def test_explain_sums_to_the_spend_correction(fitted, features):
+    contributions = fitted.explain(features)
+    assert list(contributions.columns) == [*fitted.feature_names_, "expected_value"]
+    candidates = fitted.candidate_predictions(features)
+    btyd_spend = np.maximum(candidates["bgnbd_gg"]["predicted_spend"], SMALLEST_SPEND)
+    log_ratio = np.log(candidates["lightgbm"]["predicted_spend"] / btyd_spend)
+    np.testing.assert_allclose(contributions.sum(axis=1), log_ratio, atol=1e-8)
+
+
+def test_deterministic(cdnow_sample, features, fitted):
+    again = CustomerValueModel(horizon_days=273, n_estimators=60).fit(cdnow_sample, CUTOFF)
+    pd.testing.assert_frame_equal(again.predict(features), fitted.predict(features))
+
+
+def test_errors(cdnow_sample, features, fitted):
+    with pytest.raises(NotFittedError):
+        CustomerValueModel(horizon_days=10).predict(features)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['frequency'\]"):
+        fitted.predict(features.drop(columns="frequency"))
+    with pytest.raises(ValueError, match="champion must be"):
+        CustomerValueModel(horizon_days=10, champion="best").fit(cdnow_sample, CUTOFF)
+    with pytest.raises(InsufficientDataError, match="training window"):
+        CustomerValueModel(horizon_days=30).fit(cdnow_sample, dt.date(1997, 2, 15))
+
+
+def test_fixed_champion_is_shipped(cdnow_sample, features):
+    model = CustomerValueModel(horizon_days=182, n_estimators=20, champion="bgnbd_gg").fit(cdnow_sample, CUTOFF)
+    scores = model.predict(features)
+    expected = model.candidate_predictions(features)["bgnbd_gg"]
+    np.testing.assert_allclose(scores["predicted_spend"], expected["predicted_spend"])
+    assert model.champion_ == "bgnbd_gg" and "fixed" in model.champion_reason_
+
+
+def test_label_window_days():
+    assert label_window_days(90, 400) == 90
+    assert label_window_days(273, 272) == 136
+    assert label_window_days(273, 272, requested=100) == 100
+    with pytest.raises(InsufficientDataError):
+        label_window_days(273, 40)
+
+
+def test_champion_rule():
+    base = {"normalized_gini": 0.6, "decile_mape": 0.2, "total_error": -0.1}
+    better = {"normalized_gini": 0.7, "decile_mape": 0.15, "total_error": 0.05}
+    best_gini_but_biased = {"normalized_gini": 0.8, "decile_mape": 0.15, "total_error": 0.2}
+    assert champion_rule({"bgnbd_gg": base, "blend": better, "lightgbm": best_gini_but_biased}) == "blend"
+    assert champion_rule({"bgnbd_gg": base, "lightgbm": best_gini_but_biased}) == "bgnbd_gg"
