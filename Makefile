@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv>=0.4"
 	$(PYTHON) -m uv venv --allow-existing --python $(PYTHON) $(VENV)
-	$(PYTHON) -m uv pip install --python $(BIN)/python -r requirements.lock
+	$(PYTHON) -m uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
 	$(PYTHON) -m uv pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,8 @@ def settings_of(model) -> dict[str, Any]:
     """The constructor settings of a fitted model (to refit the champion's recipe on a new split)."""
     import inspect
 
-    names = [name for name in inspect.signature(type(model).__init__).parameters if name != "self"]
+    # `champion` is the backtest's choice for that fit, not part of the recipe.
+    names = [name for name in inspect.signature(type(model).__init__).parameters if name not in ("self", "champion")]
     return {name: getattr(model, name) for name in names}
 
 
@@ -203,10 +204,16 @@ def backtest_figures(result) -> dict[str, Any]:
     matplotlib.use("Agg")
     from models import plots
 
-    figures = {}
-    for name, draw in plots.backtest_plots(result).items():
-        figures[name] = draw.figure
-    return figures
+    purchase_model = result.model.purchase_model_
+    axes = {
+        "calibration_purchases": plots.plot_calibration_purchases(result),
+        "deciles": plots.plot_deciles(result),
+        "gain": plots.plot_gain(result),
+        "feature_importance": plots.plot_feature_importance(result.model),
+        "p_alive_matrix": plots.plot_probability_alive_matrix(purchase_model),
+        "frequency_recency_matrix": plots.plot_frequency_recency_matrix(purchase_model),
+    }
+    return {name: ax.figure for name, ax in axes.items()}
 
 
 def summary_table(result: dict[str, Any]) -> str:
@@ -314,7 +321,9 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     result = step(f"backtesting the candidates at {cutoff}", backtest_models, ingested, cutoff, settings)
     backtest = result.to_dict()
     figures = step("drawing the backtest plots", backtest_figures, result)
-    model = step(f"fitting the scoring model up to {ingested.as_of}", fit_scoring_model, ingested, ingested.as_of, settings)
+    # The model that ships is the backtest's winner, refitted on everything up to the as-of date.
+    shipped = {**settings, "champion": backtest["champion"]}
+    model = step(f"fitting the scoring model up to {ingested.as_of}", fit_scoring_model, ingested, ingested.as_of, shipped)
     promotion = step("comparing with the champion", compare_with_champion, ctx, dataset, ingested, cutoff, settings, backtest, io=True)
     logged = step("logging to MLflow", register_model, ctx, dataset, ingested, model, settings, backtest, figures, promotion, io=True)
     close_figures(figures)
@@ -370,15 +379,22 @@ def previous_state(store, as_of: date):
     return store.read_list("state", run_id=last.run_id), last.as_of
 
 
-def score_customers(model, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predictions and SHAP reason contributions for every featured customer."""
-    predictions = model.predict(features)
-    contributions = model.explain(features)
-    return predictions, contributions
+def score_customers(model, features: pd.DataFrame) -> pd.DataFrame:
+    """Predictions for every featured customer."""
+    return model.predict(features)
 
 
-def nominate_segments(ctx: Context, features: pd.DataFrame, predictions: pd.DataFrame, contributions, store, as_of: date, horizon_days: int):
-    """Tiers, rising stars, at-risk members, events and economics from the scores."""
+def explainer(model, features: pd.DataFrame):
+    """SHAP reason contributions on demand, for just the customers asked about (the rising stars)."""
+
+    def explain(customer_ids: pd.Series) -> pd.DataFrame:
+        return model.explain(features[features["customer_id"].isin(customer_ids)])
+
+    return explain
+
+
+def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: pd.DataFrame, store, as_of: date):
+    """Tiers, rising stars (with reason codes), at-risk members, events and economics from the scores."""
     from segments import nominate
 
     customers = features.merge(predictions.reset_index(), on="customer_id", how="left", validate="one_to_one")
@@ -388,8 +404,8 @@ def nominate_segments(ctx: Context, features: pd.DataFrame, predictions: pd.Data
         state,
         as_of,
         segment_settings(ctx.config),
-        horizon_days,
-        contributions,
+        model.horizon_days,
+        explainer(model, features),
         feature_values=features.set_index("customer_id"),
         previous_as_of=previous_as_of,
     )
@@ -484,6 +500,7 @@ def assemble_run(ctx: Context, ingested, model, model_version: str, features, pr
     run = RunInfo(
         run_id=run_id_for(ingested.as_of, model_version, digest, ctx.config.model_dump_json()),
         as_of=ingested.as_of,
+        created_at=datetime.now(timezone.utc),
         model_name=model.champion_,
         model_version=model_version,
         horizon_days=model.horizon_days,
@@ -513,11 +530,11 @@ def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | No
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
     features = step(f"building features as of {ingested.as_of}", scoring_features, model, ingested)
-    predictions, contributions = step(f"scoring {len(features):,} customers", score_customers, model, features)
+    predictions = step(f"scoring {len(features):,} customers", score_customers, model, features)
     store = open_store(ctx)
     segments = step(
         "nominating tiers, rising stars and at-risk members",
-        nominate_segments, ctx, features, predictions, contributions, store, ingested.as_of, model.horizon_days, io=True,
+        nominate_segments, ctx, model, features, predictions, store, ingested.as_of, io=True,
     )
     run, tables, report = assemble_run(ctx, ingested, model, model_version, features, predictions, segments)
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)

@@ -6,6 +6,8 @@ Inputs are described in `segments.inputs`; the rules in `segments.tiers`, `segme
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -77,7 +79,7 @@ def nominate(
     as_of: dt.date,
     settings: SegmentSettings,
     horizon_days: int,
-    shap: pd.DataFrame | None = None,
+    shap: pd.DataFrame | Callable[[pd.Series], pd.DataFrame] | None = None,
     *,
     feature_values: pd.DataFrame | None = None,
     previous_as_of: dt.date | None = None,
@@ -91,7 +93,9 @@ def nominate(
     as_of : the scoring date (a calendar day).
     settings : thresholds and economics.
     horizon_days : the horizon of predicted_spend / predicted_orders / predicted_ltv.
-    shap : SHAP contributions to predicted spend for reason codes (indexed by customer_id).
+    shap : SHAP contributions to predicted spend for reason codes (indexed by customer_id), or a
+        function of a Series of customer ids returning them for just those customers: it is called
+        once, for the nominated rising stars only (SHAP for every customer is costly at scale).
     feature_values : the model's feature values indexed by customer_id, for the reason phrases;
         defaults to the columns of `customers`.
     previous_as_of : the previous run's as-of date; when given it must not be after `as_of`.
@@ -103,7 +107,7 @@ def nominate(
         raise ValueError(f"as_of {as_of_stamp.date()} is before the previous run's as_of {previous_as_of}")
     customers = check_customers(customers)
     state = check_previous_state(previous_state)
-    if shap is not None:
+    if shap is not None and not callable(shap):
         shap = check_shap(shap, customers[CUSTOMER_ID])
     if feature_values is not None:
         feature_values = check_shap(feature_values, customers[CUSTOMER_ID], "feature_values")

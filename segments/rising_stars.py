@@ -27,10 +27,13 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from segments.inputs import (
+    check_shap,
     AOV_TREND,
     CATEGORY_BREADTH_GROWTH,
     CUSTOMER_ID,
@@ -108,7 +111,7 @@ def rising_stars(
     amounts: dict[str, float],
     horizon_days: int,
     min_p_alive: float,
-    shap: pd.DataFrame | None = None,
+    shap: pd.DataFrame | Callable[[pd.Series], pd.DataFrame] | None = None,
     feature_values: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores for every customer, the ranked rising-star list).
@@ -151,6 +154,8 @@ def rising_stars(
     listed = listed.sort_values(
         ["rising_star_score", "projected_12m_spend", CUSTOMER_ID], ascending=[False, False, True], kind="mergesort"
     )
+    if callable(shap):
+        shap = check_shap(shap(listed[CUSTOMER_ID]), listed[CUSTOMER_ID])
     reasons = [
         _reasons_for(row_index, listed, customers, signals, shap, feature_values) for row_index in listed.index
     ]

@@ -124,3 +124,25 @@ def test_shap_missing_a_customer_is_an_error():
     shap = pd.DataFrame({"spend_90d": [1.0]}, index=pd.Index(["c1"], name="customer_id"))
     with pytest.raises(ValueError, match="shap has no row for customer"):
         nominate(customers, None, AS_OF, SegmentSettings(), 365, shap)
+
+
+def test_reason_codes_from_an_explainer_called_once_for_the_nominees_only():
+    customers = customers_table(
+        {"rolling_12m_spend": 900.0, "predicted_spend": 2600.0, "spend_90d": 1240.0, "category_breadth_growth": 3.0},
+        {"rolling_12m_spend": 100.0, "predicted_spend": 50.0},  # stays Base: not a nominee
+        {"rolling_12m_spend": 2500.0, "predicted_spend": 6000.0, "aov_trend": 0.4},
+    )
+    full = pd.DataFrame(
+        {"spend_90d": [300.0, 1.0, 10.0], "aov_trend": [5.0, 1.0, 400.0], "category_breadth_growth": [200.0, 1.0, 2.0]},
+        index=pd.Index(["c1", "c2", "c3"], name="customer_id"),
+    )
+    asked: list[list[str]] = []
+
+    def explain(ids: pd.Series) -> pd.DataFrame:
+        asked.append(list(ids))
+        return full.loc[list(ids)]
+
+    eager = nominate(customers, None, AS_OF, SegmentSettings(), 365, full)
+    lazy = nominate(customers, None, AS_OF, SegmentSettings(), 365, explain)
+    assert len(asked) == 1 and sorted(asked[0]) == ["c1", "c3"]
+    pd.testing.assert_frame_equal(eager.rising_stars, lazy.rising_stars)

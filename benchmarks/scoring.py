@@ -1,0 +1,144 @@
+"""Weekly scoring, end to end, as a scheduler runs it: vipcast vs the lifetimes + pandas peer.
+
+    python benchmarks/scoring.py --customers 1000000 --repeats 3
+    python benchmarks/scoring.py --scaling 100000 1000000 5000000 --repeats 1
+
+Each contender runs as a whole process (start-up, imports and model loading included), on the
+same synthetic Parquet file; wall time is the median of --repeats runs, peak memory the largest
+resident set of the process (ru_maxrss via wait4). vipcast is trained once before timing
+(`vipcast train`), then `vipcast score` is timed: it loads the champion from the MLflow registry,
+validates the data, builds features, scores, nominates the lists and writes the outputs store and
+the exports. The peer does what a data scientist writes with lifetimes: the summary utility,
+BetaGeoFitter, GammaGammaFitter and customer_lifetime_value over 12 months on pandas (fitting
+included, as it has no registry). Results go to stdout as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PEER = r"""
+import sys, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import summary_data_from_transaction_data
+path, as_of = sys.argv[1], sys.argv[2]
+transactions = pd.read_parquet(path, columns=["customer_id", "order_ts", "amount"])
+transactions = transactions[transactions["order_ts"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
+summary = summary_data_from_transaction_data(
+    transactions, "customer_id", "order_ts", monetary_value_col="amount", observation_period_end=as_of, freq="D"
+)
+bgf = BetaGeoFitter(penalizer_coef=0.001).fit(summary["frequency"], summary["recency"], summary["T"])
+repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+ggf = GammaGammaFitter(penalizer_coef=0.001).fit(repeat["frequency"], repeat["monetary_value"])
+clv = ggf.customer_lifetime_value(
+    bgf, summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"].clip(lower=0),
+    time=12, discount_rate=0.01, freq="D",
+)
+summary.assign(clv=clv).to_parquet(sys.argv[3])
+print(len(summary), "customers scored")
+"""
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run a command to completion; return (wall seconds, peak RSS in MiB) of that process tree's leader."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def make_dataset(customers: int, seed: int, folder: Path) -> Path:
+    path = folder / f"synthetic-{customers}-{seed}.parquet"
+    if not path.exists():
+        from features.synthetic import generate_transactions
+
+        transactions, _ = generate_transactions(customers, seed)
+        transactions.to_parquet(path, index=False)
+    return path
+
+
+def measure(customers: int, seed: int, repeats: int, folder: Path, with_peer: bool) -> list[dict]:
+    import pandas as pd
+
+    data = make_dataset(customers, seed, folder)
+    as_of = str(pd.read_parquet(data, columns=["order_ts"])["order_ts"].max().date())
+    workdir = folder / f"ws-{customers}"
+    vipcast = [sys.executable, "-m", "flows.cli"]
+    env = {**os.environ, "PREFECT_API_URL": ""}
+    env.pop("PREFECT_API_URL")
+    train_seconds, _ = run_measured([*vipcast, "train", "--data", str(data), "--workdir", str(workdir)], env)
+    rows = []
+    runs = [run_measured([*vipcast, "score", "--data", str(data), "--workdir", str(workdir)], env) for _ in range(repeats)]
+    rows.append(
+        {
+            "customers": customers,
+            "tool": "vipcast score",
+            "median_s": statistics.median(r[0] for r in runs),
+            "peak_mib": max(r[1] for r in runs),
+            "note": f"train once: {train_seconds:.0f} s",
+        }
+    )
+    if with_peer:
+        script = folder / "peer.py"
+        script.write_text(PEER)
+        out = folder / "peer-out.parquet"
+        peer = [run_measured([sys.executable, str(script), str(data), as_of, str(out)]) for _ in range(repeats)]
+        rows.append(
+            {
+                "customers": customers,
+                "tool": "lifetimes + pandas",
+                "median_s": statistics.median(r[0] for r in peer),
+                "peak_mib": max(r[1] for r in peer),
+                "note": "summary + BG/NBD + GG + CLV",
+            }
+        )
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'customers':>10}  {'tool':<20} {'median s':>9} {'peak MiB':>9} {'vs peer':>8}  note")
+    by_size: dict[int, dict[str, dict]] = {}
+    for row in rows:
+        by_size.setdefault(row["customers"], {})[row["tool"]] = row
+    for row in rows:
+        peer = by_size[row["customers"]].get("lifetimes + pandas")
+        ratio = f"{peer['median_s'] / row['median_s']:.1f}x" if peer and row is not peer else ""
+        print(
+            f"{row['customers']:>10,}  {row['tool']:<20} {row['median_s']:>9.1f} {row['peak_mib']:>9.0f} {ratio:>8}  {row['note']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--scaling", type=int, nargs="*", help="vipcast only, at these sizes (no peer)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "vipcast-bench")
+    args = parser.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; data in {args.folder}")
+    rows = []
+    if args.scaling:
+        for customers in args.scaling:
+            rows += measure(customers, args.seed, args.repeats, args.folder, with_peer=False)
+    else:
+        rows += measure(args.customers, args.seed, args.repeats, args.folder, with_peer=True)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Prefect flows, MLflow registry and the outputs store, end to end (flows/orchestration.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from flows import pipeline, tracking
+from flows.pipeline import Context
+
+
+def test_serve_registers_both_schedules(prefect_server, workdir):
+    from prefect.client.orchestration import get_client
+
+    from flows.deployments import build_deployments
+
+    ctx = Context.create(workdir)
+    scoring, training = build_deployments(ctx, data="demo")
+    for deployment in (scoring, training):
+        deployment.apply()
+    with get_client(sync_client=True) as client:
+        weekly = client.read_deployment_by_name("vipcast-score/weekly-scoring")
+        monthly = client.read_deployment_by_name("vipcast-train/scheduled-training")
+    assert [s.schedule.cron for s in weekly.schedules] == ["0 6 * * 1"]
+    assert [s.schedule.cron for s in monthly.schedules] == ["0 3 1 * *"]
+    assert weekly.parameters["data"] == "demo" and weekly.parameters["workdir"] == str(ctx.workspace.root)
+
+
+def test_train_then_score_flows(prefect_server, workdir, small_transactions):
+    from flows.orchestration import score, train
+
+    data = str(small_transactions)
+    trained = train(data=data, horizon_days=180, workdir=str(workdir))
+    assert trained["promoted"] is True
+    ctx = Context.create(workdir)
+    version = tracking.champion_version(ctx.workspace, data)
+    assert version is not None and version.version == "1"
+
+    scored = score(data=data, workdir=str(workdir))
+    store = pipeline.open_store(ctx)
+    run = store.latest_run()
+    assert run.run_id == scored["run_id"]
+    scores = store.read_list("scores")
+    tiers = store.read_list("tiers")
+    assert len(scores) == len(tiers) == scored["n_customers"] > 0
+    assert scores["predicted_spend"].notna().all() and scores["churn_probability"].between(0, 1).all()
+
+    # Re-running the same as-of date is idempotent: the run is replaced, not duplicated.
+    again = score(data=data, workdir=str(workdir))
+    assert again["run_id"] == scored["run_id"]
+    assert len([r for r in store.runs() if r.run_id == scored["run_id"]]) == 1
+
+
+def test_worse_model_is_not_promoted(workdir, small_transactions, monkeypatch):
+    data = str(small_transactions)
+    ctx = Context.create(workdir, horizon_days=180)
+    first = pipeline.run_train(ctx, data, None, step=pipeline.LocalSteps(6, quiet=True))
+    assert first.promoted
+
+    # A second recipe whose backtest is worse on the primary metric on the same split.
+    worse = Context.create(workdir, horizon_days=180)
+    worse = Context(worse.workspace, worse.config.model_copy(update={"model": worse.config.model.model_copy(update={"penalizer": 0.5})}))
+    real_backtest = pipeline.backtest_models
+
+    def degraded(ingested, cutoff, settings):
+        result = real_backtest(ingested, cutoff, settings)
+        if settings["penalizer"] == 0.5:
+            for metrics in result.metrics.values():
+                metrics[tracking.PRIMARY_METRIC] -= 0.2
+        return result
+
+    monkeypatch.setattr(pipeline, "backtest_models", degraded)
+    second = pipeline.run_train(worse, data, None, step=pipeline.LocalSteps(6, quiet=True))
+    assert not second.promoted
+    assert "champion kept" in second.promotion
+    assert tracking.champion_version(ctx.workspace, data).version == "1"
