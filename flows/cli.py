@@ -271,8 +271,12 @@ def app_command(
 HINTS = {
     "IngestError": "check the source path and the column mapping (source.columns in your config)",
     "ConfigError": "see configs/base.yaml for the keys and their types",
-    "ModelError": "see docs/models.md for what the models need",
+    "ModelFitError": "see docs/models.md for what the models need (a small penalizer often helps)",
+    "InsufficientDataError": "see docs/models.md for how much history the models need",
+    "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
+    "StoreBusy": "another process is writing the outputs store; try again in a moment",
 }
+EXPECTED = tuple(HINTS)
 
 
 def main() -> None:
@@ -293,7 +297,7 @@ def main() -> None:
         if debug:
             raise
         name = type(exc).__name__
-        expected = isinstance(exc, (ValueError, FileNotFoundError, PermissionError, LookupError))
+        expected = isinstance(exc, (ValueError, FileNotFoundError, PermissionError, LookupError)) or name in EXPECTED
         prefix = "error" if expected else f"internal error ({name})"
         typer.echo(f"{prefix}: {exc}", err=True)
         typer.echo(f"hint: {HINTS.get(name, 'run again with --debug for the full traceback')}", err=True)

@@ -1,0 +1,227 @@
+"""The JSON/CSV API over the outputs store: /api/v1/lists/{list}, /api/v1/runs, /api/v1/customers/{id}."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from flows.store import OutputsStore, RunInfo
+from segments.settings import TIERS
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+class ListName(StrEnum):
+    """The lists marketing pulls."""
+
+    rising_stars = "rising-stars"
+    at_risk = "at-risk"
+    tiers = "tiers"
+    events = "events"
+
+
+class RunOut(BaseModel):
+    """Which scoring run an answer comes from."""
+
+    run_id: str
+    as_of: date
+    created_at: datetime
+    model_name: str
+    model_version: str
+    horizon_days: int
+    n_customers: int
+    data_digest: str
+    config_digest: str
+    lists: dict[str, int]
+
+
+class RunsOut(BaseModel):
+    runs: list[RunOut]
+
+
+class ListOut(BaseModel):
+    """A list of one run, best first; ``rows`` hold the list's own columns."""
+
+    list: ListName
+    run: RunOut
+    tier: str | None
+    top: int | None
+    count: int
+    rows: list[dict[str, Any]]
+
+
+class CustomerOut(BaseModel):
+    """One customer in one run: scores, tier and progress, list memberships, and history across runs."""
+
+    customer_id: str
+    run: RunOut
+    scores: dict[str, Any] | None
+    tier: dict[str, Any] | None
+    rising_star: dict[str, Any] | None
+    at_risk: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+
+TopQuery = Annotated[int | None, Query(ge=1, le=10_000_000, description="Keep the first N rows (best first).")]
+TierQuery = Annotated[str | None, Query(max_length=40, description=f"Current tier: one of {', '.join(TIERS)}.")]
+AsOfQuery = Annotated[date | None, Query(description="As-of date YYYY-MM-DD: the latest run of that date.")]
+RunIdQuery = Annotated[str | None, Query(max_length=200, description="A run id from /api/v1/runs.")]
+
+
+def store_of(request: Request) -> OutputsStore:
+    return request.app.state.store
+
+
+def run_out(run: RunInfo) -> dict[str, Any]:
+    """The run's fields as JSON-ready values (what RunOut documents)."""
+    fields = run.to_dict()
+    del fields["reconciliation"]
+    return RunOut(**fields).model_dump(mode="json")
+
+
+def canonical_tier(tier: str | None) -> str | None:
+    """The tier name as segments spells it; 400 for an unknown tier."""
+    if tier is None or not tier.strip():
+        return None
+    for name in TIERS:
+        if name.lower() == tier.strip().lower():
+            return name
+    raise HTTPException(400, f"unknown tier {tier!r}: choose one of {', '.join(TIERS)}")
+
+
+def jsonable(value: Any) -> Any:
+    """A value json.dumps takes: numpy scalars unwrapped, NaN/NaT as null, dates as ISO text."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        stamp = pd.Timestamp(value)
+        return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def record(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if row is None else {key: jsonable(value) for key, value in row.items()}
+
+
+def dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Date and timestamp columns as ISO text (dates without a time when every value is midnight)."""
+    converted = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            midnight = (values.dropna() == values.dropna().dt.normalize()).all()
+            text = values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
+            converted[column] = text.astype(object).where(values.notna(), None)
+        elif pd.api.types.is_object_dtype(values.dtype) and pd.api.types.infer_dtype(values, skipna=True) in (
+            "date", "datetime"):
+            converted[column] = values.map(jsonable)
+    return frame.assign(**converted) if converted else frame
+
+
+def frame_to_json(frame: pd.DataFrame) -> str:
+    """Rows as a JSON array of objects; NaN as null, dates as ISO text."""
+    if not len(frame.columns):
+        return "[]"
+    return dates_as_text(frame).to_json(orient="records")
+
+
+def frame_to_csv(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    pa_csv.write_csv(pa.Table.from_pandas(dates_as_text(frame), preserve_index=False), sink)
+    return sink.getvalue()
+
+
+def csv_filename(name: str, run: RunInfo, tier: str | None) -> str:
+    return f"{name}_{run.as_of.isoformat()}{'_' + tier.lower() if tier else ''}.csv"
+
+
+@router.get("/runs", response_model=RunsOut, summary="Every scoring run, latest first")
+def list_runs(request: Request) -> dict[str, Any]:
+    return {"runs": [run_out(run) for run in store_of(request).runs()]}
+
+
+@router.get(
+    "/lists/{list_name}",
+    response_model=ListOut,
+    summary="A marketing list of one scoring run",
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                     "description": "JSON (format=json) or CSV (format=csv) rows, best first."}},
+)
+def get_list(
+    request: Request,
+    list_name: Annotated[ListName, Path(description="Which list.")],
+    top: TopQuery = None,
+    tier: TierQuery = None,
+    as_of: AsOfQuery = None,
+    run_id: RunIdQuery = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv.")] = "json",
+) -> Response:
+    store = store_of(request)
+    tier = canonical_tier(tier)
+    with store.session():
+        run = store.find_run(run_id, as_of)
+        frame = store.read_list(list_name.value, run_id=run.run_id, top=top, tier=tier)
+    headers = {"X-Vipcast-Run-Id": run.run_id, "X-Vipcast-As-Of": run.as_of.isoformat(),
+               "X-Vipcast-Model-Version": run.model_version}
+    if format == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="{csv_filename(list_name.value, run, tier)}"'
+        return Response(frame_to_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)
+    envelope = json.dumps({"list": list_name.value, "run": run_out(run), "tier": tier, "top": top,
+                           "count": len(frame)})
+    return Response(envelope[:-1] + ', "rows": ' + frame_to_json(frame) + "}", media_type="application/json",
+                    headers=headers)
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut,
+            summary="One customer: scores, tier, lists, history")
+def get_customer(
+    request: Request,
+    customer_id: Annotated[str, Path(max_length=200, description="The customer's id as in the data.")],
+    as_of: AsOfQuery = None,
+    run_id: RunIdQuery = None,
+) -> dict[str, Any]:
+    store = store_of(request)
+    with store.session():
+        run = store.find_run(run_id, as_of)
+        rows = store.customer_rows(customer_id, run.run_id)
+        if not rows:
+            raise HTTPException(404, f"unknown customer {customer_id!r} in the scoring run as of {run.as_of}")
+        customer_events = []
+        if "events" in rows:
+            events = store.read_list("events", run_id=run.run_id, customer_id=customer_id)
+            customer_events = [record(row) for row in events.to_dict("records")]
+        history = store.customer_history(customer_id)
+    return {
+        "customer_id": customer_id,
+        "run": run_out(run),
+        "scores": record(rows.get("scores")),
+        "tier": record(rows.get("tiers")),
+        "rising_star": record(rows.get("rising_stars")),
+        "at_risk": record(rows.get("at_risk")),
+        "events": customer_events,
+        "history": [record(row) for row in history.to_dict("records")],
+    }

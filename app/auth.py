@@ -1,0 +1,160 @@
+"""Access to the app: one API key, sent as a header, or exchanged for a signed session cookie.
+
+- API clients send ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
+- People log in once on ``/login`` with the key; the app sets ``vipcast_session``, an HttpOnly,
+  SameSite=Lax cookie holding an expiry time and a random nonce signed with HMAC-SHA256 under a
+  key derived from the API key (changing the API key ends every session).
+- Every path except the login form, logout and the static CSS/JS refuses a request without a
+  valid key: ``/api/...`` and ``/openapi.json`` with 401 and a JSON message, pages with a 303
+  redirect to the login form. Neither body holds any data.
+- Keys and signatures are compared in constant time (``hmac.compare_digest``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+SESSION_COOKIE = "vipcast_session"
+SESSION_SECONDS = 12 * 3600
+PUBLIC_PATHS = frozenset({"/login", "/logout"})
+PUBLIC_PREFIXES = ("/static/",)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ApiKeyMissing(RuntimeError):
+    """Neither VIPCAST_API_KEY nor VIPCAST_API_KEY_FILE gives a key, and --no-auth was not asked for."""
+
+
+def resolve_api_key(no_auth: bool) -> str | None:
+    """The API key from env VIPCAST_API_KEY, else the file named by VIPCAST_API_KEY_FILE; None with no_auth."""
+    if no_auth:
+        return None
+    key = os.environ.get("VIPCAST_API_KEY", "").strip()
+    if key:
+        return key
+    key_file = os.environ.get("VIPCAST_API_KEY_FILE", "").strip()
+    if key_file:
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as error:
+            raise ApiKeyMissing(
+                f"cannot read the API key file VIPCAST_API_KEY_FILE={key_file}: {error.strerror}"
+            ) from None
+        if not key:
+            raise ApiKeyMissing(f"the API key file VIPCAST_API_KEY_FILE={key_file} is empty")
+        return key
+    raise ApiKeyMissing(
+        "the app needs an API key: set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE, a file holding it), "
+        "or pass --no-auth to serve without one on this machine only"
+    )
+
+
+def keys_match(provided: str | None, api_key: str) -> bool:
+    """Constant-time comparison of a provided key with the API key."""
+    if not provided:
+        return False
+    return hmac.compare_digest(provided.encode(), api_key.encode())
+
+
+def _signing_key(api_key: str) -> bytes:
+    return hmac.new(api_key.encode(), b"vipcast session cookie v1", hashlib.sha256).digest()
+
+
+def _signature(api_key: str, payload: str) -> str:
+    digest = hmac.new(_signing_key(api_key), payload.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def new_session_cookie(api_key: str, now: float | None = None) -> str:
+    """A signed session value: expiry.nonce.signature."""
+    expires = int((now if now is not None else time.time()) + SESSION_SECONDS)
+    payload = f"{expires}.{secrets.token_urlsafe(16)}"
+    return f"{payload}.{_signature(api_key, payload)}"
+
+
+def session_is_valid(cookie: str | None, api_key: str, now: float | None = None) -> bool:
+    """True when the cookie was signed under this API key and has not expired."""
+    if not cookie or cookie.count(".") != 2:
+        return False
+    payload, signature = cookie.rsplit(".", 1)
+    if not hmac.compare_digest(signature.encode(), _signature(api_key, payload).encode()):
+        return False
+    expires = payload.split(".", 1)[0]
+    return expires.isdigit() and int(expires) > (now if now is not None else time.time())
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
+
+
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def request_is_authorized(headers: dict[str, str], api_key: str) -> bool:
+    """A valid key in Authorization: Bearer, X-API-Key, or a valid session cookie."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and keys_match(token.strip(), api_key):
+        return True
+    if keys_match(headers.get("x-api-key", "").strip(), api_key):
+        return True
+    return session_is_valid(_cookie(headers, SESSION_COOKIE), api_key)
+
+
+def wants_json(path: str) -> bool:
+    """API paths and the OpenAPI schema answer in JSON; everything else is a page."""
+    return path.startswith("/api/") or path == "/openapi.json"
+
+
+class RequireApiKey:
+    """ASGI middleware: refuse every non-public request without a valid key (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.api_key is None:
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        if request_is_authorized(_headers(scope), self.api_key):
+            await self.app(scope, receive, send)
+            return
+        if wants_json(path):
+            body = json.dumps({"detail": "missing or invalid API key: send 'Authorization: Bearer KEY' "
+                                         "or 'X-API-Key: KEY'"}).encode()
+            await _respond(send, 401, body, [(b"content-type", b"application/json"),
+                                             (b"www-authenticate", b'Bearer realm="vipcast"')])
+            return
+        target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+        location = "/login?next=" + quote(target, safe="")
+        await _respond(send, 303, b"", [(b"location", location.encode("latin-1"))])
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,229 @@
+"""The marketing web app and API over the outputs store (read-only).
+
+    app = create_app(OutputsStore(workdir / "outputs.duckdb"), api_key=resolve_api_key(no_auth=False))
+    run("127.0.0.1", 8000, store, api_key)          # what `vipcast app` does
+
+Pages: ``/`` (programme overview), ``/lists/{rising-stars|at-risk|tiers|events}``,
+``/customers/{id}``, ``/runs``, ``/login``. API: ``/api/v1/lists/{list}``, ``/api/v1/runs``,
+``/api/v1/customers/{id}``, described by ``/openapi.json`` (no /docs: it would load a CDN).
+Every page and endpoint needs the API key (see ``app.auth``). The store is opened read-only and
+each request opens and closes its own connection, so the app never holds DuckDB's lock.
+Requests are logged by route template (``/api/v1/customers/{customer_id}``), never with query
+strings or ids; uvicorn's access log is off.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import api, pages
+from app.auth import ApiKeyMissing, RequireApiKey, resolve_api_key, wants_json
+from flows.store import NoRunsYet, OutputsStore, RunNotFound, StoreBusy, StoreError, UnknownList
+
+__all__ = ["ApiKeyMissing", "create_app", "resolve_api_key", "run"]
+
+logger = logging.getLogger("vipcast.app")
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(store: OutputsStore, api_key: str | None) -> FastAPI:
+    """The FastAPI app over a read-only view of ``store``; ``api_key=None`` serves without a key."""
+    app = FastAPI(
+        title="vipcast",
+        summary="Rising stars, at-risk members, tiers and events from vipcast's scoring runs.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.store = store.read_only_view()
+    app.state.api_key = api_key
+    app.state.overview_cache = pages.OverviewCache()
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_error_handlers(app)
+    document_security(app, api_key)
+    app.add_middleware(RequireApiKey, api_key=api_key)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(LogRequests)
+    return app
+
+
+def document_security(app: FastAPI, api_key: str | None) -> None:
+    """Declare both ways of sending the key in the OpenAPI schema."""
+    if api_key is None:
+        return
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = FastAPI.openapi(app)
+            components = app.openapi_schema.setdefault("components", {})
+            components["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            app.openapi_schema["security"] = [{"bearer": []}, {"apiKeyHeader": []}]
+        return app.openapi_schema
+
+    app.openapi = schema
+
+
+# Errors: a clear 4xx message as JSON (API) or a page, never a stack trace.
+
+STORE_ERROR_STATUS = {NoRunsYet: 404, RunNotFound: 404, UnknownList: 404, StoreBusy: 503}
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    headers = {"Retry-After": "5"} if status == 503 else None
+    if wants_json(request.url.path):
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
+    return pages.templates.TemplateResponse(
+        request, "error.html", {"request": request, "status": status, "message": message,
+                                "auth_enabled": request.app.state.api_key is not None},
+        status_code=status, headers=headers)
+
+
+def validation_message(error: RequestValidationError) -> tuple[int, str]:
+    problems = []
+    status = 400
+    for problem in error.errors():
+        where, *name = problem.get("loc", ("request",))
+        field = ".".join(str(part) for part in name) or str(where)
+        if where == "path":
+            status = 404
+        received = problem.get("input")
+        shown = f" (got {received!r})" if isinstance(received, (str, int, float)) and len(str(received)) < 60 else ""
+        problems.append(f"{where} parameter {field!r}: {problem.get('msg', 'invalid value')}{shown}")
+    return status, "; ".join(problems) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        status, message = validation_message(error)
+        return error_response(request, status, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        message = error.detail if isinstance(error.detail, str) else "request refused"
+        if error.status_code == 404 and message == "Not Found":
+            message = f"no page or endpoint at {request.url.path}"
+        if error.status_code == 405:
+            message = f"{request.method} is not allowed here"
+        return error_response(request, error.status_code, message)
+
+    @app.exception_handler(NoRunsYet)
+    async def empty_store(request: Request, error: NoRunsYet) -> Response:
+        if wants_json(request.url.path):
+            return error_response(request, 404, str(error))
+        return pages.templates.TemplateResponse(request, "empty.html", {
+            "request": request, "auth_enabled": request.app.state.api_key is not None, "page": None})
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, error: StoreError) -> Response:
+        status = next((code for kind, code in STORE_ERROR_STATUS.items() if isinstance(error, kind)), 500)
+        return error_response(request, status, str(error) if status < 500 or status == 503 else "store error")
+
+
+def route_of(scope: dict[str, Any]) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or ("/static/*" if scope.get("path", "").startswith("/static/") else "-")
+
+
+class LogRequests:
+    """Log method, route template, status and time: no query strings, ids or client data.
+
+    An unexpected error becomes a plain 500 here, logged by its type only: its message or
+    traceback could carry customer data into the logs.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 0}
+
+        async def record_status(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        except Exception as error:
+            logger.error("unhandled %s on %s", type(error).__name__, route_of(scope))
+            if status["code"] == 0:
+                response = error_response(Request(scope), 500, "internal error: the server log names the failing route")
+                await response(scope, receive, record_status)
+        finally:
+            logger.info("%s %s %s %.0fms", scope["method"], route_of(scope), status["code"],
+                        (time.perf_counter() - started) * 1000)
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"),
+]
+
+
+class SecurityHeaders:
+    """Same-origin-only pages, no framing or sniffing; nothing but static files may be cached."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cacheable = scope.get("path", "").startswith("/static/")
+
+        async def add_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+                if not cacheable and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(host: str, port: int, store: OutputsStore, api_key: str | None) -> None:
+    """Serve the app with uvicorn (access log off). Without a key, only on a loopback address."""
+    import uvicorn
+
+    if api_key is None and not is_loopback(host):
+        raise ApiKeyMissing(f"refusing to serve without an API key on {host}: use 127.0.0.1 or set VIPCAST_API_KEY")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(store, api_key), host=host, port=port, access_log=False, server_header=False,
+                proxy_headers=False, log_level="info")
+

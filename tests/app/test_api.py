@@ -1,0 +1,169 @@
+"""The JSON/CSV API: lists, runs, customers, and a clear 4xx for every bad request."""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+
+import duckdb
+
+import pandas as pd
+import pytest
+
+from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, make_client
+from flows.store import OutputsStore, StoreBusy
+
+LISTS = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events"}
+
+
+def rows_equal(rows: list[dict], expected: pd.DataFrame) -> None:
+    assert len(rows) == len(expected) > 0
+    assert list(rows[0]) == list(expected.columns)
+    for column in ("customer_id", "rank"):
+        if column in expected:
+            assert [row[column] for row in rows] == expected[column].tolist()
+
+
+@pytest.mark.parametrize("name", LISTS)
+def test_each_list_as_json_matches_the_store(client, filled_store: OutputsStore, name: str) -> None:
+    response = client.get(f"/api/v1/lists/{name}")
+    assert response.status_code == 200
+    body = response.json()
+    expected = filled_store.read_list(LISTS[name])
+    assert body["list"] == name and body["count"] == len(expected) > 0
+    assert body["run"]["as_of"] == AS_OF_NEW.isoformat() and body["run"]["model_version"] == "3"
+    rows_equal(body["rows"], expected)
+    assert response.headers["x-vipcast-as-of"] == AS_OF_NEW.isoformat()
+
+
+def test_top_tier_and_as_of_filter_the_list(client, filled_store: OutputsStore) -> None:
+    body = client.get("/api/v1/lists/rising-stars", params={"top": 5, "tier": "silver", "as_of": "2026-11-09"}).json()
+    expected = filled_store.read_list("rising_stars", as_of=AS_OF_OLD, tier="Silver", top=5)
+    assert body["tier"] == "Silver" and body["top"] == 5 and body["run"]["as_of"] == "2026-11-09"
+    rows_equal(body["rows"], expected)
+    assert {row["tier"] for row in body["rows"]} == {"Silver"}
+
+    run_id = filled_store.find_run(as_of=AS_OF_OLD).run_id
+    assert client.get("/api/v1/lists/tiers", params={"run_id": run_id, "top": 1}).json()["run"]["run_id"] == run_id
+
+
+def test_nulls_are_json_null(client) -> None:
+    rows = client.get("/api/v1/lists/tiers", params={"tier": "Platinum", "top": 1}).json()["rows"]
+    assert rows[0]["next_tier"] is None and rows[0]["amount_to_next_tier"] is None
+
+
+def test_csv_download_has_the_filtered_rows(client, filled_store: OutputsStore) -> None:
+    response = client.get("/api/v1/lists/at-risk", params={"format": "csv", "tier": "Gold"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] == f'attachment; filename="at-risk_{AS_OF_NEW}_gold.csv"'
+    frame = pd.read_csv(io.StringIO(response.text))
+    expected = filled_store.read_list("at_risk", tier="Gold")
+    assert list(frame.columns) == list(expected.columns)
+    assert frame["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert frame["churn_probability"].tolist() == pytest.approx(expected["churn_probability"].tolist())
+
+
+def test_runs_latest_first(client) -> None:
+    runs = client.get("/api/v1/runs").json()["runs"]
+    assert [run["as_of"] for run in runs] == [AS_OF_NEW.isoformat(), AS_OF_OLD.isoformat()]
+    assert runs[0]["lists"]["tiers"] == 2000 and "reconciliation" not in runs[0]
+
+
+def test_customer_has_scores_tier_lists_and_history(client, filled_store: OutputsStore) -> None:
+    star = filled_store.read_list("rising_stars", top=1).iloc[0]
+    body = client.get(f"/api/v1/customers/{star['customer_id']}").json()
+    assert body["customer_id"] == str(star["customer_id"])
+    assert body["rising_star"]["target_tier"] == star["target_tier"]
+    assert body["scores"]["tier"] == star["tier"] == body["tier"]["tier"]
+    assert [run["as_of"] for run in body["history"]] == [AS_OF_OLD.isoformat(), AS_OF_NEW.isoformat()]
+    assert any(event["event"] == "new_rising_star" for event in body["events"])
+
+    older = client.get(f"/api/v1/customers/{star['customer_id']}", params={"as_of": "2026-11-09"}).json()
+    assert older["run"]["as_of"] == "2026-11-09"
+
+
+BAD_REQUESTS = [
+    ("/api/v1/lists/vip-party", 404, "'rising-stars', 'at-risk', 'tiers' or 'events'"),
+    ("/api/v1/lists/tiers?top=-3", 400, "'top': Input should be greater than or equal to 1"),
+    ("/api/v1/lists/tiers?top=0", 400, "'top'"),
+    ("/api/v1/lists/tiers?top=ten", 400, "'top': Input should be a valid integer"),
+    ("/api/v1/lists/tiers?top=1.5", 400, "'top'"),
+    ("/api/v1/lists/tiers?tier=Diamond", 400, "unknown tier 'Diamond': choose one of Base, Silver, Gold, Platinum"),
+    ("/api/v1/lists/tiers?as_of=16-11-2026", 400, "'as_of'"),
+    ("/api/v1/lists/tiers?as_of=2026-02-30", 400, "'as_of'"),
+    ("/api/v1/lists/tiers?as_of=2025-01-06", 404, "no scoring run as of 2025-01-06"),
+    ("/api/v1/lists/tiers?run_id=nope", 404, "no scoring run with run_id 'nope'"),
+    ("/api/v1/lists/tiers?format=xlsx", 400, "'format'"),
+    ("/api/v1/customers/424242", 404, "unknown customer '424242'"),
+    ("/api/v1/customers/abc", 404, "unknown customer 'abc'"),
+    ("/api/v1/customers/1005?as_of=2024-01-01", 404, "no scoring run as of 2024-01-01"),
+    ("/api/v1/nothing", 404, "no page or endpoint"),
+]
+
+
+@pytest.mark.parametrize(("path", "status", "message"), BAD_REQUESTS)
+def test_bad_requests_get_a_clear_json_message(client, path: str, status: int, message: str) -> None:
+    response = client.get(path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert message in response.json()["detail"]
+    assert "Traceback" not in response.text
+
+
+def test_an_empty_store_answers_clearly(empty_client) -> None:
+    assert empty_client.get("/api/v1/runs").json() == {"runs": []}
+    for path in ("/api/v1/lists/rising-stars", "/api/v1/lists/tiers?format=csv", "/api/v1/customers/1"):
+        response = empty_client.get(path)
+        assert response.status_code == 404
+        assert response.json() == {"detail": "no scoring run yet: run `vipcast score`"}
+
+
+def test_a_busy_store_is_503_with_retry_after(filled_store: OutputsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = make_client(filled_store, API_KEY, headers={"X-API-Key": API_KEY})
+    store = client.app.state.store
+
+    def busy(*args, **kwargs):
+        raise StoreBusy("the outputs store is locked by another process (a scoring run writing?); try again")
+
+    monkeypatch.setattr(store, "runs", busy)
+    response = client.get("/api/v1/runs")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert "try again" in response.json()["detail"]
+
+
+def test_an_unexpected_error_is_a_plain_500_with_nothing_leaked(filled_store: OutputsStore, caplog,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    client = make_client(filled_store, API_KEY, headers={"X-API-Key": API_KEY}, raise_server_exceptions=False)
+
+    def broken(*args, **kwargs):
+        raise KeyError("customer 31337 secret")
+
+    monkeypatch.setattr(client.app.state.store, "read_list", broken)
+    with caplog.at_level(logging.INFO):
+        response = client.get("/api/v1/lists/tiers")
+        page = client.get("/lists/tiers")
+    assert response.status_code == 500 and page.status_code == 500
+    assert response.json() == {"detail": "internal error: the server log names the failing route"}
+    for text in (response.text, page.text, caplog.text):
+        assert "31337" not in text and "Traceback" not in text
+    assert "unhandled KeyError on /api/v1/lists/{list_name}" in caplog.text
+
+
+def test_the_app_never_holds_the_store_open(tmp_path, filled_store_path) -> None:
+    path = tmp_path / "outputs.duckdb"
+    shutil.copy(filled_store_path, path)
+    client = make_client(OutputsStore(path), API_KEY, headers={"X-API-Key": API_KEY})
+    for route in ("/", "/api/v1/lists/tiers?top=3", "/customers/1005", "/api/v1/customers/1005"):
+        assert client.get(route).status_code == 200
+        # Opening the file read-write fails while any read-only connection of this process is open.
+        duckdb.connect(str(path)).close()
+
+
+def test_openapi_documents_the_api(client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert set(schema["paths"]) == {"/api/v1/runs", "/api/v1/lists/{list_name}", "/api/v1/customers/{customer_id}"}
+    parameters = {item["name"] for item in schema["paths"]["/api/v1/lists/{list_name}"]["get"]["parameters"]}
+    assert parameters == {"list_name", "top", "tier", "as_of", "run_id", "format"}
+    assert "text/csv" in schema["paths"]["/api/v1/lists/{list_name}"]["get"]["responses"]["200"]["content"]

@@ -1,0 +1,155 @@
+"""Server-rendered pages: what they show, the run banner on each, and clear errors."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+
+from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, N_CUSTOMERS, make_client
+from fake_outputs import fake_lists, fake_run_info
+from flows.store import OutputsStore
+
+PAGES = ["/", "/lists/rising-stars", "/lists/at-risk", "/lists/tiers", "/lists/events", "/runs", "/customers/1005"]
+
+
+def text_of(html: str) -> str:
+    """Visible text, tags stripped and whitespace collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_shows_which_run_it_is(client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    text = text_of(response.text)
+    assert f"Scoring run as of {AS_OF_NEW.isoformat()}" in text
+    assert "model vipcast-demo v3" in text and "latest" in text
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_load_nothing_from_other_hosts(client, path: str) -> None:
+    html = client.get(path).text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+
+
+def test_pages_forbid_framing_and_caching(client) -> None:
+    headers = client.get("/").headers
+    assert headers["x-frame-options"] == "DENY" and headers["cache-control"] == "no-store"
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert client.get("/api/v1/runs").headers["cache-control"] == "no-store"
+
+
+def test_static_assets_are_served_locally(client) -> None:
+    assert "sortBy" in client.get("/static/tables.js").text
+    assert "run-banner" in client.get("/static/style.css").text
+
+
+def test_overview_counts_tiers_movement_and_economics(client, filled_store: OutputsStore) -> None:
+    run = filled_store.latest_run()
+    summary = filled_store.tier_summary(run.run_id).set_index("tier")["customers"]
+    text = text_of(client.get("/").text)
+    vip = int(summary.drop("Base").sum())
+    assert f"VIP members {vip:,}" in text
+    assert f"{vip / N_CUSTOMERS:.1%} of customers" in text
+    for tier, count in summary.items():
+        assert f"{tier} {count:,}" in text
+    assert "Tier movement since the previous run" in text and f"on {AS_OF_OLD.isoformat()} (rows)" in text
+    assert "Programme economics" in text and "Benefit cost" in text
+    html = client.get("/").text
+    assert html.count('class="bar bar-') == 4 and "Predicted lifetime value by tier" in html
+
+
+def test_movement_counts_match_the_store(client, filled_store: OutputsStore) -> None:
+    latest = filled_store.latest_run()
+    movement = filled_store.tier_movement(latest.run_id, filled_store.previous_run(latest).run_id)
+    upgrades = sum(row.customers for row in movement.itertuples()
+                   if ["Base", "Silver", "Gold", "Platinum"].index(row.to_tier)
+                   > ["Base", "Silver", "Gold", "Platinum"].index(row.from_tier))
+    assert f"{upgrades:,} moved up" in text_of(client.get("/").text)
+
+
+def test_the_first_run_has_no_movement_yet(tmp_path) -> None:
+    store = OutputsStore(tmp_path / "one.duckdb")
+    store.write_run(fake_run_info(date(2026, 1, 5), 300), fake_lists(300))
+    text = text_of(make_client(store, API_KEY, headers={"X-API-Key": API_KEY}).get("/").text)
+    assert "This is the first scoring run" in text
+
+
+def test_rising_stars_page_filters_by_tier_and_links_the_filtered_csv(client, filled_store: OutputsStore) -> None:
+    html = client.get("/lists/rising-stars", params={"tier": "gold"}).text
+    expected = filled_store.read_list("rising_stars", tier="Gold")
+    assert html.count("<tr>") - 1 == len(expected) > 0
+    assert '<option value="Gold" selected>' in html
+    assert 'href="/api/v1/lists/rising-stars?format=csv&amp;tier=Gold"' in html
+    first = expected.iloc[0]
+    assert f'href="/customers/{first["customer_id"]}"' in html
+    assert first["reason_1"] in html
+    assert 'class="data sortable"' in html
+
+
+def test_list_page_shows_the_first_rows_and_says_there_are_more(client) -> None:
+    text = text_of(client.get("/lists/tiers", params={"top": 50}).text)
+    assert "50 rows shown (first 50; the CSV has them all)" in text
+
+
+def test_an_older_run_can_be_chosen_and_links_keep_it(client, filled_store: OutputsStore) -> None:
+    old = filled_store.find_run(as_of=AS_OF_OLD)
+    html = client.get("/lists/at-risk", params={"run_id": old.run_id}).text
+    assert f"Scoring run as of {AS_OF_OLD.isoformat()}" in text_of(html) and "not the latest run" in html
+    assert f'href="/lists/tiers?run_id={old.run_id}"' in html
+    assert f"run_id={old.run_id}" in re.search(r'class="button download" href="([^"]+)"', html).group(1)
+    assert f"Scoring run as of {AS_OF_OLD.isoformat()}" in text_of(client.get("/", params={"as_of": "2026-11-09"}).text)
+
+
+def test_customer_page_shows_tier_progress_scores_and_history(client, filled_store: OutputsStore) -> None:
+    star = filled_store.read_list("rising_stars", tier="Silver", top=1).iloc[0]
+    customer = star["customer_id"]
+    tier_row = filled_store.read_list("tiers", customer_id=customer).iloc[0]
+    text = text_of(client.get(f"/customers/{customer}").text)
+    assert f"Customer {customer} Silver" in text
+    assert f"{tier_row['progress_to_next_tier']:.0%} of the way to Gold" in text
+    assert f"${tier_row['amount_to_next_tier']:,.0f} to go" in text
+    assert f"Rising star: could reach {star['target_tier']}" in text and star["reason_1"] in text
+    assert "History across runs" in text and AS_OF_OLD.isoformat() in text
+    assert client.get("/customers", params={"customer_id": f" {customer} "}, follow_redirects=False
+                      ).headers["location"] == f"/customers/{customer}"
+
+
+def test_runs_page_lists_every_run(client, filled_store: OutputsStore) -> None:
+    text = text_of(client.get("/runs").text)
+    for run in filled_store.runs():
+        assert run.run_id in text
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_an_empty_store_shows_how_to_fill_it(empty_client, path: str) -> None:
+    response = empty_client.get(path)
+    assert response.status_code == 200
+    text = text_of(response.text)
+    assert "No scoring run yet" in text and "vipcast score" in text
+
+
+BAD_PAGES = [
+    ("/lists/vip-party", 404, "Input should be &#39;rising-stars&#39;"),
+    ("/lists/tiers?tier=Diamond", 400, "unknown tier &#39;Diamond&#39;"),
+    ("/lists/tiers?top=-1", 400, "greater than or equal to 1"),
+    ("/lists/tiers?top=lots", 400, "valid integer"),
+    ("/lists/tiers?top=100000", 400, "less than or equal to 5000"),
+    ("/?as_of=yesterday", 400, "as_of"),
+    ("/?as_of=2020-01-01", 404, "no scoring run as of 2020-01-01"),
+    ("/?run_id=missing", 404, "no scoring run with run_id &#39;missing&#39;"),
+    ("/customers/424242", 404, "Customer 424242 is not in the scoring run as of 2026-11-16"),
+    ("/customers?customer_id=", 400, "customer_id"),
+    ("/no-such-page", 404, "no page or endpoint at /no-such-page"),
+]
+
+
+@pytest.mark.parametrize(("path", "status", "message"), BAD_PAGES)
+def test_bad_page_requests_get_a_clear_page(client, path: str, status: int, message: str) -> None:
+    response = client.get(path)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert message in response.text
+    assert "Traceback" not in response.text

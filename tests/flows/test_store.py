@@ -1,0 +1,509 @@
+"""The outputs store on DuckDB (always) and PostgreSQL (marked `postgres`)."""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import pwd
+import signal
+import socket
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows import store as store_module
+from flows.store import NoRunsYet, OutputsStore, RunInfo, RunNotFound, StoreBusy, StoreError, UnknownList
+
+AS_OF_1 = date(2026, 11, 9)
+AS_OF_2 = date(2026, 11, 16)
+
+
+def run_info(run_id: str, as_of: date, created_hour: int = 6, n_customers: int = 5) -> RunInfo:
+    return RunInfo(
+        run_id=run_id, as_of=as_of, created_at=datetime(as_of.year, as_of.month, as_of.day, created_hour, tzinfo=UTC),
+        model_name="vipcast", model_version="2", horizon_days=365, n_customers=n_customers,
+        data_digest="d1", config_digest="c1", reconciliation=json.dumps({"rows_used": 40, "rows_set_aside": 1}),
+    )
+
+
+def five_customers(spend_bump: float = 0.0) -> dict[str, pd.DataFrame]:
+    """Five customers whose lists can be checked by hand."""
+    spend = np.array([12000.0, 6000.0, 2500.0, 1900.0, 100.0]) + spend_bump
+    tiers = ["Platinum", "Gold", "Silver", "Base", "Base"]
+    scores = pd.DataFrame({
+        "customer_id": [1, 2, 3, 4, 5], "tier": tiers, "rolling_12m_spend": spend,
+        "predicted_orders": [10.0, 6.0, 3.0, 4.0, 0.5], "predicted_spend": [11000.0, 5000.0, 2400.0, 2600.0, 50.0],
+        "predicted_ltv": [10500.0, 4800.0, 2300.0, 2500.0, 48.0], "p_alive": [0.99, 0.9, 0.7, 0.95, 0.2],
+        "churn_probability": [0.05, 0.2, 0.6, 0.1, 0.9], "rising_star_score": [9.0, 7.5, 5.0, 7.4, 0.8],
+    })
+    tier_list = pd.DataFrame({
+        "customer_id": [1, 2, 3, 4, 5], "rank": [1, 2, 3, 4, 5], "tier": tiers, "rolling_12m_spend": spend,
+        "amount_to_next_tier": [np.nan, 4000.0, 2500.0, 100.0, 1900.0],
+        "next_tier": [None, "Platinum", "Gold", "Silver", "Silver"],
+    })
+    rising_stars = pd.DataFrame({
+        "customer_id": [4], "rank": [1], "tier": ["Base"], "target_tier": ["Silver"],
+        "rising_star_score": [7.4], "reason_1": ["spent $1,240 in the last 90 days"],
+        "reason_2": ["orders every 21 days lately"], "reason_3": [None],
+    })
+    at_risk = pd.DataFrame({
+        "customer_id": [3], "rank": [1], "tier": ["Silver"], "churn_probability": [0.6],
+        "days_since_last_order": [120], "spend_to_keep_tier": [0.0], "days_left": [90],
+    })
+    events = pd.DataFrame({
+        "customer_id": [3, 4], "rank": [1, 2], "event": ["new_at_risk", "new_rising_star"],
+        "from_tier": ["Silver", "Base"], "to_tier": [None, "Silver"],
+    })
+    economics = pd.DataFrame({
+        "tier": ["Platinum", "Gold", "Silver", "Base"], "rank": [1, 2, 3, 4], "members": [1, 1, 1, 2],
+        "predicted_revenue": [11000.0, 5000.0, 2400.0, 2650.0],
+    })
+    return {"scores": scores, "tiers": tier_list, "rising_stars": rising_stars, "at_risk": at_risk,
+            "events": events, "economics": economics}
+
+
+# PostgreSQL: VIPCAST_TEST_PG_URL, else a throwaway server from Debian's binaries.
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """A PostgreSQL server URL without a database name (trailing slash)."""
+    configured = os.environ.get("VIPCAST_TEST_PG_URL")
+    if configured:
+        yield configured.rsplit("/", 1)[0] + "/"
+        return
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        pytest.fail(
+            "postgres tests need a server: set VIPCAST_TEST_PG_URL=postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB "
+            "or install Debian's binaries (apt-get install -y postgresql)"
+        )
+    bin_dir = Path(binaries[-1]).parent
+    # Not under pytest's basetemp: another pytest run on the machine may prune it while the server runs.
+    root = Path(tempfile.mkdtemp(prefix="vipcast-pg-"))
+    data_dir = root / "data"
+    data_dir.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        # initdb and pg_ctl refuse to run as root.
+        owner = pwd.getpwnam("postgres")
+        os.chmod(root, 0o755)
+        os.chown(data_dir, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir)]
+    try:
+        subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust",
+                        "--no-sync"], check=True, capture_output=True)
+        subprocess.run([*pg_ctl, "-w", "-l", str(data_dir / "server.log"),
+                        "-o", f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True)
+    except subprocess.CalledProcessError as error:
+        log = data_dir / "server.log"
+        pytest.fail(f"could not start a throwaway PostgreSQL ({' '.join(error.cmd)}): "
+                    f"{error.stderr.decode(errors='replace')}{log.read_text() if log.exists() else ''}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str):
+    """A fresh, empty database on the test server."""
+    import psycopg
+
+    name = "vipcast_" + uuid.uuid4().hex[:12]
+    admin = postgres_server_url.replace("postgresql+psycopg://", "postgresql://") + "postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    yield postgres_server_url + name
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return str(tmp_path / "outputs.duckdb")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> OutputsStore:
+    return OutputsStore(store_url)
+
+
+def assert_frame_matches(read: pd.DataFrame, written: pd.DataFrame) -> None:
+    """Same columns in the same order, same values row by row (dtypes may differ by backend)."""
+    assert list(read.columns) == list(written.columns)
+    assert len(read) == len(written)
+    for column in written.columns:
+        expected = written[column].astype(object).where(written[column].notna(), None).tolist()
+        actual = read[column].astype(object).where(read[column].notna(), None).tolist()
+        assert actual == expected, column
+
+
+# Round trip and run selection
+
+def test_a_run_reads_back_exactly_as_written(store: OutputsStore) -> None:
+    lists = five_customers()
+    store.write_run(run_info("r1", AS_OF_1), lists)
+
+    for name, frame in lists.items():
+        assert_frame_matches(store.read_list(name), frame)
+    (run,) = store.runs()
+    assert run.run_id == "r1" and run.as_of == AS_OF_1
+    assert run.created_at == datetime(2026, 11, 9, 6, tzinfo=UTC)
+    assert json.loads(run.reconciliation) == {"rows_used": 40, "rows_set_aside": 1}
+    assert run.lists == {"scores": 5, "tiers": 5, "rising_stars": 1, "at_risk": 1, "events": 2, "economics": 4}
+
+
+def test_the_latest_run_is_the_default_and_as_of_picks_a_date(store: OutputsStore) -> None:
+    store.write_run(run_info("old", AS_OF_1), five_customers())
+    store.write_run(run_info("new", AS_OF_2), five_customers(spend_bump=1000.0))
+    store.write_run(run_info("new-model", AS_OF_2, created_hour=9), five_customers(spend_bump=2000.0))
+
+    assert [run.run_id for run in store.runs()] == ["new-model", "new", "old"]
+    assert store.latest_run().run_id == "new-model"
+    assert store.read_list("scores")["rolling_12m_spend"].iloc[0] == 14000.0
+    assert store.read_list("scores", as_of=AS_OF_1)["rolling_12m_spend"].iloc[0] == 12000.0
+    assert store.read_list("scores", as_of="2026-11-16")["rolling_12m_spend"].iloc[0] == 14000.0
+    assert store.read_list("scores", run_id="new")["rolling_12m_spend"].iloc[0] == 13000.0
+    assert store.get_run("old").as_of == AS_OF_1
+    assert store.previous_run(store.get_run("new-model")).run_id == "old"
+    assert store.previous_run(store.get_run("old")) is None
+
+
+def test_missing_runs_and_lists_are_clear_errors(store: OutputsStore) -> None:
+    with pytest.raises(NoRunsYet, match="vipcast score"):
+        store.read_list("rising_stars")
+    assert store.runs() == [] and store.latest_run() is None
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    with pytest.raises(RunNotFound, match="2026-11-09"):
+        store.read_list("rising_stars", as_of=date(2020, 1, 1))
+    with pytest.raises(RunNotFound, match="nope"):
+        store.get_run("nope")
+    with pytest.raises(UnknownList, match="rising_stars"):
+        store.read_list("vip_party")
+    with pytest.raises(ValueError, match="top"):
+        store.read_list("tiers", top=-1)
+
+
+def test_top_and_tier_filter_in_rank_order(store: OutputsStore) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    assert store.read_list("tiers", top=2)["customer_id"].tolist() == [1, 2]
+    assert store.read_list("tiers", tier="base")["customer_id"].tolist() == [4, 5]
+    assert store.read_list("tiers", tier="Base", top=1)["customer_id"].tolist() == [4]
+    assert store.read_list("rising-stars", tier="Base")["customer_id"].tolist() == [4]
+    assert store.read_list("rising_stars", tier="Gold").empty
+    assert store.read_list("tiers", top=0).empty
+
+
+# Idempotence, schema changes, atomicity
+
+def test_rewriting_a_run_id_replaces_that_run(store: OutputsStore) -> None:
+    store.write_run(run_info("keep", AS_OF_1), five_customers())
+    store.write_run(run_info("redo", AS_OF_2), five_customers())
+    fewer = five_customers(spend_bump=500.0)
+    fewer["events"] = fewer["events"].iloc[:1]
+    del fewer["at_risk"]
+    store.write_run(run_info("redo", AS_OF_2, created_hour=8), fewer)
+
+    assert [run.run_id for run in store.runs()] == ["redo", "keep"]
+    assert_frame_matches(store.read_list("events", run_id="redo"), fewer["events"])
+    assert store.read_list("at_risk", run_id="redo").empty
+    assert store.read_list("scores", run_id="redo")["rolling_12m_spend"].iloc[0] == 12500.0
+    assert_frame_matches(store.read_list("at_risk", run_id="keep"), five_customers()["at_risk"])
+
+
+def test_new_columns_are_added_and_types_widen(store: OutputsStore) -> None:
+    first = five_customers()
+    store.write_run(run_info("r1", AS_OF_1), first)
+    second = five_customers()
+    second["rising_stars"] = second["rising_stars"].assign(shap_top_feature=["aov_trend"])
+    second["at_risk"] = second["at_risk"].assign(days_since_last_order=[120.5])
+    second["events"] = second["events"].assign(customer_id=["C-3", "C-4"])
+    store.write_run(run_info("r2", AS_OF_2), second)
+
+    assert_frame_matches(store.read_list("rising_stars", run_id="r1"), first["rising_stars"])
+    assert store.read_list("rising_stars", run_id="r2")["shap_top_feature"].tolist() == ["aov_trend"]
+    assert store.read_list("at_risk", run_id="r2")["days_since_last_order"].tolist() == [120.5]
+    assert store.read_list("at_risk", run_id="r1")["days_since_last_order"].tolist() == [120]
+    assert store.read_list("events", run_id="r2")["customer_id"].tolist() == ["C-3", "C-4"]
+    assert store.read_list("events", run_id="r1")["customer_id"].astype(str).tolist() == ["3", "4"]
+    store.write_run(run_info("r3", date(2026, 11, 23)), five_customers())
+    assert store.read_list("events", run_id="r3")["customer_id"].tolist() == ["3", "4"]
+
+
+def test_columns_first_seen_in_an_empty_list_take_their_type_later(store: OutputsStore) -> None:
+    nobody = pd.DataFrame(columns=list(five_customers()["at_risk"].columns))
+    store.write_run(run_info("r1", AS_OF_1), {"at_risk": nobody})
+    assert store.read_list("at_risk").empty
+    store.write_run(run_info("r2", AS_OF_2), five_customers())
+    at_risk = store.read_list("at_risk")
+    assert at_risk["churn_probability"].tolist() == [0.6] and at_risk["days_since_last_order"].tolist() == [120]
+    assert list(store.read_list("at_risk", run_id="r1").columns) == list(nobody.columns)
+
+
+def test_reserved_and_unknown_names_are_refused(store: OutputsStore) -> None:
+    with pytest.raises(StoreError, match="reserves"):
+        store.write_run(run_info("r1", AS_OF_1), {"scores": five_customers()["scores"].assign(run_id="x")})
+    with pytest.raises(UnknownList):
+        store.write_run(run_info("r1", AS_OF_1), {"scores; DROP TABLE runs": five_customers()["scores"]})
+    assert store.runs() == []
+
+
+def test_a_failed_write_leaves_the_previous_run_whole(store: OutputsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    calls = []
+
+    def insert_then_fail(original):
+        def insert(self, table, frame, run_id, as_of):
+            calls.append(table)
+            if len(calls) % 3 == 0:
+                raise RuntimeError("disk full")
+            return original(self, table, frame, run_id, as_of)
+        return insert
+
+    for connection_class in (store_module._DuckDBConnection, store_module._SqlConnection):
+        monkeypatch.setattr(connection_class, "insert_df", insert_then_fail(connection_class.insert_df))
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.write_run(run_info("r2", AS_OF_2), five_customers(spend_bump=1.0))
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.write_run(run_info("r1", AS_OF_1), five_customers(spend_bump=1.0))
+
+    assert [run.run_id for run in store.runs()] == ["r1"]
+    for name, frame in five_customers().items():
+        assert_frame_matches(store.read_list(name), frame)
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import sys, time
+    from datetime import date, datetime, UTC
+    import numpy as np, pandas as pd
+    from flows import store as store_module
+    from flows.store import OutputsStore, RunInfo
+
+    url, mode, n_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if mode == "pause":
+        # Stop for good in the middle of the transaction, after the first list is inserted.
+        for cls in (store_module._DuckDBConnection, store_module._SqlConnection):
+            original = cls.insert_df
+            def paused(self, *args, _original=original):
+                _original(self, *args)
+                print("inserted", flush=True)
+                time.sleep(600)
+            cls.insert_df = paused
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame({"customer_id": np.arange(n_rows), "tier": rng.choice(["Base", "Gold"], n_rows),
+                           "predicted_ltv": rng.random(n_rows), "p_alive": rng.random(n_rows)})
+    tiers = scores[["customer_id", "tier"]].assign(rank=np.arange(1, n_rows + 1))
+    run = RunInfo("big", date(2026, 11, 16), datetime.now(UTC), "vipcast", "3", 365, n_rows, "d2", "c2")
+    print("writing", flush=True)
+    OutputsStore(url).write_run(run, {"scores": scores, "tiers": tiers, "rising_stars": tiers.head(10000)})
+    print("committed", flush=True)
+""")
+
+
+def kill_writer_mid_write(url: str, mode: str, n_rows: int, wait_for: str, delay: float) -> str:
+    """Start a writer of a large run, SIGKILL it once it printed wait_for (plus delay); its stdout."""
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url, mode, str(n_rows)],
+                              stdout=subprocess.PIPE, text=True)
+    output = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = writer.stdout.readline()
+            output.append(line)
+            if line.strip() == wait_for or not line:
+                break
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    return "".join(output)
+
+
+@pytest.mark.parametrize("mode", ["pause", pytest.param("timed", marks=pytest.mark.slow)])
+def test_a_writer_killed_mid_write_leaves_the_previous_run_whole(store: OutputsStore, store_url: str,
+                                                                  mode: str) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    if mode == "pause":
+        output = kill_writer_mid_write(store_url, "pause", 200_000, wait_for="inserted", delay=0.0)
+    else:
+        output = kill_writer_mid_write(store_url, "timed", 2_000_000, wait_for="writing", delay=0.8)
+    assert "committed" not in output, "the writer finished before it was killed: make the run larger"
+    assert "writing" in output
+
+    reopened = OutputsStore(store_url).read_only_view()
+    assert [run.run_id for run in reopened.runs()] == ["r1"]
+    for name, frame in five_customers().items():
+        assert_frame_matches(reopened.read_list(name), frame)
+    # No orphan rows of the killed run are left behind, and the store still takes writes.
+    assert reopened.customer_history(100).empty
+    store.write_run(run_info("r2", AS_OF_2), five_customers(spend_bump=1.0))
+    assert [run.run_id for run in store.runs()] == ["r2", "r1"]
+
+
+# Reads for the app
+
+def test_customer_history_and_rows_match_ids_given_as_text(store: OutputsStore) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    store.write_run(run_info("r2", AS_OF_2), five_customers(spend_bump=1000.0))
+
+    history = store.customer_history("4")
+    assert history["run_id"].tolist() == ["r1", "r2"]
+    assert history["tier"].tolist() == ["Base", "Base"]
+    assert history["rolling_12m_spend"].tolist() == [1900.0, 2900.0]
+    assert store.customer_history("404").empty
+    assert store.customer_history("not-a-number").empty
+
+    rows = store.customer_rows("4", "r2")
+    assert set(rows) == {"scores", "tiers", "rising_stars", "events"}
+    assert rows["rising_stars"]["target_tier"] == "Silver"
+    assert rows["tiers"]["amount_to_next_tier"] == 100.0
+    assert store.customer_rows("404", "r2") == {}
+
+
+def test_tier_summary_and_movement(store: OutputsStore) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    second = five_customers()
+    second["scores"] = second["scores"].assign(tier=["Platinum", "Gold", "Base", "Silver", "Base"])
+    second["scores"] = pd.concat([second["scores"], second["scores"].iloc[[4]].assign(customer_id=6)])
+    store.write_run(run_info("r2", AS_OF_2), second)
+
+    summary = store.tier_summary("r1").set_index("tier")
+    assert summary["customers"].to_dict() == {"Platinum": 1, "Gold": 1, "Silver": 1, "Base": 2}
+    assert summary.loc["Base", "predicted_ltv"] == 2548.0
+    assert summary.loc["Base", "mean_p_alive"] == pytest.approx(0.575)
+
+    movement = store.tier_movement("r2", "r1")
+    moves = {(None if pd.isna(row.from_tier) else row.from_tier, row.to_tier): row.customers
+             for row in movement.itertuples()}
+    assert moves == {("Platinum", "Platinum"): 1, ("Gold", "Gold"): 1, ("Silver", "Base"): 1,
+                     ("Base", "Silver"): 1, ("Base", "Base"): 1, (None, "Base"): 1}
+
+
+def test_a_session_opens_the_store_once(store: OutputsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    opened = []
+    real_connect = store._backend.connect
+    monkeypatch.setattr(store._backend, "connect", lambda **kwargs: opened.append(kwargs) or real_connect(**kwargs))
+    with store.session():
+        assert store.find_run().run_id == "r1"
+        assert store.read_list("tiers", customer_id="4")["rank"].tolist() == [4]
+        assert len(store.customer_history(4)) == 1
+        with store.session():
+            store.tier_summary("r1")
+    assert opened == [{"write": False}]
+    store.runs()
+    assert len(opened) == 2
+
+
+# DuckDB locking and read-only use
+
+def test_read_only_view_never_writes_and_missing_file_is_an_empty_store(tmp_path: Path) -> None:
+    missing = OutputsStore(tmp_path / "nothing-yet.duckdb", read_only=True)
+    assert missing.runs() == [] and missing.latest_run() is None
+    with pytest.raises(NoRunsYet):
+        missing.read_list("tiers")
+    assert not (tmp_path / "nothing-yet.duckdb").exists()
+    with pytest.raises(StoreError, match="read-only"):
+        missing.write_run(run_info("r1", AS_OF_1), five_customers())
+
+
+LOCK_HOLDER = textwrap.dedent("""
+    import sys, time, duckdb
+    connection = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    connection.close()
+""")
+
+
+def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "outputs.duckdb"
+    OutputsStore(path).write_run(run_info("r1", AS_OF_1), five_customers())
+
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path), "1.5"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    started = time.monotonic()
+    with pytest.raises(StoreBusy, match="locked by another process"):
+        OutputsStore(path, read_only=True, lock_timeout=0.3).runs()
+    assert time.monotonic() - started < 1.4
+    assert [run.run_id for run in OutputsStore(path, read_only=True, lock_timeout=20).runs()] == ["r1"]
+    holder.wait(timeout=10)
+
+
+# Exports
+
+def test_export_writes_every_list_as_csv_and_parquet(store: OutputsStore, tmp_path: Path) -> None:
+    lists = five_customers()
+    store.write_run(run_info("r1", AS_OF_1), lists)
+    out_dir = tmp_path / "exports"
+    killed_long_ago, in_progress = out_dir / ".vipcast-export-old", out_dir / ".vipcast-export-new"
+    killed_long_ago.mkdir(parents=True)
+    in_progress.mkdir()
+    os.utime(killed_long_ago, (time.time() - 7200, time.time() - 7200))
+    written = store.export_run("r1", out_dir, formats=("csv", "parquet"))
+    assert not killed_long_ago.exists() and in_progress.exists()
+    in_progress.rmdir()
+
+    assert sorted(path.name for path in written) == sorted(
+        [f"{name}.{fmt}" for name in lists for fmt in ("csv", "parquet")] + ["run.json"])
+    assert sorted(os.listdir(out_dir)) == sorted(path.name for path in written)
+    assert_frame_matches(pd.read_csv(out_dir / "rising_stars.csv"), lists["rising_stars"])
+    assert_frame_matches(pd.read_parquet(out_dir / "at_risk.parquet"), lists["at_risk"])
+    assert json.loads((out_dir / "run.json").read_text())["run_id"] == "r1"
+    with pytest.raises(ValueError, match="xlsx"):
+        store.export_run("r1", out_dir, formats=("xlsx",))
+
+
+def test_an_interrupted_export_leaves_whole_files(store: OutputsStore, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    store.write_run(run_info("r2", AS_OF_2), five_customers(spend_bump=1000.0))
+    out_dir = tmp_path / "exports"
+    store.export_run("r1", out_dir)
+    replaced = []
+    real_replace = os.replace
+
+    def replace_twice_then_die(source, target):
+        if len(replaced) == 2:
+            raise KeyboardInterrupt
+        replaced.append(target)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_twice_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        store.export_run("r2", out_dir)
+
+    assert len(replaced) == 2
+    for name in five_customers():
+        exported = pd.read_csv(out_dir / f"{name}.csv")
+        whole = [store.read_list(name, run_id=run_id) for run_id in ("r1", "r2")]
+        assert any(exported.astype(str).equals(version.astype(str)) for version in
+                   (pd.read_csv(io.StringIO(frame.to_csv(index=False))) for frame in whole)), name
+    assert sorted(path.name for path in out_dir.iterdir()) == sorted(
+        [f"{name}.csv" for name in five_customers()] + ["run.json"])
