@@ -1,0 +1,174 @@
+"""Behaviour features as of a cutoff: recent spend and orders, trends, category breadth, tenure.
+
+"Orders" are purchase days and refund-only days are not orders (see ``features.activity``); spend
+is net of refunds. A window of N days is (cutoff - N days, cutoff], i.e. ``days_ago < N``. Every
+column is defined for every customer with a purchase day on or before the cutoff; the fill values
+are:
+
+- ``spend_{N}d``, ``orders_{N}d``, ``spend_expiring_{N}d``: 0 when the window is empty.
+- ``aov_trend``: ``(recent - earlier) / (|recent| + |earlier|)`` of the mean purchase-day value in
+  the last `recent_days` days (recent) and the `recent_days` days before (earlier); in [-1, 1],
+  positive when orders got bigger; 0 when either window has no purchase day or both means are 0.
+- ``purchase_interval_acceleration``: ``ln(earlier gap / recent gap)``, where a gap is the mean
+  number of days between consecutive purchase days within the last `recent_days` days (recent) or
+  before them (earlier); positive when the customer buys more often lately; 0 when either period
+  has fewer than two purchase days.
+- ``category_breadth``: distinct non-null categories bought (rows with amount >= 0); 0 without
+  categories.
+- ``category_breadth_growth``: how many of those categories were first bought in the last
+  `recent_days` days; 0 without categories.
+- ``tenure_days``: whole days from the first purchase day to the cutoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ibis.expr.types as ir
+
+from features.btyd import first_purchase_days_ago
+from features.rfm import ROLLING_YEAR_DAYS
+
+RECENT_DAYS = 180
+DEFAULT_WINDOWS_DAYS = (30, 90, 180, 365)
+DEFAULT_EXPIRING_DAYS = (90,)
+
+
+def check_window_days(days: Sequence[int], name: str) -> tuple[int, ...]:
+    """`days` as a tuple of distinct positive whole numbers of days, or a clear error naming `name`."""
+    values = tuple(days)
+    bad = [d for d in values if isinstance(d, bool) or not isinstance(d, int) or d <= 0]
+    if bad:
+        raise ValueError(f"{name} must be positive whole numbers of days, got {bad} in {values}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} has repeated values: {values}")
+    return values
+
+
+def tenure_days(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn) -> ir.IntegerScalar:
+    """Whole days from the customer's first purchase day to the cutoff."""
+    return first_purchase_days_ago(days_ago, is_purchase_day)
+
+
+def window_spend(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, window_days: int) -> ir.FloatingScalar:
+    """Net spend in the last `window_days` days up to and including the cutoff; 0 when none."""
+    return day_amount.sum(where=days_ago < window_days).fill_null(0.0)
+
+
+def window_orders(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn, window_days: int) -> ir.IntegerScalar:
+    """Purchase days in the last `window_days` days up to and including the cutoff."""
+    return is_purchase_day.count(where=is_purchase_day & (days_ago < window_days))
+
+
+def spend_expiring(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, within_days: int) -> ir.FloatingScalar:
+    """Net spend that leaves the rolling 12-month window in the next `within_days` days.
+
+    That is the spend in (cutoff - 365 days, cutoff - 365 days + `within_days`]; 0 when none.
+    """
+    leaving = (days_ago < ROLLING_YEAR_DAYS) & (days_ago >= ROLLING_YEAR_DAYS - within_days)
+    return day_amount.sum(where=leaving).fill_null(0.0)
+
+
+def mean_order_value(day_amount: ir.FloatingColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:
+    """Mean value of the purchase days selected by `orders`; null when none is selected."""
+    return day_amount.mean(where=orders)
+
+
+def aov_trend(
+    day_amount: ir.FloatingColumn,
+    days_ago: ir.IntegerColumn,
+    is_purchase_day: ir.BooleanColumn,
+    recent_days: int = RECENT_DAYS,
+) -> ir.FloatingScalar:
+    """Relative change of mean order value, last `recent_days` days vs the `recent_days` before, in [-1, 1]."""
+    recent = mean_order_value(day_amount, is_purchase_day & (days_ago < recent_days))
+    earlier = mean_order_value(
+        day_amount, is_purchase_day & (days_ago >= recent_days) & (days_ago < 2 * recent_days)
+    )
+    scale = recent.abs() + earlier.abs()
+    return ((recent - earlier) / scale.nullif(0.0)).fill_null(0.0)
+
+
+def mean_purchase_gap(days_ago: ir.IntegerColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:
+    """Mean days between consecutive purchase days selected by `orders`; null with fewer than two."""
+    span = days_ago.max(where=orders) - days_ago.min(where=orders)
+    gaps = orders.count(where=orders) - 1
+    return span.cast("float64") / gaps.nullif(0).cast("float64")
+
+
+def purchase_interval_acceleration(
+    days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn, recent_days: int = RECENT_DAYS
+) -> ir.FloatingScalar:
+    """ln(earlier mean purchase gap / recent mean purchase gap); > 0 when buying more often lately."""
+    recent = mean_purchase_gap(days_ago, is_purchase_day & (days_ago < recent_days))
+    earlier = mean_purchase_gap(days_ago, is_purchase_day & (days_ago >= recent_days))
+    return (earlier / recent).ln().fill_null(0.0)
+
+
+def categories_bought(rows: ir.Table) -> ir.Table:
+    """One row per customer and category bought (amount >= 0): customer_id, category, first_bought_days_ago."""
+    bought = rows.filter((rows.amount >= 0) & rows.category.notnull())
+    return bought.group_by(["customer_id", "category"]).aggregate(first_bought_days_ago=bought.days_ago.max())
+
+
+def category_breadth(first_bought_days_ago: ir.IntegerColumn) -> ir.IntegerScalar:
+    """Distinct categories bought on or before the cutoff."""
+    return first_bought_days_ago.count()
+
+
+def category_breadth_growth(first_bought_days_ago: ir.IntegerColumn, recent_days: int = RECENT_DAYS) -> ir.IntegerScalar:
+    """Categories first bought in the last `recent_days` days."""
+    return first_bought_days_ago.count(where=first_bought_days_ago < recent_days)
+
+
+def window_columns(windows_days: Sequence[int], expiring_days: Sequence[int]) -> tuple[str, ...]:
+    """Names of the window spend, window order and expiring spend columns."""
+    return (
+        *(f"spend_{days}d" for days in windows_days),
+        *(f"orders_{days}d" for days in windows_days),
+        *(f"spend_expiring_{days}d" for days in expiring_days),
+    )
+
+
+def behaviour_columns(windows_days: Sequence[int], expiring_days: Sequence[int]) -> tuple[str, ...]:
+    """Names of every behaviour column, in table order."""
+    return (
+        "tenure_days",
+        *window_columns(windows_days, expiring_days),
+        "aov_trend",
+        "purchase_interval_acceleration",
+        "category_breadth",
+        "category_breadth_growth",
+    )
+
+
+def behaviour_aggregates(
+    daily: ir.Table,
+    windows_days: Sequence[int] = DEFAULT_WINDOWS_DAYS,
+    expiring_days: Sequence[int] = DEFAULT_EXPIRING_DAYS,
+    recent_days: int = RECENT_DAYS,
+) -> dict[str, ir.Scalar]:
+    """The day-level behaviour columns as reductions over a customer's `daily_activity` rows."""
+    windows_days = check_window_days(windows_days, "windows_days")
+    expiring_days = check_window_days(expiring_days, "expiring_days")
+    too_long = [d for d in expiring_days if d > ROLLING_YEAR_DAYS]
+    if too_long:
+        raise ValueError(f"expiring_days must be at most {ROLLING_YEAR_DAYS}, got {too_long}")
+    return {
+        "tenure_days": tenure_days(daily.days_ago, daily.is_purchase_day),
+        **{f"spend_{d}d": window_spend(daily.day_amount, daily.days_ago, d) for d in windows_days},
+        **{f"orders_{d}d": window_orders(daily.days_ago, daily.is_purchase_day, d) for d in windows_days},
+        **{f"spend_expiring_{d}d": spend_expiring(daily.day_amount, daily.days_ago, d) for d in expiring_days},
+        "aov_trend": aov_trend(daily.day_amount, daily.days_ago, daily.is_purchase_day, recent_days),
+        "purchase_interval_acceleration": purchase_interval_acceleration(
+            daily.days_ago, daily.is_purchase_day, recent_days
+        ),
+    }
+
+
+def category_aggregates(categories: ir.Table, recent_days: int = RECENT_DAYS) -> dict[str, ir.Scalar]:
+    """Category breadth and its growth as reductions over a customer's `categories_bought` rows."""
+    return {
+        "category_breadth": category_breadth(categories.first_bought_days_ago),
+        "category_breadth_growth": category_breadth_growth(categories.first_bought_days_ago, recent_days),
+    }
