@@ -150,68 +150,269 @@ def ensure_demo_dataset(workdir: Path) -> Path:
     return path
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def source_files(source: Source) -> list[str]:
+    """The files of a CSV or Parquet source, in the order their rows are numbered (sorted paths)."""
+    location = source.location
+    if any(ch in location for ch in "*?["):
+        return sorted(glob.glob(location))
+    path = Path(location)
+    if path.is_dir():
+        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [location]
 
 
 def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def read_raw(con, source: Source, workdir: Path) -> str:
-    """Register the source's raw rows as a DuckDB view; return the view name."""
-    view = "vipcast_raw"
+# ----------------------------------------------------------------------------- reading (engine-specific)
+#
+# A reader returns the source's rows as an Ibis table: ROW_NUMBER (the 1-based position of the
+# row in the source: files in sorted order, then rows in file order) and the source columns, CSV
+# columns as text. Everything after reading is one set of Ibis expressions for both engines.
+
+ROW_NUMBER = "_vipcast_row"
+RAW_VIEW = "vipcast_raw"
+
+
+def _numbered_frame(frame) -> Any:
+    """An in-memory source (pandas or Arrow) with its row numbers, as an Ibis memtable."""
+    frame = frame.to_pandas() if hasattr(frame, "to_pandas") and not isinstance(frame, pd.DataFrame) else frame
+    numbered = frame.copy()
+    numbered.insert(0, ROW_NUMBER, range(1, len(frame) + 1))
+    return ibis.memtable(numbered)
+
+
+def _builtin_or_database_frame(source: Source):
     if source.kind == "builtin":
-        if source.location == "demo":
-            path = ensure_demo_dataset(workdir)
-            con.raw_sql(f"create or replace view {view} as select * from read_parquet({_sql_str(str(path))})")
-        else:
-            con.create_table(view, _cdnow_frame(sample=source.location == "cdnow-sample"), overwrite=True)
-        return view
-    if source.kind == "database":
-        try:
-            backend = ibis.connect(source.location)
-            remote = backend.table(source.table)
-        except Exception as exc:  # driver errors vary by database; the message says which
-            raise IngestError(f"{source.label}: cannot read the table ({type(exc).__name__}: {exc})") from exc
-        con.create_table(view, remote.to_pyarrow(), overwrite=True)
-        return view
+        return _cdnow_frame(sample=source.location == "cdnow-sample")
+    try:
+        backend = ibis.connect(source.location)
+        remote = backend.table(source.table)
+        return remote.to_pyarrow()
+    except Exception as exc:  # driver errors vary by database; the message says which
+        raise IngestError(f"{source.label}: cannot read the table ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_files_duckdb(con, source: Source) -> None:
     location = source.location
     pattern = str(Path(location) / "*") if Path(location).is_dir() else location
     if source.kind == "parquet":
         reader = f"read_parquet({_sql_str(pattern)}, union_by_name = true)"
     else:
-        # Everything as text: types are checked below, row by row, so a bad value is reported, not guessed.
+        # Everything as text: types are checked row by row, so a bad value is reported, not guessed.
         reader = f"read_csv({_sql_str(pattern)}, all_varchar = true, header = true, union_by_name = true)"
+    # DuckDB keeps insertion order, so row_number() over () is the position in the (sorted) files.
+    con.raw_sql(f"create or replace view {RAW_VIEW} as select row_number() over () as {ROW_NUMBER}, * from {reader}")
+    con.raw_sql(f"select count(*) from {RAW_VIEW}").fetchall()
+
+
+def _read_files_spark(con, source: Source) -> None:
+    """Read CSV/Parquet files with Spark and number the rows in file order, without a global sort.
+
+    Spark packs file splits into partitions (largest first), and `monotonically_increasing_id`
+    increases within a partition; so rows are numbered by counting each (file, partition) block
+    once and adding the sizes of the blocks before it (one extra pass, like RDD.zipWithIndex).
+    """
+    from pyspark.sql import functions as F
+
+    from flows.engine import active_spark_session
+
+    spark = active_spark_session()
+    files = source_files(source)
+    if source.kind == "parquet":
+        frame = spark.read.option("mergeSchema", "true").parquet(*files)
+    else:
+        tab_separated = all(Path(f.removesuffix(".gz")).suffix.lower() == ".tsv" for f in files)
+        frame = spark.read.csv(files, header=True, inferSchema=False, sep="\t" if tab_separated else ",")
+    located = frame.select(
+        F.col("_metadata.file_path").alias("_vipcast_file"),
+        F.spark_partition_id().alias("_vipcast_partition"),
+        F.monotonically_increasing_id().alias("_vipcast_position"),
+        *[F.col(f"`{name}`") for name in frame.columns],
+    )
+    blocks = (
+        located.groupBy("_vipcast_file", "_vipcast_partition")
+        .agg(F.min("_vipcast_position").alias("_vipcast_first"), F.count(F.lit(1)).alias("_vipcast_rows"))
+        .collect()
+    )
+    offsets, total = [], 0
+    for block in sorted(blocks, key=lambda b: (b["_vipcast_file"], b["_vipcast_first"])):
+        offsets.append((block["_vipcast_file"], block["_vipcast_partition"], block["_vipcast_first"], total))
+        total += block["_vipcast_rows"]
+    starts = spark.createDataFrame(
+        offsets, "_vipcast_file string, _vipcast_partition int, _vipcast_first long, _vipcast_offset long"
+    )
+    numbered = located.join(F.broadcast(starts), ["_vipcast_file", "_vipcast_partition"]).select(
+        (F.col("_vipcast_position") - F.col("_vipcast_first") + F.col("_vipcast_offset") + 1).alias(ROW_NUMBER),
+        *[F.col(f"`{name}`") for name in frame.columns],
+    )
+    numbered.createOrReplaceTempView(RAW_VIEW)
+
+
+def read_raw(con, source: Source, workdir: Path):
+    """The source's raw rows as an Ibis table: ROW_NUMBER and the source columns."""
+    from flows.engine import engine_of
+
+    engine = engine_of(con)
+    if source.kind == "builtin" and source.location == "demo":
+        source = Source("parquet", str(ensure_demo_dataset(workdir)))
+    if source.kind in ("builtin", "database"):
+        rows = _numbered_frame(_builtin_or_database_frame(source))
+        if engine == "duckdb":
+            con.create_table(RAW_VIEW, rows, overwrite=True)
+        else:
+            con.create_view(RAW_VIEW, rows, overwrite=True)
+        return con.table(RAW_VIEW)
     try:
-        con.raw_sql(f"create or replace view {view} as select * from {reader}")
-        con.raw_sql(f"select count(*) from {view}").fetchall()
+        if engine == "duckdb":
+            _read_files_duckdb(con, source)
+        else:
+            _read_files_spark(con, source)
     except Exception as exc:
         raise IngestError(f"{source.label}: cannot read as {source.kind} ({str(exc).splitlines()[0]})") from exc
-    return view
+    return con.table(RAW_VIEW)
 
 
-def _typed_expression(column: str, sql_type: str, kind: str, date_format: str | None) -> str:
-    quoted = _quote(column)
-    if kind == "timestamp":
-        if sql_type in ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"):
-            return f"cast({quoted} as timestamp)"
-        if sql_type == "TIMESTAMP WITH TIME ZONE":
-            return f"cast(timezone('UTC', {quoted}) as timestamp)"
-        text = f"trim(cast({quoted} as varchar))"
-        if date_format:
-            return f"try_strptime({text}, {_sql_str(date_format)})"
-        return f"try_cast({text} as timestamp)"
-    if kind == "double":
-        if sql_type in ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT") or sql_type.startswith("DECIMAL"):
-            return f"cast({quoted} as double)"
-        return f"try_cast(trim(cast({quoted} as varchar)) as double)"
-    return f"nullif(trim(cast({quoted} as varchar)), '')"
+def materialize(con, name: str, table):
+    """Compute `table` once for the queries that follow: a temp table (DuckDB) or a cached view (Spark)."""
+    from flows.engine import active_spark_session, engine_of
+
+    if engine_of(con) == "duckdb":
+        return con.create_table(name, table, temp=True, overwrite=True)
+    con.create_view(name, table, overwrite=True)
+    active_spark_session().catalog.cacheTable(name)
+    return con.table(name)
 
 
-def _examples(con, where: str, column: str, label: str, limit: int = 3) -> str:
-    rows = con.raw_sql(f"select _row, {_quote(column)} from vipcast_typed where {where} order by _row limit {limit}").fetchall()
-    return "; ".join(f"data row {row_number}: {label}={value!r}" for row_number, value in rows)
+# ----------------------------------------------------------------------------- typing and classifying (shared)
+
+# What counts as a date or a number in a text column. The same patterns on both engines, so a
+# value both engines would cast differently (e.g. '2024', '1d', 'NaN', a UTC offset) is set aside
+# on both rather than read two ways; ISO dates with an optional time (and 'Z') are dates.
+ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?Z?$"
+DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+@ibis.udf.scalar.builtin(name="try_strptime")
+def _duckdb_try_strptime(text: str, date_format: str) -> datetime:
+    """DuckDB: parse with a strftime format, null when the text does not match."""
+
+
+@ibis.udf.scalar.builtin(name="try_to_timestamp")
+def _spark_try_to_timestamp(text: str, date_format: str) -> datetime:
+    """Spark: parse with a Java date-time pattern, null when the text does not match."""
+
+
+def _spark_pattern(date_format: str) -> str:
+    """A strftime format as the Java date-time pattern Spark parses with (e.g. %Y%m%d -> yyyyMMdd)."""
+    from sqlglot.dialects.spark import Spark
+    from sqlglot.time import format_time
+
+    return format_time(date_format, Spark.INVERSE_TIME_MAPPING, Spark.INVERSE_TIME_TRIE)
+
+
+@ibis.udf.scalar.builtin(name="trim")
+def _trim_spaces(text: str) -> str:
+    """Leading and trailing spaces removed (the same function on DuckDB and Spark).
+
+    Not Ibis's `strip()`: on Spark it trims the letters 'f' and 'v' too (its '\\f' and '\\v' are
+    not escapes in Spark SQL string literals), turning customer 'f' into ''.
+    """
+
+
+def text_of(value):
+    """A value as text without leading and trailing spaces; null for an empty string."""
+    return _trim_spaces(value.cast("string")).nullif("")
+
+
+def parsed_timestamp(value, date_format: str | None, engine: str):
+    """A source column as a naive UTC timestamp; null where it does not hold a date."""
+    dtype = value.type()
+    if dtype.is_timestamp() or dtype.is_date():
+        return value.cast("timestamp")
+    text = text_of(value)
+    if date_format:
+        if engine == "duckdb":
+            return _duckdb_try_strptime(text, date_format)
+        return _spark_try_to_timestamp(text, _spark_pattern(date_format))
+    return text.re_search(ISO_TIMESTAMP).ifelse(text.try_cast("timestamp"), ibis.null("timestamp"))
+
+
+def parsed_number(value):
+    """A source column as a finite float64; null where it does not hold a number (NaN and infinities included)."""
+    dtype = value.type()
+    if dtype.is_numeric() and not dtype.is_boolean():
+        number = value.cast("float64")
+    else:
+        text = text_of(value)
+        number = text.re_search(DECIMAL_NUMBER).ifelse(text.try_cast("float64"), ibis.null("float64"))
+    return (number.isnan() | number.isinf()).ifelse(ibis.null("float64"), number)
+
+
+KINDS = {
+    contract.CUSTOMER_ID: "string",
+    contract.ORDER_TS: "timestamp",
+    contract.AMOUNT: "double",
+    contract.ORDER_ID: "string",
+    contract.CATEGORY: "string",
+    contract.QUANTITY: "double",
+}
+NULL_TYPES = {"string": "string", "double": "float64", "timestamp": "timestamp"}
+
+
+def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, engine: str):
+    """The canonical columns parsed from the mapped source columns, the row number, and the raw values."""
+    columns = {"_row": raw[ROW_NUMBER].cast("int64")}
+    raw_values = {}
+    for name, kind in KINDS.items():
+        src_name = mapping[name]
+        if src_name is None:
+            columns[name] = ibis.null(NULL_TYPES[kind])
+            continue
+        value = raw[src_name]
+        if kind == "timestamp":
+            columns[name] = parsed_timestamp(value, date_format, engine)
+        elif kind == "double":
+            columns[name] = parsed_number(value)
+        else:
+            columns[name] = text_of(value)
+        raw_values[f"raw_{name}"] = value
+    return raw.select(**columns, **raw_values)
+
+
+def set_aside_reason(typed, end_of_as_of: datetime):
+    """Why a row is set aside (the first rule it breaks, in REASONS order), or null for a clean row."""
+    record = [typed.order_id, typed.customer_id, typed.order_ts, typed.amount, typed.category, typed.quantity]
+    copy_number = ibis.row_number().over(group_by=record, order_by=typed._row)  # 0 for the first copy
+    # The smallest customer id using the order id; any other customer's row with it conflicts.
+    # (Spark has no COUNT(DISTINCT) over a window, and this needs none.)
+    order_owner = typed.customer_id.min().over(group_by=typed.order_id)
+    return ibis.cases(
+        (typed.customer_id.isnull(), "null_customer_id"),
+        (typed.order_ts.isnull(), "unparseable_date"),
+        (typed.amount.isnull(), "non_numeric_amount"),
+        (typed.order_ts >= ibis.literal(end_of_as_of, type="timestamp"), "after_as_of"),
+        (typed.order_id.notnull() & (copy_number > 0), "duplicate_record"),
+        (typed.order_id.notnull() & (typed.customer_id != order_owner), "conflicting_order_id"),
+        else_=ibis.null("string"),
+    )
+
+
+def microsecond_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps in microseconds, the unit of both engines (Spark's pandas conversion gives nanoseconds)."""
+    units = {name: "datetime64[us]" for name, dtype in frame.dtypes.items() if pd.api.types.is_datetime64_dtype(dtype)}
+    return frame.astype(units) if units else frame
+
+
+def _python_rows(table) -> list[dict[str, Any]]:
+    """Rows of a small result as plain Python values (the same on both engines)."""
+    return table.to_pyarrow().to_pylist()
+
+
+def _examples(typed, condition, column: str, label: str, limit: int = 3) -> str:
+    rows = _python_rows(typed.filter(condition).order_by("_row").select("_row", column).limit(limit))
+    return "; ".join(f"data row {row['_row']}: {label}={row[column]!r}" for row in rows)
 
 
 def load_transactions(
@@ -225,14 +426,21 @@ def load_transactions(
     max_invalid_share: float = 0.01,
     connection=None,
 ) -> Ingested:
-    """Read, type-check and classify every row of a source into clean transactions and a quarantine."""
+    """Read, type-check and classify every row of a source into clean transactions and a quarantine.
+
+    `connection` is an Ibis backend from `flows.engine.connect` (default: a new in-process DuckDB);
+    the rules and the report are the same on every engine.
+    """
+    from flows.engine import engine_of
+
     source = parse_source(src, table)
     if source.kind == "builtin":
         columns = builtin_columns(source.location)
         date_format = None
     con = connection if connection is not None else ibis.duckdb.connect()
+    engine = engine_of(con)
     raw = read_raw(con, source, workdir)
-    schema = dict(con.raw_sql(f"select column_name, column_type from (describe {raw})").fetchall())
+    schema = [name for name in raw.columns if name != ROW_NUMBER]
 
     mapping = {field_name: getattr(columns, field_name) for field_name in contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS}
     missing = [f"'{src_name}' (for {name})" for name, src_name in mapping.items() if src_name and src_name not in schema]
@@ -241,40 +449,26 @@ def load_transactions(
             f"{source.label}: missing column {', '.join(missing)}; columns found: {', '.join(schema)}"
             " (map source columns in the config under source.columns)"
         )
-    rows_read = con.raw_sql(f"select count(*) from {raw}").fetchone()[0]
+
+    typed = materialize(con, "vipcast_typed", typed_rows(raw, mapping, date_format, engine))
+    checks = {
+        "unparseable_date": typed[contract.ORDER_TS].isnull(),
+        "non_numeric_amount": typed[contract.AMOUNT].isnull(),
+    }
+    # One pass for the size, the type checks and the default as-of date (each pass is a Spark job).
+    counts = _python_rows(
+        typed.aggregate(
+            rows_read=typed.count(),
+            last_order=typed[contract.ORDER_TS].max(where=typed[contract.CUSTOMER_ID].notnull()),
+            **{reason: condition.sum() for reason, condition in checks.items()},
+        )
+    )[0]
+    rows_read = int(counts["rows_read"])
     if rows_read == 0:
         raise IngestError(f"{source.label}: the input has no rows")
-
-    kinds = {
-        contract.CUSTOMER_ID: "string",
-        contract.ORDER_TS: "timestamp",
-        contract.AMOUNT: "double",
-        contract.ORDER_ID: "string",
-        contract.CATEGORY: "string",
-        contract.QUANTITY: "double",
-    }
-    select = []
-    for name, kind in kinds.items():
-        src_name = mapping[name]
-        if src_name is None:
-            null_type = {"string": "varchar", "double": "double", "timestamp": "timestamp"}[kind]
-            select.append(f"cast(null as {null_type}) as {name}")
-        else:
-            select.append(f"{_typed_expression(src_name, schema[src_name], kind, date_format)} as {name}")
-            select.append(f"{_quote(src_name)} as {_quote('raw_' + name)}")
-    con.raw_sql(
-        f"create or replace temp table vipcast_typed as select row_number() over () as _row, {', '.join(select)} from {raw}"
-    )
-
-    invalid: dict[str, int] = {}
-    checks = {
-        "unparseable_date": f"{contract.ORDER_TS} is null",
-        "non_numeric_amount": f"{contract.AMOUNT} is null",
-    }
     for reason, condition in checks.items():
         name = TYPE_REASONS[reason]
-        count = con.raw_sql(f"select count(*) from vipcast_typed where {condition}").fetchone()[0]
-        invalid[reason] = count
+        count = int(counts[reason] or 0)
         if count > max_invalid_share * rows_read:
             src_name = mapping[name]
             expected = f"dates in format {date_format!r}" if name == contract.ORDER_TS and date_format else (
@@ -282,51 +476,27 @@ def load_transactions(
             )
             raise IngestError(
                 f"{source.label}: column '{src_name}' (for {name}) does not hold {expected} in {count:,} of "
-                f"{rows_read:,} rows; e.g. {_examples(con, condition, 'raw_' + name, src_name)}"
+                f"{rows_read:,} rows; e.g. {_examples(typed, condition, 'raw_' + name, src_name)}"
             )
 
     if as_of is None:
-        last = con.raw_sql(f"select max({contract.ORDER_TS}) from vipcast_typed where {contract.CUSTOMER_ID} is not null").fetchone()[0]
-        if last is None:
+        if counts["last_order"] is None:
             raise IngestError(f"{source.label}: no row has both a customer id and a valid date")
-        as_of = last.date()
+        as_of = counts["last_order"].date()
     end_of_as_of = datetime.combine(as_of + timedelta(days=1), time.min)
 
-    con.raw_sql(
-        f"""
-        create or replace temp table vipcast_classified as
-        with ranked as (
-            select *,
-                row_number() over (
-                    partition by order_id, customer_id, order_ts, amount, category, quantity order by _row
-                ) as _copy,
-                min(customer_id) over (partition by order_id) as _first_customer,
-                count(distinct customer_id) over (partition by order_id) as _customers
-            from vipcast_typed
-        )
-        select *,
-            case
-                when customer_id is null then 'null_customer_id'
-                when order_ts is null then 'unparseable_date'
-                when amount is null then 'non_numeric_amount'
-                when order_ts >= {_sql_str(end_of_as_of.isoformat(sep=' '))}::timestamp then 'after_as_of'
-                when order_id is not null and _copy > 1 then 'duplicate_record'
-                when order_id is not null and _customers > 1 and customer_id <> _first_customer then 'conflicting_order_id'
-            end as reason
-        from ranked
-        """
+    classified = materialize(con, "vipcast_classified", typed.mutate(reason=set_aside_reason(typed, end_of_as_of)))
+    canonical = list(contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS)
+    clean = classified.filter(classified.reason.isnull()).order_by("_row").select(*canonical)
+    transactions = materialize(con, "vipcast_transactions", clean)
+    raw_columns = [name for name in classified.columns if name.startswith("raw_")]
+    quarantine = microsecond_timestamps(
+        classified.filter(classified.reason.notnull())
+        .order_by("_row")
+        .select(source_row="_row", reason="reason", **{name: name for name in canonical + raw_columns})
+        .to_pandas()
     )
-    canonical = ", ".join(contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS)
-    con.raw_sql(
-        f"create or replace temp table vipcast_transactions as select {canonical} from vipcast_classified where reason is null order by _row"
-    )
-    raw_columns = [_quote(d[0]) for d in con.raw_sql("select * from vipcast_classified limit 0").description if d[0].startswith("raw_")]
-    quarantine = con.raw_sql(
-        f"select _row as source_row, reason, {canonical}, {', '.join(raw_columns)} from vipcast_classified "
-        "where reason is not null order by _row"
-    ).df()
-    report = reconciliation_report(con, source, rows_read, as_of)
-    transactions = con.table("vipcast_transactions")
+    report = reconciliation_report(classified, transactions, source, rows_read, as_of)
     if report["rows_used"] == 0:
         raise IngestError(
             f"{source.label}: no usable rows (set aside: "
@@ -336,55 +506,71 @@ def load_transactions(
     return Ingested(transactions=transactions, quarantine=quarantine, report=report, as_of=as_of, connection=con)
 
 
-def reconciliation_report(con, source: Source, rows_read: int, as_of: date) -> dict[str, Any]:
-    """Counts that account for every row and customer of the input."""
-    by_reason = dict(
-        con.raw_sql("select reason, count(*) from vipcast_classified where reason is not null group by reason").fetchall()
-    )
-    used = con.raw_sql(
-        """
-        select count(*), count(distinct customer_id), coalesce(sum(amount), 0),
-               count(*) filter (where amount < 0), coalesce(sum(amount) filter (where amount < 0), 0),
-               count(*) filter (where amount = 0), min(order_ts), max(order_ts)
-        from vipcast_transactions
-        """
-    ).fetchone()
-    customers_read = con.raw_sql(
-        "select count(distinct customer_id) from vipcast_classified where customer_id is not null"
-    ).fetchone()[0]
-    only_quarantined = con.raw_sql(
-        """
-        select count(distinct customer_id) from vipcast_classified
-        where customer_id is not null and customer_id not in (select customer_id from vipcast_transactions)
-        """
-    ).fetchone()[0]
+def reconciliation_report(classified, transactions, source: Source, rows_read: int, as_of: date) -> dict[str, Any]:
+    """Counts that account for every row and customer of the input (two passes: all rows, clean rows)."""
+    reason = classified.reason
+    read = _python_rows(
+        classified.aggregate(
+            customers_read=classified[contract.CUSTOMER_ID].nunique(),
+            **{name: (reason == name).sum() for name in REASONS},
+        )
+    )[0]
+    amount = transactions[contract.AMOUNT]
+    used = _python_rows(
+        transactions.aggregate(
+            rows=transactions.count(),
+            customers=transactions[contract.CUSTOMER_ID].nunique(),
+            net_revenue=amount.sum(),
+            refund_rows=amount.count(where=amount < 0),
+            refund_amount=amount.sum(where=amount < 0),
+            zero_amount_rows=amount.count(where=amount == 0),
+            first_order=transactions[contract.ORDER_TS].min(),
+            last_order=transactions[contract.ORDER_TS].max(),
+        )
+    )[0]
     report = {
         "source": source.label,
         "as_of": as_of.isoformat(),
         "rows_read": int(rows_read),
-        "rows_used": int(used[0]),
-        "rows_set_aside": {reason: int(by_reason.get(reason, 0)) for reason in REASONS},
-        "customers_read": int(customers_read),
-        "customers_used": int(used[1]),
-        "customers_only_in_quarantine": int(only_quarantined),
-        "net_revenue": round(float(used[2]), 2),
-        "refund_rows": int(used[3]),
-        "refund_amount": round(float(used[4]), 2),
-        "zero_amount_rows": int(used[5]),
-        "first_order": used[6].isoformat() if used[6] else None,
-        "last_order": used[7].isoformat() if used[7] else None,
+        "rows_used": int(used["rows"]),
+        "rows_set_aside": {name: int(read[name] or 0) for name in REASONS},
+        "customers_read": int(read["customers_read"]),
+        "customers_used": int(used["customers"]),
+        # Every customer of the clean rows is a customer read, so the rest are only in the quarantine.
+        "customers_only_in_quarantine": int(read["customers_read"]) - int(used["customers"]),
+        "net_revenue": round(float(used["net_revenue"] or 0.0), 2),
+        "refund_rows": int(used["refund_rows"]),
+        "refund_amount": round(float(used["refund_amount"] or 0.0), 2),
+        "zero_amount_rows": int(used["zero_amount_rows"]),
+        "first_order": used["first_order"].isoformat() if used["first_order"] else None,
+        "last_order": used["last_order"].isoformat() if used["last_order"] else None,
     }
     assert report["rows_used"] + sum(report["rows_set_aside"].values()) == report["rows_read"], report
     return report
 
 
 def data_digest(con) -> str:
-    """A stable digest of the clean transactions (order-independent), for MLflow and run ids."""
-    row = con.raw_sql(
-        """
-        select count(*), coalesce(sum(hash(customer_id, order_ts, amount, order_id)), 0)::varchar,
-               coalesce(sum(amount), 0)
-        from vipcast_transactions
-        """
-    ).fetchone()
+    """A stable digest of the clean transactions (order-independent), for MLflow and run ids.
+
+    Each engine hashes rows with its own hash function, so the same data has one digest per engine.
+    """
+    from flows.engine import active_spark_session, engine_of
+
+    if engine_of(con) == "duckdb":
+        row = con.raw_sql(
+            """
+            select count(*), coalesce(sum(hash(customer_id, order_ts, amount, order_id)), 0)::varchar,
+                   coalesce(sum(amount), 0)
+            from vipcast_transactions
+            """
+        ).fetchone()
+    else:
+        row = active_spark_session().sql(
+            """
+            select count(*),
+                   cast(coalesce(sum(cast(xxhash64(customer_id, order_ts, amount, order_id) as decimal(38, 0))), 0) as string),
+                   coalesce(sum(amount), 0)
+            from vipcast_transactions
+            """
+        ).first()
     return hashlib.sha256(f"{row[0]}|{row[1]}|{row[2]:.6f}".encode()).hexdigest()[:16]

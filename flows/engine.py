@@ -1,0 +1,88 @@
+"""Where the Ibis expressions run: DuckDB in process (the default), or Spark through Ibis's PySpark backend.
+
+The feature and ingest code is the same on both (DESIGN.md "Engines"); only the connection and the
+way raw files are read differ. A Spark session is built from the config's `engine` section:
+`spark_master` (`local[*]`, `spark://host:7077`, `yarn`, `k8s://...`) and `spark_conf` (any Spark
+property). The session time zone is always UTC, so naive timestamps mean the same instant on both
+engines, whatever the machines' time zones.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import ibis
+
+ENGINES = ("duckdb", "spark")
+APP_NAME = "vipcast"
+
+# Properties every vipcast Spark session gets (the config may override all but the time zone).
+SPARK_DEFAULTS = {
+    # pandas <-> Spark through Arrow: built-in sources and scoring batches cross this boundary.
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+SPARK_FIXED = {"spark.sql.session.timeZone": "UTC"}
+
+
+def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = APP_NAME):
+    """A SparkSession for vipcast: `master`, the defaults, `conf`, and the UTC session time zone.
+
+    Spark keeps one session per process: if one is already running, it is reused and `conf` is
+    applied to it where Spark allows changing a property at run time.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # the spark extra is optional
+        raise RuntimeError("the Spark engine needs pyspark: pip install 'vipcast[spark]' (and Java 17)") from exc
+
+    if master.startswith("local"):
+        # Local Python workers (UDF scoring) run in this interpreter's environment, not whatever
+        # `python3` is on the PATH (PySpark reads the variable when the context starts). On a
+        # cluster, point PYSPARK_PYTHON at the executors' Python that has vipcast installed.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    properties = {**SPARK_DEFAULTS, **dict(conf or {}), **SPARK_FIXED}
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for key, value in properties.items():
+        builder = builder.config(key, str(value))
+    session = builder.getOrCreate()
+    for key, value in properties.items():
+        if session.conf.isModifiable(key):
+            session.conf.set(key, str(value))
+    return session
+
+
+def connect(engine: str = "duckdb", spark_master: str = "local[*]", spark_conf: Mapping[str, str] | None = None):
+    """An Ibis backend for `engine`: an in-process DuckDB database, or Spark via a session built from the config."""
+    if engine == "duckdb":
+        return ibis.duckdb.connect()
+    if engine == "spark":
+        return ibis.pyspark.connect(spark_session(spark_master, spark_conf))
+    raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def connect_config(engine_config: Any):
+    """`connect` from a `configs.schema.EngineConfig`."""
+    return connect(engine_config.name, engine_config.spark_master, dict(engine_config.spark_conf))
+
+
+def engine_of(backend) -> str:
+    """"duckdb" or "spark" for an Ibis backend made by `connect`."""
+    name = getattr(backend, "name", None)
+    if name == "duckdb":
+        return "duckdb"
+    if name == "pyspark":
+        return "spark"
+    raise ValueError(f"unsupported Ibis backend {name!r}: vipcast runs on {', '.join(ENGINES)}")
+
+
+def active_spark_session():
+    """The SparkSession behind a `connect("spark")` backend (Spark keeps one per process)."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is None:
+        raise RuntimeError("no active Spark session: connect with flows.engine.connect('spark', ...) first")
+    return session

@@ -1,0 +1,158 @@
+"""Engines (flows/engine.py) and ingest on Spark: the same rules, counts and quarantine as on DuckDB."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import pandas as pd
+import pytest
+from test_ingest import GOOD_ROWS, MAPPED, write_csv
+
+from configs.schema import ColumnMapping, EngineConfig
+from flows.engine import connect, connect_config, engine_of
+from flows.ingest import IngestError, data_digest, load_transactions, microsecond_timestamps
+
+# Small and polite on a shared machine: 2 cores, few shuffle partitions, no web UI.
+TEST_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.memory": "1g",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_backend():
+    """One local Spark session for the test session (Spark keeps one per process; start-up is printed)."""
+    started = time.perf_counter()
+    backend = connect("spark", "local[2]", TEST_SPARK_CONF)
+    print(f"\nSpark session started in {time.perf_counter() - started:.1f} s")
+    return backend
+
+
+def test_connect_duckdb_and_unknown_engine():
+    assert engine_of(connect("duckdb")) == "duckdb"
+    assert engine_of(connect_config(EngineConfig())) == "duckdb"
+    with pytest.raises(ValueError, match="engine must be one of duckdb, spark, got 'polars'"):
+        connect("polars")
+
+
+@pytest.mark.spark
+def test_spark_session_is_utc_and_takes_the_config(spark_backend):
+    from flows.engine import active_spark_session
+
+    session = active_spark_session()
+    assert engine_of(spark_backend) == "spark"
+    assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert session.conf.get("spark.sql.shuffle.partitions") == "4"
+    assert session.sparkContext.master == "local[2]"
+    # A config may not move the session off UTC.
+    connect("spark", "local[2]", {**TEST_SPARK_CONF, "spark.sql.session.timeZone": "Europe/Paris"})
+    assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def on_both(path, tmp_path, spark_backend, **kwargs):
+    """load_transactions on DuckDB and on Spark: (result or IngestError message) for each."""
+    kwargs.setdefault("columns", MAPPED)
+    outcomes = []
+    for connection in (None, spark_backend):
+        try:
+            outcomes.append(load_transactions(str(path), workdir=tmp_path, connection=connection, **kwargs))
+        except IngestError as exc:
+            outcomes.append(str(exc))
+    return outcomes
+
+
+def assert_same_ingest(duck, spark):
+    if isinstance(duck, str) or isinstance(spark, str):
+        assert duck == spark
+        return
+    assert duck.report == spark.report
+    assert duck.as_of == spark.as_of
+    pd.testing.assert_frame_equal(duck.quarantine, spark.quarantine)
+    columns = ["customer_id", "order_ts", "amount", "order_id", "category", "quantity"]
+    clean_duck = microsecond_timestamps(duck.transactions.to_pandas()).sort_values(columns).reset_index(drop=True)
+    clean_spark = microsecond_timestamps(spark.transactions.to_pandas()).sort_values(columns).reset_index(drop=True)
+    pd.testing.assert_frame_equal(clean_duck, clean_spark)
+
+
+# The bad-input fixtures of test_ingest.py, merged into few files (each Spark ingest costs seconds).
+ROW_PROBLEMS = GOOD_ROWS + [
+    ("", "2024-01-02", "3", "o6"),  # null id
+    ("a", "2024-01-01", "10.5", "o1"),  # exact duplicate record of the first row
+    ("z", "2024-01-03", "7", "o5"),  # order o5 already belongs to customer c
+    ("d", "2030-01-01", "5", "o7"),  # after the as-of date
+    ("d", "not a date", "1", "o9"),
+    ("e", "2024-01-09", "abc", "o10"),
+    # Values the two engines' own casts read differently are set aside on both (see ISO_TIMESTAMP).
+    ("f", "2024", "1", "o11"),
+    ("g", "2024-01-01T10:00:00+02:00", "1", "o12"),
+    ("h", "2024-01-02T10:00:00Z", "NaN", "o13"),
+    ("i", " 2024-01-03 ", "1d", "o14"),
+    ("j", "2024-02-30", " 2.5 ", "o15"),
+    ("k", "2024-1-4 7:05", "1e2", None),
+    ("vif", "2024-01-05T08:30:00Z", "+.5", "o16"),  # Ibis's strip() would eat the 'v' and 'f' on Spark
+]
+CASES = {
+    "row_problems": (ROW_PROBLEMS, {"as_of": date(2024, 12, 31), "max_invalid_share": 0.5}),
+    "wrong_type_amount": ([(c, d, "n/a" if i % 2 else v, o) for i, (c, d, v, o) in enumerate(GOOD_ROWS)], {}),
+    "custom_date_format": (
+        [("a", "19970101", "1", "o1"), ("a", "19970205", "2", "o2"), ("b", "1997-02-05", "2", "o3")],
+        {"date_format": "%Y%m%d", "max_invalid_share": 0.5},
+    ),
+}
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ingest_csv_is_the_same_on_spark(case, tmp_path, spark_backend):
+    rows, options = CASES[case]
+    duck, spark = on_both(write_csv(tmp_path / "t.csv", rows), tmp_path, spark_backend, **options)
+    assert_same_ingest(duck, spark)
+    if case == "row_problems":
+        assert spark.report["rows_set_aside"] == {
+            "null_customer_id": 1,
+            "unparseable_date": 4,
+            "non_numeric_amount": 3,
+            "after_as_of": 1,
+            "duplicate_record": 1,
+            "conflicting_order_id": 1,
+        }
+        reasons = spark.quarantine.set_index("source_row")["reason"].to_dict()
+        assert reasons[8] == "conflicting_order_id" and reasons[11] == "non_numeric_amount"
+        assert {"k", "vif"} <= set(spark.transactions.to_pandas()["customer_id"])
+    elif case == "wrong_type_amount":
+        assert "data row 2: value='n/a'" in spark
+    else:
+        assert spark.report["rows_set_aside"]["unparseable_date"] == 1 and spark.as_of == date(1997, 2, 5)
+
+
+@pytest.mark.spark
+def test_ingest_parquet_folder_numbers_rows_in_file_order(tmp_path, spark_backend):
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", None, "c", "d", "e", "a"],
+            "order_ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2030-01-01", "2024-01-05", "2024-01-06"]),
+            "amount": [1.0, 2.0, float("nan"), 4.0, -5.0, 0.0],
+        }
+    )
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    # Uneven files: Spark packs the larger one first, the row numbers must still follow the file names.
+    frame.iloc[:1].to_parquet(folder / "part-0.parquet")
+    frame.iloc[1:].to_parquet(folder / "part-1.parquet")
+    duck, spark = on_both(folder, tmp_path, spark_backend, columns=ColumnMapping(), as_of=date(2024, 12, 31), max_invalid_share=0.5)
+    assert_same_ingest(duck, spark)
+    assert list(spark.quarantine["source_row"]) == [2, 3, 4]
+    assert list(spark.quarantine["reason"]) == ["null_customer_id", "non_numeric_amount", "after_as_of"]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_cdnow_on_spark_matches_duckdb_and_the_published_size(tmp_path, spark_backend):
+    duck = load_transactions("cdnow", columns=ColumnMapping(), workdir=tmp_path)
+    spark = load_transactions("cdnow", columns=ColumnMapping(), workdir=tmp_path, connection=spark_backend)
+    assert spark.report == duck.report
+    assert spark.report["rows_used"] == 69_659 and spark.report["customers_used"] == 23_570
+    assert len(data_digest(spark.connection)) == 16
