@@ -27,6 +27,13 @@ SPARK_DEFAULTS = {
 SPARK_FIXED = {"spark.sql.session.timeZone": "UTC"}
 
 
+def local_defaults(master: str) -> dict[str, str]:
+    """On a local master, a few shuffle partitions per core instead of Spark's 200 (each a task)."""
+    if not master.startswith("local"):
+        return {}
+    return {"spark.sql.shuffle.partitions": str(4 * (os.cpu_count() or 2)), "spark.ui.enabled": "false"}
+
+
 def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = APP_NAME):
     """A SparkSession for vipcast: `master`, the defaults, `conf`, and the UTC session time zone.
 
@@ -43,7 +50,7 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
         # `python3` is on the PATH (PySpark reads the variable when the context starts). On a
         # cluster, point PYSPARK_PYTHON at the executors' Python that has vipcast installed.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    properties = {**SPARK_DEFAULTS, **dict(conf or {}), **SPARK_FIXED}
+    properties = {**SPARK_DEFAULTS, **local_defaults(master), **dict(conf or {}), **SPARK_FIXED}
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in properties.items():
         builder = builder.config(key, str(value))

@@ -291,6 +291,8 @@ def materialize(con, name: str, table):
 # value both engines would cast differently (e.g. '2024', '1d', 'NaN', a UTC offset) is set aside
 # on both rather than read two ways; ISO dates with an optional time (and 'Z') are dates.
 ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?Z?$"
+# An ISO timestamp with a UTC offset (+02:00, -0500): read explicitly and converted to UTC.
+ISO_WITH_OFFSET = r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)([+-])(\d{2}):?(\d{2})$"
 DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
@@ -336,7 +338,17 @@ def parsed_timestamp(value, date_format: str | None, engine: str):
         if engine == "duckdb":
             return _duckdb_try_strptime(text, date_format)
         return _spark_try_to_timestamp(text, _spark_pattern(date_format))
-    return text.re_search(ISO_TIMESTAMP).ifelse(text.try_cast("timestamp"), ibis.null("timestamp"))
+    plain = text.re_search(ISO_TIMESTAMP).ifelse(text.try_cast("timestamp"), ibis.null("timestamp"))
+    return text.re_search(ISO_WITH_OFFSET).ifelse(utc_of_offset_timestamp(text), plain)
+
+
+def utc_of_offset_timestamp(text):
+    """'2024-03-01T10:00:00+02:00' as the naive UTC timestamp 2024-03-01 08:00:00."""
+    local = text.re_extract(ISO_WITH_OFFSET, 1).replace("T", " ").try_cast("timestamp")
+    east = text.re_extract(ISO_WITH_OFFSET, 4) == "+"
+    minutes = text.re_extract(ISO_WITH_OFFSET, 5).cast("int64") * 60 + text.re_extract(ISO_WITH_OFFSET, 6).cast("int64")
+    seconds = local.epoch_seconds() - east.ifelse(minutes, -minutes) * 60
+    return seconds.as_timestamp("s")
 
 
 def parsed_number(value):

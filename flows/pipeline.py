@@ -80,9 +80,11 @@ def generate_dataset(customers: int, seed: int, out: Path) -> tuple[Path, Path, 
 
 def ingest(ctx: Context, data: str | None, as_of: date | None = None):
     """Load and validate the transactions of `data` (default: the config's dataset)."""
+    from flows.engine import connect_config
     from flows.ingest import load_transactions
 
     source = ctx.config.source
+    engine = ctx.config.engine
     return load_transactions(
         data or ctx.config.dataset,
         columns=source.columns,
@@ -91,6 +93,7 @@ def ingest(ctx: Context, data: str | None, as_of: date | None = None):
         date_format=source.date_format,
         table=source.table,
         max_invalid_share=source.max_invalid_share,
+        connection=None if engine.name == "duckdb" else connect_config(engine),
     )
 
 
@@ -384,6 +387,18 @@ def score_customers(model, features: pd.DataFrame) -> pd.DataFrame:
     return model.predict(features)
 
 
+def score_customers_on_spark(ctx: Context, dataset: str, model, ingested) -> pd.DataFrame:
+    """Distributed scoring: the registered champion via spark_udf, Parquet partitioned by as-of date."""
+    from flows import tracking
+    from flows.spark_scoring import score_on_spark
+
+    folder = ctx.workspace.root / "spark_scores"
+    uri = tracking.champion_model_uri(ctx.workspace, dataset)
+    score_on_spark(ingested.connection, ingested.transactions, ingested.as_of, uri, model, folder)
+    predictions = pd.read_parquet(folder / f"as_of={ingested.as_of.isoformat()}")
+    return predictions.set_index("customer_id")
+
+
 def explainer(model, features: pd.DataFrame):
     """SHAP reason contributions on demand, for just the customers asked about (the rising stars)."""
 
@@ -530,7 +545,10 @@ def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | No
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
     features = step(f"building features as of {ingested.as_of}", scoring_features, model, ingested)
-    predictions = step(f"scoring {len(features):,} customers", score_customers, model, features)
+    if ctx.config.engine.name == "spark":
+        predictions = step("scoring on Spark (spark_udf)", score_customers_on_spark, ctx, dataset, model, ingested, io=True)
+    else:
+        predictions = step(f"scoring {len(features):,} customers", score_customers, model, features)
     store = open_store(ctx)
     segments = step(
         "nominating tiers, rising stars and at-risk members",

@@ -34,11 +34,10 @@ def scoring_udf(model_uri: str, env_manager: str = "local"):
     `env_manager="local"`: executors use the Python environment vipcast runs in (install vipcast on
     the cluster's nodes); "virtualenv" or "conda" rebuild the model's logged environment instead.
     """
-    import mlflow.pyfunc
-
+    from flows import tracking
     from flows.engine import active_spark_session
 
-    return mlflow.pyfunc.spark_udf(active_spark_session(), model_uri, result_type=PREDICTION_SCHEMA, env_manager=env_manager)
+    return tracking.spark_udf(active_spark_session(), model_uri, PREDICTION_SCHEMA, env_manager)
 
 
 def score_frame(features, model_uri: str, env_manager: str = "local"):

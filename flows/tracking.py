@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,9 +175,8 @@ def champion_model_uri(workspace: Workspace, dataset: str) -> str:
     return f"models:/{registered_model_name(dataset)}@{CHAMPION_ALIAS}"
 
 
-def log_json_artifact(workspace: Workspace, run_id: str, payload: dict[str, Any], name: str) -> None:
-    mlflow = _mlflow(workspace)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / name
-        path.write_text(json.dumps(payload, indent=2, default=str))
-        mlflow.MlflowClient().log_artifact(run_id, str(path))
+def spark_udf(session, model_uri: str, result_type: str, env_manager: str = "local"):
+    """A registered model as a Spark UDF (the tracking URI must already point at its registry)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.spark_udf(session, model_uri, result_type=result_type, env_manager=env_manager)

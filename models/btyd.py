@@ -72,9 +72,105 @@ def check_summary(frame: pd.DataFrame) -> None:
             raise ValueError(f"BTYD summary has {what} for {int(rows.sum())} customer(s), e.g. {frame[rows].head(3).to_dict('index')}")
 
 
+def distinct_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct value combinations of ``columns`` (sorted) and, per row of ``frame``, the position of its combination.
+
+    One sorted ``pandas.factorize`` per column and one ``numpy.unique`` of the combined codes: a
+    million customers take a fraction of a second rather than a multi-column groupby's seconds.
+    """
+    key = np.zeros(len(frame), dtype="int64")
+    for column in columns:
+        code, values = pd.factorize(frame[column].to_numpy(), sort=True)
+        if key.max(initial=0) >= np.iinfo("int64").max // (len(values) + 1):
+            key = np.unique(key, return_inverse=True)[1]
+        key = key * len(values) + code
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return frame.iloc[first][columns].reset_index(drop=True), inverse
+
+
 def unique_rows(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Distinct value combinations of ``columns`` with a ``weight`` column counting the customers on each."""
-    return frame.groupby(columns, sort=True).size().rename("weight").reset_index()
+    """Distinct value combinations of ``columns``, sorted, with a ``weight`` column counting the customers on each."""
+    rows, inverse = distinct_rows(frame, columns)
+    rows["weight"] = np.bincount(inverse, minlength=len(rows))
+    return rows
+
+
+class BGNBDLikelihood:
+    """The BG/NBD log-likelihood of weighted (frequency, recency, T) rows, arranged to be cheap to evaluate.
+
+    The likelihood of Fader, Hardie and Lee (2005, section 7) per customer is
+    ``A(x) - (r + x) log(alpha + T) + [x > 0] softplus(d)`` with
+    ``d = log a - log(b + x - 1) - (r + x) (log(alpha + t_x) - log(alpha + T))``, where ``A(x)``
+    collects the gamma-function terms. ``A`` depends on the frequency only (a few hundred distinct
+    values), the second term on T only once summed, so both are evaluated per distinct value; only
+    ``softplus(d)`` needs one pass over the repeat buyers' rows, with logarithms looked up per
+    distinct recency and T. The same objective as lifetimes'
+    ``BetaGeoFitter._negative_log_likelihood``, with its analytic gradient.
+    """
+
+    def __init__(self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray):
+        frequency, recency, T = (np.asarray(v, dtype="float64") for v in (frequency, recency, T))
+        weights = np.asarray(weights, dtype="float64")
+        self.total_weight = weights.sum()
+        frequency_code, self.frequencies = pd.factorize(frequency)
+        self.frequency_weight = np.bincount(frequency_code, weights, len(self.frequencies))
+        age_code, self.ages = pd.factorize(T)
+        self.age_weight = np.bincount(age_code, weights, len(self.ages))
+        self.age_frequency_weight = np.bincount(age_code, weights * frequency, len(self.ages))
+        # The repeat buyers' rows, merged where (frequency, recency, T) repeat: the one pass over rows.
+        repeat = frequency > 0
+        recency_code, self.recencies = pd.factorize(recency[repeat])
+        row_key = (frequency_code[repeat] * len(self.recencies) + recency_code) * len(self.ages) + age_code[repeat]
+        row_code, distinct_keys = pd.factorize(row_key)
+        first = pd.Series(row_code).drop_duplicates().index.to_numpy()
+        self.repeat_frequency_code = frequency_code[repeat][first]
+        self.repeat_age_code = age_code[repeat][first]
+        self.repeat_recency_code = recency_code[first]
+        self.repeat_frequency = frequency[repeat][first]
+        self.repeat_weight = np.bincount(row_code, weights[repeat], len(distinct_keys))
+
+    def __call__(self, log_params: np.ndarray, penalizer: float = 0.0) -> tuple[float, np.ndarray]:
+        """Weighted mean negative log-likelihood (plus lifetimes' L2 penalty) and its gradient in log-parameters."""
+        r, alpha, a, b = params = np.exp(log_params)
+        x, w_x = self.frequencies, self.frequency_weight
+        gamma_terms = (
+            gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+            + gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        )
+        log_age = np.log(alpha + self.ages)
+        age_terms = -(r * self.age_weight + self.age_frequency_weight) @ log_age
+        log_shifted_b = np.log(b + np.maximum(x, 1.0) - 1.0)
+
+        shape = r + self.repeat_frequency
+        log_age_row = log_age[self.repeat_age_code]
+        log_recency_row = np.log(alpha + self.recencies)[self.repeat_recency_code]
+        log_ratio = log_recency_row - log_age_row
+        d = (np.log(a) - log_shifted_b)[self.repeat_frequency_code] - shape * log_ratio
+        # softplus(d) = max(d, 0) + log(1 + e) and sigmoid(d) from e = exp(-|d|): one exp and one log per row.
+        # log(1 + e) rather than log1p: its absolute error (~1e-16) is what a sum of log-likelihoods sees.
+        one_plus_tail = 1.0 + np.exp(-np.abs(d))
+        softplus = np.maximum(d, 0.0) + np.log(one_plus_tail)
+        low_share = 1.0 / one_plus_tail
+        weighted_share = self.repeat_weight * np.where(d >= 0, low_share, 1.0 - low_share)
+        log_likelihood = w_x @ gamma_terms + age_terms + self.repeat_weight @ softplus
+
+        digamma_ab, digamma_abx = digamma(a + b), digamma(a + b + x)
+        inverse_recency_gap = (1.0 / (alpha + self.recencies))[self.repeat_recency_code] - (1.0 / (alpha + self.ages))[self.repeat_age_code]
+        share_total = weighted_share.sum()
+        share_by_frequency = np.bincount(self.repeat_frequency_code, weighted_share, len(x))
+        gradient = np.array(
+            [
+                w_x @ (digamma(r + x) - digamma(r) + np.log(alpha)) - self.age_weight @ log_age - weighted_share @ log_ratio,
+                w_x.sum() * r / alpha
+                - (r * self.age_weight + self.age_frequency_weight) @ (1.0 / (alpha + self.ages))
+                - (weighted_share * shape) @ inverse_recency_gap,
+                w_x @ (digamma_ab - digamma_abx) + share_total / a,
+                w_x @ (digamma_ab + digamma(b + x) - digamma(b) - digamma_abx) - share_by_frequency @ (1.0 / np.exp(log_shifted_b)),
+            ]
+        )
+        value = -log_likelihood / self.total_weight + penalizer * np.sum(params**2)
+        gradient = -gradient * params / self.total_weight + 2.0 * penalizer * params**2
+        return float(value), gradient
 
 
 def bgnbd_negative_log_likelihood(
@@ -88,37 +184,43 @@ def bgnbd_negative_log_likelihood(
     """Weighted mean BG/NBD negative log-likelihood and its analytic gradient in log-parameters.
 
     The same objective as lifetimes' ``BetaGeoFitter._negative_log_likelihood`` (Fader, Hardie
-    and Lee 2005, section 7), written with numpy and digamma so that large weighted tables fit
-    without automatic differentiation.
+    and Lee 2005, section 7); see ``BGNBDLikelihood`` for how it is evaluated.
     """
-    r, alpha, a, b = np.exp(log_params)
-    x = frequency
-    repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    log_alpha_t = np.log(alpha + T)
-    log_alpha_rec = np.log(alpha + recency)
-    b_shift = b + np.maximum(x, 1) - 1
-    a3 = -(r + x) * log_alpha_t
-    a4 = np.log(a) - np.log(b_shift) - (r + x) * log_alpha_rec
-    top = np.where(repeat, np.maximum(a3, a4), a3)
-    e3 = np.exp(a3 - top)
-    e4 = np.where(repeat, np.exp(a4 - top), 0.0)
-    total = e3 + e4
-    log_likelihood = a1 + a2 + np.log(total) + top
-    share3, share4 = e3 / total, e4 / total
-    total_weight = weights.sum()
+    return BGNBDLikelihood(frequency, recency, T, weights)(log_params, penalizer)
 
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - share3 * log_alpha_t - share4 * log_alpha_rec
-    d_alpha = r / alpha - share3 * (r + x) / (alpha + T) - share4 * (r + x) / (alpha + recency)
-    digamma_ab, digamma_abx = digamma(a + b), digamma(a + b + x)
-    d_a = digamma_ab - digamma_abx + share4 / a
-    d_b = digamma_ab + digamma(b + x) - digamma(b) - digamma_abx - share4 / b_shift
-    params = np.array([r, alpha, a, b])
-    gradient = np.array([weights @ d for d in (d_r, d_alpha, d_a, d_b)])
-    value = -(weights @ log_likelihood) / total_weight + penalizer * np.sum(params**2)
-    gradient = -gradient * params / total_weight + 2.0 * penalizer * params**2
-    return float(value), gradient
+
+WARM_START_ROWS = 20_000
+"""Above this many rows the BG/NBD fit starts from a fit on a seeded sample of this size."""
+
+
+def minimize_bgnbd(likelihood: BGNBDLikelihood, start: np.ndarray, penalizer: float, tol: float, hess_inv0=None):
+    """scipy BFGS on ``likelihood`` from ``start`` (log-parameters), optionally with an initial inverse Hessian."""
+    options = {} if hess_inv0 is None else {"hess_inv0": hess_inv0}
+    return minimize(likelihood, x0=start, jac=True, tol=tol, args=(penalizer,), method="BFGS", options=options)
+
+
+def warm_start(
+    frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray, penalizer: float, tol: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Log-parameters and inverse Hessian of the BG/NBD fit on a seeded sample of ``WARM_START_ROWS`` rows.
+
+    The sample's optimum lies within sampling error of the full one and its curvature is the
+    full objective's (the objective is a weighted mean), so BFGS on all rows needs a few steps
+    instead of the few dozen from lifetimes' fixed start. None for the Hessian if it is not
+    positive definite (BFGS then starts from the identity).
+    """
+    chosen = np.sort(np.random.default_rng(0).choice(len(frequency), WARM_START_ROWS, replace=False))
+    sample = BGNBDLikelihood(frequency[chosen], recency[chosen], T[chosen], weights[chosen])
+    result = minimize_bgnbd(sample, np.full(4, 0.1), penalizer, tol)
+    step = 1e-5
+    hessian = np.column_stack(
+        [(sample(result.x + step * e, penalizer)[1] - sample(result.x - step * e, penalizer)[1]) / (2 * step) for e in np.eye(4)]
+    )
+    hessian = (hessian + hessian.T) / 2
+    if not np.all(np.isfinite(hessian)) or np.linalg.eigvalsh(hessian).min() <= 0:
+        return result.x, None
+    inverse = np.linalg.inv(hessian)
+    return result.x, (inverse + inverse.T) / 2
 
 
 def fit_bgnbd(
@@ -129,16 +231,21 @@ def fit_bgnbd(
     penalizer: float = 0.0,
     tol: float = 1e-7,
 ) -> pd.Series:
-    """BG/NBD maximum likelihood exactly as lifetimes sets it up (time scaled so max T = 1,
-    log-parameters starting at 0.1, scipy BFGS, ``tol``), with the analytic gradient above."""
+    """BG/NBD maximum likelihood as lifetimes sets it up (time scaled so max T = 1, scipy BFGS,
+    gradient tolerance ``tol``), with the analytic gradient of ``BGNBDLikelihood``.
+
+    Up to ``WARM_START_ROWS`` rows BFGS starts where lifetimes does (log-parameters 0.1); above,
+    from the fit on a seeded sample with its inverse Hessian (``warm_start``). Both stop at the same
+    gradient tolerance on all rows, so they reach the same optimum (to ~1e-6 relative).
+    """
+    frequency, recency, T, weights = (np.asarray(v, dtype="float64") for v in (frequency, recency, T, weights))
     scale = 1.0 / T.max()
-    result = minimize(
-        bgnbd_negative_log_likelihood,
-        x0=np.full(4, 0.1),
-        jac=True,
-        tol=tol,
-        args=(frequency, recency * scale, T * scale, weights, penalizer),
-    )
+    recency, T = recency * scale, T * scale
+    likelihood = BGNBDLikelihood(frequency, recency, T, weights)
+    start, hess_inv0 = np.full(4, 0.1), None
+    if len(frequency) > WARM_START_ROWS:
+        start, hess_inv0 = warm_start(frequency, recency, T, weights, penalizer, tol)
+    result = minimize_bgnbd(likelihood, start, penalizer, tol, hess_inv0)
     gradient_norm = float(np.max(np.abs(result.jac))) if result.jac is not None else np.inf
     # BFGS reports "precision loss" at optima flat to machine precision; accept those when the gradient is ~0.
     if not (result.success or gradient_norm < 1e-5):
@@ -209,11 +316,13 @@ class PurchaseModel:
             )
         if (frame["T"] <= 0).all():
             raise InsufficientDataError("every customer has T = 0 (all first purchases on the cutoff day)")
-        rows = unique_rows(frame, ["frequency", "recency", "T"])
-        args = (rows["frequency"].to_numpy(), rows["recency"].to_numpy(), rows["T"].to_numpy(), rows["weight"].to_numpy())
         if self.model == "bgnbd":
-            params = fit_bgnbd(*args, penalizer=self.penalizer)
+            # BGNBDLikelihood merges equal rows itself (per distinct frequency, T and repeat-buyer row).
+            columns = (frame[column].to_numpy() for column in ("frequency", "recency", "T"))
+            params = fit_bgnbd(*columns, np.ones(len(frame)), penalizer=self.penalizer)
         else:
+            rows = unique_rows(frame, ["frequency", "recency", "T"])
+            args = (rows["frequency"].to_numpy(), rows["recency"].to_numpy(), rows["T"].to_numpy(), rows["weight"].to_numpy())
             fitter_class, _ = PURCHASE_MODELS[self.model]
             options = {"initial_params": np.ones(4)} if self.model == "pareto" else {}
             try:
@@ -252,19 +361,45 @@ class PurchaseModel:
             raise ValueError(f"horizon must be >= 0, got {horizon}")
         frame = customer_frame(summary, ("frequency", "recency", "T"))
         check_summary(frame)
-        keys = ["frequency", "recency", "T"]
-        rows = frame.drop_duplicates(keys).reset_index(drop=True)
-        f, r, t = (rows[k].to_numpy() for k in keys)
+        rows, inverse = distinct_rows(frame, ["frequency", "recency", "T"])
+        f, r, t = (rows[k].to_numpy() for k in ("frequency", "recency", "T"))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rows["expected_orders"] = fitter.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t)
-            rows["p_alive"] = fitter.conditional_probability_alive(f, r, t)
-        if not np.isfinite(rows[["expected_orders", "p_alive"]].to_numpy()).all():
+            expected_orders = np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t), dtype="float64")
+            p_alive = np.asarray(fitter.conditional_probability_alive(f, r, t), dtype="float64")
+        if not (np.isfinite(expected_orders).all() and np.isfinite(p_alive).all()):
             raise ModelFitError(
                 f"{self.model} predictions are not finite for some customers (parameters {self.params_.round(4).to_dict()}); "
                 "refit with a small penalizer (e.g. penalizer=0.001)"
             )
-        result = frame.reset_index().merge(rows, on=keys, how="left").set_index("customer_id")
-        return result[["expected_orders", "p_alive"]]
+        return pd.DataFrame({"expected_orders": expected_orders[inverse], "p_alive": p_alive[inverse]}, index=frame.index)
+
+    def order_curve_shape(self, summary: pd.DataFrame, horizons: np.ndarray) -> np.ndarray:
+        """Expected repeat orders by each of ``horizons`` (summary's time unit), up to a per-customer factor.
+
+        In BG/NBD, MBG/NBD and Pareto/NBD the conditional expectation is P(alive)-like factor (constant
+        in the horizon, the only place recency enters) times a curve in the horizon that depends on
+        frequency and T only. So the curve is evaluated once per distinct (frequency, T), with recency
+        set to T, and its ratios between horizons are exact. Returns an array (customers, horizons).
+        """
+        fitter = self.fitter()
+        frame = customer_frame(summary, ("frequency", "T"))
+        rows, inverse = distinct_rows(frame, ["frequency", "T"])
+        f, t = rows["frequency"].to_numpy(), rows["T"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            curve = np.column_stack(
+                [np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(h, f, t, t), dtype="float64") for h in horizons]
+            )
+        return curve[inverse]
+
+
+def fit_gamma_gamma(rows: pd.DataFrame, penalizer: float, scale: float) -> pd.Series:
+    """lifetimes' Gamma-Gamma fit on weighted unique rows with order values divided by `scale`; v in original units."""
+    fitter = GammaGammaFitter(penalizer_coef=penalizer).fit(
+        rows["frequency"], rows["monetary_value"] / scale, weights=rows["weight"].to_numpy()
+    )
+    params = fitter.params_.astype(float).rename(None).copy()
+    params["v"] = params["v"] * scale
+    return params
 
 
 class SpendModel:
@@ -317,12 +452,17 @@ class SpendModel:
             )
         rows = unique_rows(usable, ["frequency", "monetary_value"])
         try:
-            fitter = GammaGammaFitter(penalizer_coef=self.penalizer).fit(
-                rows["frequency"], rows["monetary_value"], weights=rows["weight"].to_numpy()
-            )
-        except ConvergenceError as error:
-            raise ModelFitError("Gamma-Gamma did not converge; try a small penalizer (e.g. penalizer=0.001)") from error
-        params = fitter.params_.astype(float).rename(None)
+            params = fit_gamma_gamma(rows, self.penalizer, scale=1.0)
+        except ConvergenceError:
+            # Gamma-Gamma is scale-equivariant (values / c -> v / c, same p and q), and the optimizer
+            # fails more often on large order values: refit on values in units of their median.
+            scale = float(np.median(usable["monetary_value"]))
+            try:
+                params = fit_gamma_gamma(rows, self.penalizer, scale=scale)
+            except ConvergenceError as error:
+                raise ModelFitError(
+                    "Gamma-Gamma did not converge (also on rescaled order values); try a small penalizer (e.g. penalizer=0.001)"
+                ) from error
         p, q, v = params
         if not np.all(np.isfinite(params.to_numpy())) or q <= 1:
             raise ModelFitError(

@@ -17,7 +17,7 @@ How it is trained (cutoff C, horizon H days):
    form P(order in t) = P(alive) (1 - ((alpha + T) / (alpha + T + t)) ** (r + x)):
    churn_H = 1 - (1 - churn_L) * P_BTYD(order in H) / P_BTYD(order in L).
 5. A seeded share of the training customers (``holdout_fraction``) is held out: on it the blend's
-   total scaling is learnt and the churn booster is calibrated (isotonic regression on one half,
+   total scaling is learnt and the churn booster is calibrated (Platt scaling of its log-odds on one half,
    reliability measured on the other half, ``churn_reliability_``).
 
 Candidates are ``bgnbd_gg`` (BTYD orders x Gamma-Gamma order value, churn = 1 - P(alive)),
@@ -38,7 +38,7 @@ import ibis.expr.types as ir
 import lightgbm
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 
 from features.btyd import btyd_summary
 from features.build import customer_features, model_feature_columns
@@ -151,7 +151,8 @@ class CustomerValueModel:
     ----------
     purchase_model_, spend_model_ : fitted BTYD models at the cutoff.
     regressor_, classifier_ : lightgbm.Booster for window spend and window churn.
-    churn_calibrator_ : sklearn IsotonicRegression on the classifier's scores.
+    churn_calibrator_ : sklearn LogisticRegression on the classifier's log-odds (Platt scaling: strictly
+        monotone, so calibration keeps the booster's ranking and its churn AUC; isotonic steps tie customers).
     feature_names_ : list of str, the LightGBM input columns.
     label_window_days_ : int, the L used.
     spend_scale_ : float, the blend's total scaling learnt on the training window's holdout.
@@ -303,10 +304,8 @@ class CustomerValueModel:
         btyd_spend = btyd["btyd_expected_spend"].to_numpy()
         raw_churn = self.boosted_churn(x)
         half = np.random.default_rng(self.random_state + 1).random(len(x)) < 0.5
-        self.churn_calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-            raw_churn[half], churned[half]
-        )
-        self.churn_reliability_ = reliability_table(self.churn_calibrator_.predict(raw_churn[~half]), churned[~half])
+        self.churn_calibrator_ = LogisticRegression(C=1e6).fit(log_odds(raw_churn[half])[:, None], churned[half])
+        self.churn_reliability_ = reliability_table(self.calibrated_churn(raw_churn[~half]), churned[~half])
 
         blended = self.blend_weight * lightgbm_spend + (1.0 - self.blend_weight) * btyd_spend
         if blended.sum() <= 0 or spend.sum() <= 0:
@@ -379,13 +378,20 @@ class CustomerValueModel:
         correction = self.classifier_.predict(x, raw_score=True, num_threads=self.num_threads)
         return 1.0 / (1.0 + np.exp(-(correction + churn_margin(x))))
 
+    def calibrated_churn(self, raw_churn: np.ndarray) -> np.ndarray:
+        """Calibrated P(no order in the label window) from the booster's uncalibrated probability."""
+        return self.churn_calibrator_.predict_proba(log_odds(raw_churn)[:, None])[:, 1]
+
     def candidate_predictions(self, features: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """``{candidate: DataFrame(predicted_spend, churn_probability)}`` for every candidate."""
-        x, window, horizon = self.model_inputs(features)
+        return self.candidates_from_inputs(*self.model_inputs(features))
+
+    def candidates_from_inputs(self, x: pd.DataFrame, window: pd.DataFrame, horizon: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """``candidate_predictions`` from ``model_inputs`` already computed."""
         btyd_spend = horizon["btyd_expected_spend"].to_numpy()
         lightgbm_spend = self.boosted_spend(x, horizon)
         blended = self.spend_scale_ * (self.blend_weight * lightgbm_spend + (1.0 - self.blend_weight) * btyd_spend)
-        window_churn = self.churn_calibrator_.predict(self.boosted_churn(x))
+        window_churn = self.calibrated_churn(self.boosted_churn(x))
         p_alive = window["btyd_p_alive"].to_numpy()
         order_window = window["btyd_p_order"].to_numpy()
         order_horizon = horizon["btyd_p_order"].to_numpy()
@@ -400,21 +406,23 @@ class CustomerValueModel:
         }
 
     def discount_factor(self, features: pd.DataFrame) -> np.ndarray:
-        """Per-customer present value of one unit of horizon spend spread along the BTYD order curve."""
+        """Per-customer present value of one unit of horizon spend spread along the BTYD order curve.
+
+        The curve (cumulative expected orders at 30-day steps and at H) is evaluated once per
+        distinct (frequency, T): its shape does not depend on recency (``order_curve_shape``).
+        """
         rate = self.discount_rate_annual
         steps = np.unique(np.append(np.arange(30, self.horizon_days, 30), self.horizon_days)).astype(float)
         unit_days = DAYS_PER_UNIT[self.time_unit]
-        cumulative = np.column_stack(
-            [self.purchase_model_.predict(features, day / unit_days)["expected_orders"].to_numpy() for day in steps]
-        )
-        increments = np.diff(np.column_stack([np.zeros(len(cumulative)), cumulative]), axis=1)
+        cumulative = self.purchase_model_.order_curve_shape(features, steps / unit_days)
+        increments = np.diff(cumulative, axis=1, prepend=0.0)
         midpoints = (steps - np.diff(np.append(0.0, steps)) / 2.0) / 365.0
         weights = (1.0 + rate) ** (-midpoints)
         total = cumulative[:, -1]
         # Customers with no expected orders get spend spread evenly over the horizon.
         even = np.sum(np.diff(np.append(0.0, steps)) / self.horizon_days * weights)
         safe = total > 1e-12
-        return np.where(safe, (increments * weights).sum(axis=1) / np.where(safe, total, 1.0), even)
+        return np.where(safe, (increments @ weights) / np.where(safe, total, 1.0), even)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Scores per customer from a ``customer_features`` table at the scoring date.
@@ -423,8 +431,9 @@ class CustomerValueModel:
         over H), ``predicted_spend`` (undiscounted, from the champion), ``predicted_ltv``
         (discounted), ``p_alive`` and ``churn_probability`` (no order in H; from the champion).
         """
-        champion = self.candidate_predictions(features)[self.champion_]
-        x, _, horizon = self.model_inputs(features)
+        inputs = self.model_inputs(features)
+        x, _, horizon = inputs
+        champion = self.candidates_from_inputs(*inputs)[self.champion_]
         return pd.DataFrame(
             {
                 "predicted_orders": horizon["btyd_expected_orders"],
@@ -462,8 +471,13 @@ def spend_margin(btyd: pd.DataFrame) -> np.ndarray:
 
 def churn_margin(btyd: pd.DataFrame) -> np.ndarray:
     """Log-odds of no order per the BTYD model: the starting point the churn booster corrects."""
-    no_order = np.clip(1.0 - btyd["btyd_p_order"].to_numpy(), PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
-    return np.log(no_order / (1.0 - no_order))
+    return log_odds(1.0 - btyd["btyd_p_order"].to_numpy())
+
+
+def log_odds(probability: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped away from 0 and 1."""
+    clipped = np.clip(probability, PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
+    return np.log(clipped / (1.0 - clipped))
 
 
 def reliability_table(probability: np.ndarray, outcome: np.ndarray, bins: int = 10) -> pd.DataFrame:

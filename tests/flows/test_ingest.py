@@ -176,3 +176,16 @@ def test_cdnow_builtin_matches_the_published_size(tmp_path):
     assert report["customers_used"] == 23_570
     assert report["zero_amount_rows"] == 80
     assert result.as_of == date(1998, 6, 30)
+
+
+def test_timestamps_with_utc_offsets_are_converted_to_utc(tmp_path):
+    rows = [
+        ("a", "2024-03-01T10:00:00+02:00", "1", "o1"),
+        ("b", "2024-03-01 23:30-0500", "2", "o2"),
+        ("c", "2024-03-01T10:00:00Z", "3", "o3"),
+    ]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    frame = result.transactions.to_pandas().set_index("customer_id")["order_ts"]
+    assert str(frame["a"]) == "2024-03-01 08:00:00"
+    assert str(frame["b"]) == "2024-03-02 04:30:00"
+    assert str(frame["c"]) == "2024-03-01 10:00:00"

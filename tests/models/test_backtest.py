@@ -1,8 +1,10 @@
 import datetime as dt
 import json
 
+import ibis
 import pytest
 
+from features.synthetic import generate_transactions
 from models.backtest import backtest
 from models.metrics import METRIC_NAMES
 
@@ -42,14 +44,62 @@ def test_refuses_horizon_beyond_the_data(cdnow_sample):
         backtest(cdnow_sample, dt.date(1998, 3, 31), 273)
 
 
-@pytest.mark.slow
-def test_cdnow_master_champion_beats_textbook(cdnow_master):
-    result = backtest(cdnow_master, dt.date(1997, 9, 30), 273)
+def assert_champion_beats_textbook(result) -> None:
+    """The backtest's champion beats BG/NBD + Gamma-Gamma on gini, decile_mape and |total_error| at once, churn AUC >= 0.75."""
     metrics, textbook = result.metrics, result.metrics["bgnbd_gg"]
     champion = metrics[result.champion]
-    assert result.champion != "bgnbd_gg"
+    assert result.champion != "bgnbd_gg", metrics
     assert champion["normalized_gini"] > textbook["normalized_gini"]
     assert champion["decile_mape"] < textbook["decile_mape"]
     assert abs(champion["total_error"]) < abs(textbook["total_error"])
     assert champion["churn_auc"] >= 0.75
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """Synthetic transactions (10,000 customers, risers and faders) per seed, as Ibis tables."""
+    tables = {}
+
+    def table(seed: int) -> ibis.Table:
+        if seed not in tables:
+            transactions, _ = generate_transactions(10_000, seed)
+            tables[seed] = ibis.memtable(transactions.assign(quantity=transactions["quantity"].astype("float64")))
+        return tables[seed]
+
+    return table
+
+
+@pytest.mark.slow
+def test_cdnow_master_champion_beats_textbook(cdnow_master):
+    result = backtest(cdnow_master, dt.date(1997, 9, 30), 273)
+    assert_champion_beats_textbook(result)
     assert result.to_dict()["n_customers"] == 23570
+
+
+# CDNOW 1997-12-31 / 182 days is not won yet: BG/NBD's total error there is only -0.03 and every
+# candidate that lifts the total loses on |total_error| (docs/models.md). Strict xfail: it flips to a
+# failure, to be turned into a plain test, as soon as the champion wins.
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("cutoff", "horizon_days"),
+    [
+        (dt.date(1997, 8, 31), 182),
+        pytest.param(dt.date(1997, 12, 31), 182, marks=pytest.mark.xfail(strict=True, reason="total_error not won yet")),
+    ],
+)
+def test_cdnow_master_other_splits(cdnow_master, cutoff, horizon_days):
+    assert_champion_beats_textbook(backtest(cdnow_master, cutoff, horizon_days))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("seed", "cutoff", "horizon_days"),
+    [
+        (1, dt.date(2025, 6, 30), 182),
+        (1, dt.date(2024, 12, 31), 365),
+        (2, dt.date(2025, 6, 30), 182),
+        pytest.param(2, dt.date(2024, 12, 31), 365, marks=pytest.mark.xfail(strict=True, reason="decile_mape and total_error not won yet")),
+    ],
+)
+def test_synthetic_champion_beats_textbook(synthetic, seed, cutoff, horizon_days):
+    assert_champion_beats_textbook(backtest(synthetic(seed), cutoff, horizon_days))

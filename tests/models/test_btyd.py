@@ -10,6 +10,7 @@ from lifetimes.datasets import load_cdnow_summary, load_cdnow_summary_data_with_
 from features.btyd import btyd_summary
 from models.btyd import (
     MIN_REPEAT_CUSTOMERS,
+    WARM_START_ROWS,
     InsufficientDataError,
     NotFittedError,
     PurchaseModel,
@@ -155,3 +156,46 @@ def test_pareto_fit_is_deterministic(summary):
     first = PurchaseModel("pareto").fit(summary).params_
     second = PurchaseModel("pareto").fit(summary).params_
     pd.testing.assert_series_equal(first, second)
+
+
+@pytest.mark.slow
+def test_warm_started_fit_matches_lifetimes_on_raw_rows(cdnow_master):
+    # 23,570 customers in days: above WARM_START_ROWS, so the fit starts from a sample's optimum.
+    summary = btyd_summary(cdnow_master, dt.date(1997, 9, 30), "days").to_pandas()
+    assert len(summary) > WARM_START_ROWS
+    raw = BetaGeoFitter().fit(summary["frequency"].to_numpy(), summary["recency"].to_numpy(), summary["T"].to_numpy())
+    ours = PurchaseModel("bgnbd").fit(summary).params_
+    np.testing.assert_allclose(ours[raw.params_.index].to_numpy(), raw.params_.to_numpy(), rtol=1e-4)
+
+
+def test_order_curve_shape_is_proportional_to_expected_orders(summary):
+    model = PurchaseModel("bgnbd").fit(summary)
+    shape = model.order_curve_shape(summary, np.array([10.0, 39.0]))
+    exact = np.column_stack([model.predict(summary, h)["expected_orders"] for h in (10.0, 39.0)])
+    np.testing.assert_allclose(shape[:, 0] / shape[:, 1], exact[:, 0] / exact[:, 1], rtol=1e-10)
+
+
+def test_gamma_gamma_falls_back_to_rescaled_values_when_the_optimizer_fails(monkeypatch):
+    from lifetimes.utils import ConvergenceError
+
+    from models import btyd
+
+    rng = np.random.default_rng(3)
+    summary = pd.DataFrame(
+        {"frequency": rng.integers(1, 6, 400).astype(float), "monetary_value": rng.gamma(6.0, 40.0, 400)},
+        index=pd.Index([f"c{i}" for i in range(400)], name="customer_id"),
+    )
+    reference = btyd.SpendModel().fit(summary).params_
+    real_fit = btyd.fit_gamma_gamma
+    scales = []
+
+    def unscaled_fails(rows, penalizer, scale):
+        scales.append(scale)
+        if scale == 1.0:
+            raise ConvergenceError("simulated failure on raw values")
+        return real_fit(rows, penalizer, scale)
+
+    monkeypatch.setattr(btyd, "fit_gamma_gamma", unscaled_fails)
+    refit = btyd.SpendModel().fit(summary).params_
+    assert scales[0] == 1.0 and scales[1] == pytest.approx(float(np.median(summary["monetary_value"])))
+    np.testing.assert_allclose(refit.to_numpy(), reference.to_numpy(), rtol=1e-3)

@@ -109,3 +109,13 @@ def test_champion_rule():
     best_gini_but_biased = {"normalized_gini": 0.8, "decile_mape": 0.15, "total_error": 0.2}
     assert champion_rule({"bgnbd_gg": base, "blend": better, "lightgbm": best_gini_but_biased}) == "blend"
     assert champion_rule({"bgnbd_gg": base, "lightgbm": best_gini_but_biased}) == "bgnbd_gg"
+
+
+def test_discount_factor_equals_the_per_step_curve(fitted, features):
+    # Reference: cumulative expected orders per customer at every 30-day step, as predicted directly.
+    frame = features.set_index("customer_id")
+    steps = np.append(np.arange(30, 273, 30), 273).astype(float)
+    cumulative = np.column_stack([fitted.purchase_model_.predict(frame, day)["expected_orders"] for day in steps])
+    increments = np.diff(cumulative, axis=1, prepend=0.0)
+    weights = 1.1 ** (-(steps - np.diff(steps, prepend=0.0) / 2) / 365)
+    np.testing.assert_allclose(fitted.discount_factor(frame), increments @ weights / cumulative[:, -1], rtol=1e-10)
