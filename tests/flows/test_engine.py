@@ -114,7 +114,7 @@ def test_ingest_csv_is_the_same_on_spark(case, tmp_path, spark_backend):
     if case == "row_problems":
         assert spark.report["rows_set_aside"] == {
             "null_customer_id": 1,
-            "unparseable_date": 4,
+            "unparseable_date": 3,  # 'not a date', '2024', '2024-02-30'; UTC offsets parse
             "non_numeric_amount": 3,
             "after_as_of": 1,
             "duplicate_record": 1,
@@ -122,7 +122,7 @@ def test_ingest_csv_is_the_same_on_spark(case, tmp_path, spark_backend):
         }
         reasons = spark.quarantine.set_index("source_row")["reason"].to_dict()
         assert reasons[8] == "conflicting_order_id" and reasons[11] == "non_numeric_amount"
-        assert {"k", "vif"} <= set(spark.transactions.to_pandas()["customer_id"])
+        assert {"g", "k", "vif"} <= set(spark.transactions.to_pandas()["customer_id"])
     elif case == "wrong_type_amount":
         assert "data row 2: value='n/a'" in spark
     else:

@@ -34,7 +34,7 @@ def test_train_then_score_flows(prefect_server, workdir, small_transactions):
     assert trained["promoted"] is True
     ctx = Context.create(workdir)
     version = tracking.champion_version(ctx.workspace, data)
-    assert version is not None and version.version == "1"
+    assert version is not None and str(version.version) == "1"
 
     scored = score(data=data, workdir=str(workdir))
     store = pipeline.open_store(ctx)
@@ -73,4 +73,4 @@ def test_worse_model_is_not_promoted(workdir, small_transactions, monkeypatch):
     second = pipeline.run_train(worse, data, None, step=pipeline.LocalSteps(6, quiet=True))
     assert not second.promoted
     assert "champion kept" in second.promotion
-    assert tracking.champion_version(ctx.workspace, data).version == "1"
+    assert str(tracking.champion_version(ctx.workspace, data).version) == "1"
