@@ -12,6 +12,9 @@ from pydantic import ValidationError
 from configs.schema import VipcastConfig
 
 
+BUILTIN_CONFIGS = ("base", "demo", "cdnow")
+
+
 class ConfigError(ValueError):
     """A config file that cannot be read or does not match the schema."""
 
@@ -37,7 +40,7 @@ def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 def builtin_config_text(name: str) -> str:
-    """Text of a config shipped in this package (`base` or `demo`)."""
+    """Text of a config shipped in this package (`base`, `demo` or `cdnow`)."""
     return resources.files("configs").joinpath(f"{name}.yaml").read_text()
 
 
@@ -50,11 +53,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if candidate.exists():
             origin = str(candidate)
             data = _merge(data, _read_yaml(candidate.read_text(), origin))
-        elif str(path) in {"base", "demo"}:
+        elif str(path) in BUILTIN_CONFIGS:
             origin = f"configs/{path}.yaml"
             data = _merge(data, _read_yaml(builtin_config_text(str(path)), origin))
         else:
-            raise ConfigError(f"config file not found: {path}")
+            raise ConfigError(f"config file not found: {path} (built-in configs: {', '.join(BUILTIN_CONFIGS)})")
     if overrides:
         data = _merge(data, overrides)
     try:

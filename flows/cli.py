@@ -29,7 +29,8 @@ Workdir = Annotated[
     typer.Option("--workdir", help="Workspace directory for all state (default: $VIPCAST_HOME or ./.vipcast)."),
 ]
 ConfigFile = Annotated[
-    Optional[str], typer.Option("--config", help="A YAML config file overlaid on configs/base.yaml (or 'demo').")
+    Optional[str],
+    typer.Option("--config", help="A YAML config file overlaid on configs/base.yaml (or a built-in: demo, cdnow)."),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
 Data = Annotated[
@@ -98,7 +99,9 @@ def demo(
     """End to end on the built-in data: load, train, score, and show the results."""
     from flows.pipeline import run_demo
 
-    ctx = _context(workdir, config or "demo")
+    # The built-in CDNOW data comes with its own config (share-mode tiers, a 39-week horizon).
+    default_config = "cdnow" if data in ("cdnow", "cdnow-sample") else "demo"
+    ctx = _context(workdir, config or default_config)
     typer.echo(run_demo(ctx, data=data))
 
 
