@@ -97,17 +97,11 @@ def ingest(ctx: Context, data: str | None, as_of: date | None = None):
     )
 
 
-def build_features(ctx: Context, ingested, cutoff: date) -> pd.DataFrame:
-    """Per-customer features as of `cutoff`, as a pandas frame."""
+def build_features(ingested, cutoff: date, time_unit: str, windows_days) -> pd.DataFrame:
+    """Per-customer features as of `cutoff` with a feature spec (the config's, or a model's), as pandas."""
     from features.build import customer_features
 
-    table = customer_features(
-        ingested.transactions,
-        cutoff,
-        time_unit=ctx.config.features.time_unit,
-        windows_days=ctx.config.features.windows_days,
-    )
-    return table.to_pandas()
+    return customer_features(ingested.transactions, cutoff, time_unit=time_unit, windows_days=tuple(windows_days)).to_pandas()
 
 
 def account_for_customers(report: dict[str, Any], n_featured: int) -> dict[str, Any]:
@@ -132,7 +126,7 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
     with progress.step("loading and checking transactions"):
         ingested = ingest(ctx, data, as_of)
     with progress.step(f"building features as of {ingested.as_of}"):
-        frame = build_features(ctx, ingested, ingested.as_of)
+        frame = build_features(ingested, ingested.as_of, ctx.config.features.time_unit, ctx.config.features.windows_days)
     with progress.step(f"writing {out}"):
         report = account_for_customers(ingested.report, len(frame))
         write_parquet(out, frame)
@@ -494,14 +488,6 @@ class ScoreSummary:
         return "\n".join(lines)
 
 
-def scoring_features(model, ingested) -> pd.DataFrame:
-    """Features as of the scoring date, built with the feature spec the model was trained on."""
-    from features.build import customer_features
-
-    table = customer_features(ingested.transactions, ingested.as_of, time_unit=model.time_unit, windows_days=model.windows_days)
-    return table.to_pandas()
-
-
 def assemble_run(ctx: Context, ingested, model, model_version: str, features, predictions, segments):
     """The run record and the tables of one scoring run."""
     from flows.ingest import data_digest
@@ -544,7 +530,8 @@ def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | No
     dataset = data or ctx.config.dataset
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
-    features = step(f"building features as of {ingested.as_of}", scoring_features, model, ingested)
+    # Features with the spec the model was trained on, whatever the config says now.
+    features = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, model.time_unit, model.windows_days)
     if ctx.config.engine.name == "spark":
         predictions = step("scoring on Spark (spark_udf)", score_customers_on_spark, ctx, dataset, model, ingested, io=True)
     else:
@@ -603,7 +590,7 @@ def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, top: int
     lines = ["", "== vipcast demo ==", str(train), "", str(score), "", f"top {top} rising stars:"]
     for row in score.rising_stars.head(top).itertuples(index=False):
         reasons = "; ".join(str(getattr(row, f"reason_{i}")) for i in (1, 2, 3) if isinstance(getattr(row, f"reason_{i}", None), str))
-        lines.append(f"  {row.customer_id}: {row.current_tier} -> {row.target_tier} ({reasons})")
+        lines.append(f"  {row.customer_id}: {row.tier} -> {row.target_tier} ({reasons})")
     lines += [
         "",
         f"lists: vipcast lists rising-stars --workdir {ctx.workspace.root}   (exports in {ctx.workspace.exports_dir})",

@@ -59,12 +59,16 @@ def test_worse_model_is_not_promoted(workdir, small_transactions, monkeypatch):
 
     # A second recipe whose backtest is worse on the primary metric on the same split.
     worse = Context.create(workdir, horizon_days=180)
-    worse = Context(worse.workspace, worse.config.model_copy(update={"model": worse.config.model.model_copy(update={"penalizer": 0.5})}))
+    fewer_rounds = worse.config.model.lightgbm.model_copy(update={"n_estimators": 20})
+    worse = Context(
+        worse.workspace,
+        worse.config.model_copy(update={"model": worse.config.model.model_copy(update={"lightgbm": fewer_rounds})}),
+    )
     real_backtest = pipeline.backtest_models
 
     def degraded(ingested, cutoff, settings):
         result = real_backtest(ingested, cutoff, settings)
-        if settings["penalizer"] == 0.5:
+        if settings["n_estimators"] == 20:
             for metrics in result.metrics.values():
                 metrics[tracking.PRIMARY_METRIC] -= 0.2
         return result

@@ -1,0 +1,54 @@
+"""Plain pipeline steps: summaries, run ids, list rendering (flows/pipeline.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from flows import pipeline
+from segments.rising_stars import RISING_STAR_COLUMNS
+
+
+def rising_stars_frame() -> pd.DataFrame:
+    row = {column: None for column in RISING_STAR_COLUMNS}
+    row.update(customer_id="C1", rank=1, tier="Silver", target_tier="Gold", reason_1="spent $1,240 in the last 90 days", reason_2="orders every 21 days, faster than before")
+    return pd.DataFrame([row], columns=list(RISING_STAR_COLUMNS))
+
+
+def test_demo_report_names_tiers_reasons_and_where_things_are(tmp_path):
+    ctx = pipeline.Context.create(tmp_path)
+    train = pipeline.TrainSummary(date(2025, 12, 31), "vipcast-demo/1", "blend", "no champion yet", True, None)
+    score = pipeline.ScoreSummary(
+        "20251231-abc", date(2025, 12, 31), "vipcast-demo/1", 10, {"Platinum": 1, "Gold": 2, "Silver": 3, "Base": 4},
+        rising_stars_frame(), 2, [], [tmp_path / "exports"],
+    )
+    report = pipeline.demo_report(train, score, ctx)
+    assert "C1: Silver -> Gold (spent $1,240 in the last 90 days; orders every 21 days, faster than before)" in report
+    assert "tiers: Platinum 1, Gold 2, Silver 3, Base 4" in report
+    assert "mlflow ui --backend-store-uri sqlite:///" in report
+
+
+def test_run_id_is_deterministic_and_changes_with_its_inputs():
+    first = pipeline.run_id_for(date(2025, 1, 6), "m/1", "digest", "{}")
+    assert first == pipeline.run_id_for(date(2025, 1, 6), "m/1", "digest", "{}")
+    assert first.startswith("20250106-")
+    assert first != pipeline.run_id_for(date(2025, 1, 6), "m/2", "digest", "{}")
+    assert first != pipeline.run_id_for(date(2025, 1, 6), "m/1", "other", "{}")
+
+
+def test_render_list_formats(tmp_path):
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "rank": [1, 2]})
+    assert pipeline.render_list(frame, "csv", None) == "customer_id,rank\na,1\nb,2\n"
+    assert '"customer_id":"a"' in pipeline.render_list(frame, "json", None)
+    out = tmp_path / "list.parquet"
+    assert pipeline.render_list(frame, "parquet", out) is None
+    pd.testing.assert_frame_equal(pd.read_parquet(out), frame)
+
+
+def test_write_atomic_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "x.json"
+    pipeline.write_json(target, {"a": 1})
+    assert target.read_text().strip().startswith("{")
+    assert [p.name for p in Path(tmp_path).iterdir()] == ["x.json"]
