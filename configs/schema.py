@@ -47,19 +47,20 @@ class FeaturesConfig(Strict):
 
 
 class LightGBMConfig(Strict):
-    n_estimators: int = Field(default=400, ge=1)
-    learning_rate: float = Field(default=0.03, gt=0)
-    num_leaves: int = Field(default=15, ge=2)
-    min_child_samples: int = Field(default=50, ge=1)
+    """LightGBM settings; a key left unset (None) keeps the model's own default (models/pipeline.py)."""
+
+    n_estimators: int | None = Field(default=None, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0)
+    num_leaves: int | None = Field(default=None, ge=2)
+    min_child_samples: int | None = Field(default=None, ge=1)
     sample_customers: int | None = Field(default=500_000, ge=1000, description="cap on training customers")
-    seed: int = 42
+    seed: int | None = None
 
 
 class ModelConfig(Strict):
     horizon_days: int = Field(default=365, ge=7)
     btyd: Literal["bgnbd", "pareto", "mbgnbd"] = "bgnbd"
     penalizer: float = Field(default=0.0, ge=0)
-    gamma_gamma_penalizer: float = Field(default=0.0, ge=0)
     discount_rate_annual: float = Field(default=0.10, ge=0, lt=1)
     label_window_days: int | None = Field(
         default=None, ge=14, description="label window for the LightGBM training split; None = min(horizon, history/2)"

@@ -143,9 +143,13 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
 
 
 def model_settings(config: VipcastConfig) -> dict[str, Any]:
-    """The scoring model's settings from the config (keyword arguments of CustomerValueModel)."""
+    """The scoring model's settings from the config (keyword arguments of CustomerValueModel).
+
+    LightGBM keys left unset in the config are not passed, so the model's own defaults apply.
+    """
     model = config.model
-    return {
+    lightgbm = model.lightgbm
+    settings = {
         "horizon_days": model.horizon_days,
         "btyd": model.btyd,
         "penalizer": model.penalizer,
@@ -153,13 +157,16 @@ def model_settings(config: VipcastConfig) -> dict[str, Any]:
         "label_window_days": model.label_window_days,
         "time_unit": config.features.time_unit,
         "windows_days": tuple(config.features.windows_days),
-        "n_estimators": model.lightgbm.n_estimators,
-        "learning_rate": model.lightgbm.learning_rate,
-        "num_leaves": model.lightgbm.num_leaves,
-        "min_child_samples": model.lightgbm.min_child_samples,
-        "random_state": model.lightgbm.seed,
-        "sample_customers": model.lightgbm.sample_customers,
+        "sample_customers": lightgbm.sample_customers,
     }
+    optional = {
+        "n_estimators": lightgbm.n_estimators,
+        "learning_rate": lightgbm.learning_rate,
+        "num_leaves": lightgbm.num_leaves,
+        "min_child_samples": lightgbm.min_child_samples,
+        "random_state": lightgbm.seed,
+    }
+    return settings | {key: value for key, value in optional.items() if value is not None}
 
 
 def settings_of(model) -> dict[str, Any]:
@@ -283,9 +290,11 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
 
     if tracking.champion_version(ctx.workspace, dataset) is None:
         return tracking.decide_promotion(backtest["models"][backtest["champion"]], None)
+    from models.pipeline import CustomerValueModel
+
     champion, _ = tracking.load_champion(ctx.workspace, dataset)
     champion_settings = settings_of(champion)
-    if champion_settings == settings:
+    if champion_settings == settings_of(CustomerValueModel(**settings)):
         return tracking.Promotion(True, "same settings as the champion, refitted on current data")
     result = backtest_models(ingested, cutoff, champion_settings).to_dict()
     return tracking.decide_promotion(backtest["models"][backtest["champion"]], result["models"][result["champion"]])

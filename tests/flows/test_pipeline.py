@@ -52,3 +52,14 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path):
     pipeline.write_json(target, {"a": 1})
     assert target.read_text().strip().startswith("{")
     assert [p.name for p in Path(tmp_path).iterdir()] == ["x.json"]
+
+
+def test_unset_lightgbm_keys_keep_the_model_defaults_and_set_ones_pass_through():
+    from configs import load_config
+    from models.pipeline import CustomerValueModel
+
+    defaults = pipeline.settings_of(CustomerValueModel(**pipeline.model_settings(load_config())))
+    assert defaults["n_estimators"] == CustomerValueModel().n_estimators
+    assert defaults["min_child_samples"] == CustomerValueModel().min_child_samples
+    tuned = pipeline.model_settings(load_config(overrides={"model": {"lightgbm": {"n_estimators": 7, "seed": 3}}}))
+    assert tuned["n_estimators"] == 7 and tuned["random_state"] == 3
