@@ -68,8 +68,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# `state` is the tier state (tier, grace_until, flags) the next run starts from.
+# `state` is the tier state (tier, grace_until, flags) the next run starts from: stored, not exported.
 LIST_NAMES = ("scores", "tiers", "rising_stars", "at_risk", "events", "economics", "state")
+INTERNAL_LISTS = ("state",)
 """The lists a run may hold, each stored as one table of that name."""
 
 RUNS_TABLE = "runs"
@@ -844,7 +845,7 @@ class OutputsStore:
         written: list[Path] = []
         try:
             staged: list[Path] = []
-            for name in run.lists:
+            for name in (name for name in run.lists if name not in INTERNAL_LISTS):
                 frame = self.read_list(name, run_id=run.run_id)
                 for fmt in formats:
                     path = staging / f"{name}.{fmt}"

@@ -507,3 +507,20 @@ def test_an_interrupted_export_leaves_whole_files(store: OutputsStore, tmp_path:
                    (pd.read_csv(io.StringIO(frame.to_csv(index=False))) for frame in whole)), name
     assert sorted(path.name for path in out_dir.iterdir()) == sorted(
         [f"{name}.csv" for name in five_customers()] + ["run.json"])
+
+
+def test_internal_state_is_stored_but_not_exported(tmp_path):
+    import datetime as dt
+
+    import pandas as pd
+
+    from flows.store import OutputsStore, RunInfo
+
+    store = OutputsStore(tmp_path / "outputs.duckdb")
+    run = RunInfo("r1", dt.date(2025, 1, 6), dt.datetime(2025, 1, 6, 7, 0), "blend", "m/1", 365, 1, "d", "c")
+    state = pd.DataFrame({"customer_id": ["a"], "tier": ["Gold"], "grace_until": [pd.NaT], "is_rising_star": [False], "is_at_risk": [True]})
+    tiers = pd.DataFrame({"customer_id": ["a"], "rank": [1], "tier": ["Gold"]})
+    store.write_run(run, {"tiers": tiers, "state": state})
+    assert store.read_list("state", run_id="r1")["tier"].tolist() == ["Gold"]
+    exported = {path.name for path in store.export_run("r1", tmp_path / "exports")}
+    assert "tiers.csv" in exported and "state.csv" not in exported
