@@ -100,17 +100,6 @@ def cdnow_master_frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def spark_connection():
-    """An Ibis connection to a small local Spark session (UTC, no UI), stopped at the end."""
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("vipcast-feature-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
-    yield ibis.pyspark.connect(session)
-    session.stop()
+def spark_connection(spark_backend):
+    """The suite's one local Spark session (tests/conftest.py)."""
+    return spark_backend

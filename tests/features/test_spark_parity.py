@@ -9,7 +9,6 @@ far below any cent, and any real difference (a row counted on one engine only) f
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import ibis
 import numpy as np
@@ -22,23 +21,8 @@ from features.synthetic import generate_transactions
 
 pytestmark = pytest.mark.spark
 
-TEST_SPARK_CONF = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.driver.memory": "1g",
-}
 
 
-@pytest.fixture(scope="session")
-def spark_backend():
-    """One local Spark session for the test session (Spark keeps one per process; start-up is printed)."""
-    from flows.engine import connect
-
-    started = time.perf_counter()
-    backend = connect("spark", "local[2]", TEST_SPARK_CONF)
-    print(f"\nSpark session started in {time.perf_counter() - started:.1f} s")
-    return backend
 
 
 def on_both_engines(frame: pd.DataFrame, spark_backend, name: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import pandas as pd
@@ -14,21 +13,8 @@ from flows.engine import connect, connect_config, engine_of
 from flows.ingest import IngestError, data_digest, load_transactions, microsecond_timestamps
 
 # Small and polite on a shared machine: 2 cores, few shuffle partitions, no web UI.
-TEST_SPARK_CONF = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.driver.memory": "1g",
-}
 
 
-@pytest.fixture(scope="session")
-def spark_backend():
-    """One local Spark session for the test session (Spark keeps one per process; start-up is printed)."""
-    started = time.perf_counter()
-    backend = connect("spark", "local[2]", TEST_SPARK_CONF)
-    print(f"\nSpark session started in {time.perf_counter() - started:.1f} s")
-    return backend
 
 
 def test_connect_duckdb_and_unknown_engine():
@@ -48,7 +34,7 @@ def test_spark_session_is_utc_and_takes_the_config(spark_backend):
     assert session.conf.get("spark.sql.shuffle.partitions") == "4"
     assert session.sparkContext.master == "local[2]"
     # A config may not move the session off UTC.
-    connect("spark", "local[2]", {**TEST_SPARK_CONF, "spark.sql.session.timeZone": "Europe/Paris"})
+    connect("spark", "local[2]", {"spark.sql.shuffle.partitions": "4", "spark.sql.session.timeZone": "Europe/Paris"})
     assert session.conf.get("spark.sql.session.timeZone") == "UTC"
 
 

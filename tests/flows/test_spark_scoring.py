@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import ibis
 import numpy as np
@@ -14,24 +13,9 @@ from flows.tracking import PREDICTION_COLUMNS
 
 pytestmark = pytest.mark.spark
 
-TEST_SPARK_CONF = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.driver.memory": "1g",
-}
 AS_OF = dt.date(2025, 12, 31)
 
 
-@pytest.fixture(scope="session")
-def spark_backend():
-    """One local Spark session for the test session (Spark keeps one per process; start-up is printed)."""
-    from flows.engine import connect
-
-    started = time.perf_counter()
-    backend = connect("spark", "local[2]", TEST_SPARK_CONF)
-    print(f"\nSpark session started in {time.perf_counter() - started:.1f} s")
-    return backend
 
 
 @pytest.fixture(scope="module")
