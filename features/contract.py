@@ -11,8 +11,6 @@ Columns (Ibis / DuckDB types):
 
 from __future__ import annotations
 
-import ibis.expr.datatypes as dt
-
 CUSTOMER_ID = "customer_id"
 ORDER_TS = "order_ts"
 AMOUNT = "amount"
@@ -22,12 +20,3 @@ QUANTITY = "quantity"
 
 REQUIRED_COLUMNS = (CUSTOMER_ID, ORDER_TS, AMOUNT)
 OPTIONAL_COLUMNS = (ORDER_ID, CATEGORY, QUANTITY)
-
-SCHEMA = {
-    CUSTOMER_ID: dt.string,
-    ORDER_TS: dt.timestamp,
-    AMOUNT: dt.float64,
-    ORDER_ID: dt.string,
-    CATEGORY: dt.string,
-    QUANTITY: dt.float64,
-}

@@ -207,14 +207,14 @@ def backtest(
     debug: Debug = False,
 ) -> None:
     """Fit every candidate on data up to the cutoff and compare them on the horizon after it."""
-    from flows.pipeline import run_backtest
+    from flows.pipeline import run_backtest, summary_table
 
     ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
     result = run_backtest(ctx, data=data, cutoff=parse_date(cutoff, "--cutoff"))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
-    typer.echo(result.summary_table())
+    typer.echo(summary_table(result.to_dict()))
 
 
 @app.command("lists")

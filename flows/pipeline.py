@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from configs import VipcastConfig, load_config
-from flows.progress import LocalSteps, Progress
+from flows.progress import LocalSteps
 from flows.workspace import Workspace
 
 
@@ -112,30 +112,27 @@ def account_for_customers(report: dict[str, Any], n_featured: int) -> dict[str, 
     return accounted
 
 
-def write_side_files(target_dir: Path, stem: str, ingested, report: dict[str, Any]) -> dict[str, Path]:
-    """The reconciliation report and the quarantine, next to the outputs they explain."""
-    paths = {"reconciliation": write_json(target_dir / f"{stem}reconciliation.json", report)}
-    if len(ingested.quarantine):
-        paths["quarantine"] = write_parquet(target_dir / f"{stem}quarantine.parquet", ingested.quarantine)
-    return paths
+def write_side_files(target_dir: Path, report: dict[str, Any], quarantine: pd.DataFrame, prefix: str = "") -> Path:
+    """The reconciliation report and (when rows were set aside) the quarantine, next to the outputs they explain."""
+    if len(quarantine):
+        write_parquet(target_dir / f"{prefix}quarantine.parquet", quarantine)
+    return write_json(target_dir / f"{prefix}reconciliation.json", report)
 
 
 def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path) -> str:
     """`vipcast features`: features for every customer as of a date, written to Parquet."""
-    progress = Progress(3)
-    with progress.step("loading and checking transactions"):
-        ingested = ingest(ctx, data, as_of)
-    with progress.step(f"building features as of {ingested.as_of}"):
-        frame = build_features(ingested, ingested.as_of, ctx.config.features.time_unit, ctx.config.features.windows_days)
-    with progress.step(f"writing {out}"):
-        report = account_for_customers(ingested.report, len(frame))
-        write_parquet(out, frame)
-        side = write_side_files(out.parent, out.stem + ".", ingested, report)
+    step = LocalSteps(3)
+    ingested = step("loading and checking transactions", ingest, ctx, data, as_of)
+    spec = ctx.config.features
+    frame = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, spec.time_unit, spec.windows_days)
+    report = account_for_customers(ingested.report, len(frame))
+    step(f"writing {out}", write_parquet, out, frame)
+    report_path = write_side_files(out.parent, report, ingested.quarantine, prefix=out.stem + ".")
     set_aside = sum(report["rows_set_aside"].values())
     return (
         f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {ingested.as_of} -> {out}\n"
         f"rows read {report['rows_read']:,}, used {report['rows_used']:,}, set aside {set_aside:,}"
-        f" (report: {side['reconciliation']})"
+        f" (report: {report_path})"
     )
 
 
@@ -222,7 +219,8 @@ def backtest_figures(result) -> dict[str, Any]:
 
 def summary_table(result: dict[str, Any]) -> str:
     """A plain-text table of a backtest's metrics, one row per candidate, champion marked."""
-    metrics = ("normalized_gini", "spearman", "decile_mape", "top_decile_capture", "total_error", "mae", "churn_auc")
+    from models.metrics import METRIC_NAMES as metrics
+
     header = f"{'model':<14}" + "".join(f"{m:>20}" for m in metrics)
     lines = [
         f"backtest: cutoff {result['cutoff']}, horizon {result['horizon_days']} days, {result['n_customers']:,} customers",
@@ -236,29 +234,15 @@ def summary_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class BacktestReport:
-    result: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.result.to_dict()
-
-    def summary_table(self) -> str:
-        return summary_table(self.to_dict())
-
-
-def run_backtest(ctx: Context, data: str | None, cutoff: date | None) -> BacktestReport:
-    """`vipcast backtest`: compare the candidates at a cutoff."""
-    progress = Progress(2)
-    with progress.step("loading and checking transactions"):
-        ingested = ingest(ctx, data)
+def run_backtest(ctx: Context, data: str | None, cutoff: date | None):
+    """`vipcast backtest`: compare the candidates at a cutoff (a models.backtest.BacktestResult)."""
+    step = LocalSteps(2)
+    ingested = step("loading and checking transactions", ingest, ctx, data)
     settings = model_settings(ctx.config)
     cutoff = cutoff or backtest_cutoff(ingested.as_of, settings["horizon_days"])
     if cutoff >= ingested.as_of:
         raise ValueError(f"cutoff {cutoff} must be before the last transaction date {ingested.as_of}")
-    with progress.step(f"fitting and scoring every candidate at {cutoff}"):
-        result = backtest_models(ingested, cutoff, settings)
-    return BacktestReport(result)
+    return step(f"fitting and scoring every candidate at {cutoff}", backtest_models, ingested, cutoff, settings)
 
 
 @dataclass(frozen=True)
@@ -451,10 +435,7 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     store.write_run(run, tables)
     paths = [ctx.workspace.exports_dir]
     store.export_run(run.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
-    run_dir = ctx.workspace.run_dir(run.run_id)
-    write_json(run_dir / "reconciliation.json", report)
-    if len(quarantine):
-        write_parquet(run_dir / "quarantine.parquet", quarantine)
+    write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     if out is not None:
         write_score_folder(out, tables, report, quarantine)
         paths.append(out)
@@ -468,9 +449,7 @@ def write_score_folder(out: Path, tables: dict[str, pd.DataFrame], report: dict[
     for name in ("rising_stars", "at_risk", "tiers", "events"):
         frame = tables[name]
         write_atomic(out / f"{name}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
-    write_json(out / "reconciliation.json", report)
-    if len(quarantine):
-        write_parquet(out / "quarantine.parquet", quarantine)
+    write_side_files(out, report, quarantine)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 - `outputs.duckdb`   the outputs store (unless `outputs.store_url` is set in the config)
 - `exports/`         the latest lists as CSV/Parquet, replaced atomically by each scoring run
 - `runs/<run_id>/`   per-run files: reconciliation report, quarantine
-- `models/`          the last trained model when MLflow is not used (`vipcast train` without registry)
+- `spark_scores/`    scores written by Spark scoring, partitioned by as-of date
 - `data/`            the cached demo data set
 """
 
@@ -43,10 +43,6 @@ class Workspace:
     @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.root / "models"
 
     def run_dir(self, run_id: str) -> Path:
         path = self.root / "runs" / run_id
