@@ -194,14 +194,40 @@ def _builtin_or_database_frame(source: Source):
         raise IngestError(f"{source.label}: cannot read the table ({type(exc).__name__}: {exc})") from exc
 
 
+def _parquet_row_offsets(con, files: list[str]) -> list[tuple[str, int]]:
+    """(file, rows before it) for Parquet files in reading order, from the footers alone."""
+    listed = ", ".join(_sql_str(f) for f in files)
+    sizes = dict(con.raw_sql(f"select file_name, num_rows from parquet_file_metadata([{listed}])").fetchall())
+    offsets, total = [], 0
+    for name in files:
+        offsets.append((name, total))
+        total += int(sizes[name])
+    return offsets
+
+
 def _read_files_duckdb(con, source: Source) -> None:
-    location = source.location
-    pattern = str(Path(location) / "*") if Path(location).is_dir() else location
+    files = source_files(source)
+    listed = "[" + ", ".join(_sql_str(f) for f in files) + "]"
     if source.kind == "parquet":
-        reader = f"read_parquet({_sql_str(pattern)}, union_by_name = true)"
+        columns = [row[0] for row in con.raw_sql(f"describe select * from read_parquet({listed}, union_by_name = true)").fetchall()]
+        if not {"filename", "file_row_number"} & set(columns):
+            # The row position from the Parquet reader itself (rows in earlier files + row in the
+            # file): no ordered window over the whole input, so the scan stays parallel.
+            offsets = _parquet_row_offsets(con, files)
+            position = "r.file_row_number + 1"
+            if len(offsets) > 1:
+                cases = " ".join(f"when {_sql_str(name)} then {offset}" for name, offset in offsets)
+                position = f"(case r.filename {cases} end) + {position}"
+            con.raw_sql(
+                f"create or replace view {RAW_VIEW} as "
+                f"select cast({position} as bigint) as {ROW_NUMBER}, r.* exclude (filename, file_row_number) "
+                f"from read_parquet({listed}, union_by_name = true, filename = true, file_row_number = true) r"
+            )
+            return
+        reader = f"read_parquet({listed}, union_by_name = true)"
     else:
         # Everything as text: types are checked row by row, so a bad value is reported, not guessed.
-        reader = f"read_csv({_sql_str(pattern)}, all_varchar = true, header = true, union_by_name = true)"
+        reader = f"read_csv({listed}, all_varchar = true, header = true, union_by_name = true)"
     # DuckDB keeps insertion order, so row_number() over () is the position in the (sorted) files.
     con.raw_sql(f"create or replace view {RAW_VIEW} as select row_number() over () as {ROW_NUMBER}, * from {reader}")
     con.raw_sql(f"select count(*) from {RAW_VIEW}").fetchall()
@@ -374,9 +400,12 @@ NULL_TYPES = {"string": "string", "double": "float64", "timestamp": "timestamp"}
 
 
 def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, engine: str):
-    """The canonical columns parsed from the mapped source columns, the row number, and the raw values."""
+    """The row number and the canonical columns parsed from the mapped source columns.
+
+    The raw values are not carried along: they are read back for the few rows set aside
+    (`quarantine_rows`), so the typed copy of the input is no wider than the clean one.
+    """
     columns = {"_row": raw[ROW_NUMBER].cast("int64")}
-    raw_values = {}
     for name, kind in KINDS.items():
         src_name = mapping[name]
         if src_name is None:
@@ -389,26 +418,52 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
             columns[name] = parsed_number(value)
         else:
             columns[name] = text_of(value)
-        raw_values[f"raw_{name}"] = value
-    return raw.select(**columns, **raw_values)
+    return raw.select(**columns)
 
 
-def set_aside_reason(typed, end_of_as_of: datetime):
-    """Why a row is set aside (the first rule it breaks, in REASONS order), or null for a clean row."""
-    record = [typed.order_id, typed.customer_id, typed.order_ts, typed.amount, typed.category, typed.quantity]
-    copy_number = ibis.row_number().over(group_by=record, order_by=typed._row)  # 0 for the first copy
-    # The smallest customer id using the order id; any other customer's row with it conflicts.
-    # (Spark has no COUNT(DISTINCT) over a window, and this needs none.)
-    order_owner = typed.customer_id.min().over(group_by=typed.order_id)
+def row_reason(typed, end_of_as_of: datetime):
+    """The rules a row breaks on its own (null id, bad date or amount, after the as-of date), or null."""
     return ibis.cases(
         (typed.customer_id.isnull(), "null_customer_id"),
         (typed.order_ts.isnull(), "unparseable_date"),
         (typed.amount.isnull(), "non_numeric_amount"),
         (typed.order_ts >= ibis.literal(end_of_as_of, type="timestamp"), "after_as_of"),
+        else_=ibis.null("string"),
+    )
+
+
+def set_aside_reason(typed, end_of_as_of: datetime):
+    """Why a row is set aside (the first rule it breaks, in REASONS order), or null for a clean row.
+
+    The order-id rules look at every row with the same order id, so `typed` must hold all of them
+    (the whole input, or `repeated_order_rows`).
+    """
+    record = [typed.order_id, typed.customer_id, typed.order_ts, typed.amount, typed.category, typed.quantity]
+    copy_number = ibis.row_number().over(group_by=record, order_by=typed._row)  # 0 for the first copy
+    # The smallest customer id using the order id; any other customer's row with it conflicts.
+    # (Spark has no COUNT(DISTINCT) over a window, and this needs none.)
+    order_owner = typed.customer_id.min().over(group_by=typed.order_id)
+    by_order = ibis.cases(
         (typed.order_id.notnull() & (copy_number > 0), "duplicate_record"),
         (typed.order_id.notnull() & (typed.customer_id != order_owner), "conflicting_order_id"),
         else_=ibis.null("string"),
     )
+    return row_reason(typed, end_of_as_of).fill_null(by_order)
+
+
+ORDER_REASONS = ("duplicate_record", "conflicting_order_id")
+
+
+def repeated_order_rows(typed):
+    """Every row whose order id is on more than one row: the only rows the order-id rules can hit.
+
+    Grouping by a hash of the id instead of the id keeps the big aggregate on integers; a hash
+    collision only brings a few clean rows along, and the window rules then decide exactly.
+    """
+    with_id = typed.filter(typed.order_id.notnull())
+    hashed = with_id.mutate(_order_hash=with_id.order_id.hash())
+    repeated = hashed.group_by("_order_hash").aggregate(_copies=hashed.count()).filter(lambda t: t._copies > 1)
+    return hashed.filter(hashed._order_hash.isin(repeated._order_hash)).drop("_order_hash")
 
 
 def microsecond_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
@@ -422,9 +477,10 @@ def _python_rows(table) -> list[dict[str, Any]]:
     return table.to_pyarrow().to_pylist()
 
 
-def _examples(typed, condition, column: str, label: str, limit: int = 3) -> str:
-    rows = _python_rows(typed.filter(condition).order_by("_row").select("_row", column).limit(limit))
-    return "; ".join(f"data row {row['_row']}: {label}={row[column]!r}" for row in rows)
+def _examples(values, label: str, limit: int = 3) -> str:
+    """A few offending raw values: `values` has the row number (_row) and the raw value (value)."""
+    rows = _python_rows(values.order_by("_row").limit(limit))
+    return "; ".join(f"data row {row['_row']}: {label}={row['value']!r}" for row in rows)
 
 
 def load_transactions(
@@ -467,10 +523,12 @@ def load_transactions(
         "unparseable_date": typed[contract.ORDER_TS].isnull(),
         "non_numeric_amount": typed[contract.AMOUNT].isnull(),
     }
-    # One pass for the size, the type checks and the default as-of date (each pass is a Spark job).
+    # One pass for the size, the type checks, the customers and the default as-of date (each pass
+    # is a Spark job).
     counts = _python_rows(
         typed.aggregate(
             rows_read=typed.count(),
+            customers_read=typed[contract.CUSTOMER_ID].nunique(),
             last_order=typed[contract.ORDER_TS].max(where=typed[contract.CUSTOMER_ID].notnull()),
             **{reason: condition.sum() for reason, condition in checks.items()},
         )
@@ -486,9 +544,11 @@ def load_transactions(
             expected = f"dates in format {date_format!r}" if name == contract.ORDER_TS and date_format else (
                 "dates (YYYY-MM-DD or ISO timestamps; set source.date_format for others)" if name == contract.ORDER_TS else "numbers"
             )
+            raw_examples = raw.select(_row=raw[ROW_NUMBER].cast("int64"), value=raw[src_name])
+            raw_examples = raw_examples.filter(raw_examples._row.isin(typed.filter(condition)._row))
             raise IngestError(
                 f"{source.label}: column '{src_name}' (for {name}) does not hold {expected} in {count:,} of "
-                f"{rows_read:,} rows; e.g. {_examples(typed, condition, 'raw_' + name, src_name)}"
+                f"{rows_read:,} rows; e.g. {_examples(raw_examples, src_name)}"
             )
 
     if as_of is None:
@@ -497,18 +557,19 @@ def load_transactions(
         as_of = counts["last_order"].date()
     end_of_as_of = datetime.combine(as_of + timedelta(days=1), time.min)
 
-    classified = materialize(con, "vipcast_classified", typed.mutate(reason=set_aside_reason(typed, end_of_as_of)))
+    set_aside = materialize(con, "vipcast_set_aside", set_aside_rows(typed, end_of_as_of, has_order_ids=mapping[contract.ORDER_ID] is not None))
+    by_reason = {row["reason"]: int(row["rows"]) for row in _python_rows(set_aside.group_by("reason").aggregate(rows=set_aside.count()))}
     canonical = list(contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS)
-    clean = classified.filter(classified.reason.isnull()).order_by("_row").select(*canonical)
-    transactions = materialize(con, "vipcast_transactions", clean)
-    raw_columns = [name for name in classified.columns if name.startswith("raw_")]
-    quarantine = microsecond_timestamps(
-        classified.filter(classified.reason.notnull())
-        .order_by("_row")
-        .select(source_row="_row", reason="reason", **{name: name for name in canonical + raw_columns})
-        .to_pandas()
-    )
-    report = reconciliation_report(classified, transactions, source, rows_read, as_of)
+    if not by_reason:
+        # Nothing set aside (the usual case): the typed rows are the transactions, no second copy.
+        transactions = typed.select(*canonical)
+    else:
+        clean = typed.filter(row_reason(typed, end_of_as_of).isnull())
+        if any(reason in ORDER_REASONS for reason in by_reason):
+            clean = clean.filter(~clean._row.isin(set_aside._row))
+        transactions = materialize(con, "vipcast_transactions", clean.select(*canonical))
+    quarantine = quarantine_rows(raw, typed, set_aside, mapping, canonical) if by_reason else empty_quarantine(typed, mapping, canonical)
+    report = reconciliation_report(transactions, source, counts, by_reason, as_of)
     if report["rows_used"] == 0:
         raise IngestError(
             f"{source.label}: no usable rows (set aside: "
@@ -518,38 +579,68 @@ def load_transactions(
     return Ingested(transactions=transactions, quarantine=quarantine, report=report, as_of=as_of, connection=con)
 
 
-def reconciliation_report(classified, transactions, source: Source, rows_read: int, as_of: date) -> dict[str, Any]:
-    """Counts that account for every row and customer of the input (two passes: all rows, clean rows)."""
-    reason = classified.reason
-    read = _python_rows(
-        classified.aggregate(
-            customers_read=classified[contract.CUSTOMER_ID].nunique(),
-            **{name: (reason == name).sum() for name in REASONS},
-        )
-    )[0]
+def set_aside_rows(typed, end_of_as_of: datetime, *, has_order_ids: bool):
+    """(_row, reason) of every row set aside: the row rules over all rows, the order-id rules over
+    the rows of repeated order ids only (the rows a row rule already took are not counted twice)."""
+    reasons = typed.select("_row", reason=row_reason(typed, end_of_as_of))
+    by_row = reasons.filter(reasons.reason.notnull())
+    if not has_order_ids:
+        return by_row
+    repeated = repeated_order_rows(typed)
+    by_order = repeated.select("_row", reason=set_aside_reason(repeated, end_of_as_of))
+    by_order = by_order.filter(by_order.reason.isin(ORDER_REASONS))
+    return by_row.union(by_order)
+
+
+def quarantine_rows(raw, typed, set_aside, mapping: dict[str, str | None], canonical: list[str]) -> pd.DataFrame:
+    """The rows set aside, in input order: position, reason, the parsed values and the raw ones."""
+    parsed = typed.filter(typed._row.isin(set_aside._row)).join(set_aside, "_row")
+    raw_values = {f"raw_{name}": raw[src] for name, src in mapping.items() if src is not None}
+    originals = raw.select(_row=raw[ROW_NUMBER].cast("int64"), **raw_values)
+    originals = originals.filter(originals._row.isin(set_aside._row))
+    rows = parsed.join(originals, "_row").order_by("_row")
+    return microsecond_timestamps(rows.select(source_row="_row", reason="reason", **{n: n for n in canonical + list(raw_values)}).to_pandas())
+
+
+def empty_quarantine(typed, mapping: dict[str, str | None], canonical: list[str]) -> pd.DataFrame:
+    """The quarantine's columns with no rows (the parsed types; raw values as text)."""
+    schema = typed.select(*canonical).schema().to_pandas()
+    frame = pd.DataFrame({"source_row": pd.Series(dtype="int64"), "reason": pd.Series(dtype="object")})
+    for name, dtype in schema:
+        frame[name] = pd.Series(dtype=dtype)
+    for name, src in mapping.items():
+        if src is not None:
+            frame[f"raw_{name}"] = pd.Series(dtype="object")
+    return microsecond_timestamps(frame)
+
+
+def reconciliation_report(transactions, source: Source, counts: dict[str, Any], by_reason: dict[str, int], as_of: date) -> dict[str, Any]:
+    """Counts that account for every row and customer of the input (one more pass, over the clean rows)."""
     amount = transactions[contract.AMOUNT]
-    used = _python_rows(
-        transactions.aggregate(
-            rows=transactions.count(),
-            customers=transactions[contract.CUSTOMER_ID].nunique(),
-            net_revenue=amount.sum(),
-            refund_rows=amount.count(where=amount < 0),
-            refund_amount=amount.sum(where=amount < 0),
-            zero_amount_rows=amount.count(where=amount == 0),
-            first_order=transactions[contract.ORDER_TS].min(),
-            last_order=transactions[contract.ORDER_TS].max(),
-        )
-    )[0]
+    aggregates = dict(
+        rows=transactions.count(),
+        net_revenue=amount.sum(),
+        refund_rows=amount.count(where=amount < 0),
+        refund_amount=amount.sum(where=amount < 0),
+        zero_amount_rows=amount.count(where=amount == 0),
+        first_order=transactions[contract.ORDER_TS].min(),
+        last_order=transactions[contract.ORDER_TS].max(),
+    )
+    if by_reason:  # otherwise the customers used are the customers read
+        aggregates["customers"] = transactions[contract.CUSTOMER_ID].nunique()
+    used = _python_rows(transactions.aggregate(**aggregates))[0]
+    customers_read = int(counts["customers_read"])
+    customers_used = int(used.get("customers", customers_read))
     report = {
         "source": source.label,
         "as_of": as_of.isoformat(),
-        "rows_read": int(rows_read),
+        "rows_read": int(counts["rows_read"]),
         "rows_used": int(used["rows"]),
-        "rows_set_aside": {name: int(read[name] or 0) for name in REASONS},
-        "customers_read": int(read["customers_read"]),
-        "customers_used": int(used["customers"]),
+        "rows_set_aside": {name: by_reason.get(name, 0) for name in REASONS},
+        "customers_read": customers_read,
+        "customers_used": customers_used,
         # Every customer of the clean rows is a customer read, so the rest are only in the quarantine.
-        "customers_only_in_quarantine": int(read["customers_read"]) - int(used["customers"]),
+        "customers_only_in_quarantine": customers_read - customers_used,
         "net_revenue": round(float(used["net_revenue"] or 0.0), 2),
         "refund_rows": int(used["refund_rows"]),
         "refund_amount": round(float(used["refund_amount"] or 0.0), 2),

@@ -160,7 +160,18 @@ def set_champion(workspace: Workspace, logged: LoggedModel, promotion: Promotion
 
 
 def load_champion(workspace: Workspace, dataset: str):
-    """The champion scoring model object and its version label; LookupError when none is registered."""
+    """The champion scoring model object and its version label; LookupError when none is registered.
+
+    A weekly scoring run pays for importing MLflow and reading the registry (seconds) only when the
+    registry changed: with a local SQLite registry the champion is kept in the workspace cache,
+    stamped with the registry file's size and modification time, and used while the stamp holds.
+    Any registry write (a new version, a moved alias) changes the stamp and reloads from MLflow.
+    """
+    stamp = registry_stamp(workspace)
+    cache = workspace.root / "cache" / f"{registered_model_name(dataset)}.champion.pkl"
+    cached = _read_champion_cache(cache, stamp)
+    if cached is not None:
+        return cached
     mlflow = _mlflow(workspace)
     version = champion_version(workspace, dataset)
     if version is None:
@@ -168,7 +179,59 @@ def load_champion(workspace: Workspace, dataset: str):
             f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}: run `vipcast train --data {dataset}` first"
         )
     pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}@{CHAMPION_ALIAS}")
-    return pyfunc.unwrap_python_model().model, f"{version.name}/{version.version}"
+    loaded = pyfunc.unwrap_python_model().model, f"{version.name}/{version.version}"
+    if stamp is not None and stamp == registry_stamp(workspace):
+        _write_champion_cache(cache, stamp, loaded)
+    return loaded
+
+
+def registry_stamp(workspace: Workspace) -> str | None:
+    """Size and modification time of a local SQLite registry (and its journal), or None for other stores."""
+    uri = workspace.tracking_uri
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    if not database.exists():
+        return None
+    # Bytes 24-27 of a SQLite file count its committed write transactions (rollback-journal mode),
+    # so a change is seen even within one tick of the file clock; size and time cover WAL mode.
+    with open(database, "rb") as handle:
+        parts = [handle.read(100)[24:28].hex()]
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-journal")):
+        if path.exists():
+            info = path.stat()
+            parts.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
+    return "|".join(parts) or None
+
+
+def _read_champion_cache(cache: Path, stamp: str | None):
+    """The cached (model, version label) if its stamp is the registry's current one, else None."""
+    import pickle
+
+    if stamp is None or not cache.exists():
+        return None
+    try:
+        with open(cache, "rb") as handle:
+            entry = pickle.load(handle)
+    except Exception:  # a cache from other code or a torn file: the registry is the truth, reload
+        return None
+    if not isinstance(entry, dict) or entry.get("stamp") != stamp:
+        return None
+    return entry["model"], entry["version"]
+
+
+def _write_champion_cache(cache: Path, stamp: str, loaded) -> None:
+    import os
+    import pickle
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            pickle.dump({"stamp": stamp, "model": loaded[0], "version": loaded[1]}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def champion_model_uri(workspace: Workspace, dataset: str) -> str:

@@ -148,6 +148,28 @@ def test_parquet_file_folder_and_glob(tmp_path):
         assert result.report["rows_used"] == expected
 
 
+def test_rows_set_aside_from_several_parquet_files_keep_their_position_and_raw_values(tmp_path):
+    """Row numbers run on across files in name order; the quarantine shows the value as it was."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    first = pd.DataFrame({"customer_id": ["a", "b"], "order_ts": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+                          "amount": [1.0, float("nan")], "order_id": ["o1", "o2"]})
+    second = pd.DataFrame({"customer_id": ["c", None, "a", "d"],
+                           "order_ts": pd.to_datetime(["2024-01-03", "2024-01-03", "2024-01-01", "2024-01-04"]),
+                           "amount": [3.0, 4.0, 1.0, 5.0], "order_id": ["o3", "o4", "o1", "o3"]})
+    first.to_parquet(folder / "part-0.parquet")
+    second.to_parquet(folder / "part-1.parquet")
+    result = load_transactions(str(folder), columns=ColumnMapping(order_id="order_id"), workdir=tmp_path, max_invalid_share=0.5)
+    quarantine = result.quarantine
+    assert list(quarantine["source_row"]) == [2, 4, 5, 6]
+    assert list(quarantine["reason"]) == ["non_numeric_amount", "null_customer_id", "duplicate_record", "conflicting_order_id"]
+    assert pd.isna(quarantine["raw_amount"].iloc[0]) and pd.isna(quarantine["amount"].iloc[0])
+    assert pd.isna(quarantine["raw_customer_id"].iloc[1]) and list(quarantine["raw_customer_id"].iloc[2:]) == ["a", "d"]
+    assert result.report["rows_read"] == 6 and result.report["rows_used"] == 2
+    assert result.report["customers_read"] == 4 and result.report["customers_used"] == 2
+    assert result.report["customers_only_in_quarantine"] == 2
+
+
 def test_sqlite_table(tmp_path):
     db = tmp_path / "shop.db"
     with sqlite3.connect(db) as con:

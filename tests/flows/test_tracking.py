@@ -22,3 +22,49 @@ def test_registry_names_from_sources():
     assert dataset_slug("/data/shop/orders_2024.parquet") == "orders_2024"
     assert dataset_slug("postgres://u@h/db#sales.orders") == "sales.orders"
     assert dataset_slug("/data/parts/*") == "parts"
+
+
+def test_champion_is_cached_until_the_registry_changes(tmp_path, monkeypatch):
+    """The weekly run skips MLflow while the registry is unchanged, and never serves a stale champion."""
+    import mlflow
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path)
+
+    def register(model):
+        logged = tracking.log_training(workspace, "shop", model, params={}, backtest=None, data_info={}, figures={})
+        tracking.set_champion(workspace, logged, tracking.Promotion(True, "test"))
+        return logged
+
+    register({"weights": 1})
+    assert tracking.load_champion(workspace, "shop") == ({"weights": 1}, "vipcast-shop/1")
+
+    def no_mlflow(_workspace):
+        raise AssertionError("MLflow was used although the registry did not change")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tracking, "_mlflow", no_mlflow)
+        assert tracking.load_champion(workspace, "shop") == ({"weights": 1}, "vipcast-shop/1")
+
+    register({"weights": 2})
+    assert tracking.load_champion(workspace, "shop") == ({"weights": 2}, "vipcast-shop/2")
+    # The alias moved back by hand (MLflow UI or client): the next load follows the registry.
+    mlflow.MlflowClient(workspace.tracking_uri).set_registered_model_alias("vipcast-shop", tracking.CHAMPION_ALIAS, "1")
+    assert tracking.load_champion(workspace, "shop") == ({"weights": 1}, "vipcast-shop/1")
+
+
+def test_a_broken_champion_cache_falls_back_to_the_registry(tmp_path, monkeypatch):
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path)
+    logged = tracking.log_training(workspace, "shop", {"weights": 3}, params={}, backtest=None, data_info={}, figures={})
+    tracking.set_champion(workspace, logged, tracking.Promotion(True, "test"))
+    tracking.load_champion(workspace, "shop")
+    (cache,) = (tmp_path / "cache").glob("*.champion.pkl")
+    cache.write_bytes(b"not a pickle")
+    assert tracking.load_champion(workspace, "shop") == ({"weights": 3}, "vipcast-shop/1")
