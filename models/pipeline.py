@@ -352,21 +352,33 @@ class CustomerValueModel:
         if not hasattr(self, "champion_"):
             raise NotFittedError("CustomerValueModel is not fitted yet: call fit(transactions, cutoff) first")
 
-    def model_inputs(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """(LightGBM matrix over L, BTYD outputs over L, BTYD outputs over H) for a feature table."""
+    def feature_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """A ``customer_features`` table indexed by customer_id, checked for the columns the model needs."""
         self.check_fitted()
         if not isinstance(features, pd.DataFrame):
             raise TypeError(f"features must be a pandas DataFrame (customer_features(...).to_pandas()), got {type(features).__name__}")
         frame = features.set_index("customer_id") if "customer_id" in features.columns else features
         frame.index = frame.index.rename("customer_id")
-        needed = [name for name in self.feature_names_ if name not in BTYD_FEATURES]
-        missing = [name for name in needed if name not in frame.columns]
+        missing = [name for name in self.booster_columns() if name not in frame.columns]
         if missing:
             raise ValueError(f"feature table lacks column(s) {missing}; build it with features.build.customer_features")
-        window = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.label_window_days_)
+        return frame
+
+    def booster_columns(self) -> list[str]:
+        """The feature-table columns the boosters read (the BTYD outputs are computed, not read)."""
+        return [name for name in self.feature_names_ if name not in BTYD_FEATURES]
+
+    def model_inputs(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """(LightGBM matrix over L, BTYD outputs over L, BTYD outputs over H) for a feature table."""
+        frame = self.feature_frame(features)
         horizon = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.horizon_days)
-        x = frame[needed].astype("float64").join(window)[self.feature_names_]
-        return x, window, horizon
+        return (*self.booster_inputs(frame), horizon)
+
+    def booster_inputs(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(LightGBM matrix over L, BTYD outputs over L) for an indexed feature table."""
+        window = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.label_window_days_)
+        x = frame[self.booster_columns()].astype("float64").join(window)[self.feature_names_]
+        return x, window
 
     def boosted_spend(self, x: pd.DataFrame, base: pd.DataFrame) -> np.ndarray:
         """LightGBM spend: the BTYD spend in ``base`` times the boosted multiplicative correction learnt on x."""
@@ -392,7 +404,6 @@ class CustomerValueModel:
         lightgbm_spend = self.boosted_spend(x, horizon)
         blended = self.spend_scale_ * (self.blend_weight * lightgbm_spend + (1.0 - self.blend_weight) * btyd_spend)
         window_churn = self.calibrated_churn(self.boosted_churn(x))
-        p_alive = window["btyd_p_alive"].to_numpy()
         order_window = window["btyd_p_order"].to_numpy()
         order_horizon = horizon["btyd_p_order"].to_numpy()
         safe = order_window > 1e-12
@@ -400,7 +411,7 @@ class CustomerValueModel:
         churn = np.clip(1.0 - (1.0 - window_churn) * order_ratio, 0.0, 1.0)
         index = x.index
         return {
-            "bgnbd_gg": pd.DataFrame({"predicted_spend": btyd_spend, "churn_probability": 1.0 - p_alive}, index=index),
+            "bgnbd_gg": btyd_candidate(horizon),
             "lightgbm": pd.DataFrame({"predicted_spend": lightgbm_spend, "churn_probability": churn}, index=index),
             "blend": pd.DataFrame({"predicted_spend": blended, "churn_probability": churn}, index=index),
         }
@@ -431,18 +442,22 @@ class CustomerValueModel:
         over H), ``predicted_spend`` (undiscounted, from the champion), ``predicted_ltv``
         (discounted), ``p_alive`` and ``churn_probability`` (no order in H; from the champion).
         """
-        inputs = self.model_inputs(features)
-        x, _, horizon = inputs
-        champion = self.candidates_from_inputs(*inputs)[self.champion_]
+        frame = self.feature_frame(features)
+        horizon = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.horizon_days)
+        if self.champion_ == "bgnbd_gg":  # the boosters are not needed: skip them (a third of the time)
+            champion = btyd_candidate(horizon)
+        else:
+            x, window = self.booster_inputs(frame)
+            champion = self.candidates_from_inputs(x, window, horizon)[self.champion_]
         return pd.DataFrame(
             {
                 "predicted_orders": horizon["btyd_expected_orders"],
                 "predicted_spend": champion["predicted_spend"],
-                "predicted_ltv": champion["predicted_spend"] * self.discount_factor(x),
+                "predicted_ltv": champion["predicted_spend"] * self.discount_factor(frame),
                 "p_alive": horizon["btyd_p_alive"],
                 "churn_probability": champion["churn_probability"],
             },
-            index=x.index,
+            index=frame.index,
         )
 
     def explain(self, features: pd.DataFrame) -> pd.DataFrame:
@@ -462,6 +477,14 @@ class CustomerValueModel:
         self.check_fitted()
         gains = self.regressor_.feature_importance(importance_type="gain")
         return pd.Series(gains, index=self.feature_names_, name="gain").sort_values(ascending=False)
+
+
+def btyd_candidate(horizon: pd.DataFrame) -> pd.DataFrame:
+    """The textbook candidate's scores from the BTYD outputs over H: spend, and 1 - P(alive) as churn."""
+    return pd.DataFrame(
+        {"predicted_spend": horizon["btyd_expected_spend"].to_numpy(), "churn_probability": 1.0 - horizon["btyd_p_alive"].to_numpy()},
+        index=horizon.index,
+    )
 
 
 def spend_margin(btyd: pd.DataFrame) -> np.ndarray:

@@ -34,6 +34,20 @@ def test_predict_contract(fitted, features):
     assert ratio.between((1.1) ** (-273 / 365), 1.0).all() and ratio.lt(1.0).all()
 
 
+@pytest.mark.parametrize("champion", ["bgnbd_gg", "lightgbm", "blend"])
+def test_predict_gives_the_shipped_candidates_scores(fitted, features, champion):
+    """predict computes only what the shipped candidate needs, and gives exactly its scores."""
+    import copy
+
+    model = copy.copy(fitted)
+    model.champion_ = champion
+    scores = model.predict(features)
+    expected = model.candidate_predictions(features)[champion]
+    np.testing.assert_array_equal(scores["predicted_spend"].to_numpy(), expected["predicted_spend"].to_numpy())
+    np.testing.assert_array_equal(scores["churn_probability"].to_numpy(), expected["churn_probability"].to_numpy())
+    assert list(scores.index) == list(expected.index)
+
+
 def test_learned_values_and_champion_are_recorded(fitted):
     assert fitted.label_window_days_ == 136  # half of the 272 days of history before the cutoff
     assert fitted.champion_ in ("bgnbd_gg", "lightgbm", "blend")
