@@ -90,10 +90,18 @@ def monetary_score(net_spend: ir.FloatingColumn) -> ir.IntegerColumn:
 
 
 def with_rfm_scores(customers: ir.Table) -> ir.Table:
-    """`customers` (with the unscored RFM columns) plus recency, frequency, monetary and RFM scores."""
-    scored = customers.mutate(
-        recency_score=recency_score(customers.days_since_last_order),
-        frequency_score=frequency_score(customers.purchase_days),
-        monetary_score=monetary_score(customers.net_spend),
+    """`customers` (one row per customer_id, with the unscored RFM columns) plus recency, frequency,
+    monetary and RFM scores.
+
+    The ranks are taken over a narrow projection and joined back: a window operator sorts every
+    column it carries, and a feature table is some 25 columns wide (1M customers: 4.9 -> 2.7 CPU s).
+    """
+    keys = customers.select("customer_id", "days_since_last_order", "purchase_days", "net_spend")
+    scores = keys.select(
+        "customer_id",
+        recency_score=recency_score(keys.days_since_last_order),
+        frequency_score=frequency_score(keys.purchase_days),
+        monetary_score=monetary_score(keys.net_spend),
     )
-    return scored.mutate(rfm_score=scored.recency_score + scored.frequency_score + scored.monetary_score)
+    scores = scores.mutate(rfm_score=scores.recency_score + scores.frequency_score + scores.monetary_score)
+    return customers.join(scores, "customer_id")
