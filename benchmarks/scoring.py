@@ -1,7 +1,7 @@
 """Weekly scoring, end to end, as a scheduler runs it: vipcast vs the lifetimes + pandas peer.
 
-    python benchmarks/scoring.py --customers 1000000 --repeats 3
-    python benchmarks/scoring.py --scaling 100000 1000000 5000000 --repeats 1
+    python -m benchmarks.scoring --customers 1000000 --repeats 3
+    python -m benchmarks.scoring --scaling 100000 1000000 5000000 --repeats 1
 
 Each contender runs as a whole process (start-up, imports and model loading included), on the
 same synthetic Parquet file; wall time is the median of --repeats runs, peak memory the largest
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -48,16 +49,27 @@ print(len(summary), "customers scored")
 """
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Run a command to completion; return (wall seconds, peak RSS in MiB) of that process tree's leader."""
+STEP_LINE = re.compile(r"\[\d+/\d+\] (?P<label>.+?) \.\.\. done in (?P<seconds>[0-9.]+) s")
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, dict[str, float]]:
+    """Run a command to completion; return (wall seconds, peak RSS in MiB, seconds per progress step)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    stderr = process.stderr.read().decode() if process.stderr else ""
+    with tempfile.TemporaryFile() as stderr_file:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr_file, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    steps = {step_name(m["label"]): float(m["seconds"]) for m in STEP_LINE.finditer(stderr)}
+    return elapsed, usage.ru_maxrss / 1024, steps
+
+
+def step_name(label: str) -> str:
+    """A progress label without its run-specific numbers ("scoring 1,000,000 customers" -> "scoring customers")."""
+    return re.sub(r"\s+", " ", re.sub(r"[0-9][0-9,.-]*", "", label)).replace(" as of", "").strip()
 
 
 def make_dataset(customers: int, seed: int, folder: Path) -> Path:
@@ -79,7 +91,7 @@ def measure(customers: int, seed: int, repeats: int, folder: Path, with_peer: bo
     vipcast = [sys.executable, "-m", "flows.cli"]
     env = {**os.environ, "PREFECT_API_URL": ""}
     env.pop("PREFECT_API_URL")
-    train_seconds, _ = run_measured([*vipcast, "train", "--data", str(data), "--workdir", str(workdir)], env)
+    train_seconds, _, _ = run_measured([*vipcast, "train", "--data", str(data), "--workdir", str(workdir)], env)
     rows = []
     runs = [run_measured([*vipcast, "score", "--data", str(data), "--workdir", str(workdir)], env) for _ in range(repeats)]
     rows.append(
@@ -89,13 +101,14 @@ def measure(customers: int, seed: int, repeats: int, folder: Path, with_peer: bo
             "median_s": statistics.median(r[0] for r in runs),
             "peak_mib": max(r[1] for r in runs),
             "note": f"train once: {train_seconds:.0f} s",
+            "steps": {name: statistics.median(r[2].get(name, 0.0) for r in runs) for name in runs[0][2]},
         }
     )
     if with_peer:
         script = folder / "peer.py"
         script.write_text(PEER)
         out = folder / "peer-out.parquet"
-        peer = [run_measured([sys.executable, str(script), str(data), as_of, str(out)]) for _ in range(repeats)]
+        peer = [run_measured([sys.executable, str(script), str(data), as_of, str(out)])[:2] for _ in range(repeats)]
         rows.append(
             {
                 "customers": customers,
@@ -121,6 +134,18 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def print_steps(rows: list[dict]) -> None:
+    """vipcast score's own progress steps (median seconds); the rest of the wall time is start-up and exit."""
+    for row in rows:
+        steps = row.get("steps")
+        if not steps:
+            continue
+        print(f"\nvipcast score steps at {row['customers']:,} customers (median s):")
+        for name, seconds in steps.items():
+            print(f"  {seconds:>7.1f}  {name}")
+        print(f"  {row['median_s'] - sum(steps.values()):>7.1f}  start-up, imports and exit (wall minus steps)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -138,6 +163,7 @@ def main() -> None:
     else:
         rows += measure(args.customers, args.seed, args.repeats, args.folder, with_peer=True)
     print_table(rows)
+    print_steps(rows)
 
 
 if __name__ == "__main__":
