@@ -561,8 +561,9 @@ def load_transactions(
     by_reason = {row["reason"]: int(row["rows"]) for row in _python_rows(set_aside.group_by("reason").aggregate(rows=set_aside.count()))}
     canonical = list(contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS)
     if not by_reason:
-        # Nothing set aside (the usual case): the typed rows are the transactions, no second copy.
-        transactions = typed.select(*canonical)
+        # Nothing set aside (the usual case): the typed rows are the transactions, no second copy
+        # (a view under the same name as the copy, for the queries that name it: data_digest).
+        transactions = con.create_view("vipcast_transactions", typed.select(*canonical), overwrite=True)
     else:
         clean = typed.filter(row_reason(typed, end_of_as_of).isnull())
         if any(reason in ORDER_REASONS for reason in by_reason):
