@@ -13,7 +13,17 @@ How it is trained (cutoff C, horizon H days):
 4. Carry from L to H: at scoring the spend correction multiplies the BTYD expected spend over H
    instead of over L; this equals LightGBM's window spend times the customer's ratio of BTYD
    expected spend over H to that over L, so the extension follows the shape of that customer's
-   BTYD forecast. Churn is carried the same way through P(at least one order), with the BG/NBD
+   BTYD forecast.
+   Carry from C - L to C, spend: the spend booster reads each feature as the customer's percentile
+   among the customers at the same cutoff (``quantile_grid`` / ``to_percentiles``: the grid of the
+   training rows at C - L in training, the grid of all customers at C, stored at fit, at scoring).
+   Lifetime totals (net spend, frequency, T, long windows) grow with the history, so in raw units
+   the customers at C sit beyond the training range and land in the trees' top leaves; in
+   percentiles the inputs have the same distribution at both cutoffs. Its aggregate level is then
+   shrunk halfway (in logs) toward the BTYD level at C (``LEVEL_SHRINKAGE``, ``level_shift_``): the
+   booster's mean uplift is the bias of a BTYD fitted on shorter history at C - L in the label
+   window, which does not carry reliably (CDNOW 1997-12-31: 1.15 in the window, 1.03 after;
+   synthetic seed 2 2024-12-31: 1.00 in the window, 1.17 after); the ranking is the booster's. Churn is carried the same way through P(at least one order), with the BG/NBD
    form P(order in t) = P(alive) (1 - ((alpha + T) / (alpha + T + t)) ** (r + x)):
    churn_H = 1 - (1 - churn_L) * P_BTYD(order in H) / P_BTYD(order in L).
 5. A seeded share of the training customers (``holdout_fraction``) is held out: on it the blend's
@@ -21,7 +31,7 @@ How it is trained (cutoff C, horizon H days):
    reliability measured on the other half, ``churn_reliability_``).
 
 Candidates are ``bgnbd_gg`` (BTYD orders x Gamma-Gamma order value, churn = 1 - P(alive)),
-``lightgbm`` (boosted spend, calibrated churn) and ``blend``
+``lightgbm`` (boosted spend with its level shrunk toward BTYD's, calibrated churn) and ``blend``
 (``spend_scale_ * (w * lightgbm + (1 - w) * bgnbd_gg)`` with the calibrated churn). ``w`` is a
 setting (default 0.5): weights estimated in the training window favour LightGBM, whose edge
 shrinks out of time, and equal-weight combinations are the robust default of the forecasting
@@ -52,6 +62,8 @@ BTYD_FEATURES = ("btyd_expected_orders", "btyd_p_alive", "btyd_p_order", "btyd_e
 SMALLEST_SPEND = 1e-6
 PROBABILITY_CLIP = 1e-6
 CANDIDATES = ("bgnbd_gg", "lightgbm", "blend")
+QUANTILE_POINTS = 1001
+LEVEL_SHRINKAGE = 0.5
 DAYS_PER_UNIT = {"days": 1, "weeks": 7}
 
 
@@ -154,6 +166,11 @@ class CustomerValueModel:
     churn_calibrator_ : sklearn LogisticRegression on the classifier's log-odds (Platt scaling: strictly
         monotone, so calibration keeps the booster's ranking and its churn AUC; isotonic steps tie customers).
     feature_names_ : list of str, the LightGBM input columns.
+    quantiles_ : ndarray (QUANTILE_POINTS x features), the feature quantiles of the customers at the
+        cutoff; the spend booster reads percentiles on this grid (``to_percentiles``).
+    booster_level_ : float, sum of the booster's H spend over sum of the BTYD H spend over the
+        customers at the cutoff; ``level_shift_ = -LEVEL_SHRINKAGE * log(booster_level_)`` is added
+        to the spend correction, so the ``lightgbm`` total is ``booster_level_ ** 0.5`` times BTYD's.
     label_window_days_ : int, the L used.
     spend_scale_ : float, the blend's total scaling learnt on the training window's holdout.
     champion_ : str, the candidate ``predict`` ships; ``selection_`` holds the holdout metrics per
@@ -247,7 +264,9 @@ class CustomerValueModel:
         window = label_window_days(horizon, history_days, self.label_window_days)
         train_cutoff = cutoff - dt.timedelta(days=window)
 
-        summary = btyd_summary(transactions, cutoff, self.time_unit).to_pandas().set_index("customer_id")
+        # Sorted: the BG/NBD warm start fits a seeded sample of rows, so the engine's row order would
+        # otherwise move the parameters (~1e-8) and, through the boosters' bins, the scores.
+        summary = btyd_summary(transactions, cutoff, self.time_unit).to_pandas().set_index("customer_id").sort_index()
         self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
         self.spend_model_ = SpendModel(self.penalizer).fit(summary)
 
@@ -281,10 +300,11 @@ class CustomerValueModel:
         if y_churn[fit_rows].min() == y_churn[fit_rows].max():
             raise InsufficientDataError("every training customer has the same churn outcome in the label window")
         spend_base, churn_base = spend_margin(x), churn_margin(x)
+        train_grid = quantile_grid(x)
         # Refunds can make a window's net spend negative; the log-link objective needs spend >= 0.
         self.regressor_ = lightgbm.train(
             self.booster_params(self.spend_objective),
-            lightgbm.Dataset(x[fit_rows], np.maximum(y_spend[fit_rows], 0.0), init_score=spend_base[fit_rows]),
+            lightgbm.Dataset(to_percentiles(x[fit_rows], train_grid), np.maximum(y_spend[fit_rows], 0.0), init_score=spend_base[fit_rows]),
             num_boost_round=self.n_estimators,
         )
         self.classifier_ = lightgbm.train(
@@ -295,12 +315,41 @@ class CustomerValueModel:
         self.label_window_days_ = window
         self.train_cutoff_ = train_cutoff
         self.cutoff_ = cutoff
-        self.select_blend(x[holdout_rows], y_spend[holdout_rows], y_churn[holdout_rows], train_btyd.loc[x.index[holdout_rows]])
+        self.fit_level(transactions, cutoff)
+        self.select_blend(x[holdout_rows], y_spend[holdout_rows], y_churn[holdout_rows], train_btyd.loc[x.index[holdout_rows]], train_grid)
         return self
 
-    def select_blend(self, x: pd.DataFrame, spend: np.ndarray, churned: np.ndarray, btyd: pd.DataFrame) -> None:
-        """Blend weight, total scaling, churn calibration and champion from the training-window holdout."""
-        lightgbm_spend = self.boosted_spend(x, x)
+    def fit_level(self, transactions: ir.Table, cutoff: dt.date) -> None:
+        """Percentile grid of the customers at the cutoff (``quantiles_``) and the shrunk booster level.
+
+        Uses only transactions on or before the cutoff: the features of every customer at C and the
+        BTYD models fitted at C. ``booster_level_`` is the booster's total H spend over the BTYD total
+        on these customers; the ``lightgbm`` candidate keeps the booster's spread across customers
+        and moves its total halfway (in logs) back toward BTYD's (``LEVEL_SHRINKAGE``).
+        """
+        frame = (
+            customer_features(transactions, cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
+            .to_pandas()
+            .set_index("customer_id")
+            .sort_index()
+        )
+        self.level_shift_ = 0.0
+        x, _ = self.booster_inputs(frame)
+        self.quantiles_ = quantile_grid(x)
+        horizon = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.horizon_days)
+        btyd_total = horizon["btyd_expected_spend"].sum()
+        booster_total = self.boosted_spend(x, horizon).sum()
+        if not (btyd_total > 0 and np.isfinite(booster_total) and booster_total > 0):
+            raise InsufficientDataError("no positive expected spend at the cutoff: cannot set the booster's level")
+        self.booster_level_ = float(booster_total / btyd_total)
+        self.level_shift_ = -LEVEL_SHRINKAGE * float(np.log(self.booster_level_))
+
+    def select_blend(self, x: pd.DataFrame, spend: np.ndarray, churned: np.ndarray, btyd: pd.DataFrame, grid: np.ndarray) -> None:
+        """Blend weight, total scaling, churn calibration and champion from the training-window holdout.
+
+        ``grid`` is the percentile grid of the training rows (the holdout's own cutoff, C - L).
+        """
+        lightgbm_spend = self.boosted_spend(x, x, grid)
         btyd_spend = btyd["btyd_expected_spend"].to_numpy()
         raw_churn = self.boosted_churn(x)
         half = np.random.default_rng(self.random_state + 1).random(len(x)) < 0.5
@@ -375,15 +424,20 @@ class CustomerValueModel:
         return (*self.booster_inputs(frame), horizon)
 
     def booster_inputs(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(LightGBM matrix over L, BTYD outputs over L) for an indexed feature table."""
+        """(LightGBM matrix over L, BTYD outputs over L) for an indexed feature table (raw feature values)."""
         window = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.label_window_days_)
         x = frame[self.booster_columns()].astype("float64").join(window)[self.feature_names_]
         return x, window
 
-    def boosted_spend(self, x: pd.DataFrame, base: pd.DataFrame) -> np.ndarray:
-        """LightGBM spend: the BTYD spend in ``base`` times the boosted multiplicative correction learnt on x."""
-        correction = self.regressor_.predict(x, raw_score=True, num_threads=self.num_threads)
-        return np.exp(correction + spend_margin(base))
+    def boosted_spend(self, x: pd.DataFrame, base: pd.DataFrame, grid: np.ndarray | None = None) -> np.ndarray:
+        """LightGBM spend: the BTYD spend in ``base`` times the boosted multiplicative correction learnt on x.
+
+        The booster reads x as percentiles on ``grid`` (default ``quantiles_``, the customers at the
+        cutoff); ``level_shift_`` shrinks its aggregate level toward BTYD's (see ``fit_level``).
+        """
+        percentiles = to_percentiles(x, self.quantiles_ if grid is None else grid)
+        correction = self.regressor_.predict(percentiles, raw_score=True, num_threads=self.num_threads)
+        return np.exp(correction + self.level_shift_ + spend_margin(base))
 
     def boosted_churn(self, x: pd.DataFrame) -> np.ndarray:
         """Uncalibrated P(no order in the label window): the BTYD log-odds plus the boosted correction."""
@@ -465,11 +519,14 @@ class CustomerValueModel:
 
         The spend booster multiplies the BTYD forecast by ``exp(correction)``; the columns are the
         exact SHAP values of that log correction per feature, plus ``expected_value`` (the booster's
-        mean), so each row sums to log(LightGBM spend / BTYD spend). Positive values raise the
-        customer's predicted spend above the BTYD forecast, negative ones lower it.
+        mean plus ``level_shift_``), so each row sums to log(LightGBM spend / BTYD spend). Positive
+        values raise the customer's predicted spend above the BTYD forecast, negative ones lower it.
+        The booster reads percentiles (``to_percentiles``), so a value is the effect of where the
+        customer stands among the customers at the cutoff.
         """
         x, _, _ = self.model_inputs(features)
-        contributions = self.regressor_.predict(x, pred_contrib=True, num_threads=self.num_threads)
+        contributions = self.regressor_.predict(to_percentiles(x, self.quantiles_), pred_contrib=True, num_threads=self.num_threads)
+        contributions[:, -1] += self.level_shift_
         return pd.DataFrame(contributions, index=x.index, columns=[*self.feature_names_, "expected_value"])
 
     def feature_importance(self) -> pd.Series:
@@ -477,6 +534,50 @@ class CustomerValueModel:
         self.check_fitted()
         gains = self.regressor_.feature_importance(importance_type="gain")
         return pd.Series(gains, index=self.feature_names_, name="gain").sort_values(ascending=False)
+
+
+def snapped(x: pd.DataFrame) -> np.ndarray:
+    """The values rounded to float32 precision (~7 digits), as float64.
+
+    The engine sums amounts in no fixed order, so equal spends can differ in the last bits from run
+    to run; unrounded, such ties would split around a grid point, move some percentiles by one grid
+    step and, through LightGBM's bins, the fitted trees (seen: totals moving by ~0.3% between two
+    fits of the same data).
+    """
+    return x.to_numpy(dtype="float64").astype("float32").astype("float64")
+
+
+def quantile_grid(x: pd.DataFrame, points: int = QUANTILE_POINTS) -> np.ndarray:
+    """Per column, ``points`` evenly spaced quantiles (0 to 1) of the non-missing values: shape (points, columns)."""
+    values = snapped(x)
+    grid = np.full((points, values.shape[1]), np.nan)
+    present = ~np.isnan(values).all(axis=0)
+    if present.any():
+        grid[:, present] = np.nanquantile(values[:, present], np.linspace(0.0, 1.0, points), axis=0)
+    return grid
+
+
+def to_percentiles(x: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
+    """Each value as its mid-rank percentile (0 to 1) on the column's quantile ``grid``; missing stays missing.
+
+    The percentile is the share of grid points below the value plus half the share equal to it, so
+    tied values share one percentile and the map is monotone: a tree on percentiles splits the same
+    customers as one on raw values of the same population, but reads a later population by its
+    standing rather than by raw amounts that grow with the history.
+    """
+    values = snapped(x)
+    if grid.shape[1] != values.shape[1]:
+        raise ValueError(f"quantile grid has {grid.shape[1]} column(s), the feature matrix {values.shape[1]}")
+    out = np.full(values.shape, np.nan)
+    for column in range(values.shape[1]):
+        points = grid[:, column]
+        if np.isnan(points).any():
+            continue
+        below = np.searchsorted(points, values[:, column], side="left")
+        not_above = np.searchsorted(points, values[:, column], side="right")
+        out[:, column] = (below + not_above) / (2.0 * len(points))
+    out[np.isnan(values)] = np.nan
+    return pd.DataFrame(out, index=x.index, columns=x.columns)
 
 
 def btyd_candidate(horizon: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pytest
 
 from features.build import customer_features
 from models.btyd import InsufficientDataError, NotFittedError
-from models.pipeline import SMALLEST_SPEND, CustomerValueModel, champion_rule, label_window_days
+from models.pipeline import LEVEL_SHRINKAGE, SMALLEST_SPEND, CustomerValueModel, champion_rule, label_window_days, quantile_grid, to_percentiles
 
 CUTOFF = dt.date(1997, 9, 30)
 
@@ -133,3 +133,41 @@ def test_discount_factor_equals_the_per_step_curve(fitted, features):
     increments = np.diff(cumulative, axis=1, prepend=0.0)
     weights = 1.1 ** (-(steps - np.diff(steps, prepend=0.0) / 2) / 365)
     np.testing.assert_allclose(fitted.discount_factor(frame), increments @ weights / cumulative[:, -1], rtol=1e-10)
+
+
+def test_percentiles_are_monotone_mid_ranks_and_keep_missing():
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"spend": rng.gamma(1.0, 100.0, 5000), "flag": rng.integers(0, 2, 5000).astype(float), "empty": np.nan})
+    grid = quantile_grid(train)
+    assert grid.shape == (1001, 3) and np.isnan(grid[:, 2]).all()
+    later = pd.DataFrame({"spend": [-1.0, 50.0, 100.0, 200.0, 1e9, np.nan], "flag": [0.0, 1.0, 0.0, 1.0, 0.5, 1.0], "empty": 1.0})
+    percentiles = to_percentiles(later, grid)
+    spend = percentiles["spend"].to_numpy()
+    assert spend[0] == 0.0 and spend[4] == 1.0 and np.isnan(spend[5])
+    assert np.all(np.diff(spend[:5]) > 0)  # monotone: a later, richer population reads as its standing
+    assert np.isnan(percentiles["empty"]).all()
+    # Ties share one mid-rank percentile: about half of the customers have flag 0.
+    assert percentiles["flag"].iloc[0] == pytest.approx((train["flag"] == 0).mean() / 2, abs=1e-3)
+    # On its own population the map is the empirical CDF (mid-ranks) up to the grid's resolution.
+    own = to_percentiles(train, grid)["spend"]
+    np.testing.assert_allclose(own, train["spend"].rank(pct=True), atol=2e-3)
+    with pytest.raises(ValueError, match="column"):
+        to_percentiles(later[["spend"]], grid)
+
+
+def test_percentiles_ignore_last_bit_noise():
+    """Equal spends summed in another order differ in the last bits; they must keep one percentile."""
+    values = np.repeat([19.99, 49.97, 120.3], [400, 350, 250])
+    noisy = values * (1.0 + np.random.default_rng(1).choice([-1.0, 0.0, 1.0], values.size) * 2e-16)
+    clean, shaken = pd.DataFrame({"spend": values}), pd.DataFrame({"spend": noisy})
+    np.testing.assert_array_equal(quantile_grid(clean), quantile_grid(shaken))
+    np.testing.assert_array_equal(to_percentiles(shaken, quantile_grid(shaken)), to_percentiles(clean, quantile_grid(clean)))
+
+
+def test_booster_level_is_shrunk_halfway_to_btyd(fitted, features):
+    """At the cutoff, the lightgbm total is booster_level_ ** (1 - LEVEL_SHRINKAGE) times the BTYD total."""
+    assert fitted.quantiles_.shape == (1001, len(fitted.feature_names_))
+    assert fitted.level_shift_ == pytest.approx(-LEVEL_SHRINKAGE * np.log(fitted.booster_level_))
+    candidates = fitted.candidate_predictions(features)
+    ratio = candidates["lightgbm"]["predicted_spend"].sum() / candidates["bgnbd_gg"]["predicted_spend"].sum()
+    assert ratio == pytest.approx(fitted.booster_level_ ** (1 - LEVEL_SHRINKAGE), rel=1e-9)
