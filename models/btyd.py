@@ -392,10 +392,17 @@ class PurchaseModel:
         return curve[inverse]
 
 
-def fit_gamma_gamma(rows: pd.DataFrame, penalizer: float, scale: float) -> pd.Series:
+# Gradient tolerance of the last Gamma-Gamma attempt. BFGS can stop on "precision loss" with the
+# gradient already ~1e-7 at the optimum (lifetimes then reports no convergence); the last-bit
+# differences of order values summed in another row order are enough to tip a fit into that.
+# At this tolerance (values in units of their median, log parameters) the optimum is the same.
+GAMMA_GAMMA_LOOSE_TOL = 1e-5
+
+
+def fit_gamma_gamma(rows: pd.DataFrame, penalizer: float, scale: float, tol: float = 1e-7) -> pd.Series:
     """lifetimes' Gamma-Gamma fit on weighted unique rows with order values divided by `scale`; v in original units."""
     fitter = GammaGammaFitter(penalizer_coef=penalizer).fit(
-        rows["frequency"], rows["monetary_value"] / scale, weights=rows["weight"].to_numpy()
+        rows["frequency"], rows["monetary_value"] / scale, weights=rows["weight"].to_numpy(), tol=tol
     )
     params = fitter.params_.astype(float).rename(None).copy()
     params["v"] = params["v"] * scale
@@ -451,18 +458,21 @@ class SpendModel:
                 f"least {MIN_REPEAT_CUSTOMERS}: use more customers or a longer history"
             )
         rows = unique_rows(usable, ["frequency", "monetary_value"])
-        try:
-            params = fit_gamma_gamma(rows, self.penalizer, scale=1.0)
-        except ConvergenceError:
-            # Gamma-Gamma is scale-equivariant (values / c -> v / c, same p and q), and the optimizer
-            # fails more often on large order values: refit on values in units of their median.
-            scale = float(np.median(usable["monetary_value"]))
+        # Gamma-Gamma is scale-equivariant (values / c -> v / c, same p and q), and the optimizer
+        # fails more often on large order values: refit on values in units of their median, then
+        # with the looser gradient tolerance (GAMMA_GAMMA_LOOSE_TOL).
+        median = float(np.median(usable["monetary_value"]))
+        attempts = [(1.0, 1e-7), (median, 1e-7), (median, GAMMA_GAMMA_LOOSE_TOL)]
+        for scale, tol in attempts:
             try:
-                params = fit_gamma_gamma(rows, self.penalizer, scale=scale)
+                params = fit_gamma_gamma(rows, self.penalizer, scale=scale, tol=tol)
+                break
             except ConvergenceError as error:
-                raise ModelFitError(
-                    "Gamma-Gamma did not converge (also on rescaled order values); try a small penalizer (e.g. penalizer=0.001)"
-                ) from error
+                failure = error
+        else:
+            raise ModelFitError(
+                "Gamma-Gamma did not converge (also on rescaled order values); try a small penalizer (e.g. penalizer=0.001)"
+            ) from failure
         p, q, v = params
         if not np.all(np.isfinite(params.to_numpy())) or q <= 1:
             raise ModelFitError(

@@ -189,13 +189,43 @@ def test_gamma_gamma_falls_back_to_rescaled_values_when_the_optimizer_fails(monk
     real_fit = btyd.fit_gamma_gamma
     scales = []
 
-    def unscaled_fails(rows, penalizer, scale):
+    def unscaled_fails(rows, penalizer, scale, tol=1e-7):
         scales.append(scale)
         if scale == 1.0:
             raise ConvergenceError("simulated failure on raw values")
-        return real_fit(rows, penalizer, scale)
+        return real_fit(rows, penalizer, scale, tol)
 
     monkeypatch.setattr(btyd, "fit_gamma_gamma", unscaled_fails)
     refit = btyd.SpendModel().fit(summary).params_
     assert scales[0] == 1.0 and scales[1] == pytest.approx(float(np.median(summary["monetary_value"])))
     np.testing.assert_allclose(refit.to_numpy(), reference.to_numpy(), rtol=1e-3)
+
+
+def test_gamma_gamma_fallbacks_rescale_then_loosen_the_tolerance(monkeypatch):
+    """A fit that stops on precision loss is retried on rescaled values, then at GAMMA_GAMMA_LOOSE_TOL; else a clear error."""
+    from lifetimes.utils import ConvergenceError
+
+    from models import btyd
+
+    data = load_cdnow_summary_data_with_monetary_value()
+    real = btyd.fit_gamma_gamma
+    calls = []
+
+    def strict_fails(rows, penalizer, scale, tol=1e-7):
+        calls.append((scale, tol))
+        if tol < btyd.GAMMA_GAMMA_LOOSE_TOL:
+            raise ConvergenceError("precision loss")
+        return real(rows, penalizer, scale, tol)
+
+    monkeypatch.setattr(btyd, "fit_gamma_gamma", strict_fails)
+    model = btyd.SpendModel().fit(data)
+    median = float(np.median(data.loc[(data["frequency"] > 0) & (data["monetary_value"] > 0), "monetary_value"]))
+    assert calls == [(1.0, 1e-7), (median, 1e-7), (median, btyd.GAMMA_GAMMA_LOOSE_TOL)]
+    assert_close(model.params_, GAMMA_GAMMA, rel=1e-2, half_unit=5e-3)
+
+    def always_fails(rows, penalizer, scale, tol=1e-7):
+        raise ConvergenceError("precision loss")
+
+    monkeypatch.setattr(btyd, "fit_gamma_gamma", always_fails)
+    with pytest.raises(btyd.ModelFitError, match="Gamma-Gamma did not converge"):
+        btyd.SpendModel().fit(data)
