@@ -36,7 +36,8 @@ from segments.inputs import (
     ROLLING_12M_SPEND,
     SPEND_EXPIRING_90D,
 )
-from segments.settings import VIP_TIERS
+from segments.keys import TIER_NAMES, ranked_order
+from segments.settings import TIER_RANK, VIP_TIERS
 
 AT_RISK_COLUMNS = (
     CUSTOMER_ID,
@@ -65,59 +66,90 @@ def at_risk_members(
     as_of: pd.Timestamp,
     churn_threshold: float,
     grace_days: int,
-) -> tuple[pd.Series, pd.DataFrame]:
-    """(is_at_risk for every customer, the ranked at-risk list).
+    id_rank: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(is_at_risk for every customer, the reason for every customer, the ranked at-risk list).
 
-    `customers`, `tiers` (tier, tier_threshold, in_grace, grace_until) and `projected_12m_spend`
-    are aligned row for row.
+    `customers`, `tiers` (tier, tier_rank, tier_threshold, in_grace, grace_until),
+    `projected_12m_spend` and `id_rank` (`segments.keys.id_ranks`) are aligned row for row. The
+    reason is None for a customer who is not at risk. Only the at-risk members' rows are gathered
+    for the list and its reasons.
     """
-    is_member = tiers["tier"].isin(VIP_TIERS)
     threshold = tiers["tier_threshold"]
-    spend = customers[ROLLING_12M_SPEND]
-    in_grace = tiers["in_grace"].astype(bool)
-
-    high_churn = customers[CHURN_PROBABILITY] >= churn_threshold
-    projected_below = projected_12m_spend < threshold
+    in_grace = tiers["in_grace"].to_numpy(dtype=bool)
+    is_member = tiers["tier_rank"].to_numpy() >= TIER_RANK[VIP_TIERS[0]]
+    high_churn = (customers[CHURN_PROBABILITY] >= churn_threshold).to_numpy()
+    projected_below = (projected_12m_spend < threshold).to_numpy()
     is_at_risk = is_member & (high_churn | projected_below | in_grace)
 
-    grace_until = pd.to_datetime(tiers["grace_until"])
-    days_left = ((grace_until - as_of).dt.days).where(in_grace, grace_days)
-    spend_kept = spend.where(in_grace, spend - customers[SPEND_EXPIRING_90D])
-    projected_shortfall = (threshold - projected_12m_spend).clip(lower=0)
-    shortfall_share = (projected_shortfall / threshold.where(threshold > 0)).fillna(0.0).clip(0, 1)
-    risk = np.maximum(customers[CHURN_PROBABILITY], shortfall_share)
+    rows = np.flatnonzero(is_at_risk)
+    threshold = threshold.take(rows)
+    spend = customers[ROLLING_12M_SPEND].take(rows)
+    projected = projected_12m_spend.take(rows)
+    churn = customers[CHURN_PROBABILITY].take(rows)
+    grace = pd.Series(in_grace[rows], index=spend.index)
+    grace_until = pd.to_datetime(tiers["grace_until"].take(rows))
 
-    reason = pd.Series("", index=customers.index, dtype=object)
-    reason = _append(reason, high_churn, pd.Series("high churn risk", index=customers.index))
-    reason = _append(reason, projected_below, "projected below " + tiers["tier"].astype(str))
-    reason = _append(reason, in_grace, "in grace until " + grace_until.dt.strftime("%Y-%m-%d").fillna(""))
+    days_left = ((grace_until - as_of).dt.days).where(grace, grace_days)
+    spend_kept = spend.where(grace, spend - customers[SPEND_EXPIRING_90D].take(rows))
+    projected_shortfall = (threshold - projected).clip(lower=0)
+    shortfall_share = (projected_shortfall / threshold.where(threshold > 0)).fillna(0.0).clip(0, 1)
+    risk = np.maximum(churn, shortfall_share)
+    reason = _reasons(
+        high_churn[rows], projected_below[rows], grace.to_numpy(), tiers["tier_rank"].to_numpy()[rows], grace_until
+    )
 
     listed = pd.DataFrame(
         {
-            CUSTOMER_ID: customers[CUSTOMER_ID],
-            "tier": tiers["tier"],
-            "reason": reason,
-            CHURN_PROBABILITY: customers[CHURN_PROBABILITY],
-            DAYS_SINCE_LAST_ORDER: customers[DAYS_SINCE_LAST_ORDER],
+            CUSTOMER_ID: customers[CUSTOMER_ID].take(rows),
+            "tier": tiers["tier"].take(rows),
+            "reason": pd.Series(reason, index=spend.index, dtype=object),
+            CHURN_PROBABILITY: churn,
+            DAYS_SINCE_LAST_ORDER: customers[DAYS_SINCE_LAST_ORDER].take(rows),
             ROLLING_12M_SPEND: spend,
             "tier_threshold": threshold,
             "spend_to_keep_tier": (threshold - spend_kept).clip(lower=0),
             "days_left": days_left.astype("Int64"),
-            "in_grace": in_grace,
+            "in_grace": grace,
             "grace_until": grace_until,
-            "projected_12m_spend": projected_12m_spend,
+            "projected_12m_spend": projected,
             "projected_shortfall": projected_shortfall,
-            PREDICTED_LTV: customers[PREDICTED_LTV],
+            PREDICTED_LTV: customers[PREDICTED_LTV].take(rows),
             "at_risk_score": risk * spend.clip(lower=0),
         }
-    )[is_at_risk.to_numpy()]
-    listed = listed.sort_values(
-        ["at_risk_score", ROLLING_12M_SPEND, CUSTOMER_ID], ascending=[False, False, True], kind="mergesort"
     )
+    listed = listed.take(ranked_order([(listed["at_risk_score"], False), (spend, False)], id_rank[rows]))
     listed.insert(1, "rank", np.arange(1, len(listed) + 1))
-    return is_at_risk, listed.reset_index(drop=True).loc[:, list(AT_RISK_COLUMNS)]
+    reasons = np.full(len(customers), None, dtype=object)
+    reasons[rows] = reason
+    return is_at_risk, reasons, listed.reset_index(drop=True).loc[:, list(AT_RISK_COLUMNS)]
 
 
-def _append(reason: pd.Series, when: pd.Series, text: pd.Series) -> pd.Series:
-    joined = np.where(reason == "", text, reason + "; " + text)
-    return reason.where(~when, pd.Series(joined, index=reason.index))
+def _reasons(
+    high_churn: np.ndarray,
+    projected_below: np.ndarray,
+    in_grace: np.ndarray,
+    tier_rank: np.ndarray,
+    grace_until: pd.Series,
+) -> np.ndarray:
+    """Each member's "; "-joined reasons, in the order high churn, projected below, in grace.
+
+    There are few distinct combinations (flags, tier, grace end), so each is written once.
+    """
+    day, days = pd.factorize(grace_until)
+    day_texts = ["", *days.strftime("%Y-%m-%d")]  # by day + 1: NaT (-1) has no date
+    flags = (high_churn.astype(np.int64) * 2 + projected_below) * 2 + in_grace
+    combination, combinations = pd.factorize(((flags * len(TIER_NAMES) + tier_rank) * (len(days) + 1)) + day + 1)
+    texts = []
+    for code in combinations:
+        code, day_code = divmod(int(code), len(days) + 1)
+        code, rank = divmod(code, len(TIER_NAMES))
+        parts = []
+        if code & 4:
+            parts.append("high churn risk")
+        if code & 2:
+            parts.append(f"projected below {TIER_NAMES[rank]}")
+        if code & 1:
+            parts.append(f"in grace until {day_texts[day_code]}")
+        texts.append("; ".join(parts))
+    return np.array(texts, dtype=object)[combination] if len(combination) else np.array([], dtype=object)

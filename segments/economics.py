@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from segments.inputs import PREDICTED_ORDERS, PREDICTED_SPEND
-from segments.settings import TIERS, EconomicsSettings
+from segments.settings import TIER_RANK, TIERS, EconomicsSettings
 
 ECONOMICS_COLUMNS = (
     "tier",
@@ -37,12 +37,15 @@ ECONOMICS_COLUMNS = (
 
 
 def programme_economics(
-    tier: pd.Series, customers: pd.DataFrame, economics: EconomicsSettings, horizon_days: int
+    tier_rank: np.ndarray, customers: pd.DataFrame, economics: EconomicsSettings, horizon_days: int
 ) -> pd.DataFrame:
-    """One row per tier, Platinum first, with the revenue, costs and margins above."""
+    """One row per tier, Platinum first, with the revenue, costs and margins above.
+
+    `tier_rank` is each customer's tier as its rank in `TIERS` (aligned with `customers`).
+    """
     rows = []
     for name in reversed(TIERS):
-        in_tier = (tier == name).to_numpy()
+        in_tier = tier_rank == TIER_RANK[name]
         benefits = economics.benefits(name)
         members = int(in_tier.sum())
         revenue = float(customers.loc[in_tier, PREDICTED_SPEND].sum())

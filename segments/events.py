@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from segments.inputs import CUSTOMER_ID, ROLLING_12M_SPEND
+from segments.keys import TEXT_DTYPE, TIER_NAMES, ranked_order
 from segments.settings import BASE, TIER_RANK
+from segments.texts import day_texts, money_texts
 
 EVENT_TYPES = (
     "tier_downgrade",
@@ -41,139 +43,130 @@ EVENT_COLUMNS = (CUSTOMER_ID, "rank", "event", "from_tier", "to_tier", "details"
 def tier_events(
     tiers: pd.DataFrame,
     previous: pd.DataFrame,
+    at_risk_reason: np.ndarray,
     first_run: bool,
     near_next_tier_amount: float,
     near_next_tier_share: float,
+    id_rank: np.ndarray,
 ) -> pd.DataFrame:
     """The ranked event list.
 
-    `tiers` has one row per customer with customer_id, rolling_12m_spend, tier, previous_tier,
-    qualified_tier, tier_threshold, in_grace, grace_until, next_tier, next_tier_threshold,
-    amount_to_next_tier, is_rising_star, projected_tier, projected_12m_spend, is_at_risk and
-    at_risk_reason; `previous` is the previous state aligned to it (grace_until, is_rising_star,
-    is_at_risk).
+    `tiers` has one row per customer with customer_id, rolling_12m_spend, tier_rank,
+    previous_rank (-1: not in the previous state), qualified_rank, tier_threshold, in_grace,
+    grace_until, next_tier, next_tier_threshold, amount_to_next_tier, is_rising_star,
+    projected_tier, projected_12m_spend and is_at_risk; `previous` is the previous state aligned
+    to it (grace_until, is_rising_star, is_at_risk); `at_risk_reason` and `id_rank`
+    (`segments.keys.id_ranks`) are aligned to it too. Each event's rows are picked with masks over
+    all customers; their details are built for those rows only.
     """
-    spend = tiers[ROLLING_12M_SPEND]
-    tier_rank = tiers["tier"].map(TIER_RANK)
-    previous_tier = tiers["previous_tier"].where(tiers["previous_tier"].notna(), BASE)
-    previous_rank = previous_tier.map(TIER_RANK)
-    is_new_customer = tiers["previous_tier"].isna()
-    grace_text = pd.to_datetime(tiers["grace_until"]).dt.strftime("%Y-%m-%d")
+    spend = tiers[ROLLING_12M_SPEND].to_numpy()
+    tier_rank = tiers["tier_rank"].to_numpy()
+    is_new_customer = tiers["previous_rank"].to_numpy() < 0
+    previous_rank = np.maximum(tiers["previous_rank"].to_numpy(), TIER_RANK[BASE])  # new customer: Base
+    threshold = tiers["tier_threshold"].to_numpy()
+    in_grace = tiers["in_grace"].to_numpy(dtype=bool)
+    # The details are text (str), but object where no customer could have any: no customers at all,
+    # or for new_at_risk nobody at risk (see `_rows`).
+    has_text = len(tiers) > 0
 
-    frames = []
+    frames, picked, type_order = [], [], []
+
+    def add(rows: np.ndarray, event: str, from_tier: np.ndarray, to_tier: np.ndarray, details: np.ndarray,
+            text: bool = has_text) -> None:
+        """One event's rows, with their sort keys (event order, customer id rank)."""
+        frames.append(_rows(tiers, rows, event, from_tier, to_tier, details, text))
+        picked.append(rows)
+        type_order.append(np.full(len(rows), EVENT_TYPES.index(event)))
+
     if not first_run:
-        upgraded = tier_rank > previous_rank
-        frames.append(
-            _rows(
-                tiers,
-                upgraded,
-                "tier_upgrade",
-                previous_tier,
-                tiers["tier"],
-                np.where(is_new_customer, "new customer; ", "")
-                + "spend "
-                + _money(spend)
-                + " reached the "
-                + tiers["tier"]
-                + " threshold "
-                + _money(tiers["tier_threshold"]),
-            )
+        rows = np.flatnonzero(tier_rank > previous_rank)
+        details = (
+            np.array(["", "new customer; "], dtype=object)[is_new_customer[rows].astype(int)]
+            + "spend "
+            + money_texts(spend[rows])
+            + " reached the "
+            + TIER_NAMES[tier_rank[rows]]
+            + " threshold "
+            + money_texts(threshold[rows])
         )
-        downgraded = tier_rank < previous_rank
-        frames.append(
-            _rows(
-                tiers,
-                downgraded,
-                "tier_downgrade",
-                previous_tier,
-                tiers["tier"],
-                "spend " + _money(spend) + " stayed below the " + previous_tier + " threshold past the grace period",
-            )
+        add(rows, "tier_upgrade", TIER_NAMES[previous_rank[rows]], TIER_NAMES[tier_rank[rows]], details)
+        rows = np.flatnonzero(tier_rank < previous_rank)
+        details = (
+            "spend "
+            + money_texts(spend[rows])
+            + " stayed below the "
+            + TIER_NAMES[previous_rank[rows]]
+            + " threshold past the grace period"
         )
-        entered = tiers["in_grace"].astype(bool) & previous["grace_until"].isna()
-        frames.append(
-            _rows(
-                tiers,
-                entered,
-                "entered_grace",
-                tiers["tier"],
-                tiers["qualified_tier"],
-                "spend "
-                + _money(spend)
-                + " below the "
-                + tiers["tier"]
-                + " threshold "
-                + _money(tiers["tier_threshold"])
-                + "; keeps "
-                + tiers["tier"]
-                + " until "
-                + grace_text.fillna(""),
-            )
+        add(rows, "tier_downgrade", TIER_NAMES[previous_rank[rows]], TIER_NAMES[tier_rank[rows]], details)
+        rows = np.flatnonzero(in_grace & np.isnat(previous["grace_until"].to_numpy()))
+        held = TIER_NAMES[tier_rank[rows]]
+        details = (
+            "spend "
+            + money_texts(spend[rows])
+            + " below the "
+            + held
+            + " threshold "
+            + money_texts(threshold[rows])
+            + "; keeps "
+            + held
+            + " until "
+            + day_texts(pd.to_datetime(tiers["grace_until"].take(rows)))
         )
+        qualified = TIER_NAMES[tiers["qualified_rank"].to_numpy()[rows]]
+        add(rows, "entered_grace", held, qualified, details)
 
-    near_limit = np.maximum(near_next_tier_amount, near_next_tier_share * tiers["next_tier_threshold"])
-    near = (
-        ~tiers["in_grace"].astype(bool)
-        & tiers["next_tier"].notna()
-        & (tiers["amount_to_next_tier"] <= near_limit)
-    )
-    frames.append(
-        _rows(
-            tiers,
-            near,
-            "near_next_tier",
-            tiers["tier"],
-            tiers["next_tier"],
-            _money(tiers["amount_to_next_tier"]) + " to " + tiers["next_tier"].fillna(""),
-        )
-    )
-    new_star = tiers["is_rising_star"].astype(bool) & ~previous["is_rising_star"].astype(bool)
-    frames.append(
-        _rows(
-            tiers,
-            new_star,
-            "new_rising_star",
-            tiers["tier"],
-            tiers["projected_tier"],
-            "projected " + _money(tiers["projected_12m_spend"]) + " in the next 12 months",
-        )
-    )
-    new_risk = tiers["is_at_risk"].astype(bool) & ~previous["is_at_risk"].astype(bool)
-    frames.append(
-        _rows(tiers, new_risk, "new_at_risk", tiers["tier"], pd.Series(None, index=tiers.index, dtype=object),
-              tiers["at_risk_reason"])
-    )
+    amount_to_next = tiers["amount_to_next_tier"].to_numpy()
+    near_limit = np.maximum(near_next_tier_amount, near_next_tier_share * tiers["next_tier_threshold"].to_numpy())
+    near = ~in_grace & tiers["next_tier"].notna().to_numpy() & (amount_to_next <= near_limit)
+    rows = np.flatnonzero(near)
+    next_tier = tiers["next_tier"].to_numpy()[rows]
+    details = money_texts(amount_to_next[rows]) + " to " + next_tier
+    add(rows, "near_next_tier", TIER_NAMES[tier_rank[rows]], next_tier, details)
+
+    is_rising_star = tiers["is_rising_star"].to_numpy(dtype=bool)
+    rows = np.flatnonzero(is_rising_star & ~previous["is_rising_star"].to_numpy(dtype=bool))
+    details = "projected " + money_texts(tiers["projected_12m_spend"].to_numpy()[rows]) + " in the next 12 months"
+    projected_tier = tiers["projected_tier"].to_numpy()[rows]
+    add(rows, "new_rising_star", TIER_NAMES[tier_rank[rows]], projected_tier, details)
+
+    is_at_risk = tiers["is_at_risk"].to_numpy(dtype=bool)
+    rows = np.flatnonzero(is_at_risk & ~previous["is_at_risk"].to_numpy(dtype=bool))
+    nobody = np.full(len(rows), None, dtype=object)
+    add(rows, "new_at_risk", TIER_NAMES[tier_rank[rows]], nobody, at_risk_reason[rows], text=bool(is_at_risk.any()))
 
     events = pd.concat(frames, ignore_index=True)
-    events["_order"] = events["event"].map({name: position for position, name in enumerate(EVENT_TYPES)})
-    events = events.sort_values(
-        ["_order", ROLLING_12M_SPEND, CUSTOMER_ID], ascending=[True, False, True], kind="mergesort"
-    ).drop(columns="_order")
+    event_ids = id_rank[np.concatenate(picked)]
+    events = events.take(
+        ranked_order([(np.concatenate(type_order), True), (events[ROLLING_12M_SPEND], False)], event_ids)
+    )
     events.insert(1, "rank", np.arange(1, len(events) + 1))
     return events.reset_index(drop=True).loc[:, list(EVENT_COLUMNS)]
 
 
 def _rows(
     tiers: pd.DataFrame,
-    when: pd.Series,
+    rows: np.ndarray,
     event: str,
-    from_tier: pd.Series,
-    to_tier: pd.Series,
-    details: pd.Series | np.ndarray,
+    from_tier: np.ndarray,
+    to_tier: np.ndarray,
+    details: np.ndarray,
+    has_text: bool,
 ) -> pd.DataFrame:
-    mask = np.asarray(when, dtype=bool)
-    details = pd.Series(np.asarray(details, dtype=object), index=tiers.index)
+    """One event's rows (customer rows `rows`).
+
+    The details get the dtype pandas used to infer when they were built for every customer: str
+    when some customer has text (`has_text`), object otherwise, so the events table's columns keep
+    their dtypes however many rows each event has.
+    """
+    index = tiers.index[rows]
     return pd.DataFrame(
         {
-            CUSTOMER_ID: tiers[CUSTOMER_ID][mask],
+            CUSTOMER_ID: tiers[CUSTOMER_ID].take(rows),
             "event": event,
-            "from_tier": from_tier.astype(object)[mask],
-            "to_tier": to_tier.astype(object).where(to_tier.notna(), None)[mask],
-            "details": details[mask],
-            ROLLING_12M_SPEND: tiers[ROLLING_12M_SPEND][mask],
+            "from_tier": pd.Series(from_tier, index=index, dtype=object),
+            "to_tier": pd.Series(to_tier, index=index, dtype=object),
+            "details": pd.Series(details, index=index, dtype=TEXT_DTYPE if has_text else object),
+            ROLLING_12M_SPEND: tiers[ROLLING_12M_SPEND].take(rows),
         }
     )
-
-
-def _money(amount: pd.Series) -> pd.Series:
-    return amount.map(lambda value: "" if pd.isna(value) else f"${value:,.0f}")

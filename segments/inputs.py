@@ -26,6 +26,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from segments.keys import id_ranks, positions, same_values, tier_ranks
 from segments.settings import TIERS
 
 CUSTOMER_ID = "customer_id"
@@ -76,8 +77,13 @@ def as_of_timestamp(as_of: dt.date | pd.Timestamp | str, name: str = "as_of") ->
     return stamp.as_unit("ns")
 
 
-def check_customers(customers: pd.DataFrame) -> pd.DataFrame:
-    """Validated copy of the per-customer table with a fresh RangeIndex; errors name the column."""
+def check_customers(customers: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Validated copy of the per-customer table with a fresh RangeIndex; errors name the column.
+
+    Also returns each customer's rank in ascending customer_id order (`segments.keys.id_ranks`),
+    the tie-break of every ranked list: sorting the ids is how duplicates are found, so it is done
+    here, once.
+    """
     if not isinstance(customers, pd.DataFrame):
         raise TypeError(f"customers must be a pandas DataFrame, got {type(customers).__name__}")
     missing = [column for column in REQUIRED_CUSTOMER_COLUMNS if column not in customers.columns]
@@ -85,13 +91,18 @@ def check_customers(customers: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(
             f"customers table is missing required column(s) {missing}; it has {list(customers.columns)}"
         )
-    checked = customers.reset_index(drop=True).copy()
-    _check_ids(checked[CUSTOMER_ID], "customers")
+    # Copy-on-write: the caller's frame is never modified, so no deep copy is needed.
+    checked = customers.reset_index(drop=True)
+    id_rank = _ranked_ids(checked[CUSTOMER_ID], "customers")
     for column in NUMERIC_CUSTOMER_COLUMNS:
-        values = pd.to_numeric(checked[column], errors="coerce")
-        bad = checked[column].notna() & values.isna()
-        if bad.any():
-            raise ValueError(f"customers column {column!r} must be numeric; offending rows: {_examples(checked, bad, column)}")
+        values = checked[column]
+        if not _is_plain_numeric(values):
+            values = pd.to_numeric(checked[column], errors="coerce")
+            bad = checked[column].notna() & values.isna()
+            if bad.any():
+                raise ValueError(
+                    f"customers column {column!r} must be numeric; offending rows: {_examples(checked, bad, column)}"
+                )
         if column not in NULLABLE_CUSTOMER_COLUMNS and values.isna().any():
             raise ValueError(
                 f"customers column {column!r} has missing values; offending rows: "
@@ -105,13 +116,19 @@ def check_customers(customers: pd.DataFrame) -> pd.DataFrame:
                 f"customers column {column!r} must be a probability in [0, 1]; offending rows: "
                 f"{_examples(checked, outside, column)}"
             )
-    return checked
+    return checked, id_rank
 
 
-def check_previous_state(previous_state: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Validated copy of the previous run's state (None when there is none)."""
+def check_previous_state(
+    previous_state: pd.DataFrame | None, customer_ids: pd.Series
+) -> tuple[pd.DataFrame | None, np.ndarray]:
+    """Validated copy of the previous run's state (None when there is none; `tier` is categorical),
+    and the row in it of each of `customer_ids` (the checked, unique customer ids), -1 if absent.
+
+    Matching the state's ids to the customers is also how duplicate ids in the state are found.
+    """
     if previous_state is None or len(previous_state) == 0:
-        return None
+        return None, np.full(len(customer_ids), -1, dtype=np.intp)
     if not isinstance(previous_state, pd.DataFrame):
         raise TypeError(f"previous_state must be a pandas DataFrame or None, got {type(previous_state).__name__}")
     missing = [column for column in STATE_COLUMNS if column not in previous_state.columns]
@@ -119,9 +136,10 @@ def check_previous_state(previous_state: pd.DataFrame | None) -> pd.DataFrame | 
         raise ValueError(
             f"previous_state is missing required column(s) {missing}; it has {list(previous_state.columns)}"
         )
-    state = previous_state.loc[:, list(STATE_COLUMNS)].reset_index(drop=True).copy()
-    _check_ids(state[CUSTOMER_ID], "previous_state")
-    unknown = ~state["tier"].isin(TIERS)
+    state = previous_state.loc[:, list(STATE_COLUMNS)].reset_index(drop=True)
+    rows = _state_rows(state[CUSTOMER_ID], customer_ids)
+    ranks = tier_ranks(state["tier"])
+    unknown = ranks < 0
     if unknown.any():
         raise ValueError(
             f"previous_state column 'tier' must be one of {list(TIERS)}; offending rows: "
@@ -133,20 +151,31 @@ def check_previous_state(previous_state: pd.DataFrame | None) -> pd.DataFrame | 
         raise ValueError(f"previous_state column 'grace_until' must hold dates or NaT: {error}") from error
     for column in ("is_rising_star", "is_at_risk"):
         state[column] = state[column].fillna(False).astype(bool)
-    return state
+    # The tier as a categorical over TIERS: its codes are the tier ranks the rules work with.
+    state["tier"] = pd.Categorical.from_codes(ranks, categories=list(TIERS))
+    return state, rows
 
 
-def check_shap(shap: pd.DataFrame, customer_ids: pd.Series, what: str = "shap") -> pd.DataFrame:
-    """SHAP (or feature value) table indexed by customer_id, covering every id in `customer_ids`."""
+def check_shap(
+    shap: pd.DataFrame, customer_ids: pd.Series, what: str = "shap"
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """SHAP (or feature value) table indexed by customer_id, covering every id in `customer_ids`.
+
+    Also returns the table row of each of `customer_ids` (which are unique). The common case, a
+    table in the same order as the customers, is recognised without hashing a million ids.
+    """
     if not isinstance(shap, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(shap).__name__}")
     table = shap.set_index(CUSTOMER_ID) if CUSTOMER_ID in shap.columns else shap
+    if same_values(customer_ids, table.index):
+        return table, np.arange(len(table))
     if table.index.has_duplicates:
         raise ValueError(f"{what} has duplicate customer ids: {list(table.index[table.index.duplicated()][:5])}")
-    absent = ~customer_ids.isin(table.index)
+    rows = positions(customer_ids, table.index)
+    absent = rows < 0
     if absent.any():
         raise ValueError(f"{what} has no row for customer(s) {list(customer_ids[absent][:5])}")
-    return table
+    return table, rows
 
 
 def _check_ids(ids: pd.Series, what: str) -> None:
@@ -154,6 +183,39 @@ def _check_ids(ids: pd.Series, what: str) -> None:
         raise ValueError(f"{what} column 'customer_id' has missing values in row(s) {list(ids.index[ids.isna()][:5])}")
     if ids.duplicated().any():
         raise ValueError(f"{what} column 'customer_id' has duplicates: {list(ids[ids.duplicated()].unique()[:5])}")
+
+
+def _state_rows(state_ids: pd.Series, customer_ids: pd.Series) -> np.ndarray:
+    """`_check_ids` for the previous state, by matching its ids to the (unique) customer ids.
+
+    Returns the state row of each customer (-1 when absent). A state id is duplicated when two
+    state rows match one customer, or among the rows that match no customer.
+    """
+    if state_ids.isna().any():
+        _check_ids(state_ids, "previous_state")
+    customer_rows = positions(state_ids, customer_ids)
+    matched = customer_rows >= 0
+    per_customer = np.bincount(customer_rows[matched], minlength=len(customer_ids))
+    if (per_customer > 1).any() or state_ids[~matched].duplicated().any():
+        _check_ids(state_ids, "previous_state")
+    rows = np.full(len(customer_ids), -1, dtype=np.intp)
+    rows[customer_rows[matched]] = np.flatnonzero(matched)
+    return rows
+
+
+def _ranked_ids(ids: pd.Series, what: str) -> np.ndarray:
+    """`_check_ids` by sorting: the id ranks (`segments.keys.id_ranks`) show any duplicates."""
+    if ids.isna().any():
+        _check_ids(ids, what)
+    ranks = id_ranks(ids)
+    if len(ranks) and ranks.max() + 1 < len(ranks):
+        _check_ids(ids, what)
+    return ranks
+
+
+def _is_plain_numeric(values: pd.Series) -> bool:
+    """A NumPy int / float column: `pd.to_numeric` would return it unchanged."""
+    return isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf"
 
 
 def _examples(table: pd.DataFrame, rows: pd.Series | np.ndarray, column: str) -> str:

@@ -1,7 +1,9 @@
 """The single entry point of the segment rules: `nominate`.
 
 Inputs are described in `segments.inputs`; the rules in `segments.tiers`, `segments.rising_stars`,
-`segments.at_risk`, `segments.events` and `segments.economics`.
+`segments.at_risk`, `segments.events` and `segments.economics`. The rules run on a million
+customers, so they work on NumPy arrays and integer keys (`segments.keys`: customer id ranks, tier
+ranks) and build text and lists only for the rows that are listed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from segments.inputs import (
     check_previous_state,
     check_shap,
 )
+from segments.keys import ranked_order, tier_names
 from segments.rising_stars import rising_stars
 from segments.settings import TIER_RANK, VIP_TIERS, SegmentSettings
 from segments.tiers import held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
@@ -105,41 +108,47 @@ def nominate(
     as_of_stamp = as_of_timestamp(as_of)
     if previous_as_of is not None and as_of_timestamp(previous_as_of, "previous_as_of") > as_of_stamp:
         raise ValueError(f"as_of {as_of_stamp.date()} is before the previous run's as_of {previous_as_of}")
-    customers = check_customers(customers)
-    state = check_previous_state(previous_state)
+    customers, id_rank = check_customers(customers)
+    state, state_rows = check_previous_state(previous_state, customers[CUSTOMER_ID])
     if shap is not None and not callable(shap):
         shap = check_shap(shap, customers[CUSTOMER_ID])
     if feature_values is not None:
         feature_values = check_shap(feature_values, customers[CUSTOMER_ID], "feature_values")
 
     amounts = tier_threshold_amounts(customers[ROLLING_12M_SPEND], settings.tiers)
-    tiers = held_tiers(customers, state, as_of_stamp, amounts, settings.grace_days)
+    previous = previous_by_customer(state, state_rows, customers.index)
+    tiers = held_tiers(customers, previous, as_of_stamp, amounts, settings.grace_days)
     tiers[ROLLING_12M_SPEND] = customers[ROLLING_12M_SPEND]
-    tiers = tiers.join(tier_progress(tiers["tier"], customers[ROLLING_12M_SPEND], amounts))
+    tier_rank = tiers["tier_rank"].to_numpy()
+    tiers = _with_columns(tiers, tier_progress(tier_rank, customers[ROLLING_12M_SPEND], amounts))
 
     scores, stars = rising_stars(
-        customers, tiers, amounts, horizon_days, settings.rising_star_min_p_alive, shap, feature_values
+        customers, tiers, amounts, horizon_days, settings.rising_star_min_p_alive, id_rank, shap, feature_values
     )
-    tiers = tiers.join(scores)
-    is_at_risk, at_risk = at_risk_members(
-        customers, tiers, tiers["projected_12m_spend"], as_of_stamp, settings.churn_threshold, settings.grace_days
+    tiers = _with_columns(tiers, scores)
+    is_at_risk, at_risk_reason, at_risk = at_risk_members(
+        customers,
+        tiers,
+        tiers["projected_12m_spend"],
+        as_of_stamp,
+        settings.churn_threshold,
+        settings.grace_days,
+        id_rank,
     )
     tiers["is_at_risk"] = is_at_risk
-    tiers["at_risk_reason"] = (
-        at_risk.set_index(CUSTOMER_ID)["reason"].reindex(tiers[CUSTOMER_ID]).to_numpy()
-    )
 
-    previous = previous_by_customer(customers[CUSTOMER_ID], state)
     events = tier_events(
-        tiers, previous, state is None, settings.near_next_tier_amount, settings.near_next_tier_share
+        tiers,
+        previous,
+        at_risk_reason,
+        state is None,
+        settings.near_next_tier_amount,
+        settings.near_next_tier_share,
+        id_rank,
     )
-    economics = programme_economics(tiers["tier"], customers, settings.economics, horizon_days)
+    economics = programme_economics(tier_rank, customers, settings.economics, horizon_days)
 
-    ranked = tiers.assign(_tier_rank=tiers["tier"].map(TIER_RANK)).sort_values(
-        ["_tier_rank", ROLLING_12M_SPEND, CUSTOMER_ID], ascending=[False, False, True], kind="mergesort"
-    )
-    ranked.insert(1, "rank", np.arange(1, len(ranked) + 1))
-    tiers_list = ranked.reset_index(drop=True).loc[:, list(TIERS_COLUMNS)]
+    tiers_list = _ranked_tiers(tiers, tier_rank, id_rank)
 
     return Segments(
         as_of=as_of_stamp.date(),
@@ -150,21 +159,50 @@ def nominate(
         economics=economics,
         state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
         tier_thresholds=amounts,
-        warnings=_warnings(tiers, state, settings),
+        warnings=_warnings(tier_rank, state, previous, settings),
     )
 
 
-def _warnings(tiers: pd.DataFrame, state: pd.DataFrame | None, settings: SegmentSettings) -> list[str]:
+def _ranked_tiers(tiers: pd.DataFrame, tier_rank: np.ndarray, id_rank: np.ndarray) -> pd.DataFrame:
+    """The tiers list: tier (highest first), then rolling spend (highest first), then customer_id.
+
+    Each output column is gathered on its own (no copy of the whole table), and the tier names are
+    rebuilt from the reordered ranks: gathering a million strings costs several times as much.
+    """
+    order = ranked_order([(tier_rank, False), (tiers[ROLLING_12M_SPEND], False)], id_rank)
+    rebuilt = {"tier": tier_rank, "qualified_tier": tiers["qualified_rank"].to_numpy()}
+    columns = {}
+    for column in TIERS_COLUMNS:
+        if column == "rank":
+            columns[column] = np.arange(1, len(order) + 1)
+        elif column in rebuilt:
+            columns[column] = tier_names(rebuilt[column][order])
+        else:
+            columns[column] = tiers[column].take(order).reset_index(drop=True)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _with_columns(tiers: pd.DataFrame, columns: pd.DataFrame) -> pd.DataFrame:
+    """`tiers` with the columns of a frame on the same index added, like `join` but without a copy."""
+    for name in columns.columns:
+        tiers[name] = columns[name]
+    return tiers
+
+
+def _warnings(
+    tier_rank: np.ndarray, state: pd.DataFrame | None, previous: pd.DataFrame, settings: SegmentSettings
+) -> list[str]:
     messages = []
-    customers = len(tiers)
-    vips = int(tiers["tier"].isin(VIP_TIERS).sum())
+    customers = len(tier_rank)
+    vips = int((tier_rank >= TIER_RANK[VIP_TIERS[0]]).sum())
     if customers and vips / customers > settings.vip_share_warning:
         messages.append(
             f"{vips / customers:.1%} of customers ({vips} of {customers}) are in VIP tiers (Silver and above), "
             f"more than the {settings.vip_share_warning:.0%} warning level; consider higher tier thresholds"
         )
     if state is not None:
-        dropped = int((~state[CUSTOMER_ID].isin(tiers[CUSTOMER_ID])).sum())
+        # Ids are unique on both sides, so the state rows not matched are those of unscored customers.
+        dropped = len(state) - int((previous["tier_rank"].to_numpy() >= 0).sum())
         if dropped:
             messages.append(
                 f"{dropped} customer(s) in the previous tier state are not scored on this run; "

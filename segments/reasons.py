@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 Phrase = Callable[[float], str]
@@ -126,17 +127,54 @@ def top_reasons(contributions: pd.Series, values: pd.Series | None, limit: int =
 
     Ties in contribution are broken by feature name so the result does not depend on column order.
     """
-    features = contributions.drop(labels=[c for c in NON_FEATURE_COLUMNS if c in contributions.index])
-    positive = features[pd.to_numeric(features, errors="coerce") > 0]
-    ordered = sorted(positive.items(), key=lambda item: (-float(item[1]), str(item[0])))[:limit]
+    frame = contributions.to_frame().T
+    return reason_lists(frame, values.to_frame().T if values is not None else None, limit)[0]
+
+
+def reason_lists(contributions: pd.DataFrame, values: pd.DataFrame | None, limit: int = 3) -> list[list[str]]:
+    """`top_reasons` for many customers at once: row i of `contributions` with row i of `values`.
+
+    The features are ranked for all rows together with NumPy; only the phrases, a few per row, are
+    built one by one.
+    """
+    names, top, counts = _top_features(contributions, limit)
+    columns = {}
+    if values is not None:
+        for feature in {names[j] for j in np.unique(top)}:
+            if feature in values.columns:
+                columns[feature] = values[feature].to_numpy()
     reasons = []
-    for feature, _ in ordered:
-        value = None
-        if values is not None and feature in values.index:
-            raw = values[feature]
-            value = None if pd.isna(raw) else (float(raw) if _is_number(raw) else raw)
-        reasons.append(phrase(str(feature), value))
+    for row in range(len(top)):
+        phrases = []
+        for j in top[row, : counts[row]]:
+            feature = names[j]
+            column = columns.get(feature)
+            phrases.append(phrase(str(feature), None if column is None else _plain_value(column[row])))
+        reasons.append(phrases)
     return reasons
+
+
+def _top_features(contributions: pd.DataFrame, limit: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """(feature names, per row the column positions by falling positive contribution, per row how
+    many of them are positive, at most `limit`). Names are put in order first, so a stable sort
+    breaks ties by name."""
+    keep = [j for j, name in enumerate(contributions.columns) if name not in NON_FEATURE_COLUMNS]
+    keep = sorted(keep, key=lambda j: str(contributions.columns[j]))
+    names = [contributions.columns[j] for j in keep]
+    matrix = np.empty((len(contributions), len(keep)), dtype=float)
+    for position, j in enumerate(keep):
+        column = pd.to_numeric(contributions.iloc[:, j], errors="coerce")
+        matrix[:, position] = column.to_numpy(dtype=float, na_value=np.nan)
+    positive = matrix > 0
+    top = np.argsort(np.where(positive, -matrix, np.inf), axis=1, kind="stable")[:, :limit]
+    return names, top, np.minimum(positive.sum(axis=1), limit)
+
+
+def _plain_value(raw: object) -> object:
+    """A feature value as the phrases take it: None when missing, a float when it is a number."""
+    if pd.isna(raw):
+        return None
+    return float(raw) if _is_number(raw) else raw
 
 
 def _is_number(value: object) -> bool:

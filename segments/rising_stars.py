@@ -44,9 +44,10 @@ from segments.inputs import (
     ROLLING_12M_SPEND,
     SPEND_90D,
 )
-from segments.reasons import phrase, top_reasons
-from segments.settings import TIER_RANK
-from segments.tiers import qualified_tier
+from segments.keys import TIER_NAMES, ranked_order
+from segments.reasons import phrase, reason_lists
+from segments.settings import TIERS
+from segments.tiers import qualified_rank
 
 DAYS_PER_YEAR = 365
 MAX_REASONS = 3
@@ -111,21 +112,25 @@ def rising_stars(
     amounts: dict[str, float],
     horizon_days: int,
     min_p_alive: float,
-    shap: pd.DataFrame | Callable[[pd.Series], pd.DataFrame] | None = None,
-    feature_values: pd.DataFrame | None = None,
+    id_rank: np.ndarray,
+    shap: tuple[pd.DataFrame, np.ndarray] | Callable[[pd.Series], pd.DataFrame] | None = None,
+    feature_values: tuple[pd.DataFrame, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores for every customer, the ranked rising-star list).
 
-    `customers` and `tiers` are aligned row for row. The scores frame has projected_12m_spend,
-    projected_tier, rising_star_score and is_rising_star; the list has `RISING_STAR_COLUMNS`
-    (reason_3 is missing when only two reasons were found).
+    `customers` and `tiers` (tier, tier_rank) are aligned row for row; `id_rank` is each
+    customer's rank by customer_id (`segments.keys.id_ranks`). `shap` and `feature_values` are
+    (table, row of each customer in it) as `segments.inputs.check_shap` returns them, or `shap` is
+    the explain function. The scores frame has projected_12m_spend, projected_tier,
+    rising_star_score and is_rising_star; the list has `RISING_STAR_COLUMNS` (reason_3 is missing
+    when only two reasons were found).
     """
     projected = projected_12m_spend(customers[PREDICTED_SPEND], horizon_days)
-    projected_tier = qualified_tier(projected, amounts)
+    projected_rank = qualified_rank(projected, amounts)
     signals = trend_signals(customers)
     score = rising_star_score(customers[P_ALIVE], customers[PREDICTED_LTV], trend_index(signals))
-    climbs = projected_tier.map(TIER_RANK) > tiers["tier"].map(TIER_RANK)
-    nominated = climbs & (customers[P_ALIVE] >= min_p_alive)
+    nominated = (projected_rank > tiers["tier_rank"].to_numpy()) & (customers[P_ALIVE] >= min_p_alive).to_numpy()
+    projected_tier = pd.Series(TIER_NAMES[projected_rank], index=customers.index, dtype=object)
 
     scores = pd.DataFrame(
         {
@@ -137,62 +142,87 @@ def rising_stars(
         index=customers.index,
     )
 
+    # Only the nominees' rows are gathered and sorted: a few thousand of a million.
+    rows = np.flatnonzero(nominated)
+    rows = rows[
+        ranked_order([(score.to_numpy()[rows], False), (projected.to_numpy()[rows], False)], id_rank[rows])
+    ]
+    spend = customers[ROLLING_12M_SPEND].take(rows)
+    target_amount = np.array([amounts[name] for name in TIERS], dtype=float)[projected_rank[rows]]
     listed = pd.DataFrame(
         {
-            CUSTOMER_ID: customers[CUSTOMER_ID],
-            "tier": tiers["tier"],
-            "target_tier": projected_tier,
-            ROLLING_12M_SPEND: customers[ROLLING_12M_SPEND],
-            "projected_12m_spend": projected,
-            "amount_to_target_tier": (projected_tier.map(amounts) - customers[ROLLING_12M_SPEND]).clip(lower=0),
-            PREDICTED_SPEND: customers[PREDICTED_SPEND],
-            PREDICTED_LTV: customers[PREDICTED_LTV],
-            P_ALIVE: customers[P_ALIVE],
-            "rising_star_score": score,
+            CUSTOMER_ID: customers[CUSTOMER_ID].take(rows),
+            "tier": tiers["tier"].take(rows),
+            "target_tier": projected_tier.take(rows),
+            ROLLING_12M_SPEND: spend,
+            "projected_12m_spend": projected.take(rows),
+            "amount_to_target_tier": (pd.Series(target_amount, index=spend.index) - spend).clip(lower=0),
+            PREDICTED_SPEND: customers[PREDICTED_SPEND].take(rows),
+            PREDICTED_LTV: customers[PREDICTED_LTV].take(rows),
+            P_ALIVE: customers[P_ALIVE].take(rows),
+            "rising_star_score": score.take(rows),
         }
-    )[nominated.to_numpy()]
-    listed = listed.sort_values(
-        ["rising_star_score", "projected_12m_spend", CUSTOMER_ID], ascending=[False, False, True], kind="mergesort"
     )
     if callable(shap):
         shap = check_shap(shap(listed[CUSTOMER_ID]), listed[CUSTOMER_ID])
-    reasons = [
-        _reasons_for(row_index, listed, customers, signals, shap, feature_values) for row_index in listed.index
-    ]
+    elif shap is not None:
+        shap = (shap[0], shap[1][rows])
+    reasons = _reasons(rows, listed, customers, signals, shap, feature_values)
     for position in range(MAX_REASONS):
         listed[f"reason_{position + 1}"] = [r[position] if len(r) > position else None for r in reasons]
     listed.insert(1, "rank", np.arange(1, len(listed) + 1))
     return scores, listed.reset_index(drop=True).loc[:, list(RISING_STAR_COLUMNS)]
 
 
-def _reasons_for(
-    row_index: int,
+def _reasons(
+    rows: np.ndarray,
     listed: pd.DataFrame,
     customers: pd.DataFrame,
     signals: pd.DataFrame,
-    shap: pd.DataFrame | None,
-    feature_values: pd.DataFrame | None,
-) -> list[str]:
-    customer_id = customers.at[row_index, CUSTOMER_ID]
-    reasons: list[str] = []
-    if shap is not None:
-        values = feature_values.loc[customer_id] if feature_values is not None else customers.loc[row_index]
-        reasons = top_reasons(shap.loc[customer_id], values, limit=MAX_REASONS)
-    if len(reasons) < MIN_REASONS:
-        growing = signals.loc[row_index].dropna()
-        growing = growing[growing > 0].sort_values(ascending=False)
-        for signal, value in growing.items():
-            if len(reasons) >= MIN_REASONS:
+    shap: tuple[pd.DataFrame, np.ndarray] | None,
+    feature_values: tuple[pd.DataFrame, np.ndarray] | None,
+) -> list[list[str]]:
+    """The reason phrases of the listed customers (customer rows `rows`, in list order).
+
+    `shap` holds the SHAP table and the row of each listed customer in it; `feature_values` the
+    feature table and the row of every customer in it (without it, the customers' own columns).
+    """
+    if shap is None:
+        reasons: list[list[str]] = [[] for _ in rows]
+    else:
+        values = customers.take(rows) if feature_values is None else feature_values[0].take(feature_values[1][rows])
+        reasons = reason_lists(shap[0].take(shap[1]), values, limit=MAX_REASONS)
+    short = [position for position, found in enumerate(reasons) if len(found) < MIN_REASONS]
+    if not short:
+        return reasons
+    signal_names = [str(name) for name in signals.columns]
+    signal_values = signals.take(rows[short]).to_numpy(dtype=float)
+    spend_90d = customers[SPEND_90D].to_numpy()[rows[short]]
+    projected = listed["projected_12m_spend"].to_numpy()[short]
+    p_alive = customers[P_ALIVE].to_numpy()[rows[short]]
+    for at, position in enumerate(short):
+        found = reasons[position]
+        for signal, value in _growing(signal_names, signal_values[at]):
+            if len(found) >= MIN_REASONS:
                 break
-            text = (
-                phrase(SPEND_90D, customers.at[row_index, SPEND_90D])
-                if signal == "spend_momentum"
-                else phrase(str(signal), float(value))
-            )
-            if text not in reasons:
-                reasons.append(text)
-    if len(reasons) < MIN_REASONS:
-        reasons.append(f"expected to spend ${listed.at[row_index, 'projected_12m_spend']:,.0f} in the next 12 months")
-    if len(reasons) < MIN_REASONS:
-        reasons.append(f"{customers.at[row_index, P_ALIVE]:.0%} likely to still be active")
+            text = phrase(SPEND_90D, spend_90d[at]) if signal == "spend_momentum" else phrase(signal, float(value))
+            if text not in found:
+                found.append(text)
+        if len(found) < MIN_REASONS:
+            found.append(f"expected to spend ${projected[at]:,.0f} in the next 12 months")
+        if len(found) < MIN_REASONS:
+            found.append(f"{p_alive[at]:.0%} likely to still be active")
     return reasons
+
+
+def _growing(names: list[str], values: np.ndarray) -> list[tuple[str, float]]:
+    """The positive trend signals, strongest first, as (name, value).
+
+    Ordered as `Series.sort_values(ascending=False)` orders them; pandas itself settles the rare
+    exact tie, so tied signals come out in the same order as always.
+    """
+    growing = [(name, value) for name, value in zip(names, values) if value > 0]
+    if len({value for _, value in growing}) < len(growing):
+        series = pd.Series(dict(growing), dtype=float).sort_values(ascending=False)
+        return list(series.items())
+    return sorted(growing, key=lambda item: -item[1])

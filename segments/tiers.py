@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from segments.inputs import CUSTOMER_ID, ROLLING_12M_SPEND
+from segments.keys import TEXT_DTYPE, TIER_NAMES, tier_names
 from segments.settings import BASE, TIER_RANK, TIERS, VIP_TIERS, TierThresholds
 
 
@@ -55,35 +56,40 @@ def tier_threshold_amounts(rolling_12m_spend: pd.Series, thresholds: TierThresho
 
 def qualified_tier(rolling_12m_spend: pd.Series, amounts: dict[str, float]) -> pd.Series:
     """The tier each customer's spend supports: the highest tier whose amount the spend reaches."""
-    tier = pd.Series(BASE, index=rolling_12m_spend.index, dtype=object)
+    ranks = qualified_rank(rolling_12m_spend, amounts)
+    return pd.Series(TIER_NAMES[ranks], index=rolling_12m_spend.index, dtype=object)
+
+
+def qualified_rank(rolling_12m_spend: pd.Series | np.ndarray, amounts: dict[str, float]) -> np.ndarray:
+    """`qualified_tier` as tier ranks (0 = Base): tiers are compared as numbers, never as names."""
+    spend = np.asarray(rolling_12m_spend, dtype=float)
+    rank = np.full(len(spend), TIER_RANK[BASE], dtype=np.int8)
     for name in VIP_TIERS:
-        tier = tier.mask(rolling_12m_spend >= amounts[name], name)
-    return tier
+        rank[spend >= amounts[name]] = TIER_RANK[name]
+    return rank
 
 
 def held_tiers(
     customers: pd.DataFrame,
-    previous_state: pd.DataFrame | None,
+    previous: pd.DataFrame,
     as_of: pd.Timestamp,
     amounts: dict[str, float],
     grace_days: int,
 ) -> pd.DataFrame:
     """Tier held on `as_of` after the grace rules, one row per customer in `customers` order.
 
-    Returns columns customer_id, qualified_tier, previous_tier (None when not in the previous
-    state), tier, in_grace, grace_until.
+    `previous` is the previous state aligned to the customers (`previous_by_customer`). Returns
+    columns customer_id, qualified_tier, tier, in_grace, grace_until, and the ranks tier_rank,
+    qualified_rank and previous_rank (-1 when not in the previous state).
     """
-    spend = customers[ROLLING_12M_SPEND]
-    qualified = qualified_tier(spend, amounts)
-    previous = previous_by_customer(customers[CUSTOMER_ID], previous_state)
-    previous_tier = previous["tier"]
-    previous_grace = previous["grace_until"]
+    qualified = qualified_rank(customers[ROLLING_12M_SPEND], amounts)
+    previous_rank = previous["tier_rank"].to_numpy()
+    previous_grace = previous["grace_until"].to_numpy()
 
-    qualified_rank = qualified.map(TIER_RANK).to_numpy()
-    held_rank = previous_tier.fillna(BASE).map(TIER_RANK).to_numpy()
-    below_held = qualified_rank < held_rank
-    never_in_grace = previous_grace.isna().to_numpy()
-    grace_still_running = (~never_in_grace) & (previous_grace.to_numpy() >= as_of.to_datetime64())
+    held_rank = np.maximum(previous_rank, TIER_RANK[BASE])  # not in the previous state: Base
+    below_held = qualified < held_rank
+    never_in_grace = np.isnat(previous_grace)
+    grace_still_running = (~never_in_grace) & (previous_grace >= as_of.to_datetime64())
 
     if grace_days == 0:
         keeps_held = np.zeros(len(customers), dtype=bool)
@@ -92,63 +98,89 @@ def held_tiers(
         starts_grace = below_held & never_in_grace
         keeps_held = below_held & (starts_grace | grace_still_running)
 
-    tier = np.where(keeps_held, previous_tier.fillna(BASE).to_numpy(dtype=object), qualified.to_numpy(dtype=object))
-    new_grace_end = as_of + pd.Timedelta(days=grace_days)
-    grace_until = pd.Series(pd.NaT, index=customers.index, dtype="datetime64[ns]")
-    grace_until[keeps_held & ~starts_grace] = previous_grace[keeps_held & ~starts_grace]
+    tier_rank = np.where(keeps_held, held_rank, qualified).astype(np.int8)
+    new_grace_end = (as_of + pd.Timedelta(days=grace_days)).as_unit("ns").to_datetime64()
+    grace_until = np.full(len(customers), np.datetime64("NaT", "ns"))
+    carried = keeps_held & ~starts_grace
+    grace_until[carried] = previous_grace[carried]
     grace_until[starts_grace] = new_grace_end
 
     return pd.DataFrame(
         {
-            CUSTOMER_ID: customers[CUSTOMER_ID].to_numpy(),
-            "qualified_tier": qualified.to_numpy(dtype=object),
-            "previous_tier": previous_tier.to_numpy(dtype=object),
-            "tier": tier,
+            CUSTOMER_ID: as_inferred(customers[CUSTOMER_ID]),
+            "qualified_tier": tier_names(qualified, customers.index),
+            "tier": tier_names(tier_rank, customers.index),
             "in_grace": keeps_held,
-            "grace_until": grace_until.to_numpy(),
+            "grace_until": grace_until,
+            "tier_rank": tier_rank,
+            "qualified_rank": qualified,
+            "previous_rank": previous_rank,
         },
         index=customers.index,
     )
 
 
-def tier_progress(tier: pd.Series, rolling_12m_spend: pd.Series, amounts: dict[str, float]) -> pd.DataFrame:
+def tier_progress(tier_rank: np.ndarray, rolling_12m_spend: pd.Series, amounts: dict[str, float]) -> pd.DataFrame:
     """Threshold of the held tier, the next tier, the amount to it and the share of the way there."""
-    tier_rank = tier.map(TIER_RANK).to_numpy()
-    next_names = np.array([TIERS[rank + 1] if rank + 1 < len(TIERS) else None for rank in tier_rank], dtype=object)
-    next_tier = pd.Series(next_names, index=tier.index, dtype=object)
-    tier_threshold = tier.map(amounts).astype(float)
-    next_threshold = pd.Series(
-        [amounts[name] if name is not None else np.nan for name in next_names], index=tier.index, dtype=float
-    ).replace(math.inf, np.nan)
+    index = rolling_12m_spend.index
+    next_names = np.array([*TIERS[1:], None], dtype=object)
+    next_amounts = np.array([amounts[name] for name in TIERS[1:]] + [np.nan], dtype=float)
+    next_amounts[next_amounts == math.inf] = np.nan
+    tier_threshold = pd.Series(np.array([amounts[name] for name in TIERS], dtype=float)[tier_rank], index=index)
+    next_threshold = pd.Series(next_amounts[tier_rank], index=index)
     amount_to_next = (next_threshold - rolling_12m_spend).clip(lower=0)
     span = next_threshold - tier_threshold
     progress = ((rolling_12m_spend - tier_threshold) / span.where(span > 0)).clip(0, 1)
     return pd.DataFrame(
         {
             "tier_threshold": tier_threshold,
-            "next_tier": next_tier,
+            "next_tier": pd.Series(next_names[tier_rank], index=index, dtype=object),
             "next_tier_threshold": next_threshold,
             "amount_to_next_tier": amount_to_next,
             "progress_to_next_tier": progress,
         },
-        index=tier.index,
+        index=index,
     )
 
 
-def previous_by_customer(customer_ids: pd.Series, previous_state: pd.DataFrame | None) -> pd.DataFrame:
-    """The previous run's tier, grace end and flags aligned to `customer_ids` (missing -> None/NaT/False)."""
-    aligned = pd.DataFrame({CUSTOMER_ID: customer_ids.to_numpy()})
-    if previous_state is None or len(previous_state) == 0:
-        aligned["tier"] = None
-        aligned["grace_until"] = pd.Series(pd.NaT, index=aligned.index, dtype="datetime64[ns]")
-        aligned["is_rising_star"] = False
-        aligned["is_at_risk"] = False
-    else:
-        columns = [CUSTOMER_ID, "tier", "grace_until", "is_rising_star", "is_at_risk"]
-        aligned = aligned.merge(previous_state[columns], on=CUSTOMER_ID, how="left", validate="one_to_one")
-        aligned["tier"] = aligned["tier"].astype(object).where(aligned["tier"].notna(), None)
-        aligned["is_rising_star"] = aligned["is_rising_star"].fillna(False).astype(bool)
-        aligned["is_at_risk"] = aligned["is_at_risk"].fillna(False).astype(bool)
-    aligned.index = customer_ids.index
-    return aligned
+def previous_by_customer(previous_state: pd.DataFrame | None, rows: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """The previous run's tier rank, grace end and flags of each customer (on `index`).
 
+    `previous_state` and `rows` (each customer's row in it, -1 when absent) are what
+    `segments.inputs.check_previous_state` returns. A customer not in the previous state gets
+    tier_rank -1, grace_until NaT and False flags.
+    """
+    found = rows >= 0
+    if previous_state is None:
+        return pd.DataFrame(
+            {
+                "tier_rank": np.full(len(rows), -1, dtype=np.int8),
+                "grace_until": np.full(len(rows), np.datetime64("NaT", "ns")),
+                "is_rising_star": np.zeros(len(rows), dtype=bool),
+                "is_at_risk": np.zeros(len(rows), dtype=bool),
+            },
+            index=index,
+        )
+    rows = np.where(found, rows, 0)
+    return pd.DataFrame(
+        {
+            "tier_rank": np.where(found, previous_state["tier"].cat.codes.to_numpy()[rows], -1).astype(np.int8),
+            "grace_until": np.where(
+                found, previous_state["grace_until"].to_numpy()[rows], np.datetime64("NaT", "ns")
+            ),
+            "is_rising_star": found & previous_state["is_rising_star"].to_numpy()[rows],
+            "is_at_risk": found & previous_state["is_at_risk"].to_numpy()[rows],
+        },
+        index=index,
+    )
+
+
+def as_inferred(values: pd.Series) -> pd.Series:
+    """`values` with the dtype pandas infers from its NumPy values, as when built from `.to_numpy()`.
+
+    Object ids of strings become str; a str column (the usual ids) is returned as it is, since it
+    would come back unchanged.
+    """
+    if values.dtype == TEXT_DTYPE:
+        return values
+    return pd.Series(values.to_numpy(), index=values.index)

@@ -160,3 +160,63 @@ def test_as_of_accepts_dates_and_timestamps_alike():
     by_stamp = nominate(customers, None, pd.Timestamp("2024-06-30"), SegmentSettings(), 365)
     assert by_date.as_of == by_stamp.as_of == dt.date(2024, 6, 30)
     pd.testing.assert_frame_equal(by_date.tiers, by_stamp.tiers)
+
+
+def test_ties_are_ranked_by_customer_id_whatever_the_id_dtype():
+    # Every customer alike but for the id: all lists fall back to customer_id order.
+    ids = ["c10", "a", "c9", "b\u00e9", "C1", "c100", "zz", "c1"]
+    row = {"rolling_12m_spend": 4600.0, "predicted_spend": 5200.0, "churn_probability": 0.7}
+    customers = customers_table(*({**row, "customer_id": customer_id} for customer_id in ids))
+    expected = sorted(ids)
+    results = {}
+    for dtype in ("str", "object"):
+        table = customers.assign(customer_id=pd.Series(ids, dtype=dtype))
+        result = nominate(table, None, AS_OF, SegmentSettings(), 365)
+        for name in ("tiers", "rising_stars", "at_risk"):
+            assert list(getattr(result, name)["customer_id"]) == expected, (dtype, name)
+        events = result.events
+        assert list(events["event"].unique()) == ["new_at_risk", "new_rising_star", "near_next_tier"]
+        for event in events["event"].unique():
+            assert list(events.loc[events["event"] == event, "customer_id"]) == expected, (dtype, event)
+        results[dtype] = result
+    for name in ("tiers", "rising_stars", "at_risk", "events", "economics", "state"):
+        pd.testing.assert_frame_equal(getattr(results["str"], name), getattr(results["object"], name), check_dtype=False)
+
+
+def test_inputs_are_not_modified():
+    customers = random_customers(50, seed=4).astype({"days_since_last_order": "int64"})
+    state = nominate(customers, None, AS_OF, SegmentSettings(), 365).state
+    features = customers.set_index("customer_id")
+    before = (customers.copy(), state.copy(), features.copy())
+    nominate(customers, state, dt.date(2024, 7, 7), SegmentSettings(), 365, feature_values=features)
+    for frame, copy in zip((customers, state, features), before):
+        pd.testing.assert_frame_equal(frame, copy)
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (["c1", "c2", "c1"], r"previous_state column 'customer_id' has duplicates: \['c1'\]"),
+        (["gone", "c1", "gone"], r"previous_state column 'customer_id' has duplicates: \['gone'\]"),
+        (["c1", None, "c2"], r"previous_state column 'customer_id' has missing values in row\(s\) \[1\]"),
+    ],
+)
+def test_bad_previous_state_ids_are_refused(ids, message):
+    customers = customers_table({}, {}, {})
+    previous = state_table(*({"customer_id": customer_id, "tier": "Base"} for customer_id in ids))
+    with pytest.raises(ValueError, match=message):
+        nominate(customers, previous, AS_OF, SegmentSettings(), 365)
+
+
+def test_feature_values_in_any_row_order_give_the_same_reasons():
+    customers = random_customers(60, seed=5)
+    shap = customers.set_index("customer_id")[["spend_90d", "aov_trend", "predicted_orders"]] - 1.0
+    features = customers.set_index("customer_id")[["spend_90d", "aov_trend", "predicted_orders"]]
+    aligned = nominate(customers, None, AS_OF, SegmentSettings(), 365, shap, feature_values=features)
+    extra = pd.DataFrame({"spend_90d": [1.0]}, index=pd.Index(["someone else"], name="customer_id"))
+    shuffled = pd.concat([features, extra]).sample(frac=1.0, random_state=3)
+    other = nominate(customers, None, AS_OF, SegmentSettings(), 365, shap, feature_values=shuffled)
+    assert len(aligned.rising_stars) > 0
+    pd.testing.assert_frame_equal(aligned.rising_stars, other.rising_stars)
+    with pytest.raises(ValueError, match=r"feature_values has no row for customer\(s\) \['c2'\]"):
+        nominate(customers, None, AS_OF, SegmentSettings(), 365, shap, feature_values=shuffled.drop(index="c2"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
-from segments.reasons import phrase, top_reasons
+from segments.reasons import phrase, reason_lists, top_reasons
 
 
 def test_templates_use_the_feature_values():
@@ -36,3 +37,15 @@ def test_top_reasons_order_limit_and_exclusions():
         "spent $300 in the last 90 days",
     ]
     assert top_reasons(pd.Series({"a_feature": -1.0, "expected_value": 5.0}), values) == []
+
+
+def test_reasons_for_many_customers_equal_the_reasons_one_by_one():
+    rng = np.random.default_rng(0)
+    columns = ["spend_90d", "aov_trend", "frequency", "btyd_p_order", "expected_value", "zeta", "alpha"]
+    contributions = pd.DataFrame(rng.choice([-1.0, 0.0, 2.0, 3.0, np.nan], (40, len(columns))), columns=columns)
+    values = pd.DataFrame({"spend_90d": rng.gamma(1.0, 500.0, 40), "aov_trend": rng.uniform(-0.9, 0.9, 40),
+                           "frequency": rng.integers(0, 9, 40), "zeta": [np.nan] * 40, "alpha": ["gold"] * 40})
+    together = reason_lists(contributions, values)
+    for row in range(len(contributions)):
+        assert together[row] == top_reasons(contributions.iloc[row], values.iloc[row]), row
+    assert reason_lists(contributions, None)[0] == top_reasons(contributions.iloc[0], None)

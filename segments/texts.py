@@ -1,0 +1,29 @@
+"""Text for many rows at once: the amounts and dates in the event details.
+
+Each distinct value is formatted once and the texts are gathered by position, instead of calling a
+formatting function per row through pandas: amounts repeat (thresholds) and dates repeat a lot
+(grace ends).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def money_texts(amounts: pd.Series | np.ndarray) -> np.ndarray:
+    """'$1,234' for each amount (rounded to whole dollars), '' for NaN; an object array."""
+    values = np.ascontiguousarray(amounts, dtype=float)
+    # Factorize the bit patterns, not the floats: -0.0 ("$-0") and 0.0 ("$0") must stay apart.
+    codes, uniques = pd.factorize(values.view(np.int64))
+    texts = ["" if math.isnan(value) else f"${value:,.0f}" for value in uniques.view(np.float64).tolist()]
+    return np.array(texts, dtype=object)[codes] if len(codes) else np.array([], dtype=object)
+
+
+def day_texts(days: pd.Series) -> np.ndarray:
+    """'YYYY-MM-DD' for each date, '' for NaT; an object array."""
+    codes, uniques = pd.factorize(days)
+    texts = np.array([*uniques.strftime("%Y-%m-%d"), ""], dtype=object)
+    return texts[codes]
