@@ -573,11 +573,21 @@ def to_percentiles(x: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
         points = grid[:, column]
         if np.isnan(points).any():
             continue
-        below = np.searchsorted(points, values[:, column], side="left")
-        not_above = np.searchsorted(points, values[:, column], side="right")
-        out[:, column] = (below + not_above) / (2.0 * len(points))
+        out[:, column] = mid_rank_positions(points, values[:, column]) / (2.0 * len(points))
     out[np.isnan(values)] = np.nan
     return pd.DataFrame(out, index=x.index, columns=x.columns)
+
+
+def mid_rank_positions(points: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each value, (grid points below it) + (grid points not above it), on a sorted grid.
+
+    One binary search per value (the grid's own ties give the count of points equal to it):
+    half the cost of searching both sides, for a million customers and ~25 features per score.
+    """
+    below = np.searchsorted(points, values, side="left")
+    at = np.minimum(below, len(points) - 1)
+    equal_run = np.searchsorted(points, points, side="right") - np.arange(len(points))
+    return 2 * below + np.where(points[at] == values, equal_run[at], 0)
 
 
 def btyd_candidate(horizon: pd.DataFrame) -> pd.DataFrame:
