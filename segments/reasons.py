@@ -46,6 +46,8 @@ def _aov_change(trend: float) -> str:
     change = 2 * trend / (1 - trend)
     if change >= 1:
         return f"order value {1 + change:.1f}x what it was in the 6 months before"
+    if abs(change) < 0.005:  # would read "up 0%" / "down 0%"
+        return "order value steady over the last 12 months"
     return f"order value {_direction(change, 'up', 'down')} {_percent_change(change)} in the last 6 months"
 
 

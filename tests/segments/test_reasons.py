@@ -15,6 +15,7 @@ def test_templates_use_the_feature_values():
     assert phrase("aov_trend", 0.2) == "order value up 50% in the last 6 months"
     assert phrase("aov_trend", -0.2) == "order value down 33% in the last 6 months"
     assert phrase("aov_trend", 0.5) == "order value 3.0x what it was in the 6 months before"
+    assert phrase("aov_trend", 0.0) == phrase("aov_trend", -0.001) == "order value steady over the last 12 months"
     assert phrase("purchase_interval_acceleration", math.log(2)) == "buying 2.0x as often as before"
     assert phrase("category_breadth_growth", 1.0) == "bought from 1 new category in the last 6 months"
 
