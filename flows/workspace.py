@@ -7,6 +7,7 @@
 - `runs/<run_id>/`   per-run files: reconciliation report, quarantine
 - `spark_scores/`    scores written by Spark scoring, partitioned by as-of date
 - `data/`            the cached demo data set
+- `cache/`           the champion model as last loaded from a local SQLite registry (flows/tracking.py)
 """
 
 from __future__ import annotations
