@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from flows import pipeline
 from segments.rising_stars import RISING_STAR_COLUMNS
@@ -63,3 +64,18 @@ def test_unset_lightgbm_keys_keep_the_model_defaults_and_set_ones_pass_through()
     assert defaults["min_child_samples"] == CustomerValueModel().min_child_samples
     tuned = pipeline.model_settings(load_config(overrides={"model": {"lightgbm": {"n_estimators": 7, "seed": 3}}}))
     assert tuned["n_estimators"] == 7 and tuned["random_state"] == 3
+
+
+def test_predictions_go_with_their_customers_whatever_the_order():
+    from flows.pipeline import with_predictions
+
+    features = pd.DataFrame({"customer_id": ["b", "a", "c"], "net_spend": [2.0, 1.0, 3.0]})
+    predictions = pd.DataFrame({"predicted_spend": [20.0, 10.0, 30.0]}, index=pd.Index(["b", "a", "c"], name="customer_id"))
+    expected = pd.DataFrame({"customer_id": ["b", "a", "c"], "net_spend": [2.0, 1.0, 3.0], "predicted_spend": [20.0, 10.0, 30.0]})
+    pd.testing.assert_frame_equal(with_predictions(features, predictions), expected, check_dtype=False)
+    shuffled = predictions.loc[["c", "b", "a"]]
+    pd.testing.assert_frame_equal(with_predictions(features, shuffled), expected, check_dtype=False)
+    missing = with_predictions(features, predictions.loc[["a", "b"]])
+    assert missing["predicted_spend"].isna().tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="more than once"):
+        with_predictions(features, predictions.loc[["a", "a", "b"]])
