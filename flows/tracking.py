@@ -171,7 +171,7 @@ def load_champion(workspace: Workspace, dataset: str):
     cache = workspace.root / "cache" / f"{registered_model_name(dataset)}.champion.pkl"
     cached = _read_champion_cache(cache, stamp)
     if cached is not None:
-        return cached
+        return check_model_format(*cached)
     mlflow = _mlflow(workspace)
     version = champion_version(workspace, dataset)
     if version is None:
@@ -182,7 +182,20 @@ def load_champion(workspace: Workspace, dataset: str):
     loaded = pyfunc.unwrap_python_model().model, f"{version.name}/{version.version}"
     if stamp is not None and stamp == registry_stamp(workspace):
         _write_champion_cache(cache, stamp, loaded)
-    return loaded
+    return check_model_format(*loaded)
+
+
+def check_model_format(model, version: str):
+    """(model, version) if this code can score with the model; else a LookupError saying to retrain."""
+    from models.pipeline import MODEL_FORMAT, CustomerValueModel
+
+    found = getattr(model, "model_format_", 1)
+    if isinstance(model, CustomerValueModel) and found != MODEL_FORMAT:
+        raise LookupError(
+            f"the champion {version} was trained by another vipcast version (model format {found}, this one reads "
+            f"{MODEL_FORMAT}): run `vipcast train` again to register a model this version can score with"
+        )
+    return model, version
 
 
 def registry_stamp(workspace: Workspace) -> str | None:

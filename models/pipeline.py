@@ -62,6 +62,9 @@ BTYD_FEATURES = ("btyd_expected_orders", "btyd_p_alive", "btyd_p_order", "btyd_e
 SMALLEST_SPEND = 1e-6
 PROBABILITY_CLIP = 1e-6
 CANDIDATES = ("bgnbd_gg", "lightgbm", "blend")
+# The layout of a fitted model's attributes; bumped when a fitted model from older code can no
+# longer score (2: the spend booster reads percentiles, ``quantiles_`` and ``level_shift_``).
+MODEL_FORMAT = 2
 QUANTILE_POINTS = 1001
 LEVEL_SHRINKAGE = 0.5
 DAYS_PER_UNIT = {"days": 1, "weeks": 7}
@@ -316,6 +319,7 @@ class CustomerValueModel:
         self.train_cutoff_ = train_cutoff
         self.cutoff_ = cutoff
         self.fit_level(transactions, cutoff)
+        self.model_format_ = MODEL_FORMAT
         self.select_blend(x[holdout_rows], y_spend[holdout_rows], y_churn[holdout_rows], train_btyd.loc[x.index[holdout_rows]], train_grid)
         return self
 

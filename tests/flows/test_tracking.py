@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from flows.tracking import PRIMARY_METRIC, dataset_slug, decide_promotion, registered_model_name
 
 
@@ -68,3 +70,21 @@ def test_a_broken_champion_cache_falls_back_to_the_registry(tmp_path, monkeypatc
     (cache,) = (tmp_path / "cache").glob("*.champion.pkl")
     cache.write_bytes(b"not a pickle")
     assert tracking.load_champion(workspace, "shop") == ({"weights": 3}, "vipcast-shop/1")
+
+
+def test_a_champion_from_an_older_model_format_is_refused_with_a_clear_message(tmp_path, monkeypatch):
+    from flows import tracking
+    from flows.workspace import Workspace
+    from models.pipeline import MODEL_FORMAT, CustomerValueModel
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path)
+    old = CustomerValueModel(horizon_days=90)  # as pickled by code before the format was recorded
+    logged = tracking.log_training(workspace, "shop", old, params={}, backtest=None, data_info={}, figures={})
+    tracking.set_champion(workspace, logged, tracking.Promotion(True, "test"))
+    for _ in range(2):  # from the registry, then from the workspace cache
+        with pytest.raises(LookupError, match=f"model format 1, this one reads {MODEL_FORMAT}.*vipcast train"):
+            tracking.load_champion(workspace, "shop")
+    current = CustomerValueModel(horizon_days=90)
+    current.model_format_ = MODEL_FORMAT
+    assert tracking.check_model_format(current, "vipcast-shop/2") == (current, "vipcast-shop/2")
