@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 
 from configs import VipcastConfig, load_config
 from flows.progress import LocalSteps
-from flows.workspace import Workspace
+from flows.workspace import Workspace, write_atomic
 
 
 @dataclass(frozen=True)
@@ -43,20 +42,6 @@ class Context:
         if engine is not None:
             overrides["engine"] = {"name": engine}
         return cls(Workspace.resolve(workdir), load_config(config, overrides))
-
-
-def write_atomic(path: Path, write) -> Path:
-    """Write a file through a temporary sibling and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from flows.workspace import Workspace
+from flows.workspace import Workspace, write_atomic
 
 CHAMPION_ALIAS = "champion"
 PRIMARY_METRIC = "normalized_gini"
@@ -234,17 +234,10 @@ def _read_champion_cache(cache: Path, stamp: str | None):
 
 
 def _write_champion_cache(cache: Path, stamp: str, loaded) -> None:
-    import os
     import pickle
 
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            pickle.dump({"stamp": stamp, "model": loaded[0], "version": loaded[1]}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cache)
-    finally:
-        tmp.unlink(missing_ok=True)
+    entry = {"stamp": stamp, "model": loaded[0], "version": loaded[1]}
+    write_atomic(cache, lambda tmp: tmp.write_bytes(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)))
 
 
 def champion_model_uri(workspace: Workspace, dataset: str) -> str:

@@ -49,3 +49,17 @@ class Workspace:
         path = self.root / "runs" / run_id
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def write_atomic(path: Path, write) -> Path:
+    """Write a file through a temporary sibling and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

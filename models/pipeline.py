@@ -50,7 +50,6 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from features.btyd import btyd_summary
 from features.build import customer_features, model_feature_columns
 from features.labels import horizon_labels
 from models.btyd import InsufficientDataError, NotFittedError, PurchaseModel, SpendModel, customer_frame
@@ -261,7 +260,6 @@ class CustomerValueModel:
         """Fit every part on transactions on or before ``cutoff`` (later rows are ignored)."""
         self.check_settings()
         horizon = int(self.horizon_days)
-        unit_days = DAYS_PER_UNIT[self.time_unit]
         first_order = transactions.order_ts.min().execute()
         history_days = (cutoff - pd.Timestamp(first_order).date()).days
         window = label_window_days(horizon, history_days, self.label_window_days)
@@ -269,7 +267,14 @@ class CustomerValueModel:
 
         # Sorted: the BG/NBD warm start fits a seeded sample of rows, so the engine's row order would
         # otherwise move the parameters (~1e-8) and, through the boosters' bins, the scores.
-        summary = btyd_summary(transactions, cutoff, self.time_unit).to_pandas().set_index("customer_id").sort_index()
+        # The features at C give the BTYD summary here and the percentile grid in fit_level (one build).
+        at_cutoff = (
+            customer_features(transactions, cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
+            .to_pandas()
+            .set_index("customer_id")
+            .sort_index()
+        )
+        summary = at_cutoff[list(BTYD_COLUMNS)]
         self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
         self.spend_model_ = SpendModel(self.penalizer).fit(summary)
 
@@ -318,25 +323,20 @@ class CustomerValueModel:
         self.label_window_days_ = window
         self.train_cutoff_ = train_cutoff
         self.cutoff_ = cutoff
-        self.fit_level(transactions, cutoff)
+        self.fit_level(at_cutoff)
         self.model_format_ = MODEL_FORMAT
         self.select_blend(x[holdout_rows], y_spend[holdout_rows], y_churn[holdout_rows], train_btyd.loc[x.index[holdout_rows]], train_grid)
         return self
 
-    def fit_level(self, transactions: ir.Table, cutoff: dt.date) -> None:
+    def fit_level(self, frame: pd.DataFrame) -> None:
         """Percentile grid of the customers at the cutoff (``quantiles_``) and the shrunk booster level.
 
-        Uses only transactions on or before the cutoff: the features of every customer at C and the
-        BTYD models fitted at C. ``booster_level_`` is the booster's total H spend over the BTYD total
-        on these customers; the ``lightgbm`` candidate keeps the booster's spread across customers
-        and moves its total halfway (in logs) back toward BTYD's (``LEVEL_SHRINKAGE``).
+        ``frame`` holds the features of every customer at C (indexed by customer_id); like the BTYD
+        models fitted at C it uses only transactions on or before the cutoff. ``booster_level_`` is
+        the booster's total H spend over the BTYD total on these customers; the ``lightgbm``
+        candidate keeps the booster's spread across customers and moves its total halfway (in logs)
+        back toward BTYD's (``LEVEL_SHRINKAGE``).
         """
-        frame = (
-            customer_features(transactions, cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
-            .to_pandas()
-            .set_index("customer_id")
-            .sort_index()
-        )
         self.level_shift_ = 0.0
         x, _ = self.booster_inputs(frame)
         self.quantiles_ = quantile_grid(x)
