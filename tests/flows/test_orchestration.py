@@ -78,3 +78,20 @@ def test_worse_model_is_not_promoted(workdir, small_transactions, monkeypatch):
     assert not second.promoted
     assert "champion kept" in second.promotion
     assert str(tracking.champion_version(ctx.workspace, data).version) == "1"
+
+
+def test_train_replaces_a_champion_this_version_cannot_score_with(workdir, small_transactions, monkeypatch):
+    """A champion pickled by an older vipcast is refused by `score`; `train` must replace it, not fail on it."""
+    import models.pipeline
+
+    data = str(small_transactions)
+    ctx = Context.create(workdir, horizon_days=180)
+    assert pipeline.run_train(ctx, data, None, step=pipeline.LocalSteps(6, quiet=True)).promoted
+    monkeypatch.setattr(models.pipeline, "MODEL_FORMAT", models.pipeline.MODEL_FORMAT + 1)
+    with pytest.raises(tracking.OutdatedChampion, match="run `vipcast train` again"):
+        tracking.load_champion(ctx.workspace, data)
+
+    second = pipeline.run_train(ctx, data, None, step=pipeline.LocalSteps(6, quiet=True))
+    assert second.promoted and "replaces an outdated champion" in second.promotion
+    model, version = tracking.load_champion(ctx.workspace, data)
+    assert version == second.model_version and model.model_format_ == models.pipeline.MODEL_FORMAT
