@@ -265,7 +265,9 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
         champion, _ = tracking.load_champion(ctx.workspace, dataset)
     except tracking.OutdatedChampion as outdated:
         # This code cannot score with it, so it cannot stay champion whatever its backtest says.
-        return tracking.Promotion(True, f"replaces an outdated champion ({outdated})")
+        return tracking.Promotion(
+            True, f"replaces an outdated champion ({outdated.version}, model format {outdated.found}; this version reads {outdated.expected})"
+        )
     champion_settings = settings_of(champion)
     if champion_settings == settings_of(CustomerValueModel(**settings)):
         return tracking.Promotion(True, "same settings as the champion, refitted on current data")

@@ -25,6 +25,13 @@ from flows.workspace import Workspace, write_atomic
 class OutdatedChampion(LookupError):
     """The champion was pickled by a vipcast version whose model format this code cannot score with."""
 
+    def __init__(self, version: str, found: int, expected: int) -> None:
+        self.version, self.found, self.expected = version, found, expected
+        super().__init__(
+            f"the champion {version} was trained by another vipcast version (model format {found}, this one reads "
+            f"{expected}): run `vipcast train` again to register a model this version can score with"
+        )
+
 CHAMPION_ALIAS = "champion"
 PRIMARY_METRIC = "normalized_gini"
 PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_ltv", "p_alive", "churn_probability")
@@ -195,10 +202,7 @@ def check_model_format(model, version: str):
 
     found = getattr(model, "model_format_", 1)
     if isinstance(model, CustomerValueModel) and found != MODEL_FORMAT:
-        raise OutdatedChampion(
-            f"the champion {version} was trained by another vipcast version (model format {found}, this one reads "
-            f"{MODEL_FORMAT}): run `vipcast train` again to register a model this version can score with"
-        )
+        raise OutdatedChampion(version, found, MODEL_FORMAT)
     return model, version
 
 
