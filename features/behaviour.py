@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-from features.btyd import first_purchase_days_ago
+from features.btyd import first_purchase_days_ago, last_purchase_days_ago, purchase_day_count
 from features.rfm import ROLLING_YEAR_DAYS
 
 RECENT_DAYS = 180
@@ -55,9 +55,19 @@ def window_spend(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, wind
     return day_amount.sum(where=days_ago < window_days).fill_null(0.0)
 
 
+def count_where(flags: ir.BooleanColumn) -> ir.IntegerScalar:
+    """Rows where `flags` is true.
+
+    Every purchase-day count goes through here, so equal counts are equal expressions and the
+    engine computes each once (orders_180d is also the recent order count of aov_trend and
+    purchase_interval_acceleration).
+    """
+    return flags.count(where=flags)
+
+
 def window_orders(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn, window_days: int) -> ir.IntegerScalar:
     """Purchase days in the last `window_days` days up to and including the cutoff."""
-    return is_purchase_day.count(where=is_purchase_day & (days_ago < window_days))
+    return count_where(is_purchase_day & (days_ago < window_days))
 
 
 def spend_expiring(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, within_days: int) -> ir.FloatingScalar:
@@ -71,7 +81,7 @@ def spend_expiring(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, wi
 
 def mean_order_value(day_amount: ir.FloatingColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:
     """Mean value of the purchase days selected by `orders`; null when none is selected."""
-    return day_amount.mean(where=orders)
+    return day_amount.sum(where=orders) / count_where(orders).nullif(0).cast("float64")
 
 
 def aov_trend(
@@ -89,20 +99,29 @@ def aov_trend(
     return ((recent - earlier) / scale.nullif(0.0)).fill_null(0.0)
 
 
-def mean_purchase_gap(days_ago: ir.IntegerColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:
-    """Mean days between consecutive purchase days selected by `orders`; null with fewer than two."""
-    span = days_ago.max(where=orders) - days_ago.min(where=orders)
-    gaps = orders.count(where=orders) - 1
-    return span.cast("float64") / gaps.nullif(0).cast("float64")
+def mean_gap(span_days: ir.IntegerScalar, purchase_days: ir.IntegerScalar) -> ir.FloatingScalar:
+    """`span_days` / (`purchase_days` - 1): the mean gap between consecutive purchase days; null with fewer than two."""
+    return span_days.cast("float64") / (purchase_days - 1).nullif(0).cast("float64")
 
 
 def purchase_interval_acceleration(
     days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn, recent_days: int = RECENT_DAYS
 ) -> ir.FloatingScalar:
-    """ln(earlier mean purchase gap / recent mean purchase gap); > 0 when buying more often lately."""
-    recent = mean_purchase_gap(days_ago, is_purchase_day & (days_ago < recent_days))
-    earlier = mean_purchase_gap(days_ago, is_purchase_day & (days_ago >= recent_days))
-    return (earlier / recent).ln().fill_null(0.0)
+    """ln(earlier mean purchase gap / recent mean purchase gap); > 0 when buying more often lately.
+
+    Recent purchase days are those in the last `recent_days` days, earlier ones the rest. The
+    recent span ends at the last purchase day and the earlier span starts at the first, so only
+    the two inner ends are extra reductions; the counts are the window order count and the rest
+    (a span over an empty period is null, and so is the gap).
+    """
+    recent_orders = is_purchase_day & (days_ago < recent_days)
+    recent_count = count_where(recent_orders)
+    recent_span = days_ago.max(where=recent_orders) - last_purchase_days_ago(days_ago, is_purchase_day)
+    earlier_span = first_purchase_days_ago(days_ago, is_purchase_day) - days_ago.min(
+        where=is_purchase_day & (days_ago >= recent_days)
+    )
+    earlier_count = purchase_day_count(is_purchase_day) - recent_count
+    return (mean_gap(earlier_span, earlier_count) / mean_gap(recent_span, recent_count)).ln().fill_null(0.0)
 
 
 def categories_bought(rows: ir.Table) -> ir.Table:

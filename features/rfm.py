@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 from features.btyd import last_purchase_days_ago, purchase_day_count
 
 ROLLING_YEAR_DAYS = 365
+MONETARY_RANK_DECIMALS = 6
 
 RFM_COLUMNS = (
     "days_since_last_order",
@@ -85,8 +86,13 @@ def frequency_score(purchase_days: ir.IntegerColumn) -> ir.IntegerColumn:
 
 
 def monetary_score(net_spend: ir.FloatingColumn) -> ir.IntegerColumn:
-    """Quintile score of net spend: 5 for the biggest spenders."""
-    return quintile_score(net_spend, higher_is_better=True)
+    """Quintile score of net spend: 5 for the biggest spenders.
+
+    Net spend is ranked rounded to 6 decimals: engines add floats in no fixed order, so equal
+    spends can differ in the last bits from one run to the next, and a tie broken by that noise
+    would move a customer across a score boundary between two runs on the same data.
+    """
+    return quintile_score(net_spend.round(MONETARY_RANK_DECIMALS), higher_is_better=True)
 
 
 def with_rfm_scores(customers: ir.Table) -> ir.Table:

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from features.activity import daily_activity
-from features.rfm import RFM_COLUMNS, quintile_score, rfm_aggregates, with_rfm_scores
+from features.rfm import RFM_COLUMNS, monetary_score, quintile_score, rfm_aggregates, with_rfm_scores
 from tests.features.conftest import TOY_CUTOFF, by_customer
 
 
@@ -53,6 +53,16 @@ def test_tied_values_share_a_score_whatever_the_row_order():
     # 4.0 rank 8 -> 5; 5.0 rank 9 -> 5.
     assert scores(values, higher_is_better=True) == [4, 1, 1, 1, 1, 1, 3, 3, 5, 5]
     assert scores(values[::-1], higher_is_better=True) == [5, 5, 3, 3, 1, 1, 1, 1, 1, 4]
+
+
+def test_spends_equal_but_for_summation_order_share_a_monetary_score():
+    """An engine may add a customer's amounts in any order; the last-bit noise must not break a tie."""
+    noisy = (0.1 + 0.2) + 0.3  # 0.6000000000000001
+    assert noisy != 0.6
+    spends = [0.6, noisy, 0.6, 0.6, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0]
+    table = ibis.memtable(pd.DataFrame({"customer_id": [f"c{i:02d}" for i in range(10)], "net_spend": spends}))
+    result = table.mutate(score=monetary_score(table.net_spend)).to_pandas().set_index("customer_id").sort_index()
+    assert result.score.tolist() == [3] * 5 + [1] * 5
 
 
 @pytest.mark.parametrize("n", [1, 7, 23])
