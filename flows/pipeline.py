@@ -84,9 +84,9 @@ def ingest(ctx: Context, data: str | None, as_of: date | None = None):
 
 def build_features(ingested, cutoff: date, time_unit: str, windows_days) -> pd.DataFrame:
     """Per-customer features as of `cutoff` with a feature spec (the config's, or a model's), as pandas."""
-    from features.build import customer_features
+    from features.build import customer_features_frame
 
-    return customer_features(ingested.transactions, cutoff, time_unit=time_unit, windows_days=tuple(windows_days)).to_pandas()
+    return customer_features_frame(ingested.transactions, cutoff, time_unit=time_unit, windows_days=tuple(windows_days))
 
 
 def account_for_customers(report: dict[str, Any], n_featured: int) -> dict[str, Any]:

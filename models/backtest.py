@@ -12,7 +12,7 @@ import datetime as dt
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.build import customer_features
+from features.build import customer_features_frame
 from features.labels import horizon_labels
 from models.metrics import backtest_metrics
 from models.pipeline import CustomerValueModel, champion_rule
@@ -63,8 +63,7 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
     time_unit = settings.get("time_unit", "days")
     windows_days = settings.get("windows_days", (30, 90, 180, 365))
     features = (
-        customer_features(transactions, cutoff, time_unit=time_unit, windows_days=windows_days)
-        .to_pandas()
+        customer_features_frame(transactions, cutoff, time_unit=time_unit, windows_days=windows_days)
         .set_index("customer_id")
         .sort_index()
     )

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from features.build import customer_features, model_feature_columns
+from features.build import customer_features_frame, model_feature_columns
 from features.labels import horizon_labels
 from models.btyd import InsufficientDataError, NotFittedError, PurchaseModel, SpendModel, customer_frame
 from models.metrics import decile_mape, normalized_gini, total_error
@@ -269,8 +269,7 @@ class CustomerValueModel:
         # otherwise move the parameters (~1e-8) and, through the boosters' bins, the scores.
         # The features at C give the BTYD summary here and the percentile grid in fit_level (one build).
         at_cutoff = (
-            customer_features(transactions, cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
-            .to_pandas()
+            customer_features_frame(transactions, cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
             .set_index("customer_id")
             .sort_index()
         )
@@ -279,8 +278,7 @@ class CustomerValueModel:
         self.spend_model_ = SpendModel(self.penalizer).fit(summary)
 
         train_features = (
-            customer_features(transactions, train_cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
-            .to_pandas()
+            customer_features_frame(transactions, train_cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
             .set_index("customer_id")
             .sort_index()
         )

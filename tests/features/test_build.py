@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from features.btyd import BTYD_COLUMNS, btyd_summary
-from features.build import customer_features, feature_columns, model_feature_columns
+from features.build import customer_features, customer_features_frame, feature_columns, model_feature_columns
 from features.labels import horizon_labels
 from features.synthetic import generate_transactions
 from tests.features.conftest import TOY_CUTOFF, by_customer, duckdb_table
@@ -59,6 +59,17 @@ def test_columns_rows_and_no_nulls(synthetic_frame):
     assert not features.isna().any().any()
     first_purchase = synthetic_frame[synthetic_frame.amount >= 0].groupby("customer_id").order_ts.min()
     assert len(features) == (first_purchase < pd.Timestamp(SYNTHETIC_CUTOFF) + pd.Timedelta(days=1)).sum()
+
+
+def test_the_frame_build_equals_the_expression_and_leaves_no_table_behind(synthetic_frame):
+    table = duckdb_table(synthetic_frame)
+    tables_before = set(table.get_backend().list_tables())
+    frame = customer_features_frame(table, SYNTHETIC_CUTOFF, windows_days=(7, 60), expiring_days=(30,))
+    assert set(table.get_backend().list_tables()) == tables_before
+    expression = customer_features(table, SYNTHETIC_CUTOFF, windows_days=(7, 60), expiring_days=(30,)).to_pandas()
+    assert list(frame.columns) == list(expression.columns)
+    frame, expression = frame.set_index("customer_id").sort_index(), expression.set_index("customer_id").sort_index()
+    pd.testing.assert_frame_equal(frame, expression, check_exact=False, rtol=1e-12)
 
 
 def test_matches_a_pandas_rendering_of_the_definitions_on_synthetic_data(synthetic_frame):
