@@ -88,32 +88,22 @@ def scored_features(
     return with_rfm_scores(unscored).select("customer_id", *feature_columns(windows_days, expiring_days))
 
 
-def customer_features(
-    transactions: ir.Table,
-    cutoff: dt.date,
-    *,
-    time_unit: Literal["days", "weeks"] = "days",
-    windows_days: Sequence[int] = DEFAULT_WINDOWS_DAYS,
-    expiring_days: Sequence[int] = DEFAULT_EXPIRING_DAYS,
-    recent_days: int = RECENT_DAYS,
-) -> ir.Table:
+def customer_features(transactions: ir.Table, cutoff: dt.date, **spec) -> ir.Table:
     """customer_id and `feature_columns` for every customer with a purchase day on or before `cutoff`.
 
-    `time_unit` applies to the BTYD recency and T only; every other duration is in days.
+    Keyword arguments (`time_unit`, `windows_days`, `expiring_days`, `recent_days`): see
+    `unscored_features`. `time_unit` applies to the BTYD recency and T only; every other duration
+    is in days.
     """
-    spec = {"time_unit": time_unit, "windows_days": windows_days, "expiring_days": expiring_days, "recent_days": recent_days}
-    return scored_features(unscored_features(transactions, cutoff, **spec), windows_days, expiring_days)
+    return scored_features(unscored_features(transactions, cutoff, **spec), *window_spec(spec))
 
 
-def customer_features_frame(
-    transactions: ir.Table,
-    cutoff: dt.date,
-    *,
-    time_unit: Literal["days", "weeks"] = "days",
-    windows_days: Sequence[int] = DEFAULT_WINDOWS_DAYS,
-    expiring_days: Sequence[int] = DEFAULT_EXPIRING_DAYS,
-    recent_days: int = RECENT_DAYS,
-) -> pd.DataFrame:
+def window_spec(spec: dict) -> tuple[Sequence[int], Sequence[int]]:
+    """(windows_days, expiring_days) of a feature spec, defaults filled in."""
+    return spec.get("windows_days", DEFAULT_WINDOWS_DAYS), spec.get("expiring_days", DEFAULT_EXPIRING_DAYS)
+
+
+def customer_features_frame(transactions: ir.Table, cutoff: dt.date, **spec) -> pd.DataFrame:
     """`customer_features` computed into a pandas frame, aggregating the transactions once.
 
     The RFM scores rank the per-customer table and join the ranks back to it; as one query the
@@ -121,6 +111,5 @@ def customer_features_frame(
     unscored table is cached on the engine first (a temporary table on DuckDB, a persisted
     DataFrame on Spark) and released after (1M customers: 1.6 CPU s less).
     """
-    spec = {"time_unit": time_unit, "windows_days": windows_days, "expiring_days": expiring_days, "recent_days": recent_days}
     with unscored_features(transactions, cutoff, **spec).cache() as unscored:
-        return scored_features(unscored, windows_days, expiring_days).to_pandas()
+        return scored_features(unscored, *window_spec(spec)).to_pandas()
