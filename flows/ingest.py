@@ -499,13 +499,13 @@ def load_transactions(
     `connection` is an Ibis backend from `flows.engine.connect` (default: a new in-process DuckDB);
     the rules and the report are the same on every engine.
     """
-    from flows.engine import engine_of
+    from flows.engine import duckdb_connection, engine_of
 
     source = parse_source(src, table)
     if source.kind == "builtin":
         columns = builtin_columns(source.location)
         date_format = None
-    con = connection if connection is not None else ibis.duckdb.connect()
+    con = connection if connection is not None else duckdb_connection()
     engine = engine_of(con)
     raw = read_raw(con, source, workdir)
     schema = [name for name in raw.columns if name != ROW_NUMBER]

@@ -24,6 +24,16 @@ def test_connect_duckdb_and_unknown_engine():
         connect("polars")
 
 
+def test_duckdb_draws_no_progress_bar_over_the_step_lines(tmp_path):
+    """DuckDB's terminal progress bar (statements over 2 s) would break into `[k/n] ... done in` lines."""
+    def progress_bar(con):
+        return con.raw_sql("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+
+    assert progress_bar(connect("duckdb")) is False
+    data = write_csv(tmp_path / "orders.csv", GOOD_ROWS)
+    assert progress_bar(load_transactions(str(data), columns=MAPPED, workdir=tmp_path).connection) is False
+
+
 @pytest.mark.spark
 def test_spark_session_is_utc_and_takes_the_config(spark_backend):
     from flows.engine import active_spark_session
