@@ -8,7 +8,8 @@ Parquet file, and times each tool in its own fresh Python process (median of --r
 
 - lifetimes: ``summary_data_from_transaction_data`` on the pandas frame (BTYD columns only);
 - vipcast btyd_summary: the same four columns, on DuckDB over the pandas frame;
-- vipcast customer_features: BTYD + RFM + behaviour columns, on DuckDB over the pandas frame.
+- vipcast customer_features: BTYD + RFM + behaviour columns, on DuckDB over the pandas frame
+  (``customer_features_frame``, as fit, backtest and scoring build them).
 
 The timed span starts with the pandas frame in memory and ends with the result as a pandas
 frame (for vipcast: copying the frame into an in-memory DuckDB table, which DuckDB scans faster
@@ -86,11 +87,11 @@ def features_by_vipcast(frame: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
     """vipcast's full customer_features on DuckDB, indexed by customer_id."""
     import ibis
 
-    from features.build import customer_features
+    from features.build import customer_features_frame
 
     connection = ibis.duckdb.connect()
     transactions = connection.create_table("transactions", frame, temp=True)
-    return connection.to_pandas(customer_features(transactions, cutoff)).set_index("customer_id")
+    return customer_features_frame(transactions, cutoff).set_index("customer_id")
 
 
 RUNNERS = {
