@@ -572,10 +572,12 @@ def load_transactions(
     quarantine = quarantine_rows(raw, typed, set_aside, mapping, canonical) if by_reason else empty_quarantine(typed, mapping, canonical)
     report = reconciliation_report(transactions, source, counts, by_reason, as_of)
     if report["rows_used"] == 0:
+        set_aside_counts = {k: v for k, v in report["rows_set_aside"].items() if v}
+        why = ""
+        if set(set_aside_counts) == {"after_as_of"}:
+            why = f": every row is after the as-of date {as_of}; choose a later --as-of"
         raise IngestError(
-            f"{source.label}: no usable rows (set aside: "
-            + ", ".join(f"{k}={v}" for k, v in report["rows_set_aside"].items() if v)
-            + ")"
+            f"{source.label}: no usable rows (set aside: " + ", ".join(f"{k}={v}" for k, v in set_aside_counts.items()) + ")" + why
         )
     return Ingested(transactions=transactions, quarantine=quarantine, report=report, as_of=as_of, connection=con)
 

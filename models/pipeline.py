@@ -438,16 +438,18 @@ class CustomerValueModel:
         cutoff); ``level_shift_`` shrinks its aggregate level toward BTYD's (see ``fit_level``).
         """
         percentiles = to_percentiles(x, self.quantiles_ if grid is None else grid)
-        correction = self.regressor_.predict(percentiles, raw_score=True, num_threads=self.num_threads)
+        correction = booster_output(self.regressor_, percentiles, raw_score=True, num_threads=self.num_threads)
         return np.exp(correction + self.level_shift_ + spend_margin(base))
 
     def boosted_churn(self, x: pd.DataFrame) -> np.ndarray:
         """Uncalibrated P(no order in the label window): the BTYD log-odds plus the boosted correction."""
-        correction = self.classifier_.predict(x, raw_score=True, num_threads=self.num_threads)
+        correction = booster_output(self.classifier_, x, raw_score=True, num_threads=self.num_threads)
         return 1.0 / (1.0 + np.exp(-(correction + churn_margin(x))))
 
     def calibrated_churn(self, raw_churn: np.ndarray) -> np.ndarray:
         """Calibrated P(no order in the label window) from the booster's uncalibrated probability."""
+        if not len(raw_churn):  # scikit-learn refuses zero samples
+            return np.empty(0)
         return self.churn_calibrator_.predict_proba(log_odds(raw_churn)[:, None])[:, 1]
 
     def candidate_predictions(self, features: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -527,7 +529,8 @@ class CustomerValueModel:
         customer stands among the customers at the cutoff.
         """
         x, _, _ = self.model_inputs(features)
-        contributions = self.regressor_.predict(to_percentiles(x, self.quantiles_), pred_contrib=True, num_threads=self.num_threads)
+        percentiles = to_percentiles(x, self.quantiles_)
+        contributions = booster_output(self.regressor_, percentiles, pred_contrib=True, num_threads=self.num_threads)
         contributions[:, -1] += self.level_shift_
         return pd.DataFrame(contributions, index=x.index, columns=[*self.feature_names_, "expected_value"])
 
@@ -536,6 +539,18 @@ class CustomerValueModel:
         self.check_fitted()
         gains = self.regressor_.feature_importance(importance_type="gain")
         return pd.Series(gains, index=self.feature_names_, name="gain").sort_values(ascending=False)
+
+
+def booster_output(booster: lightgbm.Booster, x: pd.DataFrame, **options) -> np.ndarray:
+    """``booster.predict(x, **options)``, also for zero rows (no rising star this week), which LightGBM refuses.
+
+    The empty result has the shape LightGBM gives one row: (0,) for scores, (0, features + 1) for
+    ``pred_contrib``.
+    """
+    if len(x):
+        return booster.predict(x, **options)
+    width = x.shape[1] + 1 if options.get("pred_contrib") else None
+    return np.empty((0, width) if width else (0,))
 
 
 def snapped(x: pd.DataFrame) -> np.ndarray:

@@ -65,6 +65,17 @@ def test_empty_input(tmp_path):
         load(path, tmp_path)
 
 
+def test_no_usable_row_is_an_error_naming_why(tmp_path):
+    path = write_csv(tmp_path / "t.csv", GOOD_ROWS)
+    with pytest.raises(IngestError, match=r"no usable rows \(set aside: after_as_of=5\): every row is after the as-of date 2023-12-31"):
+        load(path, tmp_path, as_of=date(2023, 12, 31))
+    mixed = write_csv(tmp_path / "mixed.csv", [(None, "2023-01-01", "1", "o1"), ("a", "2024-01-02", "2", "o2")])
+    with pytest.raises(IngestError) as err:
+        load(mixed, tmp_path, as_of=date(2023, 12, 31))
+    assert "no usable rows (set aside: " in str(err.value) and "after_as_of=1" in str(err.value)
+    assert "every row is after" not in str(err.value)
+
+
 def test_wrong_type_amount_column_is_an_error_with_examples(tmp_path):
     rows = [(c, d, "n/a" if i % 2 else v, o) for i, (c, d, v, o) in enumerate(GOOD_ROWS)]
     with pytest.raises(IngestError) as err:

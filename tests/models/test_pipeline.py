@@ -85,6 +85,14 @@ def test_explain_sums_to_the_spend_correction(fitted, features):
     np.testing.assert_allclose(contributions.sum(axis=1), log_ratio, atol=1e-8)
 
 
+def test_explain_and_predict_take_zero_customers(fitted, features):
+    """A week with no rising star asks for the reasons of nobody (LightGBM itself refuses an empty matrix)."""
+    nobody = features.iloc[:0]
+    contributions = fitted.explain(nobody)
+    assert contributions.empty and list(contributions.columns) == [*fitted.feature_names_, "expected_value"]
+    assert fitted.predict(nobody).empty
+
+
 def test_deterministic(cdnow_sample, features, fitted):
     again = CustomerValueModel(horizon_days=273, n_estimators=60).fit(cdnow_sample, CUTOFF)
     pd.testing.assert_frame_equal(again.predict(features), fitted.predict(features))
