@@ -167,6 +167,20 @@ def backtest_cutoff(as_of: date, horizon_days: int) -> date:
     return as_of - timedelta(days=horizon_days)
 
 
+def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
+    """A clear error when the training run's backtest cutoff (as-of minus one horizon) has no history before it."""
+    from models.btyd import InsufficientDataError
+
+    first_order = date.fromisoformat(ingested.report["first_order"][:10])
+    if cutoff <= first_order:
+        history = (ingested.as_of - first_order).days
+        raise InsufficientDataError(
+            f"training backtests one horizon before the as-of date ({ingested.as_of} - {horizon_days} days = {cutoff}), "
+            f"but the first order is on {first_order}: the data holds {history} days of history; "
+            "use a later --as-of or a shorter --horizon-days"
+        )
+
+
 def fit_scoring_model(ingested, as_of: date, settings: dict[str, Any]):
     """Fit the whole scoring model on everything up to the as-of date."""
     from models.pipeline import CustomerValueModel
@@ -299,6 +313,7 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     settings = model_settings(ctx.config)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
     cutoff = backtest_cutoff(ingested.as_of, settings["horizon_days"])
+    check_backtest_room(ingested, cutoff, settings["horizon_days"])
     result = step(f"backtesting the candidates at {cutoff}", backtest_models, ingested, cutoff, settings)
     backtest = result.to_dict()
     figures = step("drawing the backtest plots", backtest_figures, result)

@@ -79,3 +79,20 @@ def test_predictions_go_with_their_customers_whatever_the_order():
     assert missing["predicted_spend"].isna().tolist() == [False, False, True]
     with pytest.raises(ValueError, match="more than once"):
         with_predictions(features, predictions.loc[["a", "a", "b"]])
+
+
+def test_train_with_no_history_before_its_backtest_cutoff_says_what_to_change(workdir, small_transactions):
+    from datetime import timedelta
+
+    from flows.pipeline import Context, LocalSteps, run_train
+    from models.btyd import InsufficientDataError
+
+    first_day = pd.read_parquet(small_transactions, columns=["order_ts"])["order_ts"].min().date()
+    as_of = first_day + timedelta(days=200)
+    ctx = Context.create(workdir, horizon_days=365)
+    with pytest.raises(InsufficientDataError) as err:
+        run_train(ctx, str(small_transactions), as_of, step=LocalSteps(6, quiet=True))
+    message = str(err.value)
+    assert f"({as_of} - 365 days = {as_of - timedelta(days=365)})" in message
+    assert f"the first order is on {first_day}" in message and "200 days of history" in message
+    assert "--horizon-days" in message
