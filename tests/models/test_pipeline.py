@@ -163,6 +163,20 @@ def test_percentiles_are_monotone_mid_ranks_and_keep_missing():
         to_percentiles(later[["spend"]], grid)
 
 
+def test_percentiles_on_threads_equal_one_thread(monkeypatch):
+    import models.pipeline
+
+    monkeypatch.setattr(models.pipeline, "PARALLEL_PERCENTILE_ROWS", 100)
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.gamma(1.0, 50.0, (2000, 7)).round(2), columns=list("abcdefg"))
+    frame.iloc[::5, 2] = np.nan
+    grid = quantile_grid(frame.iloc[:1500])
+    grid[:, 4] = np.nan  # a column with no grid stays missing
+    one = to_percentiles(frame, grid, threads=1)
+    pd.testing.assert_frame_equal(to_percentiles(frame, grid, threads=2), one)
+    assert one["e"].isna().all() and one["c"].iloc[::5].isna().all() and one["a"].notna().all()
+
+
 def test_percentiles_ignore_last_bit_noise():
     """Equal spends summed in another order differ in the last bits; they must keep one percentile."""
     values = np.repeat([19.99, 49.97, 120.3], [400, 350, 250])
