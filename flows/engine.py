@@ -67,8 +67,15 @@ def duckdb_connection():
     DuckDB draws a progress bar on the terminal for any statement over two seconds; it would
     break into vipcast's own step lines ("[3/6] building features ... done in 6.7 s").
     """
+    import duckdb
+
     con = ibis.duckdb.connect()
-    con.raw_sql("SET enable_progress_bar = false")
+    try:
+        con.raw_sql("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        # In Jupyter DuckDB draws the bar as a widget, not over any step line, and refuses to
+        # change the setting at all when ipywidgets is not installed.
+        pass
     return con
 
 
