@@ -17,11 +17,17 @@ TEST_SPARK_CONF = {
 
 
 @pytest.fixture(scope="session")
-def spark_backend():
-    """An Ibis backend on a local[2] Spark session built by vipcast's own engine code."""
+def spark_backend(tmp_path_factory):
+    """An Ibis backend on a local[2] Spark session built by vipcast's own engine code.
+
+    Tables the tests create go to a warehouse folder of this test session: in the default
+    ./spark-warehouse they would outlive the session, and the next session's catalog (a new one,
+    in memory) would refuse to create a table over the old table's folder.
+    """
     from flows.engine import connect
 
     started = time.perf_counter()
-    backend = connect("spark", "local[2]", TEST_SPARK_CONF)
+    conf = {**TEST_SPARK_CONF, "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse"))}
+    backend = connect("spark", "local[2]", conf)
     print(f"\nSpark session started in {time.perf_counter() - started:.1f} s")
     return backend
