@@ -23,6 +23,9 @@ APP_NAME = "vipcast"
 SPARK_DEFAULTS = {
     # pandas <-> Spark through Arrow: built-in sources and scoring batches cross this boundary.
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Spark's console progress bar ("[Stage 43:>  (0 + 1) / 1]") draws over vipcast's step lines;
+    # the Spark UI (or spark.ui.showConsoleProgress=true in the config) shows the stages instead.
+    "spark.ui.showConsoleProgress": "false",
 }
 SPARK_FIXED = {"spark.sql.session.timeZone": "UTC"}
 
@@ -32,6 +35,11 @@ def local_defaults(master: str) -> dict[str, str]:
     if not master.startswith("local"):
         return {}
     return {"spark.sql.shuffle.partitions": str(4 * (os.cpu_count() or 2)), "spark.ui.enabled": "false"}
+
+
+def session_properties(master: str, conf: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Spark properties vipcast sets: its defaults, the local ones, `conf` over them, then the fixed ones."""
+    return {**SPARK_DEFAULTS, **local_defaults(master), **dict(conf or {}), **SPARK_FIXED}
 
 
 def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = APP_NAME):
@@ -50,7 +58,7 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
         # `python3` is on the PATH (PySpark reads the variable when the context starts). On a
         # cluster, point PYSPARK_PYTHON at the executors' Python that has vipcast installed.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    properties = {**SPARK_DEFAULTS, **local_defaults(master), **dict(conf or {}), **SPARK_FIXED}
+    properties = session_properties(master, conf)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in properties.items():
         builder = builder.config(key, str(value))

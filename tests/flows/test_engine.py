@@ -48,6 +48,17 @@ def test_spark_session_is_utc_and_takes_the_config(spark_backend):
     assert session.conf.get("spark.sql.session.timeZone") == "UTC"
 
 
+def test_spark_properties_hide_the_console_progress_bar_unless_the_config_asks():
+    from flows.engine import session_properties
+
+    local = session_properties("local[2]")
+    assert local["spark.ui.showConsoleProgress"] == "false" and local["spark.sql.session.timeZone"] == "UTC"
+    assert local["spark.ui.enabled"] == "false"
+    cluster = session_properties("spark://head:7077", {"spark.ui.showConsoleProgress": "true", "spark.sql.session.timeZone": "UTC+2"})
+    assert cluster["spark.ui.showConsoleProgress"] == "true" and cluster["spark.sql.session.timeZone"] == "UTC"
+    assert "spark.ui.enabled" not in cluster
+
+
 def on_both(path, tmp_path, spark_backend, **kwargs):
     """load_transactions on DuckDB and on Spark: (result or IngestError message) for each."""
     kwargs.setdefault("columns", MAPPED)
