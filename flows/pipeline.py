@@ -498,6 +498,22 @@ class ScoreSummary:
         return "\n".join(lines)
 
 
+# No transaction at all in this many days before the as-of date: the extract is probably stale.
+STALE_DATA_DAYS = 31
+
+
+def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
+    """Plain-language warnings about the input itself (a stale extract)."""
+    last_order = date.fromisoformat(report["last_order"][:10])
+    quiet_days = (as_of - last_order).days
+    if quiet_days > STALE_DATA_DAYS:
+        return [
+            f"the data ends {last_order}, {quiet_days} days before the as-of date {as_of}: no customer ordered since, "
+            "so spends, tiers and lists read as if everyone stopped buying; check that the extract is complete"
+        ]
+    return []
+
+
 def assemble_run(ctx: Context, ingested, model, model_version: str, features, predictions, segments):
     """The run record and the tables of one scoring run."""
     from flows.ingest import data_digest
@@ -506,7 +522,7 @@ def assemble_run(ctx: Context, ingested, model, model_version: str, features, pr
     scores = score_table(features, predictions, segments)
     report = account_for_customers(ingested.report, len(features))
     report["customers_scored"] = len(scores)
-    report["warnings"] = list(segments.warnings)
+    report["warnings"] = [*data_warnings(report, ingested.as_of), *segments.warnings]
     digest = data_digest(ingested.connection)
     run = RunInfo(
         run_id=run_id_for(ingested.as_of, model_version, digest, ctx.config.model_dump_json()),
@@ -562,7 +578,7 @@ def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | No
         {tier: int(counts.get(tier, 0)) for tier in ("Platinum", "Gold", "Silver", "Base")},
         segments.rising_stars,
         len(segments.at_risk),
-        list(segments.warnings),
+        list(report["warnings"]),
         outputs,
     )
 

@@ -96,3 +96,12 @@ def test_train_with_no_history_before_its_backtest_cutoff_says_what_to_change(wo
     assert f"({as_of} - 365 days = {as_of - timedelta(days=365)})" in message
     assert f"the first order is on {first_day}" in message and "200 days of history" in message
     assert "--horizon-days" in message
+
+
+def test_a_stale_extract_is_warned_about():
+    report = {"last_order": "2024-03-01T17:45:00"}
+    assert pipeline.data_warnings(report, date(2024, 3, 1)) == []
+    assert pipeline.data_warnings(report, date(2024, 4, 1)) == []  # 31 quiet days: a slow month, not stale
+    (warning,) = pipeline.data_warnings(report, date(2025, 3, 1))
+    assert "the data ends 2024-03-01, 365 days before the as-of date 2025-03-01" in warning
+    assert "check that the extract is complete" in warning
