@@ -45,6 +45,14 @@ class FeaturesConfig(Strict):
     time_unit: Literal["days", "weeks"] = "days"
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
 
+    @model_validator(mode="after")
+    def _windows(self) -> "FeaturesConfig":
+        if not self.windows_days or any(days <= 0 for days in self.windows_days):
+            raise ValueError(f"windows_days must be one or more positive numbers of days, got {list(self.windows_days)}")
+        if len(set(self.windows_days)) != len(self.windows_days):
+            raise ValueError(f"windows_days has repeated values: {list(self.windows_days)}")
+        return self
+
 
 class LightGBMConfig(Strict):
     """LightGBM settings; a key left unset (None) keeps the model's own default (models/pipeline.py)."""

@@ -89,6 +89,14 @@ def build_features(ingested, cutoff: date, time_unit: str, windows_days) -> pd.D
     return customer_features_frame(ingested.transactions, cutoff, time_unit=time_unit, windows_days=tuple(windows_days))
 
 
+def scoring_windows(model_windows_days) -> tuple[int, ...]:
+    """The model's feature windows plus any the segments need that it lacks (e.g. 90 days for spend momentum)."""
+    from segments.inputs import REQUIRED_WINDOWS_DAYS
+
+    windows = tuple(model_windows_days)
+    return windows + tuple(days for days in REQUIRED_WINDOWS_DAYS if days not in windows)
+
+
 def account_for_customers(report: dict[str, Any], n_featured: int) -> dict[str, Any]:
     """Add to the reconciliation report the customers that have rows but no purchase day (refunds only)."""
     accounted = dict(report)
@@ -556,8 +564,10 @@ def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | No
     dataset = data or ctx.config.dataset
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
-    # Features with the spec the model was trained on, whatever the config says now.
-    features = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, model.time_unit, model.windows_days)
+    # Features with the spec the model was trained on, whatever the config says now, plus the
+    # windows the segments read (the model ignores columns it was not trained on).
+    windows = scoring_windows(model.windows_days)
+    features = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, model.time_unit, windows)
     if ctx.config.engine.name == "spark":
         predictions = step("scoring on Spark (spark_udf)", score_customers_on_spark, ctx, dataset, model, ingested, io=True)
     else:

@@ -45,6 +45,8 @@ INTERVAL_ACCELERATION = "purchase_interval_acceleration"
 CATEGORY_BREADTH_GROWTH = "category_breadth_growth"
 SPEND_90D = "spend_90d"
 TREND_COLUMNS = (AOV_TREND, INTERVAL_ACCELERATION, CATEGORY_BREADTH_GROWTH, SPEND_90D)
+#: The spend windows (features.behaviour ``windows_days``) whose columns the segments read.
+REQUIRED_WINDOWS_DAYS = (90,)
 
 REQUIRED_CUSTOMER_COLUMNS = (
     CUSTOMER_ID,

@@ -35,6 +35,15 @@ def test_tier_thresholds_must_be_ordered():
         load_config(overrides={"segments": {"tiers": {"silver": 6000}}})
 
 
+@pytest.mark.parametrize(
+    "windows, message",
+    [([30, 30], r"windows_days has repeated values: \[30, 30\]"), ([0, 90], "positive"), ([], "one or more")],
+)
+def test_feature_windows_must_be_distinct_positive_days(windows, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides={"features": {"windows_days": windows}})
+
+
 def test_missing_file_lists_the_builtins():
     with pytest.raises(ConfigError, match="built-in configs: base, demo, cdnow"):
         load_config("nope.yaml")

@@ -95,3 +95,16 @@ def test_train_replaces_a_champion_this_version_cannot_score_with(workdir, small
     assert second.promoted and "replaces an outdated champion" in second.promotion
     model, version = tracking.load_champion(ctx.workspace, data)
     assert version == second.model_version and model.model_format_ == models.pipeline.MODEL_FORMAT
+
+
+def test_a_model_without_the_90_day_window_still_scores(workdir, small_transactions, tmp_path):
+    """The segments read spend_90d; scoring builds it even when the model's windows lack it."""
+    config = tmp_path / "windows.yaml"
+    config.write_text("features:\n  windows_days: [45, 400]\nmodel:\n  horizon_days: 180\n")
+    ctx = Context.create(workdir, config)
+    data = str(small_transactions)
+    assert pipeline.run_train(ctx, data, None, step=pipeline.LocalSteps(6, quiet=True)).promoted
+    scored = pipeline.run_score(ctx, data, None, step=pipeline.LocalSteps(6, quiet=True))
+    assert scored.n_customers > 0
+    store = pipeline.open_store(ctx)
+    assert len(store.read_list("scores")) == len(store.read_list("tiers")) == scored.n_customers

@@ -105,3 +105,9 @@ def test_a_stale_extract_is_warned_about():
     (warning,) = pipeline.data_warnings(report, date(2025, 3, 1))
     assert "the data ends 2024-03-01, 365 days before the as-of date 2025-03-01" in warning
     assert "check that the extract is complete" in warning
+
+
+def test_scoring_features_carry_the_windows_the_segments_read():
+    """A model trained without a 90-day window still scores: the segments read spend_90d."""
+    assert pipeline.scoring_windows((30, 90, 180, 365)) == (30, 90, 180, 365)
+    assert pipeline.scoring_windows((45, 400)) == (45, 400, 90)
