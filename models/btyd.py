@@ -21,9 +21,57 @@ MIN_REPEAT_CUSTOMERS = 30
 Below this the population parameters of the repeat-purchase and drop-out processes are not
 identified well enough to rank anyone; the models refuse rather than return noise."""
 
+class StableParetoNBDFitter(ParetoNBDFitter):
+    """lifetimes' Pareto/NBD fitter with the A_0 term of the likelihood as a stable log-difference.
+
+    Fader & Hardie's note (pareto_nbd_derivations, eqs. 18-20) writes the likelihood with
+    A_0 = F(t_x) - F(T), F(u) = 2F1(r+s+x, b; r+s+x+1; |alpha-beta| / (max(alpha, beta) + u)) /
+    (max(alpha, beta) + u)^(r+s+x). lifetimes forms log A_0 with a signed logsumexp that returns NaN
+    when the two terms are equal and large (t_x = T, a frequent buyer who bought on the last day:
+    CDNOW has one with x = 170, and every Pareto/NBD score of the run failed on it). Here
+    log A_0 = log F(t_x) + log(-expm1(log F(T) - log F(t_x))): -inf (A_0 = 0) when t_x = T, exact
+    otherwise. lifetimes' prediction formulas read the likelihood through these overrides.
+    """
+
+    @staticmethod
+    def _log_A_0(params, freq, recency, age):  # noqa: N802 (lifetimes' name)
+        from scipy.special import hyp2f1
+
+        r, alpha, s, beta = params
+        freq, recency, age = (np.asarray(v, dtype="float64") for v in (freq, recency, age))
+        upper = max(alpha, beta)
+        second = (r + freq) if alpha < beta else np.full_like(freq, s + 1.0)
+        first = r + s + freq
+
+        def log_f(u):
+            return np.log(hyp2f1(first, second, first + 1.0, abs(alpha - beta) / (upper + u))) - first * np.log(upper + u)
+
+        at_last, at_end = log_f(recency), log_f(age)
+        with np.errstate(divide="ignore"):
+            return at_last + np.log(-np.expm1(np.minimum(at_end - at_last, 0.0)))
+
+    @staticmethod
+    def _conditional_log_likelihood(params, freq, rec, T):  # noqa: N803 (lifetimes' names)
+        r, alpha, s, beta = params
+        x = np.asarray(freq, dtype="float64")
+        T = np.asarray(T, dtype="float64")  # noqa: N806
+        log_a_1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        alive_at_end = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+        died_before = np.log(s) - np.log(r + s + x) + StableParetoNBDFitter._log_A_0(params, x, rec, T)
+        return log_a_1 + np.logaddexp(alive_at_end, died_before)
+
+    @staticmethod
+    def _negative_log_likelihood(params, freq, rec, T, weights, penalizer_coef):  # noqa: N803
+        if np.any(np.asarray(params) <= 0.0):
+            return np.inf
+        log_likelihood = StableParetoNBDFitter._conditional_log_likelihood(params, freq, rec, T)
+        penalty = penalizer_coef * np.sum(np.asarray(params) ** 2)
+        return -(weights * log_likelihood).sum() / weights.mean() + penalty
+
+
 PURCHASE_MODELS = {
     "bgnbd": (BetaGeoFitter, ("r", "alpha", "a", "b")),
-    "pareto": (ParetoNBDFitter, ("r", "alpha", "s", "beta")),
+    "pareto": (StableParetoNBDFitter, ("r", "alpha", "s", "beta")),
     "mbgnbd": (ModifiedBetaGeoFitter, ("r", "alpha", "a", "b")),
 }
 

@@ -15,6 +15,7 @@ from models.btyd import (
     NotFittedError,
     PurchaseModel,
     SpendModel,
+    StableParetoNBDFitter,
     bgnbd_negative_log_likelihood,
 )
 
@@ -43,6 +44,36 @@ def assert_close(params: pd.Series, published: dict, rel: float, half_unit: floa
 @pytest.mark.parametrize("model", ["bgnbd", "pareto"])
 def test_purchase_model_reproduces_published_cdnow_estimates(summary, model):
     assert_close(PurchaseModel(model).fit(summary).params_, PUBLISHED[model], rel=1e-3)
+
+
+def test_stable_pareto_nbd_equals_lifetimes_and_stays_finite_where_lifetimes_gives_nan():
+    params = pd.Series({"r": 0.611, "alpha": 95.3, "s": 0.3126, "beta": 43.06})  # CDNOW master in days
+    theirs, ours = ParetoNBDFitter(), StableParetoNBDFitter()
+    theirs.params_ = ours.params_ = params
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 30, 1000).astype(float)
+    T = rng.uniform(10.0, 500.0, 1000)
+    t_x = np.where(x > 0, rng.uniform(0.0, 1.0, 1000) * T, 0.0)
+    np.testing.assert_allclose(ours.conditional_probability_alive(x, t_x, T), theirs.conditional_probability_alive(x, t_x, T), rtol=1e-10)
+    np.testing.assert_allclose(
+        ours.conditional_expected_number_of_purchases_up_to_time(180, x, t_x, T),
+        theirs.conditional_expected_number_of_purchases_up_to_time(180, x, t_x, T),
+        rtol=1e-10,
+    )
+    # CDNOW's most frequent buyer: 170 repeat days, the last on the cutoff. lifetimes: NaN.
+    x, t_x, T = np.array([170.0, 170.0]), np.array([496.0, 495.0]), np.array([496.0, 496.0])
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(theirs.conditional_expected_number_of_purchases_up_to_time(180, x, t_x, T)[0])
+    p_alive = ours.conditional_probability_alive(x, t_x, T)
+    expected = ours.conditional_expected_number_of_purchases_up_to_time(180, x, t_x, T)
+    assert p_alive[0] == 1.0 and 0.99 < p_alive[1] < 1.0  # bought on the cutoff day: alive
+    assert np.isfinite(expected).all() and expected[0] > expected[1] > 0
+
+
+def test_pareto_scores_every_cdnow_master_customer(cdnow_master):
+    summary = btyd_summary(cdnow_master, dt.date(1998, 6, 30)).to_pandas().set_index("customer_id")
+    predictions = PurchaseModel("pareto").fit(summary).predict(summary, 180)
+    assert len(predictions) == 23570 and np.isfinite(predictions.to_numpy()).all()
 
 
 def test_gamma_gamma_reproduces_published_cdnow_estimates():
