@@ -46,8 +46,9 @@ class StableParetoNBDFitter(ParetoNBDFitter):
         def log_f(u):
             return np.log(hyp2f1(first, second, first + 1.0, abs(alpha - beta) / (upper + u))) - first * np.log(upper + u)
 
-        at_last, at_end = log_f(recency), log_f(age)
-        with np.errstate(divide="ignore"):
+        # inf - inf (2F1 overflowing) gives NaN, which the likelihood turns into a rejected step.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            at_last, at_end = log_f(recency), log_f(age)
             return at_last + np.log(-np.expm1(np.minimum(at_end - at_last, 0.0)))
 
     @staticmethod
@@ -58,7 +59,8 @@ class StableParetoNBDFitter(ParetoNBDFitter):
         log_a_1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         alive_at_end = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
         died_before = np.log(s) - np.log(r + s + x) + StableParetoNBDFitter._log_A_0(params, x, rec, T)
-        return log_a_1 + np.logaddexp(alive_at_end, died_before)
+        with np.errstate(invalid="ignore"):
+            return log_a_1 + np.logaddexp(alive_at_end, died_before)
 
     @staticmethod
     def _negative_log_likelihood(params, freq, rec, T, weights, penalizer_coef):  # noqa: N803
@@ -66,7 +68,10 @@ class StableParetoNBDFitter(ParetoNBDFitter):
             return np.inf
         log_likelihood = StableParetoNBDFitter._conditional_log_likelihood(params, freq, rec, T)
         penalty = penalizer_coef * np.sum(np.asarray(params) ** 2)
-        return -(weights * log_likelihood).sum() / weights.mean() + penalty
+        value = -(weights * log_likelihood).sum() / weights.mean() + penalty
+        # Where the likelihood cannot be evaluated (2F1 overflowing for very large s or beta) the
+        # simplex is sent back, as for non-positive parameters, instead of wandering on NaN.
+        return value if np.isfinite(value) else np.inf
 
 
 PURCHASE_MODELS = {

@@ -70,6 +70,14 @@ def test_stable_pareto_nbd_equals_lifetimes_and_stays_finite_where_lifetimes_giv
     assert np.isfinite(expected).all() and expected[0] > expected[1] > 0
 
 
+def test_stable_pareto_nbd_rejects_parameters_it_cannot_evaluate():
+    """Very large s and beta overflow 2F1; the simplex must be sent back (inf), never fed NaN."""
+    x, t_x, T, weights = np.array([170.0, 3.0]), np.array([400.0, 100.0]), np.array([496.0, 300.0]), np.ones(2)
+    for params in ([1.6, 58.4, 69.0, 40093.8], [1.6, 58.4, 1e6, 1e9]):
+        assert StableParetoNBDFitter._negative_log_likelihood(np.array(params), x, t_x, T, weights, 0.0) == np.inf
+    assert np.isfinite(StableParetoNBDFitter._negative_log_likelihood(np.array([0.6, 95.3, 0.31, 43.1]), x, t_x, T, weights, 0.0))
+
+
 def test_pareto_scores_every_cdnow_master_customer(cdnow_master):
     summary = btyd_summary(cdnow_master, dt.date(1998, 6, 30)).to_pandas().set_index("customer_id")
     predictions = PurchaseModel("pareto").fit(summary).predict(summary, 180)
