@@ -349,8 +349,20 @@ def _trim_spaces(text: str) -> str:
     """
 
 
+# Whole numbers a float64 holds exactly (2^53): ids within this range are written without ".0".
+EXACT_FLOAT_INTEGER = 2**53
+
+
 def text_of(value):
-    """A value as text without leading and trailing spaces; null for an empty string."""
+    """A value as text without leading and trailing spaces; null for an empty string.
+
+    A float column holding whole numbers (an integer id column that pandas stored as float because
+    of missing values) gives "12345", not "12345.0", so the ids match the same customers' ids in an
+    integer or text column; other floats keep the engine's text.
+    """
+    if value.type().is_floating():
+        whole = (value.abs() < EXACT_FLOAT_INTEGER) & (value % 1 == 0)  # no cast outside the int64 range
+        return whole.ifelse(value.cast("int64").cast("string"), _trim_spaces(value.cast("string")))
     return _trim_spaces(value.cast("string")).nullif("")
 
 

@@ -137,6 +137,24 @@ def test_ingest_csv_is_the_same_on_spark(case, tmp_path, spark_backend):
 
 
 @pytest.mark.spark
+def test_whole_number_float_ids_are_read_as_integers_on_both_engines(tmp_path, spark_backend):
+    """pandas stores an integer id column with a missing value as float: 12345.0 is customer "12345"."""
+    path = tmp_path / "float_ids.parquet"
+    pd.DataFrame(
+        {
+            "customer_id": [12345.0, 12345.0, None, 777.0, -4.0],
+            "order_ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-02-02", "2024-03-01", "2024-03-02"]),
+            "amount": [10.0, 20.0, 5.0, 7.5, 1.0],
+        }
+    ).to_parquet(path, index=False)
+    columns = ColumnMapping(customer_id="customer_id", order_ts="order_ts", amount="amount")
+    duck, spark = on_both(path, tmp_path, spark_backend, columns=columns)
+    assert_same_ingest(duck, spark)
+    assert sorted(set(duck.transactions.to_pandas()["customer_id"])) == ["-4", "12345", "777"]
+    assert duck.report["rows_set_aside"]["null_customer_id"] == 1
+
+
+@pytest.mark.spark
 def test_ingest_parquet_folder_numbers_rows_in_file_order(tmp_path, spark_backend):
     frame = pd.DataFrame(
         {

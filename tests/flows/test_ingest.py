@@ -76,6 +76,14 @@ def test_no_usable_row_is_an_error_naming_why(tmp_path):
     assert "every row is after" not in str(err.value)
 
 
+def test_float_ids_keep_fractions_and_huge_values_as_text(tmp_path):
+    path = tmp_path / "ids.parquet"
+    frame = pd.DataFrame({"cust": [3.0, 12.5, 1e300, 2.0**60], "when": pd.to_datetime(["2024-01-01"] * 4), "value": [1.0] * 4})
+    frame.to_parquet(path, index=False)
+    ids = load(path, tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value")).transactions.to_pandas()
+    assert sorted(ids["customer_id"]) == sorted(["3", "12.5", "1e+300", "1.152921504606847e+18"])
+
+
 def test_wrong_type_amount_column_is_an_error_with_examples(tmp_path):
     rows = [(c, d, "n/a" if i % 2 else v, o) for i, (c, d, v, o) in enumerate(GOOD_ROWS)]
     with pytest.raises(IngestError) as err:
