@@ -34,7 +34,7 @@ class OutdatedChampion(LookupError):
 
 CHAMPION_ALIAS = "champion"
 PRIMARY_METRIC = "normalized_gini"
-PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_ltv", "p_alive", "churn_probability")
+PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_spend_12m", "predicted_ltv", "p_alive", "churn_probability")
 
 
 def dataset_slug(dataset: str) -> str:

@@ -69,6 +69,7 @@ QUANTILE_POINTS = 1001
 PARALLEL_PERCENTILE_ROWS = 50_000
 LEVEL_SHRINKAGE = 0.5
 DAYS_PER_UNIT = {"days": 1, "weeks": 7}
+DAYS_PER_YEAR = 365
 
 
 def champion_rule(metrics: dict[str, dict[str, float]], textbook: str = "bgnbd_gg") -> str:
@@ -495,12 +496,28 @@ class CustomerValueModel:
         safe = total > 1e-12
         return np.where(safe, (increments @ weights) / np.where(safe, total, 1.0), even)
 
+    def year_share(self, features: pd.DataFrame) -> np.ndarray:
+        """Per customer, expected orders in the next 365 days over those in the horizon H.
+
+        Ratios of the BTYD order curve (``order_curve_shape``: exact, recency cancels). 1 for
+        H = 365; 365 / H (a constant rate) for a customer with no expected orders.
+        """
+        if self.horizon_days == DAYS_PER_YEAR:
+            return np.ones(len(features))
+        unit_days = DAYS_PER_UNIT[self.time_unit]
+        curve = self.purchase_model_.order_curve_shape(features, np.array([DAYS_PER_YEAR, self.horizon_days]) / unit_days)
+        safe = curve[:, 1] > 1e-12
+        return np.where(safe, curve[:, 0] / np.where(safe, curve[:, 1], 1.0), DAYS_PER_YEAR / self.horizon_days)
+
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Scores per customer from a ``customer_features`` table at the scoring date.
 
         Returns a DataFrame indexed by customer_id with ``predicted_orders`` (BTYD expected orders
-        over H), ``predicted_spend`` (undiscounted, from the champion), ``predicted_ltv``
-        (discounted), ``p_alive`` and ``churn_probability`` (no order in H; from the champion).
+        over H), ``predicted_spend`` (undiscounted, from the champion), ``predicted_spend_12m`` (the
+        champion's spend moved along the BTYD order curve to the next 365 days: the figure 12-month
+        tier thresholds compare with; equal to ``predicted_spend`` when H is 365 days),
+        ``predicted_ltv`` (discounted), ``p_alive`` and ``churn_probability`` (no order in H; from
+        the champion).
         """
         frame = self.feature_frame(features)
         horizon = self.btyd_features(frame, self.purchase_model_, self.spend_model_, self.horizon_days)
@@ -513,6 +530,7 @@ class CustomerValueModel:
             {
                 "predicted_orders": horizon["btyd_expected_orders"],
                 "predicted_spend": champion["predicted_spend"],
+                "predicted_spend_12m": champion["predicted_spend"] * self.year_share(frame),
                 "predicted_ltv": champion["predicted_spend"] * self.discount_factor(frame),
                 "p_alive": horizon["btyd_p_alive"],
                 "churn_probability": champion["churn_probability"],

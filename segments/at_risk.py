@@ -4,7 +4,7 @@ Rules:
 - Only members holding Silver or above are considered.
 - A member is at risk when any of these holds, and `reason` lists each that does ("; "-joined):
   "high churn risk" - churn_probability >= churn_threshold (exactly at the threshold counts);
-  "projected below <Tier>" - projected 12-month spend (predicted_spend x 365 / horizon_days) is
+  "projected below <Tier>" - projected 12-month spend (see `segments.rising_stars`) is
   below the held tier's threshold, i.e. the spend the model expects over the next year would not
   requalify them;
   "in grace until <date>" - their spend is already below the held tier (they keep it only until

@@ -32,6 +32,8 @@ from segments.settings import TIERS
 CUSTOMER_ID = "customer_id"
 ROLLING_12M_SPEND = "rolling_12m_spend"
 PREDICTED_SPEND = "predicted_spend"
+#: Optional: the model's spend forecast for the next 365 days (when its horizon is not 365 days).
+PREDICTED_SPEND_12M = "predicted_spend_12m"
 PREDICTED_ORDERS = "predicted_orders"
 PREDICTED_LTV = "predicted_ltv"
 P_ALIVE = "p_alive"

@@ -1,9 +1,10 @@
 """Rising stars: customers the model expects to climb to a higher tier, with the reasons why.
 
 Rules:
-- Projected 12-month spend = predicted_spend x 365 / horizon_days: the model's spend over its
-  horizon at a constant daily rate, so it compares with 12-month tier thresholds whatever the
-  horizon (exact for the default 365-day horizon).
+- Projected 12-month spend = predicted_spend_12m, the model's forecast for the next 365 days, when
+  the customers table has it (vipcast's model gives it: the horizon forecast moved along the BTYD
+  order curve to 365 days); otherwise predicted_spend x 365 / horizon_days, the horizon's spend at a
+  constant daily rate. Both equal predicted_spend for the default 365-day horizon.
 - The projected tier is the tier that amount would qualify for on this run's thresholds. A
   customer is a rising star when the projected tier is above the tier they hold now (Base into
   Silver counts) and p_alive >= rising_star_min_p_alive.
@@ -41,6 +42,7 @@ from segments.inputs import (
     P_ALIVE,
     PREDICTED_LTV,
     PREDICTED_SPEND,
+    PREDICTED_SPEND_12M,
     ROLLING_12M_SPEND,
     SPEND_90D,
 )
@@ -125,7 +127,10 @@ def rising_stars(
     rising_star_score and is_rising_star; the list has `RISING_STAR_COLUMNS` (reason_3 is missing
     when only two reasons were found).
     """
-    projected = projected_12m_spend(customers[PREDICTED_SPEND], horizon_days)
+    if PREDICTED_SPEND_12M in customers:
+        projected = customers[PREDICTED_SPEND_12M]
+    else:
+        projected = projected_12m_spend(customers[PREDICTED_SPEND], horizon_days)
     projected_rank = qualified_rank(projected, amounts)
     signals = trend_signals(customers)
     score = rising_star_score(customers[P_ALIVE], customers[PREDICTED_LTV], trend_index(signals))

@@ -24,7 +24,7 @@ def features(cdnow_sample):
 
 def test_predict_contract(fitted, features):
     scores = fitted.predict(features)
-    assert list(scores.columns) == ["predicted_orders", "predicted_spend", "predicted_ltv", "p_alive", "churn_probability"]
+    assert list(scores.columns) == ["predicted_orders", "predicted_spend", "predicted_spend_12m", "predicted_ltv", "p_alive", "churn_probability"]
     assert scores.index.name == "customer_id" and len(scores) == len(features) == 2357
     assert scores.notna().all().all()
     assert (scores["predicted_spend"] >= 0).all()
@@ -32,6 +32,28 @@ def test_predict_contract(fitted, features):
     # Discounting at 10% a year over 273 days lowers value by 0-7%.
     ratio = scores["predicted_ltv"] / scores["predicted_spend"]
     assert ratio.between((1.1) ** (-273 / 365), 1.0).all() and ratio.lt(1.0).all()
+
+
+def test_twelve_month_spend_follows_the_order_curve(fitted, features):
+    """H = 273 days: the next 365 days hold more orders, but fewer than a constant rate gives (decay)."""
+    scores = fitted.predict(features)
+    share = scores["predicted_spend_12m"] / scores["predicted_spend"].where(scores["predicted_spend"] > 0)
+    assert share.dropna().between(1.0, 365 / 273 + 1e-9).all() and share.dropna().lt(365 / 273 - 1e-6).any()
+    frame = features.set_index("customer_id")
+    # The full conditional expectations (with recency) give the same ratio: recency cancels.
+    exact = fitted.purchase_model_.predict(frame, 365)["expected_orders"] / fitted.purchase_model_.predict(frame, 273)["expected_orders"]
+    np.testing.assert_allclose(fitted.year_share(frame), exact.to_numpy(), rtol=1e-9)
+    yearly = copy_with(fitted, horizon_days=365)
+    np.testing.assert_array_equal(yearly.year_share(frame), np.ones(len(frame)))
+
+
+def copy_with(model, **changes):
+    import copy
+
+    changed = copy.copy(model)
+    for name, value in changes.items():
+        setattr(changed, name, value)
+    return changed
 
 
 @pytest.mark.parametrize("champion", ["bgnbd_gg", "lightgbm", "blend"])

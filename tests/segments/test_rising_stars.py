@@ -44,6 +44,18 @@ def test_projection_scales_the_horizon_to_a_year():
     assert list(result.rising_stars["customer_id"]) == ["just_over"]
 
 
+def test_the_models_twelve_month_forecast_is_the_projection_when_given():
+    """With predicted_spend_12m (the order curve's next 365 days) the linear scaling is not used."""
+    customers = customers_table(
+        {"customer_id": "decaying", "predicted_spend": 1000.0, "predicted_spend_12m": 1900.0},  # linear: 2027.8
+        {"customer_id": "steady", "predicted_spend": 980.0, "predicted_spend_12m": 2010.0},  # linear: 1987.2
+    )
+    result = nominate(customers, None, AS_OF, SegmentSettings(), horizon_days=180)
+    tiers = result.tiers.set_index("customer_id")
+    assert tiers.loc["decaying", "projected_12m_spend"] == 1900.0
+    assert list(result.rising_stars["customer_id"]) == ["steady"]
+
+
 def test_score_by_hand():
     # ln(1 + (e^2 - 1)) = 2; no trend; p_alive 0.5 -> 0.5 * 2 * 1 = 1.0
     customers = customers_table({"p_alive": 0.5, "predicted_ltv": math.e**2 - 1})
