@@ -360,10 +360,11 @@ def text_of(value):
     of missing values) gives "12345", not "12345.0", so the ids match the same customers' ids in an
     integer or text column; other floats keep the engine's text.
     """
+    text = value.cast("string")
     if value.type().is_floating():
         whole = (value.abs() < EXACT_FLOAT_INTEGER) & (value % 1 == 0)  # no cast outside the int64 range
-        return whole.ifelse(value.cast("int64").cast("string"), _trim_spaces(value.cast("string")))
-    return _trim_spaces(value.cast("string")).nullif("")
+        text = whole.ifelse(value.cast("int64").cast("string"), text)
+    return _trim_spaces(text).nullif("")
 
 
 def parsed_timestamp(value, date_format: str | None, engine: str):

@@ -175,11 +175,16 @@ def backtest_cutoff(as_of: date, horizon_days: int) -> date:
     return as_of - timedelta(days=horizon_days)
 
 
+def report_day(report: dict[str, Any], key: str) -> date:
+    """The calendar day of a timestamp in the reconciliation report (``first_order``, ``last_order``)."""
+    return date.fromisoformat(report[key][:10])
+
+
 def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
     """A clear error when the training run's backtest cutoff (as-of minus one horizon) has no history before it."""
     from models.btyd import InsufficientDataError
 
-    first_order = date.fromisoformat(ingested.report["first_order"][:10])
+    first_order = report_day(ingested.report, "first_order")
     if cutoff <= first_order:
         history = (ingested.as_of - first_order).days
         raise InsufficientDataError(
@@ -512,7 +517,7 @@ STALE_DATA_DAYS = 31
 
 def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     """Plain-language warnings about the input itself (a stale extract)."""
-    last_order = date.fromisoformat(report["last_order"][:10])
+    last_order = report_day(report, "last_order")
     quiet_days = (as_of - last_order).days
     if quiet_days > STALE_DATA_DAYS:
         return [

@@ -265,6 +265,11 @@ class CustomerValueModel:
         horizon = int(self.horizon_days)
         first_order = transactions.order_ts.min().execute()
         history_days = (cutoff - pd.Timestamp(first_order).date()).days
+        if history_days < 0:
+            raise InsufficientDataError(
+                f"no transactions on or before the cutoff {cutoff}: the first order is on "
+                f"{pd.Timestamp(first_order).date()}; choose a later cutoff"
+            )
         window = label_window_days(horizon, history_days, self.label_window_days)
         train_cutoff = cutoff - dt.timedelta(days=window)
 
@@ -488,7 +493,7 @@ class CustomerValueModel:
         unit_days = DAYS_PER_UNIT[self.time_unit]
         cumulative = self.purchase_model_.order_curve_shape(features, steps / unit_days)
         increments = np.diff(cumulative, axis=1, prepend=0.0)
-        midpoints = (steps - np.diff(np.append(0.0, steps)) / 2.0) / 365.0
+        midpoints = (steps - np.diff(np.append(0.0, steps)) / 2.0) / DAYS_PER_YEAR
         weights = (1.0 + rate) ** (-midpoints)
         total = cumulative[:, -1]
         # Customers with no expected orders get spend spread evenly over the horizon.

@@ -129,6 +129,8 @@ def test_errors(cdnow_sample, features, fitted):
         CustomerValueModel(horizon_days=10, champion="best").fit(cdnow_sample, CUTOFF)
     with pytest.raises(InsufficientDataError, match="training window"):
         CustomerValueModel(horizon_days=30).fit(cdnow_sample, dt.date(1997, 2, 15))
+    with pytest.raises(InsufficientDataError, match="no transactions on or before the cutoff 1996-06-30: the first order is on 1997-01-01"):
+        CustomerValueModel(horizon_days=30).fit(cdnow_sample, dt.date(1996, 6, 30))
 
 
 def test_fixed_champion_is_shipped(cdnow_sample, features):
