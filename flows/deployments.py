@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from flows.ingest import BUILTIN_SOURCES
 from flows.pipeline import Context
 
 SCORE_DEPLOYMENT = "weekly-scoring"
 TRAIN_DEPLOYMENT = "scheduled-training"
 
 
+def absolute_source(data: str) -> str:
+    """`data` with a relative file, folder or glob made absolute; names and database URLs as they are."""
+    if data in BUILTIN_SOURCES or "://" in data:
+        return data
+    return str(Path(data).expanduser().absolute())
+
+
+def absolute_config(config: str | None) -> str | None:
+    """A config file path made absolute; a built-in config name (or none) as it is."""
+    if config is None or not Path(config).exists():
+        return config
+    return str(Path(config).absolute())
+
+
 def build_deployments(ctx: Context, data: str | None = None, config: str | None = None):
-    """The two RunnerDeployments, with cron schedules and parameters from the config."""
+    """The two RunnerDeployments, with cron schedules and parameters from the config.
+
+    Paths in the parameters are absolute: a scheduled run may start in another working directory
+    (a worker's, or the runner's) than the `vipcast serve` that registered it.
+    """
     from prefect.schedules import Cron
 
     from flows.orchestration import score, train
 
     schedule = ctx.config.schedule
-    parameters = {"data": data or ctx.config.dataset, "workdir": str(ctx.workspace.root), "config": config}
+    parameters = {
+        "data": absolute_source(data or ctx.config.dataset),
+        "workdir": str(ctx.workspace.root),
+        "config": absolute_config(config),
+    }
     scoring = score.to_deployment(
         name=SCORE_DEPLOYMENT,
         schedules=[Cron(schedule.score_cron, timezone=schedule.timezone)],

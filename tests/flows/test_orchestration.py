@@ -26,6 +26,23 @@ def test_serve_registers_both_schedules(prefect_server, workdir):
     assert weekly.parameters["data"] == "demo" and weekly.parameters["workdir"] == str(ctx.workspace.root)
 
 
+def test_serve_parameters_do_not_depend_on_the_working_directory(prefect_server, workdir, tmp_path, monkeypatch):
+    from flows.deployments import build_deployments
+
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "orders.parquet").touch()
+    (tmp_path / "my.yaml").write_text("dataset: orders\n")
+    monkeypatch.chdir(tmp_path)
+    ctx = Context.create(workdir, config="my.yaml")
+    scoring, _ = build_deployments(ctx, data="shop/orders.parquet", config="my.yaml")
+    assert scoring.parameters["data"] == str(tmp_path / "shop" / "orders.parquet")
+    assert scoring.parameters["config"] == str(tmp_path / "my.yaml")
+    scoring, _ = build_deployments(ctx, data="shop/*.parquet", config="cdnow")
+    assert scoring.parameters["data"] == str(tmp_path / "shop" / "*.parquet") and scoring.parameters["config"] == "cdnow"
+    for kept in ("cdnow-sample", "sqlite:///shop.db#orders"):
+        assert build_deployments(ctx, data=kept)[0].parameters["data"] == kept
+
+
 def test_train_then_score_flows(prefect_server, workdir, small_transactions):
     from flows.orchestration import score, train
 
