@@ -15,6 +15,11 @@ from typing import Annotated, Optional
 
 import click
 import typer
+from typer._click import exceptions as typer_click_exceptions  # typer parses with its own copy of click
+
+# Usage errors come from typer's copy of click (parsing) or from click itself (raised here).
+CLICK_ERRORS = (click.ClickException, typer_click_exceptions.ClickException)
+ABORTS = (click.exceptions.Abort, typer.Abort)
 
 app = typer.Typer(
     name="vipcast",
@@ -109,7 +114,7 @@ def demo(
 def generate(
     customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    out: Annotated[Path, typer.Option("--out", help="Output Parquet file; ground truth goes to FILE.truth.parquet.")] = Path(
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Output Parquet file; ground truth goes to FILE.truth.parquet.")] = Path(
         "transactions.parquet"
     ),
     workdir: Workdir = None,
@@ -127,7 +132,7 @@ def generate(
 def features(
     data: Data = None,
     as_of: AsOf = None,
-    out: Annotated[Path, typer.Option("--out", help="Output Parquet file, one row per customer.")] = Path("features.parquet"),
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Output Parquet file, one row per customer.")] = Path("features.parquet"),
     engine: Engine = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
@@ -172,7 +177,7 @@ def score(
     data: Data = None,
     as_of: AsOf = None,
     horizon_days: HorizonDays = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write scores and lists to this folder.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False, help="Also write scores and lists to this folder.")] = None,
     engine: Engine = None,
     prefect: UsePrefect = None,
     workdir: Workdir = None,
@@ -200,7 +205,7 @@ def backtest(
     data: Data = None,
     cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Backtest cutoff YYYY-MM-DD.")] = None,
     horizon_days: HorizonDays = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON to this file.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", dir_okay=False, help="Write the metrics as JSON to this file.")] = None,
     engine: Engine = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
@@ -210,9 +215,10 @@ def backtest(
     from flows.pipeline import run_backtest, summary_table
 
     ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+    if json_out is not None:  # before the backtest: a bad path fails now, not after minutes of fitting
+        json_out.parent.mkdir(parents=True, exist_ok=True)
     result = run_backtest(ctx, data=data, cutoff=parse_date(cutoff, "--cutoff"))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
     typer.echo(summary_table(result.to_dict()))
 
@@ -222,7 +228,7 @@ def lists_command(
     name: Annotated[ListName, typer.Argument(help="Which list.")],
     top: Annotated[Optional[int], typer.Option("--top", min=1, help="Only the first N rows.")] = None,
     fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.csv,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", dir_okay=False, help="Write to this file instead of stdout.")] = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
     debug: Debug = False,
@@ -280,6 +286,8 @@ HINTS = {
     "StoreBusy": "another process is writing the outputs store; try again in a moment",
 }
 EXPECTED = tuple(HINTS)
+# Errors of the user's input or paths (e.g. --out naming a folder, --workdir naming a file).
+EXPECTED_TYPES = (ValueError, LookupError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def main() -> None:
@@ -287,11 +295,13 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except ABORTS:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except CLICK_ERRORS as exc:
         exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -300,7 +310,7 @@ def main() -> None:
         if debug:
             raise
         name = type(exc).__name__
-        expected = isinstance(exc, (ValueError, FileNotFoundError, PermissionError, LookupError)) or name in EXPECTED
+        expected = isinstance(exc, EXPECTED_TYPES) or name in EXPECTED
         prefix = "error" if expected else f"internal error ({name})"
         typer.echo(f"{prefix}: {exc}", err=True)
         typer.echo(f"hint: {HINTS.get(name, 'run again with --debug for the full traceback')}", err=True)

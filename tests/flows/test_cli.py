@@ -40,6 +40,22 @@ def test_bad_date_is_a_usage_error():
     assert "is not a date in YYYY-MM-DD form" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("score", "--horizon-days", "0"), "Invalid value for '--horizon-days'"),
+        (("lists", "tiers", "--top", "0"), "Invalid value for '--top'"),
+        (("lists", "foo"), "'foo' is not one of"),
+        (("score", "--bogus"), "No such option: --bogus"),
+        (("nosuch",), "No such command 'nosuch'"),
+    ],
+)
+def test_usage_errors_name_the_option_and_exit_2(args, message, tmp_path):
+    result = vipcast(*args, "--workdir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "internal error" not in result.stderr
+
+
 def test_missing_file_is_one_line_with_a_hint(tmp_path):
     result = vipcast("features", "--data", str(tmp_path / "nope.csv"), "--workdir", str(tmp_path))
     assert result.returncode == 2
