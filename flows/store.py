@@ -27,7 +27,8 @@ A run's list rows and its ``runs`` row are written in ONE transaction, so a run 
 once committed; a writer that fails or is killed (even with SIGKILL) leaves the previous runs
 whole and no partial run. Writing a ``run_id`` that already exists replaces that run (delete and
 insert in the same transaction), so re-running a scoring run is idempotent. Exports are written
-into a temporary folder next to the target, fsynced, then renamed over the old files.
+into a temporary folder next to the target, fsynced, then renamed over the old files; export files
+the run did not write (another format, a list it lacks) are removed before ``run.json`` goes last.
 
 Concurrency
 -----------
@@ -85,6 +86,9 @@ TIER_COLUMNS = ("tier", "current_tier", "to_tier")
 """The column a tier filter applies to, first one present: the customer's current tier."""
 
 EXPORT_FORMATS = ("csv", "parquet")
+_EXPORT_FILE_NAMES = frozenset(
+    {f"{name}.{fmt}" for name in LIST_NAMES if name not in INTERNAL_LISTS for fmt in EXPORT_FORMATS} | {"run.json"})
+"""Every file name an export writes: the only files in its folder it replaces or removes."""
 
 _DUCKDB_LOCK_MESSAGE = "Could not set lock"
 _DUCKDB_ROW_GROUP_ROWS = 122_880
@@ -783,8 +787,13 @@ class OutputsStore:
         selected = ", ".join(_quote(column) for column in ["row_order", *columns])
         return f"SELECT {selected} FROM {_quote(name)} WHERE run_id = :run_id", {"run_id": run_id}
 
-    def _customer_condition(self, connection: _Connection, table: str, customer_id: Any) -> tuple[str, Any] | None:
-        """SQL condition and parameter matching a customer id given as text or number."""
+    def _customer_condition(self, connection: _Connection, table: str, customer_id: Any,
+                            column: str = "customer_id") -> tuple[str, Any] | None:
+        """SQL condition and parameter matching a customer id given as text or number.
+
+        ``column`` is how the query names the table's customer_id column (``s.customer_id`` when
+        the table has an alias); the condition applies to it as a whole, cast and all.
+        """
         kind = connection.columns(table).get("customer_id")
         if kind is None:
             return None
@@ -796,9 +805,9 @@ class OutputsStore:
             if kind == "bigint":
                 if not number.is_integer():
                     return None
-                return "customer_id = :customer_id", int(number)
-            return "customer_id = :customer_id", number
-        return f"CAST(customer_id AS {self._sql_type('text')}) = :customer_id", str(customer_id)
+                return f"{column} = :customer_id", int(number)
+            return f"{column} = :customer_id", number
+        return f"CAST({column} AS {self._sql_type('text')}) = :customer_id", str(customer_id)
 
     def customer_rows(self, customer_id: Any, run_id: str) -> dict[str, dict[str, Any]]:
         """The customer's row in each list of one run (lists the customer is not in are left out)."""
@@ -825,7 +834,7 @@ class OutputsStore:
         with self._reading() as connection:
             if connection is None or not connection.columns(RUNS_TABLE):
                 return pd.DataFrame()
-            condition = self._customer_condition(connection, "scores", customer_id)
+            condition = self._customer_condition(connection, "scores", customer_id, column="s.customer_id")
             if condition is None:
                 return pd.DataFrame()
             score_columns = [column for column in connection.columns("scores")
@@ -834,7 +843,7 @@ class OutputsStore:
             return connection.fetch_df(
                 f"SELECT r.run_id, r.as_of, r.model_name, r.model_version{selected} "
                 f"FROM scores s JOIN {RUNS_TABLE} r ON r.run_id = s.run_id "
-                f"WHERE s.{condition[0]} ORDER BY r.as_of, r.created_at",
+                f"WHERE {condition[0]} ORDER BY r.as_of, r.created_at",
                 {"customer_id": condition[1]},
             )
 
@@ -877,7 +886,10 @@ class OutputsStore:
         The files hold what :meth:`read_list` gives, as pandas' ``to_csv(index=False)`` and
         ``to_parquet(index=False)`` write it. Files are written into a temporary folder inside
         out_dir, fsynced, then renamed over the old ones, so a reader never sees half a file and a
-        killed export leaves the previous files whole. Returns the paths written.
+        killed export leaves the previous files whole. Export files of an earlier export that this
+        one does not write (another format, a list this run lacks) are then removed, and ``run.json``
+        is renamed last: once it names this run, out_dir holds exactly this run's export files.
+        Other files in out_dir are left alone. Returns the paths written.
         """
         unknown = [fmt for fmt in formats if fmt not in EXPORT_FORMATS]
         if unknown:
@@ -892,7 +904,12 @@ class OutputsStore:
         staging = Path(tempfile.mkdtemp(prefix=".vipcast-export-", dir=target))
         written: list[Path] = []
         try:
-            for path in self._stage_export(run_id, staging, formats):
+            staged = self._stage_export(run_id, staging, formats)
+            left_over = _EXPORT_FILE_NAMES - {path.name for path in staged}
+            for path in staged:
+                if path.name == "run.json":  # staged last: remove the files of earlier exports first
+                    for name in sorted(left_over):
+                        (target / name).unlink(missing_ok=True)
                 final = target / path.name
                 os.replace(path, final)
                 written.append(final)
@@ -902,7 +919,7 @@ class OutputsStore:
         return written
 
     def _stage_export(self, run_id: str, staging: Path, formats: Sequence[str]) -> list[Path]:
-        """Write a run's export files into staging, each fsynced; their paths."""
+        """Write a run's export files into staging, each fsynced; their paths, ``run.json`` last."""
         staged: list[Path] = []
         # fsync each file in the background while the next one is formatted: flushing a few
         # hundred MB of CSV to disk takes about as long as formatting them.

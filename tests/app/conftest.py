@@ -13,9 +13,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, N_CUSTOMERS, LiveServer, TestClient, make_client  # noqa: E402
-from fake_outputs import fake_lists, fake_run_info  # noqa: E402
+from fake_outputs import fake_lists, fake_run_info, with_text_ids  # noqa: E402
 
 from flows.store import OutputsStore  # noqa: E402
+
+
+def two_weekly_runs(folder: str, id_template: str | None = None) -> Path:
+    """A store in folder with two weekly runs of N_CUSTOMERS customers; ids as text by id_template if given."""
+    path = Path(folder) / "outputs.duckdb"
+    store = OutputsStore(path)
+    for as_of, model_version, seed in ((AS_OF_OLD, "2", 1), (AS_OF_NEW, "3", 2)):
+        lists = fake_lists(N_CUSTOMERS, seed=seed)
+        if id_template is not None:
+            lists = with_text_ids(lists, id_template)
+        store.write_run(fake_run_info(as_of, N_CUSTOMERS, model_version=model_version), lists)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -23,16 +35,24 @@ def filled_store_path() -> Iterator[Path]:
     """Two weekly runs of 2,000 customers; the app only reads it, so tests share it."""
     # Not under pytest's basetemp: another pytest run on the machine may prune it mid-session.
     with tempfile.TemporaryDirectory(prefix="vipcast-app-tests-") as folder:
-        path = Path(folder) / "outputs.duckdb"
-        store = OutputsStore(path)
-        store.write_run(fake_run_info(AS_OF_OLD, N_CUSTOMERS, model_version="2"), fake_lists(N_CUSTOMERS, seed=1))
-        store.write_run(fake_run_info(AS_OF_NEW, N_CUSTOMERS), fake_lists(N_CUSTOMERS, seed=2))
-        yield path
+        yield two_weekly_runs(folder)
 
 
 @pytest.fixture
 def filled_store(filled_store_path: Path) -> OutputsStore:
     return OutputsStore(filled_store_path, read_only=True)
+
+
+@pytest.fixture(scope="session", params=["C{:07d}", "{:05d}"], ids=["demo-ids", "cdnow-ids"])
+def text_id_store_path(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """filled_store_path's runs with text customer ids: the demo's ``C0001005`` or CDNOW's ``01005``."""
+    with tempfile.TemporaryDirectory(prefix="vipcast-app-tests-") as folder:
+        yield two_weekly_runs(folder, request.param)
+
+
+@pytest.fixture
+def text_id_store(text_id_store_path: Path) -> OutputsStore:
+    return OutputsStore(text_id_store_path, read_only=True)
 
 
 @pytest.fixture
@@ -44,6 +64,12 @@ def empty_store(tmp_path: Path) -> OutputsStore:
 def client(filled_store: OutputsStore) -> TestClient:
     """Authorized by header on every request; the API key is API_KEY."""
     return make_client(filled_store, API_KEY, headers={"X-API-Key": API_KEY})
+
+
+@pytest.fixture
+def text_id_client(text_id_store: OutputsStore) -> TestClient:
+    """As client, over a store whose customer ids are text."""
+    return make_client(text_id_store, API_KEY, headers={"X-API-Key": API_KEY})
 
 
 @pytest.fixture

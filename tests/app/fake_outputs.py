@@ -126,3 +126,9 @@ def fake_lists(n_customers: int, seed: int = 0, n_rising_stars: int | None = Non
     ])
     return {"scores": scores, "tiers": tiers, "rising_stars": rising_stars, "at_risk": at_risk,
             "events": events, "economics": economics}
+
+
+def with_text_ids(lists: dict[str, pd.DataFrame], template: str) -> dict[str, pd.DataFrame]:
+    """The lists with each integer customer id written as text by template (``C{:07d}``: ``C0001005``)."""
+    return {name: frame.assign(customer_id=frame["customer_id"].map(template.format)) if "customer_id" in frame
+            else frame for name, frame in lists.items()}

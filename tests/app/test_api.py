@@ -84,6 +84,21 @@ def test_customer_has_scores_tier_lists_and_history(client, filled_store: Output
     assert older["run"]["as_of"] == "2026-11-09"
 
 
+def test_a_customer_with_a_text_id_is_found_by_that_text_only(text_id_client, text_id_store: OutputsStore) -> None:
+    star = text_id_store.read_list("rising_stars", top=1).iloc[0]
+    customer = star["customer_id"]
+    response = text_id_client.get(f"/api/v1/customers/{customer}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["customer_id"] == body["scores"]["customer_id"] == customer
+    assert body["rising_star"]["target_tier"] == star["target_tier"]
+    assert [run["as_of"] for run in body["history"]] == [AS_OF_OLD.isoformat(), AS_OF_NEW.isoformat()]
+    assert any(event["event"] == "new_rising_star" for event in body["events"])
+    # "C0001005" and "01005" are not customer 1005.
+    number = customer.lstrip("C0")
+    assert text_id_client.get(f"/api/v1/customers/{number}").json()["detail"].startswith(f"unknown customer '{number}'")
+
+
 BAD_REQUESTS = [
     ("/api/v1/lists/vip-party", 404, "'rising-stars', 'at-risk', 'tiers' or 'events'"),
     ("/api/v1/lists/tiers?top=-3", 400, "'top': Input should be greater than or equal to 1"),

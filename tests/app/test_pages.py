@@ -117,6 +117,18 @@ def test_customer_page_shows_tier_progress_scores_and_history(client, filled_sto
                       ).headers["location"] == f"/customers/{customer}"
 
 
+def test_customer_page_of_a_text_id_is_linked_from_the_lists(text_id_client, text_id_store: OutputsStore) -> None:
+    star = text_id_store.read_list("rising_stars", tier="Silver", top=1).iloc[0]
+    customer = star["customer_id"]
+    assert f'href="/customers/{customer}"' in text_id_client.get("/lists/rising-stars").text
+    response = text_id_client.get(f"/customers/{customer}")
+    assert response.status_code == 200
+    text = text_of(response.text)
+    assert f"Customer {customer} Silver" in text
+    assert "History across runs" in text and AS_OF_OLD.isoformat() in text
+    assert text_id_client.get(f"/customers/{customer.lstrip('C0')}").status_code == 404
+
+
 def test_runs_page_lists_every_run(client, filled_store: OutputsStore) -> None:
     text = text_of(client.get("/runs").text)
     for run in filled_store.runs():

@@ -386,6 +386,33 @@ def test_customer_history_and_rows_match_ids_given_as_text(store: OutputsStore) 
     assert store.customer_rows("404", "r2") == {}
 
 
+def five_customers_with_text_ids(spend_bump: float = 0.0) -> dict[str, pd.DataFrame]:
+    """five_customers with demo- and CDNOW-style text ids, three of which look like the number 4."""
+    text_ids = {1: "C0000001", 2: "00004", 3: "4", 4: "C0000004", 5: "04"}
+    return {name: frame.assign(customer_id=frame["customer_id"].map(text_ids)) if "customer_id" in frame else frame
+            for name, frame in five_customers(spend_bump).items()}
+
+
+def test_customer_history_and_rows_match_text_ids_exactly(store: OutputsStore) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers_with_text_ids())
+    store.write_run(run_info("r2", AS_OF_2), five_customers_with_text_ids(spend_bump=1000.0))
+
+    history = store.customer_history("00004")
+    assert history["run_id"].tolist() == ["r1", "r2"]
+    assert history["tier"].tolist() == ["Gold", "Gold"]
+    assert history["rolling_12m_spend"].tolist() == [6000.0, 7000.0]
+    assert store.customer_history("C0000004")["rolling_12m_spend"].tolist() == [1900.0, 2900.0]
+    assert store.customer_history(4)["tier"].tolist() == ["Silver", "Silver"]
+    assert store.customer_history("0004").empty
+
+    assert set(store.customer_rows("00004", "r2")) == {"scores", "tiers"}
+    assert store.customer_rows("C0000004", "r2")["rising_stars"]["target_tier"] == "Silver"
+    assert store.customer_rows("4", "r2")["at_risk"]["days_since_last_order"] == 120
+    assert store.customer_rows("0004", "r2") == {}
+    assert store.read_list("events", customer_id="C0000004")["event"].tolist() == ["new_rising_star"]
+    assert store.read_list("events", customer_id="00004").empty
+
+
 def test_tier_summary_and_movement(store: OutputsStore) -> None:
     store.write_run(run_info("r1", AS_OF_1), five_customers())
     second = five_customers()
@@ -478,6 +505,35 @@ def test_export_writes_every_list_as_csv_and_parquet(store: OutputsStore, tmp_pa
     assert json.loads((out_dir / "run.json").read_text())["run_id"] == "r1"
     with pytest.raises(ValueError, match="xlsx"):
         store.export_run("r1", out_dir, formats=("xlsx",))
+
+
+def test_an_export_leaves_only_its_own_run_s_files(store: OutputsStore, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    without_economics = {name: frame for name, frame in five_customers(spend_bump=1000.0).items() if name != "economics"}
+    store.write_run(run_info("r2", AS_OF_2), without_economics)
+    out_dir = tmp_path / "exports"
+    store.export_run("r1", out_dir, formats=("csv", "parquet"))
+    not_the_exports = ["notes.txt", "state.csv", "scores.xlsx"]
+    for name in not_the_exports:
+        (out_dir / name).write_text("someone else's")
+    real_replace = os.replace
+    there_when_run_json_lands = []
+
+    def replace(source, target):
+        if Path(target).name == "run.json":
+            there_when_run_json_lands.extend(name for name in os.listdir(out_dir) if not name.startswith("."))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    written = store.export_run("r2", out_dir, formats=("parquet",))
+
+    exported = sorted([f"{name}.parquet" for name in without_economics] + ["run.json"])
+    assert sorted(path.name for path in written) == exported
+    assert sorted(os.listdir(out_dir)) == sorted(exported + not_the_exports)
+    assert sorted(there_when_run_json_lands) == sorted(exported + not_the_exports)
+    assert json.loads((out_dir / "run.json").read_text())["run_id"] == "r2"
+    assert_frame_matches(pd.read_parquet(out_dir / "tiers.parquet"), without_economics["tiers"])
 
 
 def test_an_interrupted_export_leaves_whole_files(store: OutputsStore, tmp_path: Path,
