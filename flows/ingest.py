@@ -21,7 +21,7 @@ import glob
 import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,9 @@ def parse_source(src: str, table: str | None = None) -> Source:
         )
     if matches == []:
         raise IngestError(f"{src}: the glob matches no file")
-    files = matches or (sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [src])
+    files = matches or (folder_files(path) if path.is_dir() else [src])
+    if not files:
+        raise IngestError(f"{src}: the folder holds no data file (CSV or Parquet, in it or in its subfolders)")
     suffixes = {Path(f.removesuffix(".gz")).suffix.lower() for f in files}
     if suffixes <= {".parquet", ".pq"}:
         return Source("parquet", src)
@@ -150,6 +152,19 @@ def ensure_demo_dataset(workdir: Path) -> Path:
     return path
 
 
+def folder_files(folder: Path) -> list[str]:
+    """The data files of a folder and its subfolders (e.g. Hive partitions `year=2024/`), sorted.
+
+    Hidden files and folders and those starting with '_' are not data: Spark's and Hadoop's
+    `_SUCCESS`, `_temporary/`, `.part-0.crc`, `.DS_Store`.
+    """
+    def is_data(path: Path) -> bool:
+        parts = path.relative_to(folder).parts
+        return path.is_file() and not any(part.startswith((".", "_")) for part in parts)
+
+    return sorted(str(p) for p in folder.rglob("*") if is_data(p))
+
+
 def source_files(source: Source) -> list[str]:
     """The files of a CSV or Parquet source, in the order their rows are numbered (sorted paths)."""
     location = source.location
@@ -157,7 +172,7 @@ def source_files(source: Source) -> list[str]:
         return sorted(glob.glob(location))
     path = Path(location)
     if path.is_dir():
-        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        return folder_files(path)
     return [location]
 
 
@@ -187,11 +202,40 @@ def _builtin_or_database_frame(source: Source):
     if source.kind == "builtin":
         return _cdnow_frame(sample=source.location == "cdnow-sample")
     try:
-        backend = ibis.connect(source.location)
+        backend = connect_database(source)
         remote = backend.table(source.table)
         return remote.to_pyarrow()
+    except IngestError:
+        raise
     except Exception as exc:  # driver errors vary by database; the message says which
         raise IngestError(f"{source.label}: cannot read the table ({type(exc).__name__}: {exc})") from exc
+
+
+# Databases kept in one file: their URL names the file the way SQLAlchemy reads it (the outputs
+# store's URLs too): sqlite:///shop.db is ./shop.db, sqlite:////data/shop.db is /data/shop.db.
+FILE_DATABASES = ("sqlite", "duckdb")
+
+
+def database_file(url: str) -> Path | None:
+    """The file a sqlite:// or duckdb:// URL names (relative to the working directory), else None."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in FILE_DATABASES:
+        return None
+    return Path(rest.removeprefix("/").split("?")[0])
+
+
+def connect_database(source: Source):
+    """An Ibis connection to the source's database; a file database must exist (never created empty)."""
+    path = database_file(source.location)
+    if path is None:
+        return ibis.connect(source.location)
+    if not path.is_file():
+        raise IngestError(
+            f"{source.label}: no such database file: {path.absolute()}"
+            " (sqlite:///shop.db is ./shop.db, sqlite:////data/shop.db is /data/shop.db)"
+        )
+    scheme = source.location.partition("://")[0].lower()
+    return ibis.sqlite.connect(path) if scheme == "sqlite" else ibis.duckdb.connect(path, read_only=True)
 
 
 def _parquet_row_offsets(con, files: list[str]) -> list[tuple[str, int]]:
@@ -296,8 +340,24 @@ def read_raw(con, source: Source, workdir: Path):
         else:
             _read_files_spark(con, source)
     except Exception as exc:
-        raise IngestError(f"{source.label}: cannot read as {source.kind} ({str(exc).splitlines()[0]})") from exc
+        raise IngestError(f"{source.label}: cannot read as {source.kind} ({reader_problem(exc)})") from exc
     return con.table(RAW_VIEW)
+
+
+# Lines of a reader's error that say what is wrong (DuckDB's CSV errors run to twenty lines).
+TELLING_LINES = ("Original Line:", "Expected Number of Columns", "file = ", "Invalid unicode")
+
+
+def reader_problem(exc: Exception) -> str:
+    """A reader's error in one line: its first line and the lines naming the file, line and problem."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    telling = [line for line in lines[1:] if line.startswith(TELLING_LINES)]
+    problem = "; ".join(lines[:1] + telling)
+    if any(line.startswith("Invalid unicode") for line in telling):
+        problem += "; save the file as UTF-8 text (Excel: 'CSV UTF-8')"
+    return problem
 
 
 def materialize(con, name: str, table):
@@ -320,6 +380,8 @@ ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)
 # An ISO timestamp with a UTC offset (+02:00, -0500): read explicitly and converted to UTC.
 ISO_WITH_OFFSET = r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)([+-])(\d{2}):?(\d{2})$"
 DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+# A number with thousands separators, as spreadsheets export it: 1,587.65 or -12,000.
+GROUPED_NUMBER = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 
 
 @ibis.udf.scalar.builtin(name="try_strptime")
@@ -341,30 +403,75 @@ def _spark_pattern(date_format: str) -> str:
 
 
 @ibis.udf.scalar.builtin(name="trim")
-def _trim_spaces(text: str) -> str:
-    """Leading and trailing spaces removed (the same function on DuckDB and Spark).
+def _duckdb_trim(text: str, characters: str) -> str:
+    """DuckDB: `characters` removed from both ends."""
+
+
+@ibis.udf.scalar.builtin(name="btrim")
+def _spark_btrim(text: str, characters: str) -> str:
+    """Spark: `characters` removed from both ends.
 
     Not Ibis's `strip()`: on Spark it trims the letters 'f' and 'v' too (its '\\f' and '\\v' are
     not escapes in Spark SQL string literals), turning customer 'f' into ''.
     """
 
 
+# Trimmed from both ends of every text value: spaces, tabs, line breaks and no-break spaces.
+BLANKS = " \t\n\r\u00a0"
+# Text that means "no value" in exports (pandas' default missing-value markers, SQL NULL, the
+# '\N' of MySQL and PostgreSQL dumps): read as null, so "NULL" is never a customer or an order id.
+NULL_TOKENS = (
+    "", "NULL", "null", "Null", "NA", "N/A", "n/a", "NaN", "nan", "NAN", "-NaN", "-nan",
+    "None", "none", "NONE", "<NA>", "#N/A", "#NA", "\\N",
+)
+
+
 # Whole numbers a float64 holds exactly (2^53): ids within this range are written without ".0".
 EXACT_FLOAT_INTEGER = 2**53
 
 
-def text_of(value):
-    """A value as text without leading and trailing spaces; null for an empty string.
+def text_of(value, engine: str):
+    """A value as text without surrounding blanks; null for an empty string or a missing-value marker.
 
     A float column holding whole numbers (an integer id column that pandas stored as float because
     of missing values) gives "12345", not "12345.0", so the ids match the same customers' ids in an
-    integer or text column; other floats keep the engine's text.
+    integer or text column; other floats keep the engine's text, and NaN is null.
     """
     text = value.cast("string")
     if value.type().is_floating():
         whole = (value.abs() < EXACT_FLOAT_INTEGER) & (value % 1 == 0)  # no cast outside the int64 range
-        text = whole.ifelse(value.cast("int64").cast("string"), text)
-    return _trim_spaces(text).nullif("")
+        text = value.isnan().ifelse(ibis.null("string"), whole.ifelse(value.cast("int64").cast("string"), text))
+    trimmed = (_duckdb_trim if engine == "duckdb" else _spark_btrim)(text, BLANKS)
+    return trimmed.isin(NULL_TOKENS).ifelse(ibis.null("string"), trimmed)
+
+
+@ibis.udf.scalar.builtin(name="make_timestamp")
+def _duckdb_micros_timestamp(micros: int) -> datetime:
+    """DuckDB: the UTC timestamp `micros` microseconds after 1970-01-01."""
+
+
+@ibis.udf.scalar.builtin(name="timestamp_micros")
+def _spark_micros_timestamp(micros: int) -> datetime:
+    """Spark: the timestamp `micros` microseconds after 1970-01-01 (UTC in vipcast's sessions)."""
+
+
+# source.date_format values for Unix times (numbers since 1970-01-01 UTC), and the units per second.
+EPOCH_UNITS = {"epoch": 1, "epoch_ms": 1_000, "epoch_us": 1_000_000}
+
+
+def check_date_format(date_format: str | None) -> None:
+    """Refuse a date format no engine can parse with, naming it (before any row is read)."""
+    if date_format is None or date_format in EPOCH_UNITS:
+        return
+    import duckdb
+
+    try:
+        duckdb.connect().execute("select try_strptime('2000-01-01', ?)", [date_format]).fetchall()
+    except duckdb.Error as exc:
+        raise IngestError(
+            f"source.date_format {date_format!r} is not a date format ({str(exc).splitlines()[0]}); write it with "
+            f"strftime codes such as '%d/%m/%Y %H:%M', or 'epoch' / 'epoch_ms' / 'epoch_us' for Unix times"
+        ) from None
 
 
 def parsed_timestamp(value, date_format: str | None, engine: str):
@@ -372,7 +479,14 @@ def parsed_timestamp(value, date_format: str | None, engine: str):
     dtype = value.type()
     if dtype.is_timestamp() or dtype.is_date():
         return value.cast("timestamp")
-    text = text_of(value)
+    if date_format in EPOCH_UNITS:
+        seconds = parsed_number(value, engine) / EPOCH_UNITS[date_format]
+        first, last = (datetime.combine(day, time.min).replace(tzinfo=timezone.utc).timestamp() for day in AS_OF_RANGE)
+        in_range = seconds.between(first, last)
+        micros = (seconds * 1_000_000).round().cast("int64")
+        stamp = _duckdb_micros_timestamp(micros) if engine == "duckdb" else _spark_micros_timestamp(micros)
+        return in_range.ifelse(stamp, ibis.null("timestamp"))
+    text = text_of(value, engine)
     if date_format:
         if engine == "duckdb":
             return _duckdb_try_strptime(text, date_format)
@@ -390,14 +504,15 @@ def utc_of_offset_timestamp(text):
     return seconds.as_timestamp("s")
 
 
-def parsed_number(value):
+def parsed_number(value, engine: str):
     """A source column as a finite float64; null where it does not hold a number (NaN and infinities included)."""
     dtype = value.type()
     if dtype.is_numeric() and not dtype.is_boolean():
         number = value.cast("float64")
     else:
-        text = text_of(value)
-        number = text.re_search(DECIMAL_NUMBER).ifelse(text.try_cast("float64"), ibis.null("float64"))
+        text = text_of(value, engine)
+        grouped = text.re_search(GROUPED_NUMBER).ifelse(text.replace(",", "").try_cast("float64"), ibis.null("float64"))
+        number = text.re_search(DECIMAL_NUMBER).ifelse(text.try_cast("float64"), grouped)
     return (number.isnan() | number.isinf()).ifelse(ibis.null("float64"), number)
 
 
@@ -428,9 +543,9 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
         if kind == "timestamp":
             columns[name] = parsed_timestamp(value, date_format, engine)
         elif kind == "double":
-            columns[name] = parsed_number(value)
+            columns[name] = parsed_number(value, engine)
         else:
-            columns[name] = text_of(value)
+            columns[name] = text_of(value, engine)
     return raw.select(**columns)
 
 
@@ -493,7 +608,49 @@ def _python_rows(table) -> list[dict[str, Any]]:
 def _examples(values, label: str, limit: int = 3) -> str:
     """A few offending raw values: `values` has the row number (_row) and the raw value (value)."""
     rows = _python_rows(values.order_by("_row").limit(limit))
-    return "; ".join(f"data row {row['_row']}: {label}={row['value']!r}" for row in rows)
+    return "; ".join(f"data row {row['_row']}: {label}={_shown(row['value'])}" for row in rows)
+
+
+def _shown(value) -> str:
+    """A raw value as a user wrote it: dates and times in ISO form, text quoted."""
+    if isinstance(value, (datetime, date)):
+        return repr(value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat())
+    return repr(value)
+
+
+def source_column(name: str | None, schema: list[str]) -> str | None:
+    """The source column a mapping names; a header with blanks around the name (which the CSV reader
+    trims) matches the trimmed name."""
+    if name is None or name in schema or name.strip() not in schema:
+        return name
+    return name.strip()
+
+
+CSV_DELIMITERS = ",;\t|"
+
+
+def check_csv_shape(source: Source) -> None:
+    """Explain a CSV source whose header the reader could not split: an empty file, or the first
+    line whose number of fields differs from the header's (raised as IngestError); else return."""
+    import csv
+
+    for name in source_files(source):
+        opener = __import__("gzip").open if name.endswith(".gz") else open
+        with opener(name, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+            lines = (line for line in handle if line.strip())
+            header = next(lines, None)
+            if header is None:
+                raise IngestError(f"{name}: the file is empty (no header, no rows)")
+            delimiter = max(CSV_DELIMITERS, key=header.count)
+            if not header.count(delimiter):
+                continue
+            width = len(next(csv.reader([header], delimiter=delimiter)))
+            for number, fields in enumerate(csv.reader(lines, delimiter=delimiter), start=2):
+                if len(fields) != width:
+                    raise IngestError(
+                        f"{name}: line {number} has {len(fields)} fields where the header has {width} "
+                        f"(a value holding an unquoted {delimiter!r}?); quote or fix that line"
+                    )
 
 
 def load_transactions(
@@ -518,16 +675,19 @@ def load_transactions(
     if source.kind == "builtin":
         columns = builtin_columns(source.location)
         date_format = None
+    check_date_format(date_format)
     con = connection if connection is not None else duckdb_connection()
     engine = engine_of(con)
     raw = read_raw(con, source, workdir)
     schema = [name for name in raw.columns if name != ROW_NUMBER]
 
-    mapping = {field_name: getattr(columns, field_name) for field_name in contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS}
+    mapping = {field_name: source_column(getattr(columns, field_name), schema) for field_name in contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS}
     missing = [f"'{src_name}' (for {name})" for name, src_name in mapping.items() if src_name and src_name not in schema]
     if missing:
+        if source.kind == "csv":
+            check_csv_shape(source)
         raise IngestError(
-            f"{source.label}: missing column {', '.join(missing)}; columns found: {', '.join(schema)}"
+            f"{source.label}: missing column {', '.join(missing)}; columns found: {', '.join(map(repr, schema))}"
             " (map source columns in the config under source.columns)"
         )
 
@@ -555,7 +715,8 @@ def load_transactions(
         if count > max_invalid_share * rows_read:
             src_name = mapping[name]
             expected = f"dates in format {date_format!r}" if name == contract.ORDER_TS and date_format else (
-                "dates (YYYY-MM-DD or ISO timestamps; set source.date_format for others)" if name == contract.ORDER_TS else "numbers"
+                "dates (YYYY-MM-DD or ISO timestamps; set source.date_format for others, e.g. '%d/%m/%Y', "
+                "or 'epoch' / 'epoch_ms' for Unix times)" if name == contract.ORDER_TS else "numbers"
             )
             raw_examples = raw.select(_row=raw[ROW_NUMBER].cast("int64"), value=raw[src_name])
             raw_examples = raw_examples.filter(raw_examples._row.isin(typed.filter(condition)._row))
@@ -568,6 +729,8 @@ def load_transactions(
         if counts["last_order"] is None:
             raise IngestError(f"{source.label}: no row has both a customer id and a valid date")
         as_of = counts["last_order"].date()
+        check_last_order(typed, raw, source, mapping[contract.ORDER_TS], counts["last_order"], rows_read)
+    check_as_of_range(as_of, source)
     end_of_as_of = datetime.combine(as_of + timedelta(days=1), time.min)
 
     set_aside = materialize(con, "vipcast_set_aside", set_aside_rows(typed, end_of_as_of, has_order_ids=mapping[contract.ORDER_ID] is not None))
@@ -584,6 +747,7 @@ def load_transactions(
         transactions = materialize(con, "vipcast_transactions", clean.select(*canonical))
     quarantine = quarantine_rows(raw, typed, set_aside, mapping, canonical) if by_reason else empty_quarantine(typed, mapping, canonical)
     report = reconciliation_report(transactions, source, counts, by_reason, as_of)
+    report["warnings"] = set_aside_warnings(report, quarantine)
     if report["rows_used"] == 0:
         set_aside_counts = {k: v for k, v in report["rows_set_aside"].items() if v}
         why = ""
@@ -593,6 +757,83 @@ def load_transactions(
             f"{source.label}: no usable rows (set aside: " + ", ".join(f"{k}={v}" for k, v in set_aside_counts.items()) + ")" + why
         )
     return Ingested(transactions=transactions, quarantine=quarantine, report=report, as_of=as_of, connection=con)
+
+
+# The as-of dates vipcast computes with (tier grace periods, horizons and labels run past them).
+AS_OF_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
+# The default as-of date is the last order's; it must not stand apart from the rest of the data
+# (a mistyped year, a 9999-12-31 placeholder): the last TRAILING_DAYS up to it hold at least
+# TRAILING_MIN_SHARE of the rows (a live shop's last month holds a few percent).
+TRAILING_DAYS = 31
+TRAILING_MIN_SHARE = 0.001
+
+
+def check_as_of_range(as_of: date, source: Source) -> None:
+    first, last = AS_OF_RANGE
+    if not first <= as_of <= last:
+        raise IngestError(f"{source.label}: the as-of date {as_of} is outside the supported range {first} to {last}; pass --as-of")
+
+
+def check_last_order(typed, raw, source: Source, date_column: str, last_order: datetime, rows_read: int) -> None:
+    """Refuse a default as-of date that a few stray rows far after the rest would set."""
+    try:
+        window_start = last_order - timedelta(days=TRAILING_DAYS)
+    except OverflowError:
+        return
+    has_customer = typed[contract.CUSTOMER_ID].notnull()
+    trailing = typed[contract.ORDER_TS] > ibis.literal(window_start, type="timestamp")
+    tail = _python_rows(
+        typed.aggregate(
+            rows=(trailing & has_customer).sum(),
+            rest_end=typed[contract.ORDER_TS].max(where=~trailing & has_customer),
+        )
+    )[0]
+    stray = int(tail["rows"] or 0)
+    if tail["rest_end"] is None or stray >= TRAILING_MIN_SHARE * rows_read:
+        return
+    rest_end = tail["rest_end"].date()
+    values = raw.select(_row=raw[ROW_NUMBER].cast("int64"), value=raw[date_column])
+    values = values.filter(values._row.isin(typed.filter(trailing & has_customer)._row))
+    raise IngestError(
+        f"{source.label}: the last order date {last_order.date()} stands apart from the data: {stray:,} of {rows_read:,} rows "
+        f"fall in the {TRAILING_DAYS} days up to it and the others end {rest_end} (a mistyped date?); e.g. "
+        f"{_examples(values, date_column)}. Fix those rows, or pass --as-of {rest_end} to set them aside"
+    )
+
+
+# Rows set aside for one reason beyond this share of the input get a warning (with an example):
+# a few bad rows are normal, a pattern (thousands of "NULL" ids, every order over $1,000) is not.
+# Rows after the as-of date are expected when scoring a past date.
+WARN_SET_ASIDE_SHARE = 0.001
+# The raw column that shows why a row was set aside for each reason.
+REASON_COLUMNS = {
+    "null_customer_id": contract.CUSTOMER_ID,
+    "unparseable_date": contract.ORDER_TS,
+    "non_numeric_amount": contract.AMOUNT,
+    "duplicate_record": contract.ORDER_ID,
+    "conflicting_order_id": contract.ORDER_ID,
+}
+
+
+def set_aside_warnings(report: dict[str, Any], quarantine: pd.DataFrame) -> list[str]:
+    """Plain-language warnings for reasons that set aside more than WARN_SET_ASIDE_SHARE of the rows."""
+    warnings = []
+    rows_read = report["rows_read"]
+    for reason, column in REASON_COLUMNS.items():
+        count = report["rows_set_aside"][reason]
+        if count <= WARN_SET_ASIDE_SHARE * rows_read:
+            continue
+        example = quarantine.loc[quarantine["reason"] == reason].head(1)
+        raw = f"raw_{column}"
+        shown = (
+            f" (e.g. data row {int(example['source_row'].iloc[0])}: {_shown(example[raw].iloc[0])})"
+            if len(example) and raw in example else ""
+        )
+        warnings.append(
+            f"{count:,} of {rows_read:,} rows ({count / rows_read:.1%}) set aside as {reason}{shown}; "
+            "they are in the quarantine file"
+        )
+    return warnings
 
 
 def set_aside_rows(typed, end_of_as_of: datetime, *, has_order_ids: bool):

@@ -10,7 +10,7 @@ from test_ingest import GOOD_ROWS, MAPPED, write_csv
 
 from configs.schema import ColumnMapping, EngineConfig
 from flows.engine import connect, connect_config, engine_of
-from flows.ingest import IngestError, data_digest, load_transactions, microsecond_timestamps
+from flows.ingest import REASONS, IngestError, data_digest, load_transactions, microsecond_timestamps
 
 # Small and polite on a shared machine: 2 cores, few shuffle partitions, no web UI.
 
@@ -109,6 +109,16 @@ CASES = {
         [("a", "19970101", "1", "o1"), ("a", "19970205", "2", "o2"), ("b", "1997-02-05", "2", "o3")],
         {"date_format": "%Y%m%d", "max_invalid_share": 0.5},
     ),
+    # Unix times (one with a fraction, one past the supported range) and amounts with thousands separators.
+    "epoch_and_grouped_amounts": (
+        [
+            ("a", "1704067200", "1,587.65", "NULL"),
+            ("a", "1704153600.5", "-12,000", "null"),
+            ("b", "1706745600", "2,5", "o3"),
+            ("b", "99999999999", "3", "o4"),
+        ],
+        {"date_format": "epoch", "max_invalid_share": 0.5},
+    ),
 }
 
 
@@ -132,6 +142,11 @@ def test_ingest_csv_is_the_same_on_spark(case, tmp_path, spark_backend):
         assert {"g", "k", "vif"} <= set(spark.transactions.to_pandas()["customer_id"])
     elif case == "wrong_type_amount":
         assert "data row 2: value='n/a'" in spark
+    elif case == "epoch_and_grouped_amounts":
+        clean = duck.transactions.to_pandas().sort_values("order_ts")
+        assert clean["amount"].tolist() == [1587.65, -12000.0]
+        assert [str(ts) for ts in clean["order_ts"]] == ["2024-01-01 00:00:00", "2024-01-02 00:00:00.500000"]
+        assert duck.report["rows_set_aside"] == {**dict.fromkeys(REASONS, 0), "non_numeric_amount": 1, "unparseable_date": 1}
     else:
         assert spark.report["rows_set_aside"]["unparseable_date"] == 1 and spark.as_of == date(1997, 2, 5)
 
@@ -152,6 +167,28 @@ def test_whole_number_float_ids_are_read_as_integers_on_both_engines(tmp_path, s
     assert_same_ingest(duck, spark)
     assert sorted(set(duck.transactions.to_pandas()["customer_id"])) == ["-4", "12345", "777"]
     assert duck.report["rows_set_aside"]["null_customer_id"] == 1
+
+
+@pytest.mark.spark
+def test_blanks_and_missing_value_markers_read_the_same_on_both_engines(tmp_path, spark_backend):
+    """A tab or no-break space around an id is trimmed; "NULL", "\\N", NaN are no value (no customer "NULL")."""
+    path = tmp_path / "markers.parquet"
+    pd.DataFrame(
+        {
+            "customer_id": ["a", "a\t", "\u00a0a ", "NULL", "\\N", " nan ", "f", "v", "b\r\n", "N/A"],
+            "order_ts": pd.to_datetime(["2024-01-01"] * 10),
+            "amount": [1.0] * 10,
+            "order_id": ["o1", "o2", "o3", "o4", "o5", "o6", "NULL", "NULL", "null", "o7"],
+        }
+    ).to_parquet(path, index=False)
+    columns = ColumnMapping(customer_id="customer_id", order_ts="order_ts", amount="amount", order_id="order_id")
+    duck, spark = on_both(path, tmp_path, spark_backend, columns=columns)
+    assert_same_ingest(duck, spark)
+    clean = duck.transactions.to_pandas()
+    assert sorted(set(clean["customer_id"])) == ["a", "b", "f", "v"]
+    assert clean["order_id"].isna().sum() == 3  # "NULL" order ids are no order id, not one shared order
+    assert duck.report["rows_set_aside"]["null_customer_id"] == 4
+    assert duck.report["rows_set_aside"]["conflicting_order_id"] == 0
 
 
 @pytest.mark.spark

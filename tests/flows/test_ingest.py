@@ -55,7 +55,7 @@ def test_missing_column_names_file_and_column(tmp_path):
         load(path, tmp_path)
     message = str(err.value)
     assert str(path) in message and "missing column 'value' (for amount)" in message
-    assert "columns found: cust, when, price, oid" in message
+    assert "columns found: 'cust', 'when', 'price', 'oid'" in message
 
 
 def test_empty_input(tmp_path):
@@ -200,6 +200,19 @@ def test_sqlite_table(tmp_path):
     assert result.report["net_revenue"] == pytest.approx(16.0)
 
 
+def test_sqlite_url_is_read_the_sqlalchemy_way_and_a_missing_file_is_not_created(tmp_path, monkeypatch):
+    (tmp_path / "in").mkdir()
+    with sqlite3.connect(tmp_path / "in" / "shop.db") as con:
+        con.execute("create table orders (cust text, when_ text, value real, oid text)")
+        con.executemany("insert into orders values (?, ?, ?, ?)", [(c, d, float(v), o) for c, d, v, o in GOOD_ROWS])
+    monkeypatch.chdir(tmp_path)
+    cols = ColumnMapping(customer_id="cust", order_ts="when_", amount="value", order_id="oid")
+    assert load_transactions("sqlite:///in/shop.db#orders", columns=cols, workdir=tmp_path).report["rows_used"] == 5
+    with pytest.raises(IngestError, match=r"no such database file: .*/in/nope\.db"):
+        load_transactions("sqlite:///in/nope.db#orders", columns=cols, workdir=tmp_path)
+    assert not (tmp_path / "in" / "nope.db").exists()
+
+
 def test_database_source_needs_a_table():
     with pytest.raises(IngestError, match="needs a table"):
         parse_source("sqlite:///shop.db")
@@ -230,3 +243,98 @@ def test_timestamps_with_utc_offsets_are_converted_to_utc(tmp_path):
     assert str(frame["a"]) == "2024-03-01 08:00:00"
     assert str(frame["b"]) == "2024-03-02 04:30:00"
     assert str(frame["c"]) == "2024-03-01 10:00:00"
+
+
+def test_missing_value_markers_blanks_and_nan_ids(tmp_path):
+    """'NULL' or '\\N' is no id (no customer "NULL", no order "NULL" shared by everyone); a tab
+    around an id is trimmed; a float id column's NaN (as pyarrow or Polars write it) is no id."""
+    rows = [("a", "2024-01-01", "1", "NULL"), ("a\t", "2024-01-02", "2", "NULL"), ("NULL", "2024-01-03", "3", "o3"),
+            ("\\N", "2024-01-04", "4", "o4"), ("b", "2024-01-05", "5", "n/a")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    assert result.report["rows_set_aside"]["null_customer_id"] == 2
+    assert result.report["rows_set_aside"]["conflicting_order_id"] == 0
+    assert sorted(set(result.transactions.to_pandas()["customer_id"])) == ["a", "b"]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "nan_ids.parquet"
+    pq.write_table(
+        pa.table({"cust": pa.array([1.0, float("nan"), 2.0], from_pandas=False),
+                  "when": pa.array(pd.to_datetime(["2024-01-01"] * 3)), "value": [1.0, 2.0, 3.0]}),
+        path,
+    )
+    result = load(path, tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    assert sorted(set(result.transactions.to_pandas()["customer_id"])) == ["1", "2"]
+    assert result.report["rows_set_aside"]["null_customer_id"] == 1
+
+
+def test_many_rows_set_aside_for_one_reason_are_a_warning_with_an_example(tmp_path):
+    rows = [(f"c{i}", "2024-01-01", "1", f"o{i}") for i in range(1_000)] + [("c1", "2024-01-02", "$5", "o-x")] * 2
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    assert result.report["warnings"] == [
+        "2 of 1,002 rows (0.2%) set aside as non_numeric_amount (e.g. data row 1001: '$5'); they are in the quarantine file"
+    ]
+    assert load(write_csv(tmp_path / "few.csv", rows[:1_001]), tmp_path).report["warnings"] == []
+
+
+def test_spreadsheet_amounts_with_thousands_separators_are_numbers(tmp_path):
+    rows = [("a", "2024-01-01", "1,587.65", "o1"), ("a", "2024-01-02", "-12,000", "o2"), ("b", "2024-01-03", "2,5", "o3")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, max_invalid_share=0.5)
+    assert sorted(result.transactions.to_pandas()["amount"]) == [-12000.0, 1587.65]
+    assert result.report["rows_set_aside"]["non_numeric_amount"] == 1  # a decimal comma is not guessed
+
+
+def test_unix_times_and_a_bad_date_format(tmp_path):
+    rows = [("a", "1704067200000", "1", "o1"), ("b", "1704153600000", "2", "o2")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, date_format="epoch_ms")
+    assert result.as_of == date(2024, 1, 2)
+    with pytest.raises(IngestError, match=r"source.date_format '%s' is not a date format .*'epoch'"):
+        load(write_csv(tmp_path / "t.csv", rows), tmp_path, date_format="%s")
+    with pytest.raises(IngestError, match=r"set source.date_format for others, e.g. '%d/%m/%Y', or 'epoch'"):
+        load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+
+
+def test_a_stray_far_future_date_does_not_become_the_default_as_of(tmp_path):
+    rows = [(f"c{i % 50}", f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}", "1", f"o{i}") for i in range(2_000)]
+    path = write_csv(tmp_path / "t.csv", [*rows, ("c1", "2099-01-01", "5", "typo")])
+    with pytest.raises(IngestError) as err:
+        load(path, tmp_path)
+    message = str(err.value)
+    assert "the last order date 2099-01-01 stands apart from the data: 1 of 2,001 rows" in message
+    assert "data row 2001: when='2099-01-01'" in message and "pass --as-of 2024-12-28" in message
+    assert load(path, tmp_path, as_of=date(2024, 12, 31)).report["rows_set_aside"]["after_as_of"] == 1
+    with pytest.raises(IngestError, match="the as-of date 9999-12-31 is outside the supported range"):
+        load(path, tmp_path, as_of=date(9999, 12, 31))
+    assert load(write_csv(tmp_path / "small.csv", [*GOOD_ROWS, ("c", "2026-01-01", "1", "o9")]), tmp_path).as_of == date(2026, 1, 1)
+
+
+def test_csv_files_that_cannot_be_split_into_columns(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(IngestError, match="empty.csv: the file is empty"):
+        load(tmp_path / "empty.csv", tmp_path)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("cust,when,value,oid\na,2024-01-01,1,o1\nb,2024-01-02,2,o2,extra,fields\n")
+    with pytest.raises(IngestError, match="ragged.csv: line 3 has 6 fields where the header has 4"):
+        load(ragged, tmp_path)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("cust,when,value,oid\nJos\xe9,2024-01-01,1,o1\n".encode("latin-1"))
+    with pytest.raises(IngestError, match="not utf-8 encoded.*save the file as UTF-8"):
+        load(latin, tmp_path)
+
+
+def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
+    frame = pd.DataFrame({"cust": ["a", "b", "c"], "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2025-01-01"]),
+                          "value": [1.0, 2.0, 3.0], "year": [2024, 2024, 2025]})
+    spark_out = tmp_path / "spark_out"
+    spark_out.mkdir()
+    frame.iloc[:2].to_parquet(spark_out / "part-00000-x.snappy.parquet", index=False)
+    frame.iloc[2:].to_parquet(spark_out / "part-00001-x.snappy.parquet", index=False)
+    (spark_out / "_SUCCESS").touch()
+    (spark_out / ".part-00000-x.snappy.parquet.crc").write_bytes(b"crc")
+    frame.to_parquet(tmp_path / "hive", partition_cols=["year"], index=False)
+    columns = ColumnMapping(customer_id="cust", order_ts="when", amount="value")
+    for folder in (spark_out, tmp_path / "hive"):
+        assert load(folder, tmp_path, columns=columns).report["rows_used"] == 3
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(IngestError, match="the folder holds no data file"):
+        parse_source(str(tmp_path / "nothing"))
