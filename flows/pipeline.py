@@ -126,6 +126,7 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
         f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {ingested.as_of} -> {out}\n"
         f"rows read {report['rows_read']:,}, used {report['rows_used']:,}, set aside {set_aside:,}"
         f" (report: {report_path})"
+        + "".join(f"\n{line}" for line in warning_lines(data_warnings(report, ingested.as_of)))
     )
 
 
@@ -265,12 +266,13 @@ class TrainSummary:
     promotion: str
     promoted: bool
     backtest: dict[str, Any] | None
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         lines = [f"trained {self.model_version} as of {self.as_of}; ships '{self.shipped}'", f"promotion: {self.promotion}"]
         if self.backtest is not None:
             lines.append(summary_table(self.backtest))
-        return "\n".join(lines)
+        return "\n".join(lines + warning_lines(self.warnings))
 
     def markdown(self) -> str:
         table = summary_table(self.backtest) if self.backtest else "no backtest"
@@ -336,7 +338,10 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     promotion = step("comparing with the champion", compare_with_champion, ctx, dataset, ingested, cutoff, settings, backtest, io=True)
     logged = step("logging to MLflow", register_model, ctx, dataset, ingested, model, settings, backtest, figures, promotion, io=True)
     close_figures(figures)
-    return TrainSummary(ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest)
+    return TrainSummary(
+        ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest,
+        tuple(data_warnings(ingested.report, ingested.as_of)),
+    )
 
 
 def close_figures(figures: dict[str, Any]) -> None:
@@ -506,7 +511,7 @@ class ScoreSummary:
             f"tiers: {tiers}",
             f"rising stars: {len(self.rising_stars):,}; at-risk members: {self.n_at_risk:,}",
         ]
-        lines += [f"warning: {text}" for text in self.warnings]
+        lines += warning_lines(self.warnings)
         lines.append("outputs: " + ", ".join(str(p) for p in self.outputs))
         return "\n".join(lines)
 
@@ -516,15 +521,20 @@ STALE_DATA_DAYS = 31
 
 
 def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
-    """Plain-language warnings about the input itself (a stale extract)."""
+    """Plain-language warnings about the input itself: ingest's (many rows set aside), a stale extract."""
+    warnings = list(report.get("warnings", []))
     last_order = report_day(report, "last_order")
     quiet_days = (as_of - last_order).days
     if quiet_days > STALE_DATA_DAYS:
-        return [
+        warnings.append(
             f"the data ends {last_order}, {quiet_days} days before the as-of date {as_of}: no customer ordered since, "
             "so spends, tiers and lists read as if everyone stopped buying; check that the extract is complete"
-        ]
-    return []
+        )
+    return warnings
+
+
+def warning_lines(warnings) -> list[str]:
+    return [f"warning: {text}" for text in warnings]
 
 
 def assemble_run(ctx: Context, ingested, model, model_version: str, features, predictions, segments):
