@@ -197,7 +197,7 @@ def score(
         return
     from flows.pipeline import run_score
 
-    typer.echo(run_score(ctx, data=data, as_of=cutoff, out=out))
+    typer.echo(run_score(ctx, data=data, as_of=cutoff, out=out, horizon_days=horizon_days))
 
 
 @app.command()

@@ -297,9 +297,15 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
         return tracking.Promotion(
             True, f"replaces an outdated champion ({outdated.version}, model format {outdated.found}; this version reads {outdated.expected})"
         )
+    champion_cutoff = getattr(champion, "cutoff_", None)
+    if champion_cutoff is not None and champion_cutoff > ingested.as_of:
+        # Data that end earlier cannot replace a model of later data, whatever the backtests say.
+        return tracking.Promotion(
+            False, f"not promoted: the champion was fitted on data up to {champion_cutoff}, after this model's {ingested.as_of}"
+        )
     champion_settings = settings_of(champion)
     if champion_settings == settings_of(CustomerValueModel(**settings)):
-        return tracking.Promotion(True, "same settings as the champion, refitted on current data")
+        return tracking.Promotion(True, f"same settings as the champion, refitted on data up to {ingested.as_of}")
     result = backtest_models(ingested, cutoff, champion_settings).to_dict()
     return tracking.decide_promotion(backtest["models"][backtest["champion"]], result["models"][result["champion"]])
 
@@ -379,14 +385,31 @@ def open_store(ctx: Context):
     return OutputsStore(ctx.config.outputs.store_url or ctx.workspace.outputs_path)
 
 
-def previous_state(store, as_of: date):
-    """The tier state and as-of date of the latest run strictly before `as_of` (None on a first run)."""
+def run_dataset(run) -> str | None:
+    """The dataset (registry slug) a stored scoring run scored, from its reconciliation report."""
+    from flows.tracking import dataset_slug
+
+    source = json.loads(run.reconciliation or "{}").get("source")
+    return dataset_slug(source) if source else None
+
+
+def dataset_runs(store, dataset: str) -> list:
+    """The store's runs of one dataset (runs stored without a source count as any dataset's)."""
     from flows.store import NoRunsYet
+    from flows.tracking import dataset_slug
 
     try:
-        runs = [run for run in store.runs() if run.as_of < as_of]
+        runs = store.runs()
     except NoRunsYet:
-        return None, None
+        return []
+    slug = dataset_slug(dataset)
+    return [run for run in runs if run_dataset(run) in (None, slug)]
+
+
+def previous_state(store, as_of: date, dataset: str):
+    """The tier state and as-of date of the dataset's latest run strictly before `as_of` (None on a
+    first run): another dataset scored into the same store has other customers' tiers."""
+    runs = [run for run in dataset_runs(store, dataset) if run.as_of < as_of]
     if not runs:
         return None, None
     last = max(runs, key=lambda run: (run.as_of, run.created_at))
@@ -419,12 +442,12 @@ def explainer(model, features: pd.DataFrame):
     return explain
 
 
-def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: pd.DataFrame, store, as_of: date):
+def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: pd.DataFrame, store, as_of: date, dataset: str):
     """Tiers, rising stars (with reason codes), at-risk members, events and economics from the scores."""
     from segments import nominate
 
     customers = with_predictions(features, predictions)
-    state, previous_as_of = previous_state(store, as_of)
+    state, previous_as_of = previous_state(store, as_of, dataset)
     return nominate(
         customers,
         state,
@@ -441,9 +464,12 @@ def config_digest(config: VipcastConfig) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
-def run_id_for(as_of: date, model_version: str, digest: str, config_json: str) -> str:
-    """Deterministic: re-scoring the same data, model and config on the same date replaces that run."""
-    key = f"{as_of}|{model_version}|{digest}|{config_json}"
+def run_id_for(as_of: date, dataset: str) -> str:
+    """One run per dataset and as-of date: re-scoring a date (with a new model, config or corrected
+    data) replaces that date's run; the run keeps which model, data digest and config made it."""
+    from flows.tracking import dataset_slug
+
+    key = f"{as_of}|{dataset_slug(dataset)}"
     return f"{as_of:%Y%m%d}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
@@ -474,7 +500,9 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     """Write the run to the store (one transaction), then export the lists (atomic file swaps)."""
     store.write_run(run, tables)
     paths = [ctx.workspace.exports_dir]
-    store.export_run(run.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
+    # The exports follow the store's latest run, as the lists and the app do: a backfilled past
+    # date does not replace them.
+    store.export_run(store.latest_run().run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
     write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     if out is not None:
         write_score_folder(out, tables, report, quarantine)
@@ -533,11 +561,22 @@ def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     return warnings
 
 
+def backfill_warnings(later_runs) -> list[str]:
+    """A run scored before stored runs of later dates: their tier history did not see it."""
+    if not later_runs:
+        return []
+    dates = ", ".join(sorted({run.as_of.isoformat() for run in later_runs}))
+    return [
+        f"the store holds runs of later dates ({dates}) scored without this one: their tier grace periods do not "
+        "count it; score those dates again, in date order, to update them (exports and lists stay on the latest run)"
+    ]
+
+
 def warning_lines(warnings) -> list[str]:
     return [f"warning: {text}" for text in warnings]
 
 
-def assemble_run(ctx: Context, ingested, model, model_version: str, features, predictions, segments):
+def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str, features, predictions, segments, later_runs=()):
     """The run record and the tables of one scoring run."""
     from flows.ingest import data_digest
     from flows.store import RunInfo
@@ -545,10 +584,10 @@ def assemble_run(ctx: Context, ingested, model, model_version: str, features, pr
     scores = score_table(features, predictions, segments)
     report = account_for_customers(ingested.report, len(features))
     report["customers_scored"] = len(scores)
-    report["warnings"] = [*data_warnings(report, ingested.as_of), *segments.warnings]
+    report["warnings"] = [*data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs)]
     digest = data_digest(ingested.connection)
     run = RunInfo(
-        run_id=run_id_for(ingested.as_of, model_version, digest, ctx.config.model_dump_json()),
+        run_id=run_id_for(ingested.as_of, dataset),
         as_of=ingested.as_of,
         created_at=datetime.now(timezone.utc),
         model_name=model.champion_,
@@ -571,13 +610,26 @@ def assemble_run(ctx: Context, ingested, model, model_version: str, features, pr
     return run, tables, report
 
 
-def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | None = None, *, step=None) -> ScoreSummary:
+def check_horizon(requested: int | None, model, model_version: str) -> None:
+    """Scores are for the horizon the champion was trained for: `score --horizon-days` asking for
+    another one is refused, not ignored."""
+    if requested is not None and requested != model.horizon_days:
+        raise ValueError(
+            f"the champion {model_version} was trained for a {model.horizon_days}-day horizon, not {requested} days: "
+            f"train one for it (vipcast train --horizon-days {requested}), or score without --horizon-days"
+        )
+
+
+def run_score(
+    ctx: Context, data: str | None, as_of: date | None, out: Path | None = None, *, horizon_days: int | None = None, step=None
+) -> ScoreSummary:
     """`vipcast score`: champion model -> features -> scores -> segments -> outputs store and exports."""
     from flows import tracking
 
     step = step or LocalSteps(6)
     dataset = data or ctx.config.dataset
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
+    check_horizon(horizon_days, model, model_version)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
     # Features with the spec the model was trained on, whatever the config says now, plus the
     # windows the segments read (the model ignores columns it was not trained on).
@@ -590,9 +642,10 @@ def run_score(ctx: Context, data: str | None, as_of: date | None, out: Path | No
     store = open_store(ctx)
     segments = step(
         "nominating tiers, rising stars and at-risk members",
-        nominate_segments, ctx, model, features, predictions, store, ingested.as_of, io=True,
+        nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, io=True,
     )
-    run, tables, report = assemble_run(ctx, ingested, model, model_version, features, predictions, segments)
+    later_runs = [run for run in dataset_runs(store, dataset) if run.as_of > ingested.as_of]
+    run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments, later_runs)
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
     return ScoreSummary(

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# Characters a workspace path cannot hold: the tracking and artifact URIs are built from it.
+URL_SYNTAX = ("?", "#", "%")
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path
@@ -26,6 +30,11 @@ class Workspace:
         """The workspace from --workdir, VIPCAST_HOME, or ./.vipcast, created if missing."""
         chosen = workdir or os.environ.get("VIPCAST_HOME") or ".vipcast"
         root = Path(chosen).expanduser().resolve()
+        if any(char in str(root) for char in URL_SYNTAX):
+            raise ValueError(
+                f"workspace {root}: the path holds one of {' '.join(URL_SYNTAX)}, which MLflow's sqlite and file URIs "
+                "read as URL syntax (its registry and artifacts would land elsewhere); choose another --workdir or VIPCAST_HOME"
+            )
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 

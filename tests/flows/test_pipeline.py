@@ -31,12 +31,60 @@ def test_demo_report_names_tiers_reasons_and_where_things_are(tmp_path):
     assert "mlflow ui --backend-store-uri sqlite:///" in report
 
 
-def test_run_id_is_deterministic_and_changes_with_its_inputs():
-    first = pipeline.run_id_for(date(2025, 1, 6), "m/1", "digest", "{}")
-    assert first == pipeline.run_id_for(date(2025, 1, 6), "m/1", "digest", "{}")
+def test_one_run_id_per_dataset_and_date():
+    first = pipeline.run_id_for(date(2025, 1, 6), "shop/orders.parquet")
     assert first.startswith("20250106-")
-    assert first != pipeline.run_id_for(date(2025, 1, 6), "m/2", "digest", "{}")
-    assert first != pipeline.run_id_for(date(2025, 1, 6), "m/1", "other", "{}")
+    assert first == pipeline.run_id_for(date(2025, 1, 6), "/elsewhere/orders.parquet")  # the registry's dataset name
+    assert first != pipeline.run_id_for(date(2025, 1, 13), "shop/orders.parquet")
+    assert first != pipeline.run_id_for(date(2025, 1, 6), "cdnow")
+
+
+class RunsOnly:
+    """A store holding runs of two datasets (their reconciliation names the source)."""
+
+    def __init__(self, runs):
+        self._runs = runs
+
+    def runs(self):
+        return sorted(self._runs, key=lambda run: run.as_of, reverse=True)
+
+    def read_list(self, name, run_id):
+        return f"state of {run_id}"
+
+
+def stored_run(run_id: str, as_of: date, source: str | None):
+    from datetime import datetime, timezone
+
+    from flows.store import RunInfo
+
+    reconciliation = "{}" if source is None else f'{{"source": "{source}"}}'
+    return RunInfo(run_id, as_of, datetime(2026, 1, 1, tzinfo=timezone.utc), "blend", "1", 365, 10, "d", "c", reconciliation)
+
+
+def test_tier_history_comes_from_the_same_datasets_runs():
+    store = RunsOnly([
+        stored_run("g1-q3", date(2025, 9, 30), "/data/g1.parquet"),
+        stored_run("g2-q4", date(2025, 12, 31), "g2.parquet"),
+        stored_run("old", date(2025, 6, 30), None),  # stored before runs named their source
+    ])
+    assert pipeline.previous_state(store, date(2026, 3, 31), "g1.parquet") == ("state of g1-q3", date(2025, 9, 30))
+    assert pipeline.previous_state(store, date(2026, 3, 31), "g2.parquet") == ("state of g2-q4", date(2025, 12, 31))
+    assert pipeline.previous_state(store, date(2025, 9, 30), "g1.parquet") == ("state of old", date(2025, 6, 30))
+    assert pipeline.previous_state(store, date(2025, 1, 1), "g1.parquet") == (None, None)
+    later = [run for run in pipeline.dataset_runs(store, "g1.parquet") if run.as_of > date(2025, 8, 15)]
+    assert [run.run_id for run in later] == ["g1-q3"]
+    assert "later dates (2025-09-30) scored without this one" in pipeline.backfill_warnings(later)[0]
+    assert pipeline.backfill_warnings([]) == []
+
+
+def test_score_refuses_a_horizon_the_champion_was_not_trained_for():
+    class Model:
+        horizon_days = 365
+
+    pipeline.check_horizon(None, Model(), "vipcast-demo/3")
+    pipeline.check_horizon(365, Model(), "vipcast-demo/3")
+    with pytest.raises(ValueError, match="trained for a 365-day horizon, not 90 days: train one for it"):
+        pipeline.check_horizon(90, Model(), "vipcast-demo/3")
 
 
 def test_render_list_formats(tmp_path):
@@ -111,3 +159,18 @@ def test_scoring_features_carry_the_windows_the_segments_read():
     """A model trained without a 90-day window still scores: the segments read spend_90d."""
     assert pipeline.scoring_windows((30, 90, 180, 365)) == (30, 90, 180, 365)
     assert pipeline.scoring_windows((45, 400)) == (45, 400, 90)
+
+
+def test_a_model_of_earlier_data_does_not_replace_the_champion(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from flows import tracking
+
+    champion = SimpleNamespace(cutoff_=date(1998, 6, 30))
+    monkeypatch.setattr(tracking, "champion_version", lambda workspace, dataset: "1")
+    monkeypatch.setattr(tracking, "load_champion", lambda workspace, dataset: (champion, "vipcast-cdnow/1"))
+    ctx = pipeline.Context.create(tmp_path)
+    earlier = SimpleNamespace(as_of=date(1998, 3, 31))
+    promotion = pipeline.compare_with_champion(ctx, "cdnow", earlier, date(1997, 6, 30), {}, {})
+    assert not promotion.promoted
+    assert promotion.reason == "not promoted: the champion was fitted on data up to 1998-06-30, after this model's 1998-03-31"

@@ -88,3 +88,13 @@ def test_a_champion_from_an_older_model_format_is_refused_with_a_clear_message(t
     current = CustomerValueModel(horizon_days=90)
     current.model_format_ = MODEL_FORMAT
     assert tracking.check_model_format(current, "vipcast-shop/2") == (current, "vipcast-shop/2")
+
+
+@pytest.mark.parametrize("name", ["ws?1", "ws#1", "ws%201"])
+def test_a_workspace_path_with_url_syntax_is_refused_before_mlflow_writes_elsewhere(tmp_path, name):
+    from flows.workspace import Workspace
+
+    with pytest.raises(ValueError, match="MLflow's sqlite and file URIs"):
+        Workspace.resolve(tmp_path / name)
+    assert not (tmp_path / name).exists()
+    assert Workspace.resolve(tmp_path / "with space").root.is_dir()
