@@ -19,14 +19,52 @@ class ConfigError(ValueError):
     """A config file that cannot be read or does not match the schema."""
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _yaml_problem(exc: yaml.YAMLError, origin: str) -> str:
+    """One line: the file, then line and column (1-based) of the problem, then what the parser found."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{origin}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else origin
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    what = "; ".join(_one_line(part) for part in (context, problem) if part) if problem else _one_line(exc)
+    return f"{where}: not valid YAML: {what}"
+
+
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML ({exc})") from exc
+        raise ConfigError(_yaml_problem(exc, origin)) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: top level must be a mapping of keys, got {type(data).__name__}")
     return data
+
+
+def _read_text(path: Path) -> str:
+    """The file's text as UTF-8 (YAML's encoding), or a ConfigError naming the file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the config as UTF-8"
+        ) from exc
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One schema error: the dotted key, pydantic's message and, for a wrong value, the value given."""
+    key = ".".join(str(part) for part in error["loc"]) or "(top)"
+    message = error["msg"]
+    if error["type"] not in ("extra_forbidden", "missing", "value_error") and not isinstance(error.get("input"), dict):
+        message += f" (got {error['input']!r:.60})"
+    return f"{key}: {message}"
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +90,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         candidate = Path(path)
         if candidate.exists():
             origin = str(candidate)
-            data = _merge(data, _read_yaml(candidate.read_text(), origin))
+            data = _merge(data, _read_yaml(_read_text(candidate), origin))
         elif str(path) in BUILTIN_CONFIGS:
             origin = f"configs/{path}.yaml"
             data = _merge(data, _read_yaml(builtin_config_text(str(path)), origin))
@@ -63,7 +101,5 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         return VipcastConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigError(f"{origin}: {problems}") from exc

@@ -1,7 +1,9 @@
 """The typed schema of a vipcast config file.
 
 Every model is frozen and forbids unknown keys, so a typo in YAML is an error that names the key.
-Secrets (API keys, database passwords) never live here: they come from the environment.
+Numbers are strict (YAML's `true` is not 1, "0.1" is not 0.1; an integer is accepted where a float
+is expected) and finite (`.inf` and `.nan` are refused). Secrets (API keys, database passwords)
+never live here: they come from the environment.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
+
+# The shortest LightGBM label window (models.pipeline.MIN_LABEL_WINDOW_DAYS; a test keeps them equal).
+MIN_LABEL_WINDOW_DAYS = 28
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ColumnMapping(Strict):
@@ -33,7 +38,7 @@ class SourceConfig(Strict):
         default=None, description="strptime format for string dates, e.g. '%Y%m%d'; None parses ISO dates"
     )
     table: str | None = Field(default=None, description="table name when the source is a database URL")
-    max_invalid_share: float = Field(
+    max_invalid_share: StrictFloat = Field(
         default=0.01,
         ge=0,
         le=1,
@@ -43,7 +48,7 @@ class SourceConfig(Strict):
 
 class FeaturesConfig(Strict):
     time_unit: Literal["days", "weeks"] = "days"
-    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+    windows_days: tuple[StrictInt, ...] = (30, 90, 180, 365)
 
     @model_validator(mode="after")
     def _windows(self) -> "FeaturesConfig":
@@ -57,30 +62,40 @@ class FeaturesConfig(Strict):
 class LightGBMConfig(Strict):
     """LightGBM settings; a key left unset (None) keeps the model's own default (models/pipeline.py)."""
 
-    n_estimators: int | None = Field(default=None, ge=1)
-    learning_rate: float | None = Field(default=None, gt=0)
-    num_leaves: int | None = Field(default=None, ge=2)
-    min_child_samples: int | None = Field(default=None, ge=1)
-    sample_customers: int | None = Field(default=500_000, ge=1000, description="cap on training customers")
-    seed: int | None = None
+    n_estimators: StrictInt | None = Field(default=None, ge=1)
+    learning_rate: StrictFloat | None = Field(default=None, gt=0)
+    num_leaves: StrictInt | None = Field(default=None, ge=2)
+    min_child_samples: StrictInt | None = Field(default=None, ge=1)
+    sample_customers: StrictInt | None = Field(default=500_000, ge=1000, description="cap on training customers")
+    seed: StrictInt | None = None
 
 
 class ModelConfig(Strict):
-    horizon_days: int = Field(default=365, ge=7)
+    horizon_days: StrictInt = Field(default=365, ge=7)
     btyd: Literal["bgnbd", "pareto", "mbgnbd"] = "bgnbd"
-    penalizer: float = Field(default=0.0, ge=0)
-    discount_rate_annual: float = Field(default=0.10, ge=0, lt=1)
-    label_window_days: int | None = Field(
-        default=None, ge=14, description="label window for the LightGBM training split; None = min(horizon, history/2)"
+    penalizer: StrictFloat = Field(
+        default=0.0, ge=0, description="L2 penalty of the purchase model (BG/NBD, Pareto/NBD, MBG/NBD); 0 reproduces the papers"
+    )
+    gamma_gamma_penalizer: StrictFloat = Field(
+        default=0.0,
+        ge=0,
+        description="L2 penalty of the Gamma-Gamma spend model; it pulls q towards 0 (q <= 1: no finite mean), so keep it 0 "
+        "unless Gamma-Gamma does not converge",
+    )
+    discount_rate_annual: StrictFloat = Field(default=0.10, ge=0, lt=1)
+    label_window_days: StrictInt | None = Field(
+        default=None,
+        ge=MIN_LABEL_WINDOW_DAYS,
+        description="label window for the LightGBM training split; None = min(max(horizon, 28), history/2)",
     )
     lightgbm: LightGBMConfig = LightGBMConfig()
 
 
 class TierThresholds(Strict):
     mode: Literal["absolute", "share"] = "absolute"
-    silver: float = Field(default=2000, gt=0)
-    gold: float = Field(default=5000, gt=0)
-    platinum: float = Field(default=10000, gt=0)
+    silver: StrictFloat = Field(default=2000, gt=0)
+    gold: StrictFloat = Field(default=5000, gt=0)
+    platinum: StrictFloat = Field(default=10000, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "TierThresholds":
@@ -95,13 +110,13 @@ class TierThresholds(Strict):
 class TierBenefits(Strict):
     """What one tier's benefits cost: a discount on spend, shipping per order, a yearly gift."""
 
-    discount_rate: float = Field(default=0.0, ge=0, lt=1)
-    shipping_per_order: float = Field(default=0.0, ge=0)
-    gift_per_member: float = Field(default=0.0, ge=0)
+    discount_rate: StrictFloat = Field(default=0.0, ge=0, lt=1)
+    shipping_per_order: StrictFloat = Field(default=0.0, ge=0)
+    gift_per_member: StrictFloat = Field(default=0.0, ge=0)
 
 
 class EconomicsConfig(Strict):
-    gross_margin: float = Field(default=0.35, gt=0, le=1)
+    gross_margin: StrictFloat = Field(default=0.35, gt=0, le=1)
     silver: TierBenefits = TierBenefits(discount_rate=0.05, shipping_per_order=0.0, gift_per_member=20)
     gold: TierBenefits = TierBenefits(discount_rate=0.08, shipping_per_order=5.0, gift_per_member=50)
     platinum: TierBenefits = TierBenefits(discount_rate=0.10, shipping_per_order=8.0, gift_per_member=150)
@@ -109,12 +124,12 @@ class EconomicsConfig(Strict):
 
 class SegmentsConfig(Strict):
     tiers: TierThresholds = TierThresholds()
-    grace_days: int = Field(default=90, ge=0)
-    churn_threshold: float = Field(default=0.5, gt=0, lt=1)
-    near_next_tier_amount: float = Field(default=250.0, ge=0)
-    near_next_tier_share: float = Field(default=0.10, ge=0, lt=1)
-    vip_share_warning: float = Field(default=0.20, gt=0, le=1)
-    rising_star_min_p_alive: float = Field(default=0.3, ge=0, le=1)
+    grace_days: StrictInt = Field(default=90, ge=0)
+    churn_threshold: StrictFloat = Field(default=0.5, gt=0, lt=1)
+    near_next_tier_amount: StrictFloat = Field(default=250.0, ge=0)
+    near_next_tier_share: StrictFloat = Field(default=0.10, ge=0, lt=1)
+    vip_share_warning: StrictFloat = Field(default=0.20, gt=0, le=1)
+    rising_star_min_p_alive: StrictFloat = Field(default=0.3, ge=0, le=1)
     economics: EconomicsConfig = EconomicsConfig()
 
 
@@ -138,6 +153,14 @@ class OutputsConfig(Strict):
 class VipcastConfig(Strict):
     dataset: str = Field(default="demo", description="default source when --data is not given")
     as_of: date | None = None
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _as_of_is_a_date(cls, value):
+        # pydantic would read a number as seconds since 1970 (`as_of: 0` -> 1970-01-01).
+        if isinstance(value, (bool, int, float)):
+            raise ValueError(f"as_of must be a date such as 2025-06-30, got {value!r}")
+        return value
     source: SourceConfig = SourceConfig()
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()

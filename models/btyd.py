@@ -3,7 +3,8 @@
 Both classes take a per-customer BTYD summary (``frequency``, ``recency``, ``T`` and, for
 Gamma-Gamma, ``monetary_value``; lifetimes' definitions) as a pandas DataFrame indexed by
 ``customer_id`` (or with a ``customer_id`` column). They fit on weighted unique rows, keep only
-their parameters, and predict with lifetimes' own formulas.
+their parameters, and predict with lifetimes' own formulas (BG/NBD's expected orders with
+``bgnbd_expected_orders``, which keeps that formula finite for every parameter).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import ConvergenceError
 from scipy.optimize import minimize
-from scipy.special import digamma, gammaln
+from scipy.special import digamma, gammaln, hyp2f1
 
 MIN_REPEAT_CUSTOMERS = 30
 """Fewest customers with a repeat purchase (frequency > 0) a BTYD model is fitted on.
@@ -303,11 +304,62 @@ def fit_bgnbd(
     # BFGS reports "precision loss" at optima flat to machine precision; accept those when the gradient is ~0.
     if not (result.success or gradient_norm < 1e-5):
         raise ModelFitError(
-            f"BG/NBD did not converge ({result.message}); try a small penalizer (e.g. penalizer=0.001) "
-            "or a coarser time_unit ('weeks')"
+            f"BG/NBD did not converge ({result.message}); try a small penalizer (penalizer=0.001; "
+            f"config key model.penalizer) or a coarser time unit (time_unit='weeks'; config key features.time_unit)"
         )
     r, alpha, a, b = np.exp(result.x)
     return pd.Series({"r": r, "alpha": alpha / scale, "a": a, "b": b})
+
+
+def decayed_hypergeometric(shape: np.ndarray, b: np.ndarray, c: np.ndarray, z: np.ndarray, log_decay: np.ndarray) -> np.ndarray:
+    """``exp(log_decay) * 2F1(shape, b; c; z)`` for c > 0, as lifetimes evaluates it in BG/NBD's expectation.
+
+    The 2F1 is taken in logs, and where it overflows, through Euler's transformation
+    ``2F1(a, b; c; z) = (1 - z)^(c - a - b) 2F1(c - a, c - b; c; z)``. For c > 0 every term of the
+    series is positive, so the logarithm is defined.
+    """
+    log_term = np.log(hyp2f1(shape, b, c, z))
+    log_term_euler = np.log(hyp2f1(c - shape, c - b, c, z)) + (c - shape - b) * np.log(1 - z)
+    log_term = np.where(np.isinf(log_term), log_term_euler, log_term)
+    return np.exp(log_term + log_decay)
+
+
+def bgnbd_expected_orders(params: pd.Series, t: float, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+    """BG/NBD expected repeat purchases in (T, T + t] given (frequency x, recency t_x, T), for every BG/NBD parameter.
+
+    Fader, Hardie and Lee (2005, eq. 10):
+    ``E = P(alive) * c / (a - 1) * [1 - ((alpha + T) / (alpha + T + t))^(r + x) 2F1(r + x, b + x; c; z)]``
+    with ``c = a + b + x - 1`` and ``z = t / (alpha + T + t)``; P(alive) is lifetimes'
+    ``conditional_probability_alive``. lifetimes (``BetaGeoFitter``) takes the logarithm of the 2F1,
+    which is negative when c < 0: customers without a repeat purchase (x = 0) when the fitted
+    a + b < 1 (the synthetic data at 2023-07-03 fits a = 0.09, b = 0.80), and every one of them got
+    NaN. Here for c >= 1 the formula is lifetimes', to the last bit. For c < 1 (so -1 < c < 1, near
+    the pole of 2F1 at c = 0) the product ``c 2F1(c)`` comes from the 2F1s at c + 1 and c + 2, whose
+    series are positive, by Gauss's contiguous relation (DLMF 15.5.18):
+    ``c 2F1(c) = [(c + 1)(c - (2c + 1 - A - B) z) 2F1(c + 1) + (c + 1 - A)(c + 1 - B) z 2F1(c + 2)]
+    / ((c + 1)(1 - z))`` with A = r + x, B = b + x (so c + 1 - B = a). Both branches agree with a
+    numerical integral of the definition over the Beta-distributed drop-out probability to ~1e-12
+    (measured; the tests ask 1e-9).
+    """
+    r, alpha, a, b = (float(params[name]) for name in ("r", "alpha", "a", "b"))
+    x, t_x, age = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype="float64")) for v in (frequency, recency, T)))
+    shape, b_x, c = r + x, b + x, a + b + x - 1.0
+    z = t / (alpha + age + t)
+    log_decay = shape * np.log((alpha + age) / (alpha + t + age))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        alive_orders = c / (a - 1.0) * (1.0 - decayed_hypergeometric(shape, b_x, c, z, log_decay))
+        near_pole = c < 1.0
+        if near_pole.any():
+            shape, b_x, c, z, log_decay = (v[near_pole] for v in (shape, b_x, c, z, log_decay))
+            above = decayed_hypergeometric(shape, b_x, c + 1.0, z, log_decay)
+            two_above = decayed_hypergeometric(shape, b_x, c + 2.0, z, log_decay)
+            c_times_term = ((c + 1.0) * (c - (2.0 * c + 1.0 - shape - b_x) * z) * above + (a + b - r) * a * z * two_above) / (
+                (c + 1.0) * (1.0 - z)
+            )
+            alive_orders[near_pole] = (c - c_times_term) / (a - 1.0)
+        # 1 / P(alive); an overflowing power gives inf and so 0 expected orders, its limit.
+        odds_dead = np.where(x > 0, (a / (b + x - 1.0)) * ((alpha + age) / (alpha + t_x)) ** (r + x), 0.0)
+        return alive_orders / (1.0 + odds_dead)
 
 
 class PurchaseModel:
@@ -320,7 +372,8 @@ class PurchaseModel:
     The likelihood is evaluated on unique (frequency, recency, T) rows weighted by their customer
     counts. BG/NBD is maximised with a vectorised analytic gradient that reproduces lifetimes'
     ``BetaGeoFitter`` parameters; the others use lifetimes' fitters. Predictions use lifetimes'
-    formulas.
+    formulas; BG/NBD's expected orders ``bgnbd_expected_orders``, the same formula kept finite
+    where lifetimes' gives NaN (fitted a + b < 1).
 
     Parameters
     ----------
@@ -382,22 +435,27 @@ class PurchaseModel:
                 fitter = fitter_class(penalizer_coef=self.penalizer).fit(*args[:3], weights=args[3], **options)
             except ConvergenceError as error:
                 raise ModelFitError(
-                    f"{self.model} did not converge; try a small penalizer (e.g. penalizer=0.001) or time_unit='weeks'"
+                    f"{self.model} did not converge; try a small penalizer (penalizer=0.001; config key model.penalizer) "
+                    "or a coarser time unit (time_unit='weeks'; config key features.time_unit)"
                 ) from error
             params = fitter.params_.astype(float)
         if not np.all(np.isfinite(params.to_numpy())) or np.any(params.to_numpy() <= 0):
             raise ModelFitError(
                 f"{self.model} produced unusable parameters {params.round(6).to_dict()}; "
-                "try a small penalizer (e.g. penalizer=0.001)"
+                "try a small penalizer (penalizer=0.001; config key model.penalizer)"
             )
         self.params_ = params.rename(None)
         self.n_customers_ = len(frame)
         return self
 
-    def fitter(self):
-        """A lifetimes fitter carrying this model's parameters, for its prediction formulas."""
+    def check_fitted(self) -> None:
+        """NotFittedError before ``fit``."""
         if not hasattr(self, "params_"):
             raise NotFittedError("PurchaseModel is not fitted yet: call fit(summary) first")
+
+    def fitter(self):
+        """A lifetimes fitter carrying this model's parameters, for its prediction formulas."""
+        self.check_fitted()
         fitter_class, names = PURCHASE_MODELS[self.model]
         fitter = fitter_class(penalizer_coef=self.penalizer)
         fitter.params_ = self.params_[list(names)]
@@ -416,15 +474,35 @@ class PurchaseModel:
         check_summary(frame)
         rows, inverse = distinct_rows(frame, ["frequency", "recency", "T"])
         f, r, t = (rows[k].to_numpy() for k in ("frequency", "recency", "T"))
+        expected_orders = self.expected_orders(horizon, f, r, t)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            expected_orders = np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t), dtype="float64")
             p_alive = np.asarray(fitter.conditional_probability_alive(f, r, t), dtype="float64")
-        if not (np.isfinite(expected_orders).all() and np.isfinite(p_alive).all()):
-            raise ModelFitError(
-                f"{self.model} predictions are not finite for some customers (parameters {self.params_.round(4).to_dict()}); "
-                "refit with a small penalizer (e.g. penalizer=0.001)"
-            )
+        self.check_finite(expected_orders, p_alive, rows)
         return pd.DataFrame({"expected_orders": expected_orders[inverse], "p_alive": p_alive[inverse]}, index=frame.index)
+
+    def expected_orders(self, horizon: float, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Expected repeat orders over ``horizon`` per row: ``bgnbd_expected_orders`` for BG/NBD, lifetimes' formula otherwise."""
+        self.check_fitted()
+        if self.model == "bgnbd":
+            return bgnbd_expected_orders(self.params_, horizon, frequency, recency, T)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.asarray(
+                self.fitter().conditional_expected_number_of_purchases_up_to_time(horizon, frequency, recency, T), dtype="float64"
+            )
+
+    def check_finite(self, expected_orders: np.ndarray, p_alive: np.ndarray | None, rows: pd.DataFrame) -> None:
+        """A ModelFitError naming example rows when a prediction formula gave NaN or inf."""
+        finite = np.isfinite(expected_orders)
+        bad = ~(finite.all(axis=1) if finite.ndim == 2 else finite)
+        if p_alive is not None:
+            bad |= ~np.isfinite(p_alive)
+        if bad.any():
+            raise ModelFitError(
+                f"{self.model} predictions are not finite for {int(bad.sum())} distinct customer histories, "
+                f"e.g. {rows[bad].head(3).to_dict('records')} (parameters {self.params_.round(4).to_dict()}); "
+                "a small penalizer keeps the parameters moderate (penalizer=0.001; config key model.penalizer)"
+                + ("" if self.model == "bgnbd" else ", or use btyd='bgnbd' (config key model.btyd), whose formula is evaluated stably")
+            )
 
     def order_curve_shape(self, summary: pd.DataFrame, horizons: np.ndarray) -> np.ndarray:
         """Expected repeat orders by each of ``horizons`` (summary's time unit), up to a per-customer factor.
@@ -434,14 +512,12 @@ class PurchaseModel:
         frequency and T only. So the curve is evaluated once per distinct (frequency, T), with recency
         set to T, and its ratios between horizons are exact. Returns an array (customers, horizons).
         """
-        fitter = self.fitter()
+        self.check_fitted()
         frame = customer_frame(summary, ("frequency", "T"))
         rows, inverse = distinct_rows(frame, ["frequency", "T"])
         f, t = rows["frequency"].to_numpy(), rows["T"].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            curve = np.column_stack(
-                [np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(h, f, t, t), dtype="float64") for h in horizons]
-            )
+        curve = np.column_stack([self.expected_orders(h, f, t, t) for h in horizons])
+        self.check_finite(curve, None, rows)
         return curve[inverse]
 
 
@@ -481,7 +557,9 @@ class SpendModel:
     Parameters
     ----------
     penalizer : float
-        L2 penalty on the parameters (lifetimes' ``penalizer_coef``).
+        L2 penalty on the parameters (lifetimes' ``penalizer_coef``). It pulls q towards 0 and q <= 1
+        has no finite mean, so keep it 0 unless the fit does not converge; it is set apart from the
+        purchase model's (``CustomerValueModel(gamma_gamma_penalizer=...)``).
 
     Attributes
     ----------
@@ -503,6 +581,8 @@ class SpendModel:
 
     def fit(self, summary: pd.DataFrame) -> SpendModel:
         """Fit on a BTYD summary with ``frequency`` and ``monetary_value`` per customer."""
+        if self.penalizer < 0:
+            raise ValueError(f"penalizer must be >= 0, got {self.penalizer}")
         frame = customer_frame(summary, ("frequency", "monetary_value"))
         usable = frame[(frame["frequency"] > 0) & (frame["monetary_value"] > 0)]
         if len(usable) < MIN_REPEAT_CUSTOMERS:
@@ -523,18 +603,36 @@ class SpendModel:
             except ConvergenceError as error:
                 failure = error
         else:
+            advice = (
+                "try a small Gamma-Gamma penalizer (gamma_gamma_penalizer=0.001; config key model.gamma_gamma_penalizer; "
+                "larger values pull q below 1)"
+                if self.penalizer == 0
+                else "check the data for outlier order values (e.g. test or B2B orders)"
+            )
             raise ModelFitError(
-                "Gamma-Gamma did not converge (also on rescaled order values); try a small penalizer (e.g. penalizer=0.001)"
+                f"Gamma-Gamma did not converge (also on rescaled order values) with penalizer {self.penalizer}; {advice}"
             ) from failure
         p, q, v = params
         if not np.all(np.isfinite(params.to_numpy())) or q <= 1:
             raise ModelFitError(
                 f"Gamma-Gamma parameters {params.round(4).to_dict()} give no finite mean order value (needs q > 1); "
-                "try a penalizer (e.g. penalizer=0.001) or check for outlier order values"
+                + self.heavy_tail_advice()
             )
         self.params_ = params
         self.population_mean_ = float(p * v / (q - 1))
         return self
+
+    def heavy_tail_advice(self) -> str:
+        """What can make q > 1: less penalty if there is one (it pulls every parameter towards 0), else the data."""
+        if self.penalizer > 0:
+            return (
+                f"the L2 penalty ({self.penalizer}) pulls q towards 0: lower the Gamma-Gamma penalizer "
+                "(gamma_gamma_penalizer; config key model.gamma_gamma_penalizer, default 0)"
+            )
+        return (
+            "the average repeat order values are too heavy-tailed for Gamma-Gamma (a penalizer would only lower q): "
+            "check the data for outlier order values (e.g. test or B2B orders) and remove or cap them"
+        )
 
     def predict(self, summary: pd.DataFrame) -> pd.DataFrame:
         """Expected average order value per customer (``expected_aov``), indexed by customer_id."""

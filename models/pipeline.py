@@ -4,8 +4,9 @@ How it is trained (cutoff C, horizon H days):
 
 1. BTYD and Gamma-Gamma are fitted on the summary at C (all history on or before C).
 2. LightGBM learns from an earlier window: features at C - L, labels in (C - L, C]. L = H when the
-   history allows it, otherwise half the history before C (at least ``MIN_LABEL_WINDOW_DAYS``),
-   so the features at C - L see at least as much history as the labels span. The BTYD features of
+   history allows it (but at least ``MIN_LABEL_WINDOW_DAYS``: shorter horizons train on that
+   window and carry it to H as in step 4), otherwise half the history before C, so the features
+   at C - L see at least as much history as the labels span. The BTYD features of
    the training rows come from BTYD models fitted at C - L: nothing after C - L leaks in.
 3. The boosters start from the BTYD forecast and learn corrections to it: the spend booster
    (Tweedie, log link) has ``init_score = log(BTYD expected spend over L)``, the churn booster
@@ -94,19 +95,31 @@ def champion_rule(metrics: dict[str, dict[str, float]], textbook: str = "bgnbd_g
 
 
 def label_window_days(horizon_days: int, history_days: int, requested: int | None = None) -> int:
-    """Length L of the training label window: ``requested``, else H if the history allows, else half the history."""
+    """Length L of the training label window: ``requested``, else H if the history allows, else half the history.
+
+    L is at least ``MIN_LABEL_WINDOW_DAYS`` (a shorter horizon trains on that window and carries
+    the result to H like any other L != H), and less than the history before the cutoff.
+    """
     if requested is not None:
         window = requested
     else:
-        window = min(horizon_days, history_days // 2)
-    if window < MIN_LABEL_WINDOW_DAYS:
+        window = min(max(horizon_days, MIN_LABEL_WINDOW_DAYS), history_days // 2)
+    setting = "label_window_days (config key model.label_window_days)"
+    if history_days <= MIN_LABEL_WINDOW_DAYS:
         raise InsufficientDataError(
-            f"{history_days} day(s) of history before the cutoff leave a {window}-day training window; "
-            f"LightGBM needs at least {MIN_LABEL_WINDOW_DAYS} days of labels after at least as much history"
+            f"{history_days} day(s) of history before the cutoff leave no training window: LightGBM needs at least "
+            f"{MIN_LABEL_WINDOW_DAYS} days of labels with history before them; use a later cutoff or more history"
+        )
+    if window < MIN_LABEL_WINDOW_DAYS:
+        chosen = f"label_window_days={requested}" if requested is not None else f"half of the {history_days} days of history"
+        raise InsufficientDataError(
+            f"{chosen} gives a {window}-day training window; LightGBM needs at least {MIN_LABEL_WINDOW_DAYS} days "
+            f"of labels: set {setting} between {MIN_LABEL_WINDOW_DAYS} and {history_days - 1}, or use a later cutoff"
         )
     if window >= history_days:
         raise InsufficientDataError(
-            f"label window of {window} days leaves no history before it ({history_days} days of history)"
+            f"label window of {window} days leaves no history before it ({history_days} days of history): "
+            f"set {setting} between {MIN_LABEL_WINDOW_DAYS} and {history_days - 1}"
         )
     return window
 
@@ -140,13 +153,19 @@ class CustomerValueModel:
     btyd : {"bgnbd", "pareto", "mbgnbd"}
         Purchase-count model.
     penalizer : float
-        L2 penalty for the BTYD and Gamma-Gamma fits.
+        L2 penalty (lifetimes' ``penalizer_coef``) of the purchase model (BG/NBD, Pareto/NBD, MBG/NBD).
+    gamma_gamma_penalizer : float
+        L2 penalty of the Gamma-Gamma spend model, separate from ``penalizer``: a penalty pulls the
+        Gamma-Gamma q towards 0, and q <= 1 has no finite mean order value (CDNOW_sample at
+        1997-09-30: q = 3.74 unpenalized, 2.45 at 0.001, 0.97 at 0.01), so the purchase model's
+        penalty is not carried over.
     discount_rate_annual : float
         Annual discount rate for ``predicted_ltv``: spend expected at day t is worth
         ``(1 + rate) ** (-t / 365)``; the spend is spread over the horizon along the customer's
         BTYD cumulative expected orders (30-day steps, mid-step discounting).
     label_window_days : int or None
-        Training label window L; None chooses H or half the history (see ``label_window_days``).
+        Training label window L (at least ``MIN_LABEL_WINDOW_DAYS``); None chooses H (at least 28
+        days) or half the history (see ``label_window_days``).
     time_unit : {"days", "weeks"}
         Unit of recency and T in the BTYD summary.
     windows_days : tuple of int
@@ -187,6 +206,7 @@ class CustomerValueModel:
         horizon_days: int = 365,
         btyd: str = "bgnbd",
         penalizer: float = 0.0,
+        gamma_gamma_penalizer: float = 0.0,
         discount_rate_annual: float = 0.1,
         label_window_days: int | None = None,
         time_unit: str = "days",
@@ -209,6 +229,7 @@ class CustomerValueModel:
         self.horizon_days = horizon_days
         self.btyd = btyd
         self.penalizer = penalizer
+        self.gamma_gamma_penalizer = gamma_gamma_penalizer
         self.discount_rate_annual = discount_rate_annual
         self.label_window_days = label_window_days
         self.time_unit = time_unit
@@ -221,6 +242,12 @@ class CustomerValueModel:
         self.random_state = random_state
         self.sample_customers = sample_customers
         self.holdout_fraction = holdout_fraction
+
+    def __setstate__(self, state: dict) -> None:
+        # Models pickled before gamma_gamma_penalizer existed fitted Gamma-Gamma with `penalizer`:
+        # keep their recipe (the train flow refits a champion's settings on the new split).
+        state.setdefault("gamma_gamma_penalizer", state.get("penalizer", 0.0))
+        self.__dict__.update(state)
 
     # ----------------------------------------------------------------- fitting
 
@@ -236,6 +263,9 @@ class CustomerValueModel:
             raise ValueError(f"blend_weight must be in [0, 1], got {self.blend_weight}")
         if self.champion is not None and self.champion not in CANDIDATES:
             raise ValueError(f"champion must be None or one of {CANDIDATES}, got {self.champion!r}")
+        for name in ("penalizer", "gamma_gamma_penalizer"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.discount_rate_annual < 0:
             raise ValueError(f"discount_rate_annual must be >= 0, got {self.discount_rate_annual}")
         if not 1 <= self.num_threads <= 64:
@@ -283,7 +313,7 @@ class CustomerValueModel:
         )
         summary = at_cutoff[list(BTYD_COLUMNS)]
         self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
-        self.spend_model_ = SpendModel(self.penalizer).fit(summary)
+        self.spend_model_ = SpendModel(self.gamma_gamma_penalizer).fit(summary)
 
         train_features = (
             customer_features_frame(transactions, train_cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
@@ -294,7 +324,7 @@ class CustomerValueModel:
         labels = labels.reindex(train_features.index)
         labels = labels.fillna({"horizon_spend": 0.0, "horizon_orders": 0.0, "churned": True})
         early_purchase = PurchaseModel(self.btyd, self.penalizer).fit(train_features)
-        early_spend = SpendModel(self.penalizer).fit(train_features)
+        early_spend = SpendModel(self.gamma_gamma_penalizer).fit(train_features)
         train_btyd = self.btyd_features(train_features, early_purchase, early_spend, window)
         train = train_features.join(train_btyd)
 

@@ -53,3 +53,78 @@ def test_config_is_frozen():
     config = load_config()
     with pytest.raises(Exception):
         config.model.horizon_days = 3
+
+
+def test_purchase_and_spend_penalizers_are_separate_keys(tmp_path):
+    assert load_config().model.gamma_gamma_penalizer == 0.0
+    path = tmp_path / "pen.yaml"
+    path.write_text("model: {penalizer: 0.1}\n")
+    config = load_config(path)
+    assert config.model.penalizer == 0.1 and config.model.gamma_gamma_penalizer == 0.0
+
+
+def test_every_builtin_config_is_valid():
+    for name in ("base", "demo", "cdnow"):
+        load_config(name)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("model: {horizon_days: true}\n", r"model.horizon_days: Input should be a valid integer \(got True\)"),
+        ("model: {horizon_days: 90.0}\n", r"model.horizon_days: Input should be a valid integer \(got 90.0\)"),
+        ("model: {penalizer: yes}\n", r"model.penalizer: Input should be a valid number \(got True\)"),
+        ("model: {penalizer: '0.1'}\n", r"model.penalizer: Input should be a valid number \(got '0.1'\)"),
+        ("segments: {grace_days: false}\n", r"segments.grace_days: Input should be a valid integer"),
+        ("features: {windows_days: [30, true]}\n", r"features.windows_days.1: Input should be a valid integer"),
+        ("as_of: 0\n", "as_of must be a date such as 2025-06-30, got 0"),
+    ],
+)
+def test_booleans_strings_and_numbers_are_not_coerced(tmp_path, yaml_text, message):
+    path = tmp_path / "typed.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_integers_are_still_accepted_where_numbers_are_expected():
+    config = load_config(overrides={"model": {"penalizer": 1}, "segments": {"tiers": {"silver": 1000, "gold": 3000, "platinum": 9000}}})
+    assert config.model.penalizer == 1.0 and config.segments.tiers.platinum == 9000.0
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "-.inf"])
+def test_tier_thresholds_must_be_finite(tmp_path, value):
+    """platinum: .inf used to pass (silver < gold < inf) and made Platinum unreachable."""
+    path = tmp_path / "tiers.yaml"
+    path.write_text(f"segments:\n  tiers: {{platinum: {value}}}\n")
+    with pytest.raises(ConfigError, match="segments.tiers.platinum: Input should be a finite number"):
+        load_config(path)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("dataset: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"^{path}: not UTF-8 text \\(byte 0xe9 on line 1\\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "where"),
+    [("model:\n  penalizer: 0.1\n   btyd: pareto\n", "line 3, column 8"), ("model: {horizon_days: 30\nx: [1\n", "line 2, column 2")],
+)
+def test_invalid_yaml_is_one_line_naming_file_line_and_column(tmp_path, yaml_text, where):
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{path}, {where}: not valid YAML: ")
+
+
+def test_label_window_minimum_is_the_models():
+    from configs.schema import MIN_LABEL_WINDOW_DAYS
+    from models.pipeline import MIN_LABEL_WINDOW_DAYS as MODELS_MINIMUM
+
+    assert MIN_LABEL_WINDOW_DAYS == MODELS_MINIMUM
+    with pytest.raises(ConfigError, match=r"model.label_window_days: Input should be greater than or equal to 28 \(got 20\)"):
+        load_config(overrides={"model": {"label_window_days": 20}})

@@ -2,11 +2,19 @@ import datetime as dt
 import json
 
 import ibis
+import numpy as np
 import pytest
 
 from features.synthetic import generate_transactions
-from models.backtest import backtest
+from models.backtest import backtest, check_horizon_covered, horizon_slack_days
 from models.metrics import METRIC_NAMES
+
+
+@pytest.fixture(scope="module")
+def synthetic_seed_1_small():
+    """`vipcast generate --customers 3000 --seed 1`: 2023-01-01 to 2025-12-31."""
+    transactions, _ = generate_transactions(3000, 1)
+    return ibis.memtable(transactions.assign(quantity=transactions["quantity"].astype("float64")))
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +48,46 @@ def test_sample_backtest_is_informative(sample_result):
 
 
 def test_refuses_horizon_beyond_the_data(cdnow_sample):
-    with pytest.raises(ValueError, match="the data ends 1998-06-30"):
+    with pytest.raises(ValueError, match="the data end on 1998-06-30.*use a cutoff on or before 1997-10-02"):
         backtest(cdnow_sample, dt.date(1998, 3, 31), 273)
+
+
+def test_a_short_horizon_is_not_scored_on_a_day_of_actuals():
+    """Cutoff one day before the data end, 30-day horizon: it used to print metrics (the check allowed 31 days whatever H)."""
+    message = (
+        r"cutoff 2025-12-30 \+ 30 days ends 2026-01-29, but the data end on 2025-12-31 .*29 day\(s\) missing"
+        r".*use a cutoff on or before 2025-12-01$"
+    )
+    with pytest.raises(ValueError, match=message):
+        check_horizon_covered(dt.date(2025, 12, 30), 30, dt.date(2025, 12, 31))
+    with pytest.raises(ValueError, match="a horizon of at most 184 days from 2025-06-30"):
+        check_horizon_covered(dt.date(2025, 6, 30), 365, dt.date(2025, 12, 31))
+
+
+@pytest.mark.parametrize("horizon_days", [7, 30, 91, 182, 273, 365, 730])
+def test_horizon_slack_is_small_relative_to_the_horizon(horizon_days):
+    last_order = dt.date(2025, 12, 31)
+    slack = horizon_slack_days(horizon_days)
+    assert slack <= 0.01 * horizon_days
+    latest = last_order - dt.timedelta(days=horizon_days - slack)
+    check_horizon_covered(latest, horizon_days, last_order)  # the suggested cutoff works
+    with pytest.raises(ValueError, match=f"use a cutoff on or before {latest}"):
+        check_horizon_covered(latest + dt.timedelta(days=1), horizon_days, last_order)
+
+
+def test_extract_ending_a_day_early_is_accepted_for_long_horizons_only():
+    # CDNOW master ends 1998-06-30; 1997-12-31 + 182 days is 1998-07-01 (a backtest of docs/models.md).
+    check_horizon_covered(dt.date(1997, 12, 31), 182, dt.date(1998, 6, 30))
+    with pytest.raises(ValueError, match="1 day\\(s\\) missing, no day may be missing from a 92-day horizon"):
+        check_horizon_covered(dt.date(1998, 3, 31), 92, dt.date(1998, 6, 30))
+
+
+def test_synthetic_early_cutoff_backtests(synthetic_seed_1_small):
+    """Synthetic seed 1 at 2024-01-01 failed: BG/NBD fitted at C - L has a + b < 1 and gave NaN orders (lifetimes' log 2F1)."""
+    result = backtest(synthetic_seed_1_small, dt.date(2024, 1, 1), 365, n_estimators=20)
+    for values in result.metrics.values():
+        assert all(np.isfinite(value) for value in values.values()), values
+    assert result.metrics["bgnbd_gg"]["normalized_gini"] > 0.6
 
 
 def assert_champion_beats_textbook(result) -> None:

@@ -12,10 +12,12 @@ from models.btyd import (
     MIN_REPEAT_CUSTOMERS,
     WARM_START_ROWS,
     InsufficientDataError,
+    ModelFitError,
     NotFittedError,
     PurchaseModel,
     SpendModel,
     StableParetoNBDFitter,
+    bgnbd_expected_orders,
     bgnbd_negative_log_likelihood,
 )
 
@@ -131,6 +133,92 @@ def test_predictions_equal_lifetimes_formulas(summary, model):
     np.testing.assert_allclose(predicted["expected_orders"], fitter.conditional_expected_number_of_purchases_up_to_time(39, *args), rtol=1e-12)
     np.testing.assert_allclose(predicted["p_alive"], fitter.conditional_probability_alive(*args), rtol=1e-12)
     assert predicted.index.name == "customer_id" and len(predicted) == len(summary)
+    if model == "bgnbd":  # where lifetimes' formula is finite ours is lifetimes', to the last bit
+        np.testing.assert_array_equal(predicted["expected_orders"], fitter.conditional_expected_number_of_purchases_up_to_time(39, *args))
+
+
+def expected_orders_by_integration(params: dict, t: float, x: float, t_x: float, T: float) -> float:  # noqa: N803
+    """BG/NBD E[X(T, T + t)] from its definition: P(alive) times E[(1 - (1 + p t / (alpha + T))^-(r + x)) / p], p ~ Beta(a, b + x)."""
+    from scipy import integrate, stats
+
+    r, alpha, a, b = (params[name] for name in ("r", "alpha", "a", "b"))
+    k = t / (alpha + T)
+    integrand = lambda p: -np.expm1(-(r + x) * np.log1p(k * p)) / p * stats.beta.pdf(p, a, b + x)  # noqa: E731
+    alive_orders = integrate.quad(integrand, 0.0, 1.0, limit=200, epsabs=0.0, epsrel=1e-12)[0]
+    odds_dead = 0.0 if x == 0 else a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x)
+    return alive_orders / (1.0 + odds_dead)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": 1.4796, "alpha": 51.4872, "a": 0.0923, "b": 0.7975},  # synthetic seed 1 at 2023-07-03: a + b < 1
+        {"r": 0.5, "alpha": 3.0, "a": 0.3, "b": 0.7 - 1e-9},  # a + b - 1 just below 0, next to 2F1's pole
+        {"r": 2.0, "alpha": 10.0, "a": 0.5, "b": 0.6},  # 0 < a + b - 1 < 1: the contiguous-relation branch
+        {"r": 0.2426, "alpha": 4.4135, "a": 0.7929, "b": 2.4258},  # CDNOW: lifetimes' branch
+    ],
+)
+def test_bgnbd_expected_orders_match_the_definition_for_any_parameters(params):
+    histories = [(0, 0, 95), (0, 0, 0), (0, 0, 300), (1, 10, 95), (5, 80, 95), (30, 90, 95)]
+    x, t_x, T = (np.array(column, dtype=float) for column in zip(*histories))
+    for t in (30.0, 365.0):
+        ours = bgnbd_expected_orders(pd.Series(params), t, x, t_x, T)
+        reference = [expected_orders_by_integration(params, t, *row) for row in histories]
+        np.testing.assert_allclose(ours, reference, rtol=1e-9)
+    lifetimes_fitter = BetaGeoFitter()
+    lifetimes_fitter.params_ = pd.Series(params)
+    with np.errstate(invalid="ignore"):
+        theirs = lifetimes_fitter.conditional_expected_number_of_purchases_up_to_time(30.0, x, t_x, T)
+    # lifetimes takes log(2F1), and 2F1 < 0 when a + b + x - 1 < 0: NaN for the one-time buyers.
+    assert np.isnan(theirs[x == 0]).all() == (params["a"] + params["b"] < 1)
+
+
+@pytest.fixture(scope="module")
+def synthetic_seed_1():
+    import ibis
+
+    from features.synthetic import generate_transactions
+
+    transactions, _ = generate_transactions(3000, 1)
+    return ibis.memtable(transactions)
+
+
+def test_bgnbd_scores_every_customer_when_the_fit_has_a_plus_b_below_one(synthetic_seed_1):
+    """`vipcast backtest` at 2024-01-01 failed here: BG/NBD at 2023-07-03 (its training window) gave NaN orders."""
+    summary = btyd_summary(synthetic_seed_1, dt.date(2023, 7, 3)).to_pandas().set_index("customer_id")
+    model = PurchaseModel().fit(summary)
+    assert model.params_["a"] + model.params_["b"] < 1
+    predicted = model.predict(summary, 365)
+    assert np.isfinite(predicted.to_numpy()).all() and (predicted["expected_orders"] > 0).all()
+    shape = model.order_curve_shape(summary, np.array([30.0, 365.0]))
+    assert np.isfinite(shape).all() and (shape[:, 1] > shape[:, 0]).all()
+
+
+def test_non_finite_predictions_name_the_config_key(summary):
+    model = PurchaseModel("mbgnbd").fit(summary)
+    model.params_ = model.params_.copy()
+    model.params_["r"] = np.nan
+    with pytest.raises(ModelFitError, match=r"model\.penalizer.*model\.btyd"):
+        model.predict(summary, 39)
+
+
+def test_a_penalized_gamma_gamma_with_q_below_one_advises_less_penalty_not_more(cdnow_sample):
+    summary = btyd_summary(cdnow_sample, dt.date(1997, 9, 30), "weeks").to_pandas()
+    for penalizer in (0.01, 0.1):  # q = 0.97 and 0.34
+        with pytest.raises(ModelFitError, match="needs q > 1") as error:
+            SpendModel(penalizer).fit(summary)
+        assert "lower the Gamma-Gamma penalizer" in str(error.value) and "model.gamma_gamma_penalizer" in str(error.value)
+        assert "penalizer=0.001" not in str(error.value)
+
+
+def test_an_unpenalized_gamma_gamma_with_q_below_one_points_at_the_order_values():
+    rng = np.random.default_rng(0)
+    frequency = rng.integers(1, 6, 3000)
+    scale = rng.gamma(0.6, 1 / 50.0, 3000)  # Gamma-Gamma order values with q = 0.6: no finite mean
+    summary = pd.DataFrame({"frequency": frequency.astype(float), "monetary_value": rng.gamma(6.0 * frequency, 1 / scale) / frequency})
+    with pytest.raises(ModelFitError, match="needs q > 1") as error:
+        SpendModel().fit(summary)
+    assert "outlier order values" in str(error.value) and "gamma_gamma_penalizer" not in str(error.value)
 
 
 def test_spend_model_gives_population_mean_without_usable_evidence():

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from features.build import customer_features
-from models.btyd import InsufficientDataError, NotFittedError
-from models.pipeline import LEVEL_SHRINKAGE, SMALLEST_SPEND, CustomerValueModel, champion_rule, label_window_days, quantile_grid, to_percentiles
+from models.btyd import InsufficientDataError, ModelFitError, NotFittedError
+from models.pipeline import LEVEL_SHRINKAGE, MIN_LABEL_WINDOW_DAYS, SMALLEST_SPEND, CustomerValueModel, champion_rule, label_window_days, quantile_grid, to_percentiles
 
 CUTOFF = dt.date(1997, 9, 30)
 
@@ -147,6 +147,51 @@ def test_label_window_days():
     assert label_window_days(273, 272, requested=100) == 100
     with pytest.raises(InsufficientDataError):
         label_window_days(273, 40)
+
+
+def test_a_horizon_shorter_than_the_shortest_label_window_trains_on_that_window():
+    """Horizons of 7-27 days (the config allows 7) used to fail every time: L = H < 28."""
+    for horizon in (7, 14, 27):
+        assert label_window_days(horizon, 400) == MIN_LABEL_WINDOW_DAYS
+    assert label_window_days(14, 60) == MIN_LABEL_WINDOW_DAYS
+
+
+@pytest.mark.parametrize(
+    ("horizon", "history", "requested", "message"),
+    [
+        (30, 45, None, "half of the 45 days of history gives a 22-day training window.*model.label_window_days.* between 28 and 44"),
+        (365, 400, 20, "label_window_days=20 gives a 20-day training window.*model.label_window_days"),
+        (365, 100, 100, "leaves no history before it.*model.label_window_days.* between 28 and 99"),
+        (30, 20, None, "20 day\\(s\\) of history before the cutoff leave no training window.*later cutoff"),
+    ],
+)
+def test_label_window_errors_name_the_setting_that_fixes_them(horizon, history, requested, message):
+    with pytest.raises(InsufficientDataError, match=message):
+        label_window_days(horizon, history, requested)
+
+
+def test_a_suggested_label_window_works():
+    assert label_window_days(30, 45, requested=MIN_LABEL_WINDOW_DAYS) == MIN_LABEL_WINDOW_DAYS
+    assert label_window_days(365, 100, requested=99) == 99
+
+
+def test_the_purchase_and_spend_models_have_their_own_penalizers(cdnow_sample):
+    """model.penalizer used to penalize Gamma-Gamma too: at 0.1 its q fell to 0.34 and every fit failed."""
+    model = CustomerValueModel(horizon_days=273, penalizer=0.1, n_estimators=5).fit(cdnow_sample, CUTOFF)
+    assert model.purchase_model_.penalizer == 0.1 and model.spend_model_.penalizer == 0.0
+    assert model.spend_model_.params_["q"] > 1
+    with pytest.raises(ModelFitError, match="lower the Gamma-Gamma penalizer"):
+        CustomerValueModel(horizon_days=273, gamma_gamma_penalizer=0.1, n_estimators=5).fit(cdnow_sample, CUTOFF)
+    with pytest.raises(ValueError, match="gamma_gamma_penalizer must be >= 0"):
+        CustomerValueModel(horizon_days=273, gamma_gamma_penalizer=-1.0).fit(cdnow_sample, CUTOFF)
+
+
+def test_a_model_pickled_before_the_gamma_gamma_penalizer_keeps_its_recipe(fitted):
+    old = copy_with(fitted, penalizer=0.01)
+    del old.gamma_gamma_penalizer
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.gamma_gamma_penalizer == 0.01  # it fitted Gamma-Gamma with `penalizer`
+    assert pickle.loads(pickle.dumps(fitted)).gamma_gamma_penalizer == fitted.gamma_gamma_penalizer == 0.0
 
 
 def test_champion_rule():
