@@ -280,7 +280,7 @@ def app_command(
 HINTS = {
     "IngestError": "check the source path and the column mapping (source.columns in your config)",
     "ConfigError": "see configs/base.yaml for the keys and their types",
-    "ModelFitError": "see docs/models.md for what the models need (a small penalizer often helps)",
+    "ModelFitError": "see docs/models.md for what the models need; the error names the config key to change",
     "InsufficientDataError": "see docs/models.md for how much history the models need",
     "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
     "StoreBusy": "another process is writing the outputs store; try again in a moment",

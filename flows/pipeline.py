@@ -144,6 +144,7 @@ def model_settings(config: VipcastConfig) -> dict[str, Any]:
         "horizon_days": model.horizon_days,
         "btyd": model.btyd,
         "penalizer": model.penalizer,
+        "gamma_gamma_penalizer": model.gamma_gamma_penalizer,
         "discount_rate_annual": model.discount_rate_annual,
         "label_window_days": model.label_window_days,
         "time_unit": config.features.time_unit,

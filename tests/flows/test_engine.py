@@ -175,10 +175,10 @@ def test_blanks_and_missing_value_markers_read_the_same_on_both_engines(tmp_path
     path = tmp_path / "markers.parquet"
     pd.DataFrame(
         {
-            "customer_id": ["a", "a\t", "\u00a0a ", "NULL", "\\N", " nan ", "f", "v", "b\r\n", "N/A"],
-            "order_ts": pd.to_datetime(["2024-01-01"] * 10),
-            "amount": [1.0] * 10,
-            "order_id": ["o1", "o2", "o3", "o4", "o5", "o6", "NULL", "NULL", "null", "o7"],
+            "customer_id": ["a", "a\t", "\u00a0a ", "NULL", "\\N", " nan ", "f", "v", "b\r\n", "N/A", "\u3000v\u2003"],
+            "order_ts": pd.to_datetime(["2024-01-01"] * 11),
+            "amount": [1.0] * 11,
+            "order_id": ["o1", "o2", "o3", "o4", "o5", "o6", "NULL", "NULL", "null", "o7", " o8\t"],
         }
     ).to_parquet(path, index=False)
     columns = ColumnMapping(customer_id="customer_id", order_ts="order_ts", amount="amount", order_id="order_id")

@@ -103,6 +103,13 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path):
     assert [p.name for p in Path(tmp_path).iterdir()] == ["x.json"]
 
 
+def test_the_gamma_gamma_penalizer_reaches_the_model():
+    from configs import load_config
+
+    settings = pipeline.model_settings(load_config(overrides={"model": {"penalizer": 0.01, "gamma_gamma_penalizer": 0.001}}))
+    assert settings["penalizer"] == 0.01 and settings["gamma_gamma_penalizer"] == 0.001
+
+
 def test_unset_lightgbm_keys_keep_the_model_defaults_and_set_ones_pass_through():
     from configs import load_config
     from models.pipeline import CustomerValueModel
