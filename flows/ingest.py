@@ -454,21 +454,28 @@ def trimmed_text(text, engine: str):
 EXACT_FLOAT_INTEGER = 2**53
 
 
-def text_of(value, engine: str):
-    """A value as text without surrounding blanks; null for an empty string or a missing-value marker.
-
-    A float column holding whole numbers (an integer id column that pandas stored as float because
-    of missing values) gives "12345", not "12345.0", so the ids match the same customers' ids in an
-    integer or text column; other floats keep the engine's text, and NaN is null.
-    """
+def as_text(value):
+    """A source value as text. A float column holding whole numbers (an integer id column that
+    pandas stored as float because of missing values) gives "12345", not "12345.0", so the ids match
+    the same customers' ids in an integer or text column; other floats keep the engine's text, and
+    NaN is null."""
     text = value.cast("string")
-    if value.type().is_floating():
-        whole = (value.abs() < EXACT_FLOAT_INTEGER) & (value % 1 == 0)  # no cast outside the int64 range
-        text = value.isnan().ifelse(ibis.null("string"), whole.ifelse(value.cast("int64").cast("string"), text))
-    trimmed = trimmed_text(text, engine)
+    if not value.type().is_floating():
+        return text
+    whole = (value.abs() < EXACT_FLOAT_INTEGER) & (value % 1 == 0)  # no cast outside the int64 range
+    return value.isnan().ifelse(ibis.null("string"), whole.ifelse(value.cast("int64").cast("string"), text))
+
+
+def without_markers(trimmed):
+    """Trimmed text with the missing-value markers (and the empty string) as null."""
     # The length test first: DuckDB then looks up only short values in the list.
     is_marker = (trimmed.length() <= LONGEST_NULL_TOKEN) & trimmed.isin(NULL_TOKENS)
     return is_marker.ifelse(ibis.null("string"), trimmed)
+
+
+def text_of(value, engine: str):
+    """A value as text without surrounding blanks; null for an empty string or a missing-value marker."""
+    return without_markers(trimmed_text(as_text(value), engine))
 
 
 @ibis.udf.scalar.builtin(name="make_timestamp")
@@ -500,19 +507,22 @@ def check_date_format(date_format: str | None) -> None:
         ) from None
 
 
-def parsed_timestamp(value, date_format: str | None, engine: str):
-    """A source column as a naive UTC timestamp; null where it does not hold a date."""
+def parsed_timestamp(value, date_format: str | None, engine: str, *, clean: bool = False):
+    """A source column as a naive UTC timestamp; null where it does not hold a date.
+
+    `clean`: `value` is already `text_of` the source column.
+    """
     dtype = value.type()
     if dtype.is_timestamp() or dtype.is_date():
         return value.cast("timestamp")
     if date_format in EPOCH_UNITS:
-        seconds = parsed_number(value, engine) / EPOCH_UNITS[date_format]
+        seconds = parsed_number(value, engine, clean=clean) / EPOCH_UNITS[date_format]
         first, last = (datetime.combine(day, time.min).replace(tzinfo=timezone.utc).timestamp() for day in AS_OF_RANGE)
         in_range = seconds.between(first, last)
         micros = (seconds * 1_000_000).round().cast("int64")
         stamp = _duckdb_micros_timestamp(micros) if engine == "duckdb" else _spark_micros_timestamp(micros)
         return in_range.ifelse(stamp, ibis.null("timestamp"))
-    text = text_of(value, engine)
+    text = value if clean else text_of(value, engine)
     if date_format:
         if engine == "duckdb":
             return _duckdb_try_strptime(text, date_format)
@@ -530,13 +540,13 @@ def utc_of_offset_timestamp(text):
     return seconds.as_timestamp("s")
 
 
-def parsed_number(value, engine: str):
-    """A source column as a finite float64; null where it does not hold a number (NaN and infinities included)."""
-    dtype = value.type()
-    if dtype.is_numeric() and not dtype.is_boolean():
+def parsed_number(value, engine: str, *, clean: bool = False):
+    """A source column as a finite float64; null where it does not hold a number (NaN and infinities
+    included). `clean`: `value` is already `text_of` the source column."""
+    if is_number(value):
         number = value.cast("float64")
     else:
-        text = text_of(value, engine)
+        text = value if clean else text_of(value, engine)
         grouped = text.re_search(GROUPED_NUMBER).ifelse(text.replace(",", "").try_cast("float64"), ibis.null("float64"))
         number = text.re_search(DECIMAL_NUMBER).ifelse(text.try_cast("float64"), grouped)
     return (number.isnan() | number.isinf()).ifelse(ibis.null("float64"), number)
@@ -553,26 +563,50 @@ KINDS = {
 NULL_TYPES = {"string": "string", "double": "float64", "timestamp": "timestamp"}
 
 
+def is_number(value) -> bool:
+    dtype = value.type()
+    return dtype.is_numeric() and not dtype.is_boolean()
+
+
+def is_textual(value, kind: str, date_format: str | None) -> bool:
+    """Whether a source column is read through its text (`text_of`) for a canonical column of `kind`."""
+    if kind == "timestamp":
+        typed = value.type().is_timestamp() or value.type().is_date() or (date_format in EPOCH_UNITS and is_number(value))
+        return not typed
+    if kind == "double":
+        return not is_number(value)
+    return True
+
+
 def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, engine: str):
     """The row number and the canonical columns parsed from the mapped source columns.
 
-    The raw values are not carried along: they are read back for the few rows set aside
-    (`quarantine_rows`), so the typed copy of the input is no wider than the clean one.
+    Text is trimmed, then cleared of missing-value markers, then parsed, one projection each: Ibis
+    writes an expression out again wherever it is used, and DuckDB would trim each value up to
+    five times (1.2 s instead of 0.7 s per text column at 13M rows). The raw values are not carried
+    along: they are read back for the few rows set aside (`quarantine_rows`), so the typed copy of
+    the input is no wider than the clean one.
     """
-    columns = {"_row": raw[ROW_NUMBER].cast("int64")}
+    sources = {name: raw[src_name] for name, src_name in mapping.items() if src_name is not None}
+    textual = {name for name, value in sources.items() if is_textual(value, KINDS[name], date_format)}
+    trimmed = raw.select(
+        _row=raw[ROW_NUMBER].cast("int64"),
+        **{name: trimmed_text(as_text(value), engine) if name in textual else value for name, value in sources.items()},
+    )
+    cleaned = trimmed.mutate(**{name: without_markers(trimmed[name]) for name in textual})
+    columns = {"_row": cleaned._row}
     for name, kind in KINDS.items():
-        src_name = mapping[name]
-        if src_name is None:
+        if name not in sources:
             columns[name] = ibis.null(NULL_TYPES[kind])
             continue
-        value = raw[src_name]
+        value, clean = cleaned[name], name in textual
         if kind == "timestamp":
-            columns[name] = parsed_timestamp(value, date_format, engine)
+            columns[name] = parsed_timestamp(value, date_format, engine, clean=clean)
         elif kind == "double":
-            columns[name] = parsed_number(value, engine)
+            columns[name] = parsed_number(value, engine, clean=clean)
         else:
-            columns[name] = text_of(value, engine)
-    return raw.select(**columns)
+            columns[name] = value
+    return cleaned.select(**columns)
 
 
 def row_reason(typed, end_of_as_of: datetime):
