@@ -9,6 +9,9 @@ their parameters, and predict with lifetimes' own formulas (BG/NBD's expected or
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
@@ -432,7 +435,8 @@ class PurchaseModel:
             fitter_class, _ = PURCHASE_MODELS[self.model]
             options = {"initial_params": np.ones(4)} if self.model == "pareto" else {}
             try:
-                fitter = fitter_class(penalizer_coef=self.penalizer).fit(*args[:3], weights=args[3], **options)
+                with quiet_lifetimes():
+                    fitter = fitter_class(penalizer_coef=self.penalizer).fit(*args[:3], weights=args[3], **options)
             except ConvergenceError as error:
                 raise ModelFitError(
                     f"{self.model} did not converge; try a small penalizer (penalizer=0.001; config key model.penalizer) "
@@ -528,11 +532,20 @@ class PurchaseModel:
 GAMMA_GAMMA_LOOSE_TOL = 1e-5
 
 
+@contextlib.contextmanager
+def quiet_lifetimes():
+    """lifetimes prints scipy's whole optimizer result to stdout before raising ConvergenceError;
+    the ModelFitError raised from it says what failed and what to change."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
 def fit_gamma_gamma(rows: pd.DataFrame, penalizer: float, scale: float, tol: float = 1e-7) -> pd.Series:
     """lifetimes' Gamma-Gamma fit on weighted unique rows with order values divided by `scale`; v in original units."""
-    fitter = GammaGammaFitter(penalizer_coef=penalizer).fit(
-        rows["frequency"], rows["monetary_value"] / scale, weights=rows["weight"].to_numpy(), tol=tol
-    )
+    with quiet_lifetimes():
+        fitter = GammaGammaFitter(penalizer_coef=penalizer).fit(
+            rows["frequency"], rows["monetary_value"] / scale, weights=rows["weight"].to_numpy(), tol=tol
+        )
     params = fitter.params_.astype(float).rename(None).copy()
     params["v"] = params["v"] * scale
     return params

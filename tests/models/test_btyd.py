@@ -221,6 +221,15 @@ def test_an_unpenalized_gamma_gamma_with_q_below_one_points_at_the_order_values(
     assert "outlier order values" in str(error.value) and "gamma_gamma_penalizer" not in str(error.value)
 
 
+def test_a_fixed_price_shop_gets_one_error_and_no_optimizer_dump(capsys):
+    """Every order at the same price: Gamma-Gamma has no spread to fit; lifetimes printed scipy's
+    whole result before raising, the user gets the error naming the config key only."""
+    frequency = np.random.default_rng(0).integers(1, 6, 3000).astype(float)
+    with pytest.raises(ModelFitError, match="model.gamma_gamma_penalizer"):
+        SpendModel().fit(pd.DataFrame({"frequency": frequency, "monetary_value": 25.0}))
+    assert capsys.readouterr().out == ""
+
+
 def test_spend_model_gives_population_mean_without_usable_evidence():
     data = load_cdnow_summary_data_with_monetary_value()
     model = SpendModel().fit(data)
