@@ -229,6 +229,9 @@ def lists_command(
     top: Annotated[Optional[int], typer.Option("--top", min=1, help="Only the first N rows.")] = None,
     fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.csv,
     out: Annotated[Optional[Path], typer.Option("--out", dir_okay=False, help="Write to this file instead of stdout.")] = None,
+    data: Annotated[
+        Optional[str], typer.Option("--data", help="The latest run of this dataset (default: the latest run of any).")
+    ] = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
     debug: Debug = False,
@@ -237,7 +240,7 @@ def lists_command(
     from flows.pipeline import read_list, render_list
 
     ctx = _context(workdir, config)
-    frame = read_list(ctx, name.value, top=top)
+    frame = read_list(ctx, name.value, top=top, data=data)
     if out is None and fmt is ListFormat.parquet:
         raise click.BadParameter("parquet output needs --out FILE", param_hint="--format")
     text = render_list(frame, fmt.value, out)

@@ -667,13 +667,19 @@ def run_score(
 STORE_LIST_NAMES = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events"}
 
 
-def read_list(ctx: Context, name: str, top: int | None = None) -> pd.DataFrame:
-    """A list of the latest scoring run, ranked best first."""
+def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None) -> pd.DataFrame:
+    """A list of the latest scoring run (of the dataset `data`, when given), ranked best first."""
     from flows.store import NoRunsYet
 
     store = open_store(ctx)
+    run_id = None
+    if data is not None:
+        runs = dataset_runs(store, data)
+        if not runs:
+            raise LookupError(f"no scoring run of {data} in {ctx.workspace.root} yet: run `vipcast score --data {data}` first")
+        run_id = runs[0].run_id  # the store lists the latest first
     try:
-        return store.read_list(STORE_LIST_NAMES[name], top=top)
+        return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top)
     except NoRunsYet:
         raise LookupError(f"no scoring run in {ctx.workspace.root} yet: run `vipcast score` first") from None
 

@@ -181,3 +181,17 @@ def test_a_model_of_earlier_data_does_not_replace_the_champion(tmp_path, monkeyp
     promotion = pipeline.compare_with_champion(ctx, "cdnow", earlier, date(1997, 6, 30), {}, {})
     assert not promotion.promoted
     assert promotion.reason == "not promoted: the champion was fitted on data up to 1998-06-30, after this model's 1998-03-31"
+
+
+def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
+    class Store(RunsOnly):
+        def read_list(self, name, run_id=None, top=None):
+            return (name, run_id or self.runs()[0].run_id, top)
+
+    store = Store([stored_run("g1-q3", date(2025, 9, 30), "g1.parquet"), stored_run("g2-q4", date(2025, 12, 31), "g2.parquet")])
+    monkeypatch.setattr(pipeline, "open_store", lambda ctx: store)
+    ctx = pipeline.Context.create(tmp_path)
+    assert pipeline.read_list(ctx, "at-risk", top=5) == ("at_risk", "g2-q4", 5)
+    assert pipeline.read_list(ctx, "at-risk", data="/data/g1.parquet") == ("at_risk", "g1-q3", None)
+    with pytest.raises(LookupError, match="no scoring run of cdnow"):
+        pipeline.read_list(ctx, "tiers", data="cdnow")
