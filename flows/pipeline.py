@@ -386,17 +386,9 @@ def open_store(ctx: Context):
     return OutputsStore(ctx.config.outputs.store_url or ctx.workspace.outputs_path)
 
 
-def run_dataset(run) -> str | None:
-    """The dataset (registry slug) a stored scoring run scored, from its reconciliation report."""
-    from flows.tracking import dataset_slug
-
-    source = json.loads(run.reconciliation or "{}").get("source")
-    return dataset_slug(source) if source else None
-
-
 def dataset_runs(store, dataset: str) -> list:
     """The store's runs of one dataset (runs stored without a source count as any dataset's)."""
-    from flows.store import NoRunsYet
+    from flows.store import NoRunsYet, run_dataset
     from flows.tracking import dataset_slug
 
     try:
@@ -499,11 +491,15 @@ def score_table(features: pd.DataFrame, predictions: pd.DataFrame, segments) -> 
 
 def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine, out: Path | None) -> list[Path]:
     """Write the run to the store (one transaction), then export the lists (atomic file swaps)."""
+    from flows.store import run_dataset
+
     store.write_run(run, tables)
     paths = [ctx.workspace.exports_dir]
-    # The exports follow the store's latest run, as the lists and the app do: a backfilled past
-    # date does not replace them.
-    store.export_run(store.latest_run().run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
+    # The exports hold the latest run of the dataset just scored: a backfilled past date does not
+    # replace them.
+    dataset = run_dataset(run)
+    latest = dataset_runs(store, dataset)[0] if dataset else run
+    store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
     write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     if out is not None:
         write_score_folder(out, tables, report, quarantine)
@@ -696,7 +692,7 @@ def render_list(frame: pd.DataFrame, fmt: str, out: Path | None) -> str | None:
     return None
 
 
-def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, top: int = 5) -> str:
+def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, dataset: str = "demo", top: int = 5) -> str:
     """What `vipcast demo` prints at the end."""
     lines = ["", "== vipcast demo ==", str(train), "", str(score), "", f"top {top} rising stars:"]
     for row in score.rising_stars.head(top).itertuples(index=False):
@@ -704,7 +700,7 @@ def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, top: int
         lines.append(f"  {row.customer_id}: {row.tier} -> {row.target_tier} ({reasons})")
     lines += [
         "",
-        f"lists: vipcast lists rising-stars --workdir {ctx.workspace.root}   (exports in {ctx.workspace.exports_dir})",
+        f"lists: vipcast lists rising-stars --data {dataset} --workdir {ctx.workspace.root}   (exports in {ctx.workspace.exports_dir})",
         f"MLflow UI: mlflow ui --backend-store-uri {ctx.workspace.tracking_uri}",
         f"web app: VIPCAST_API_KEY=... vipcast app --workdir {ctx.workspace.root}",
     ]
@@ -716,4 +712,4 @@ def run_demo(ctx: Context, data: str | None = None) -> str:
     step = LocalSteps(12)
     train = run_train(ctx, data, None, step=step)
     score = run_score(ctx, data, None, None, step=step)
-    return demo_report(train, score, ctx)
+    return demo_report(train, score, ctx, data or ctx.config.dataset)

@@ -84,6 +84,8 @@ RESERVED_COLUMNS = ("run_id", "as_of", "row_order")
 
 TIER_COLUMNS = ("tier", "current_tier", "to_tier")
 """The column a tier filter applies to, first one present: the customer's current tier."""
+MOVES = ("tier_upgrade", "tier_downgrade")
+"""Events whose to_tier is the customer's tier now; every other event's from_tier is (segments/events.py)."""
 
 EXPORT_FORMATS = ("csv", "parquet")
 _EXPORT_FILE_NAMES = frozenset(
@@ -521,6 +523,15 @@ def _is_url(url_or_path: str | os.PathLike[str]) -> bool:
     return isinstance(url_or_path, str) and "://" in url_or_path
 
 
+def run_dataset(run: RunInfo) -> str | None:
+    """The dataset a run scored (its registry name: file stem, table or built-in name), from the
+    source its reconciliation report names; None for a run stored without one."""
+    from flows.tracking import dataset_slug
+
+    source = json.loads(run.reconciliation or "{}").get("source")
+    return dataset_slug(source) if source else None
+
+
 class OutputsStore:
     """Scoring runs and their lists in DuckDB (a path) or any SQLAlchemy database (a URL).
 
@@ -738,9 +749,13 @@ class OutputsStore:
         return _pick_run(self.runs(), run_id, as_of)
 
     def previous_run(self, run: RunInfo) -> RunInfo | None:
-        """The latest run with an earlier as-of date than ``run`` (for movement between runs)."""
-        earlier = [candidate for candidate in self.runs() if candidate.as_of < run.as_of]
-        return earlier[0] if earlier else None
+        """The latest run of the same dataset with an earlier as-of date than ``run`` (for movement
+        between runs; a run stored without its source counts as any dataset's)."""
+        dataset = run_dataset(run)
+        for candidate in self.runs():  # latest first
+            if candidate.as_of < run.as_of and (dataset is None or run_dataset(candidate) in (dataset, None)):
+                return candidate
+        return None
 
     # Lists
 
@@ -767,10 +782,7 @@ class OutputsStore:
                 return pd.DataFrame(index=range(run.lists.get(name, 0)))
             sql, params = self._list_query(name, run.run_id, columns)
             if tier is not None:
-                tier_column = next((column for column in TIER_COLUMNS if column in columns), None)
-                if tier_column is None:
-                    raise ValueError(f"list {name!r} has no tier column to filter on")
-                sql += f" AND lower(CAST({_quote(tier_column)} AS {self._sql_type('text')})) = :tier"
+                sql += f" AND lower(CAST({self._current_tier(name, columns)} AS {self._sql_type('text')})) = :tier"
                 params["tier"] = tier.strip().lower()
             if customer_id is not None:
                 condition = self._customer_condition(connection, name, customer_id)
@@ -786,6 +798,17 @@ class OutputsStore:
         """SELECT of one run's rows of a list: row_order, then the list's columns (no ORDER BY)."""
         selected = ", ".join(_quote(column) for column in ["row_order", *columns])
         return f"SELECT {selected} FROM {_quote(name)} WHERE run_id = :run_id", {"run_id": run_id}
+
+    @staticmethod
+    def _current_tier(name: str, columns: Sequence[str]) -> str:
+        """SQL for the customer's current tier in a list's rows (what a tier filter matches)."""
+        if {"event", "from_tier", "to_tier"} <= set(columns):
+            moves = ", ".join(f"'{event}'" for event in MOVES)
+            return f"CASE WHEN {_quote('event')} IN ({moves}) THEN {_quote('to_tier')} ELSE {_quote('from_tier')} END"
+        tier_column = next((column for column in TIER_COLUMNS if column in columns), None)
+        if tier_column is None:
+            raise ValueError(f"list {name!r} has no tier column to filter on")
+        return _quote(tier_column)
 
     def _customer_condition(self, connection: _Connection, table: str, customer_id: Any,
                             column: str = "customer_id") -> tuple[str, Any] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import glob
 import io
 import json
@@ -193,6 +195,19 @@ def test_the_latest_run_is_the_default_and_as_of_picks_a_date(store: OutputsStor
     assert store.previous_run(store.get_run("old")) is None
 
 
+def test_the_previous_run_is_of_the_same_dataset(store: OutputsStore) -> None:
+    def of(source: str, run_id: str, as_of: date) -> RunInfo:
+        return dataclasses.replace(run_info(run_id, as_of), reconciliation=json.dumps({"source": source}))
+
+    store.write_run(of("/data/shop.parquet", "shop-1", date(2026, 1, 5)), five_customers())
+    store.write_run(of("cdnow", "cdnow-1", date(2026, 2, 2)), five_customers())
+    store.write_run(of("shop.parquet", "shop-2", date(2026, 3, 2)), five_customers())
+    assert store.previous_run(store.get_run("shop-2")).run_id == "shop-1"
+    assert store.previous_run(store.get_run("cdnow-1")) is None
+    store.write_run(run_info("unnamed", date(2026, 4, 6)), five_customers())  # stored before runs named their source
+    assert store.previous_run(store.get_run("unnamed")).run_id == "shop-2"
+
+
 def test_missing_runs_and_lists_are_clear_errors(store: OutputsStore) -> None:
     with pytest.raises(NoRunsYet, match="vipcast score"):
         store.read_list("rising_stars")
@@ -216,6 +231,16 @@ def test_top_and_tier_filter_in_rank_order(store: OutputsStore) -> None:
     assert store.read_list("rising-stars", tier="Base")["customer_id"].tolist() == [4]
     assert store.read_list("rising_stars", tier="Gold").empty
     assert store.read_list("tiers", top=0).empty
+    # Events: the tier now is from_tier (at risk, rising star, ...), to_tier after an upgrade or downgrade.
+    assert store.read_list("events", tier="Silver")["customer_id"].tolist() == [3]
+    assert store.read_list("events", tier="Base")["customer_id"].tolist() == [4]
+    moved = {**five_customers(), "events": pd.DataFrame({
+        "customer_id": [1, 2], "rank": [1, 2], "event": ["tier_downgrade", "tier_upgrade"],
+        "from_tier": ["Platinum", "Silver"], "to_tier": ["Gold", "Gold"],
+    })}
+    store.write_run(run_info("r2", AS_OF_2), moved)
+    assert store.read_list("events", run_id="r2", tier="gold")["customer_id"].tolist() == [1, 2]
+    assert store.read_list("events", run_id="r2", tier="Platinum").empty
 
 
 # Idempotence, schema changes, atomicity
