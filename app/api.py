@@ -196,7 +196,7 @@ def get_list(
                     headers=headers)
 
 
-@router.get("/customers/{customer_id}", response_model=CustomerOut,
+@router.get("/customers/{customer_id:path}", response_model=CustomerOut,
             summary="One customer: scores, tier, lists, history")
 def get_customer(
     request: Request,

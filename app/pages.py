@@ -307,7 +307,7 @@ def find_customer(request: Request, customer_id: Annotated[str, Query(min_length
     return RedirectResponse(target, status_code=303)
 
 
-@router.get("/customers/{customer_id}", response_class=HTMLResponse)
+@router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
 def customer_page(
     request: Request,
     customer_id: Annotated[str, Path(max_length=200)],

@@ -137,7 +137,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def route_of(scope: dict[str, Any]) -> str:
     route = scope.get("route")
-    return getattr(route, "path", None) or ("/static/*" if scope.get("path", "").startswith("/static/") else "-")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)  # path_format: no ":path" converter
+    return template or ("/static/*" if scope.get("path", "").startswith("/static/") else "-")
 
 
 class LogRequests:

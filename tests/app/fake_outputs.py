@@ -32,8 +32,8 @@ def fake_run_info(as_of: date, n_customers: int, model_version: str = "3", run_i
         run_id=run_id or f"{as_of:%Y%m%d}-v{model_version}-abc123",
         as_of=as_of,
         created_at=datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=UTC),
-        model_name="vipcast-demo",
-        model_version=model_version,
+        model_name="blend",  # as vipcast score writes them: the shipped candidate, the registry version
+        model_version=f"vipcast-demo/{model_version}",
         horizon_days=365,
         n_customers=n_customers,
         data_digest="abc123",

@@ -32,7 +32,7 @@ def test_each_list_as_json_matches_the_store(client, filled_store: OutputsStore,
     body = response.json()
     expected = filled_store.read_list(LISTS[name])
     assert body["list"] == name and body["count"] == len(expected) > 0
-    assert body["run"]["as_of"] == AS_OF_NEW.isoformat() and body["run"]["model_version"] == "3"
+    assert body["run"]["as_of"] == AS_OF_NEW.isoformat() and body["run"]["model_version"] == "vipcast-demo/3"
     rows_equal(body["rows"], expected)
     assert response.headers["x-vipcast-as-of"] == AS_OF_NEW.isoformat()
 

@@ -95,7 +95,7 @@ def test_log_in_filter_rising_stars_and_download_the_csv(browser, live_server: L
 
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".run-banner"), what="the overview")
     banner = browser.find_element(By.CSS_SELECTOR, ".run-banner").text
-    assert f"Scoring run as of {AS_OF_NEW.isoformat()}" in banner and "v3" in banner
+    assert f"Scoring run as of {AS_OF_NEW.isoformat()}" in banner and "model blend (vipcast-demo/3)" in banner
     assert browser.find_element(By.TAG_NAME, "h1").text == "Programme overview"
     assert browser.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar")
     overview_png = screenshot(browser, "overview")

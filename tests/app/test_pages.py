@@ -25,7 +25,7 @@ def test_every_page_shows_which_run_it_is(client, path: str) -> None:
     assert response.status_code == 200
     text = text_of(response.text)
     assert f"Scoring run as of {AS_OF_NEW.isoformat()}" in text
-    assert "model vipcast-demo v3" in text and "latest" in text
+    assert "model blend (vipcast-demo/3)" in text and "latest" in text
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -165,3 +165,15 @@ def test_bad_page_requests_get_a_clear_page(client, path: str, status: int, mess
     assert response.headers["content-type"].startswith("text/html")
     assert message in response.text
     assert "Traceback" not in response.text
+
+
+def test_a_customer_id_with_a_slash_opens_from_the_find_box_the_page_and_the_api(tmp_path) -> None:
+    from conftest import two_weekly_runs
+
+    store = OutputsStore(two_weekly_runs(str(tmp_path), "shop/{:05d}"), read_only=True)
+    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
+    customer = store.read_list("tiers", top=1).iloc[0]["customer_id"]
+    assert "/" in customer
+    assert client.get("/api/v1/customers/" + customer.replace("/", "%2F")).json()["customer_id"] == customer
+    page = client.get("/customers", params={"customer_id": customer})
+    assert page.status_code == 200 and customer in text_of(page.text)
