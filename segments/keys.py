@@ -71,12 +71,18 @@ def same_values(ids: pd.Series | pd.Index, other: pd.Series | pd.Index) -> bool:
     return bool(pd.Index(ids).equals(pd.Index(other)))
 
 
+# Float keys are compared to this many decimals: a sum that DuckDB and Spark (or two DuckDB thread
+# counts) add up in another order differs in the last bits, and the rank of two customers with the
+# same spend would then depend on the engine; equal to 6 decimals, the customer id decides.
+RANK_DECIMALS = 6
+
+
 def ranked_order(keys: list[tuple[np.ndarray | pd.Series, bool]], id_rank: np.ndarray) -> np.ndarray:
     """Row order sorting by each (values, ascending) numeric key in turn, then by `id_rank`.
 
     The same order as `DataFrame.sort_values(..., kind="mergesort")` with the customer ids as the
     last key. Rows of one customer must differ in some key, so the order is total and does not
-    depend on the input row order. Floats sort descending by negation, NaN last either way,
+    depend on the input row order. Floats (to RANK_DECIMALS) sort descending by negation, NaN last either way,
     integers by bitwise not, as in pandas. Starting from id order, each key from the least
     significant up is a stable sort.
     """
@@ -89,6 +95,8 @@ def ranked_order(keys: list[tuple[np.ndarray | pd.Series, bool]], id_rank: np.nd
         order = np.argsort(id_rank)  # ties are settled by the keys
     for values, ascending in reversed(keys):
         key = np.asarray(values)[order]
+        if key.dtype.kind == "f":
+            key = np.round(key, RANK_DECIMALS)
         if not ascending:
             key = -key if key.dtype.kind == "f" else ~key
         order = order[np.argsort(key, kind="stable")]

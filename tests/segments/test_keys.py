@@ -84,3 +84,11 @@ def test_tier_ranks_and_names_round_trip():
     rebuilt = tier_names(np.array([2, 0, 3, 1]))
     pd.testing.assert_series_equal(rebuilt, pd.Series(np.array(["Gold", "Base", "Platinum", "Silver"], dtype=object)))
     assert list(tier_names(np.arange(len(TIERS)))) == list(TIERS)
+
+
+def test_spends_equal_but_for_summation_noise_rank_by_customer_id():
+    """70.73 summed in two orders is 70.73 or 70.72999999999999 (DuckDB vs Spark): the id decides."""
+    spend = np.array([70.72999999999999, 70.73, 70.74])
+    ids = pd.Series(["11763", "21655", "30000"], dtype="str")
+    assert list(ranked_order([(spend, False)], id_ranks(ids))) == [2, 0, 1]
+    assert list(ranked_order([(spend[[1, 0, 2]], False)], id_ranks(ids))) == [2, 0, 1]
