@@ -286,6 +286,7 @@ HINTS = {
     "ModelFitError": "see docs/models.md for what the models need; the error names the config key to change",
     "InsufficientDataError": "see docs/models.md for how much history the models need",
     "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
+    "SparkStartError": "check engine.spark_master (local[*], spark://host:7077, yarn, ...) and engine.spark_conf in your config",
     "StoreBusy": "another process is writing the outputs store; try again in a moment",
 }
 EXPECTED = tuple(HINTS)

@@ -42,6 +42,10 @@ def session_properties(master: str, conf: Mapping[str, str] | None = None) -> di
     return {**SPARK_DEFAULTS, **local_defaults(master), **dict(conf or {}), **SPARK_FIXED}
 
 
+class SparkStartError(ValueError):
+    """The Spark session of the config could not start or run a job (bad master URL or spark_conf)."""
+
+
 def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = APP_NAME):
     """A SparkSession for vipcast: `master`, the defaults, `conf`, and the UTC session time zone.
 
@@ -62,7 +66,16 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in properties.items():
         builder = builder.config(key, str(value))
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+        session.range(1).count()  # a master that cannot run a job fails here, not mid-run
+    except Exception as exc:  # Py4J and PySpark errors; the JVM's own reason is in its log above
+        first_line = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise SparkStartError(
+            f"cannot start Spark with engine.spark_master {master!r}"
+            + (f" and engine.spark_conf keys {', '.join(sorted(conf))}" if conf else "")
+            + f": {first_line[:300]} (Spark's own reason is in the Java log lines above)"
+        ) from exc
     for key, value in properties.items():
         if session.conf.isModifiable(key):
             session.conf.set(key, str(value))

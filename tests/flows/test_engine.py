@@ -219,3 +219,21 @@ def test_cdnow_on_spark_matches_duckdb_and_the_published_size(tmp_path, spark_ba
     assert spark.report == duck.report
     assert spark.report["rows_used"] == 69_659 and spark.report["customers_used"] == 23_570
     assert len(data_digest(spark.connection)) == 16
+
+
+@pytest.mark.spark
+def test_a_bad_spark_master_is_one_error_naming_the_config_key(tmp_path):
+    """In a process of its own: a running session (this test session's) would be reused."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "spark.yaml"
+    config.write_text('engine: {name: spark, spark_master: "bogus-url"}\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "features", "--data", "cdnow-sample", "--config", str(config),
+         "--workdir", str(tmp_path), "--out", str(tmp_path / "f.parquet")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "error: cannot start Spark with engine.spark_master 'bogus-url'" in result.stderr
+    assert "internal error" not in result.stderr and "hint: check engine.spark_master" in result.stderr
