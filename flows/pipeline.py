@@ -216,7 +216,8 @@ def backtest_figures(result) -> dict[str, Any]:
     """The diagnostic plots of a backtest, as matplotlib figures for MLflow."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "inline" not in matplotlib.get_backend().lower():  # a notebook keeps its inline figures
+        matplotlib.use("Agg")
     from models import plots
 
     purchase_model = result.model.purchase_model_

@@ -20,4 +20,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    # Every cell that draws a figure shows it (the notebooks once set the Agg backend: no output).
+    drawing = [cell for cell in notebook.cells if cell.cell_type == "code" and "plt.subplots" in cell.source]
+    assert drawing and all(any("image/png" in o.get("data", {}) for o in cell.outputs) for cell in drawing)
     assert len(NOTEBOOKS) == 2
