@@ -262,3 +262,11 @@ def test_booster_level_is_shrunk_halfway_to_btyd(fitted, features):
     candidates = fitted.candidate_predictions(features)
     ratio = candidates["lightgbm"]["predicted_spend"].sum() / candidates["bgnbd_gg"]["predicted_spend"].sum()
     assert ratio == pytest.approx(fitted.booster_level_ ** (1 - LEVEL_SHRINKAGE), rel=1e-9)
+
+
+def test_the_textbook_candidates_churn_is_the_chance_of_no_order_in_the_horizon():
+    """Not 1 - P(alive): BG/NBD holds every one-time buyer alive, the churn label counts orders."""
+    from models.pipeline import btyd_candidate
+
+    horizon = pd.DataFrame({"btyd_expected_spend": [10.0, 0.5], "btyd_p_alive": [1.0, 1.0], "btyd_p_order": [0.9, 0.05]})
+    assert btyd_candidate(horizon)["churn_probability"].tolist() == pytest.approx([0.1, 0.95])
