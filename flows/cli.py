@@ -164,7 +164,7 @@ def train(
 
         ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
         result = train_flow(data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config)
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(result["summary"])
         return
     from flows.pipeline import run_train
 
@@ -193,7 +193,7 @@ def score(
         from flows.orchestration import score as score_flow
 
         result = score_flow(data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config)
-        typer.echo(json.dumps(result, indent=2, default=str))
+        typer.echo(result["summary"])
         return
     from flows.pipeline import run_score
 

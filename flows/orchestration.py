@@ -52,7 +52,10 @@ def train(
     ctx = pipeline.Context.create(workdir, config, horizon_days=horizon_days)
     summary = pipeline.run_train(ctx, data, _date(as_of), step=PrefectSteps())
     create_markdown_artifact(summary.markdown(), key="vipcast-train-summary", description="vipcast training run")
-    return {"as_of": str(summary.as_of), "model_version": summary.model_version, "promoted": summary.promoted, "promotion": summary.promotion}
+    return {
+        "as_of": str(summary.as_of), "model_version": summary.model_version, "promoted": summary.promoted,
+        "promotion": summary.promotion, "summary": str(summary),
+    }
 
 
 @flow(name="vipcast-score", log_prints=True)
@@ -70,4 +73,7 @@ def score(
     top = summary.rising_stars.head(top_rising_stars)
     if len(top):
         create_table_artifact(top.astype(str).to_dict(orient="records"), key="vipcast-top-rising-stars", description="top rising stars")
-    return {"run_id": summary.run_id, "as_of": str(summary.as_of), "n_customers": summary.n_customers, "tiers": summary.tier_counts}
+    return {
+        "run_id": summary.run_id, "as_of": str(summary.as_of), "n_customers": summary.n_customers,
+        "tiers": summary.tier_counts, "summary": str(summary),
+    }
