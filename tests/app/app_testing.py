@@ -8,6 +8,10 @@ import time
 import warnings
 from datetime import date
 
+from pathlib import Path
+
+from fake_outputs import fake_lists, fake_run_info, with_text_ids
+
 from flows.store import OutputsStore
 
 API_KEY = "test-key-0123456789"
@@ -60,3 +64,15 @@ class LiveServer:
     def __exit__(self, *exc_info: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def two_weekly_runs(folder: str, id_template: str | None = None) -> Path:
+    """A store in folder with two weekly runs of N_CUSTOMERS customers; ids as text by id_template if given."""
+    path = Path(folder) / "outputs.duckdb"
+    store = OutputsStore(path)
+    for as_of, model_version, seed in ((AS_OF_OLD, "2", 1), (AS_OF_NEW, "3", 2)):
+        lists = fake_lists(N_CUSTOMERS, seed=seed)
+        if id_template is not None:
+            lists = with_text_ids(lists, id_template)
+        store.write_run(fake_run_info(as_of, N_CUSTOMERS, model_version=model_version), lists)
+    return path

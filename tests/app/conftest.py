@@ -12,22 +12,9 @@ import pytest
 # The helper modules next to this file are imported by name (whatever pytest's import mode).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, N_CUSTOMERS, LiveServer, TestClient, make_client  # noqa: E402
-from fake_outputs import fake_lists, fake_run_info, with_text_ids  # noqa: E402
+from app_testing import API_KEY, LiveServer, TestClient, make_client, two_weekly_runs  # noqa: E402
 
 from flows.store import OutputsStore  # noqa: E402
-
-
-def two_weekly_runs(folder: str, id_template: str | None = None) -> Path:
-    """A store in folder with two weekly runs of N_CUSTOMERS customers; ids as text by id_template if given."""
-    path = Path(folder) / "outputs.duckdb"
-    store = OutputsStore(path)
-    for as_of, model_version, seed in ((AS_OF_OLD, "2", 1), (AS_OF_NEW, "3", 2)):
-        lists = fake_lists(N_CUSTOMERS, seed=seed)
-        if id_template is not None:
-            lists = with_text_ids(lists, id_template)
-        store.write_run(fake_run_info(as_of, N_CUSTOMERS, model_version=model_version), lists)
-    return path
 
 
 @pytest.fixture(scope="session")

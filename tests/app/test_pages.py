@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, N_CUSTOMERS, make_client
+from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, N_CUSTOMERS, make_client, two_weekly_runs
 from fake_outputs import fake_lists, fake_run_info
 from flows.store import OutputsStore
 
@@ -168,8 +168,6 @@ def test_bad_page_requests_get_a_clear_page(client, path: str, status: int, mess
 
 
 def test_a_customer_id_with_a_slash_opens_from_the_find_box_the_page_and_the_api(tmp_path) -> None:
-    from conftest import two_weekly_runs
-
     store = OutputsStore(two_weekly_runs(str(tmp_path), "shop/{:05d}"), read_only=True)
     client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
     customer = store.read_list("tiers", top=1).iloc[0]["customer_id"]
