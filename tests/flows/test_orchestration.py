@@ -48,6 +48,11 @@ def test_train_then_score_flows(prefect_server, workdir, small_transactions):
     data = str(small_transactions)
     trained = train(data=data, horizon_days=180, workdir=str(workdir))
     assert trained["promoted"] is True
+    # `vipcast train --prefect` prints the same summary as the in-process run; Prefect reports no telemetry.
+    assert "promotion: no champion yet" in trained["summary"] and "* champion" in trained["summary"]
+    import os
+
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
     ctx = Context.create(workdir)
     version = tracking.champion_version(ctx.workspace, data)
     assert version is not None and str(version.version) == "1"
