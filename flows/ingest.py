@@ -665,10 +665,49 @@ def _python_rows(table) -> list[dict[str, Any]]:
     return table.to_pyarrow().to_pylist()
 
 
-def _examples(values, label: str, limit: int = 3) -> str:
-    """A few offending raw values: `values` has the row number (_row) and the raw value (value)."""
+def _examples(values, label: str, source: Source | None = None, limit: int = 3) -> str:
+    """A few offending raw values: `values` has the row number (_row) and the raw value (value).
+
+    For a source of several files each row also names its file and its row there.
+    """
     rows = _python_rows(values.order_by("_row").limit(limit))
-    return "; ".join(f"data row {row['_row']}: {label}={_shown(row['value'])}" for row in rows)
+    starts = file_row_starts(source) if source is not None else None
+
+    def where(row_number: int) -> str:
+        if not starts:
+            return f"data row {row_number}"
+        name, before = next((name, before) for name, before in reversed(starts) if before < row_number)
+        return f"data row {row_number} ({Path(name).name}, its data row {row_number - before})"
+
+    return "; ".join(f"{where(row['_row'])}: {label}={_shown(row['value'])}" for row in rows)
+
+
+def file_row_starts(source: Source) -> list[tuple[str, int]] | None:
+    """(file, rows before it) for a CSV or Parquet source of several files, else None.
+
+    Counted on a local DuckDB, for error messages only (None if the files cannot be read so).
+    """
+    if source.kind not in ("csv", "parquet"):
+        return None
+    files = source_files(source)
+    if len(files) < 2:
+        return None
+    import duckdb
+
+    listed = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+    reader = (
+        f"read_parquet({listed}, union_by_name = true, filename = true)" if source.kind == "parquet"
+        else f"read_csv({listed}, all_varchar = true, header = true, union_by_name = true, filename = true)"
+    )
+    try:
+        counts = dict(duckdb.connect().execute(f"select filename, count(*) from {reader} group by filename").fetchall())
+    except duckdb.Error:
+        return None
+    starts, total = [], 0
+    for name in files:
+        starts.append((name, total))
+        total += int(counts.get(name, 0))
+    return starts
 
 
 def _shown(value) -> str:
@@ -782,7 +821,7 @@ def load_transactions(
             raw_examples = raw_examples.filter(raw_examples._row.isin(typed.filter(condition)._row))
             raise IngestError(
                 f"{source.label}: column '{src_name}' (for {name}) does not hold {expected} in {count:,} of "
-                f"{rows_read:,} rows; e.g. {_examples(raw_examples, src_name)}"
+                f"{rows_read:,} rows; e.g. {_examples(raw_examples, src_name, source)}"
             )
 
     if as_of is None:
@@ -857,7 +896,7 @@ def check_last_order(typed, raw, source: Source, date_column: str, last_order: d
     raise IngestError(
         f"{source.label}: the last order date {last_order.date()} stands apart from the data: {stray:,} of {rows_read:,} rows "
         f"fall in the {TRAILING_DAYS} days up to it and the others end {rest_end} (a mistyped date?); e.g. "
-        f"{_examples(values, date_column)}. Fix those rows, or pass --as-of {rest_end} to set them aside"
+        f"{_examples(values, date_column, source)}. Fix those rows, or pass --as-of {rest_end} to set them aside"
     )
 
 

@@ -338,3 +338,13 @@ def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_pa
     (tmp_path / "nothing").mkdir()
     with pytest.raises(IngestError, match="the folder holds no data file"):
         parse_source(str(tmp_path / "nothing"))
+
+
+def test_examples_from_a_folder_name_the_file_they_are_in(tmp_path):
+    """A headerless second file (its first row read as a header) is named, not only the folder."""
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    write_csv(folder / "a.csv", GOOD_ROWS)
+    (folder / "b.csv").write_text("d,2024-01-03,7,o8\nd,2024-01-04,8,o9\ne,2024-01-05,9,o10\n")
+    with pytest.raises(IngestError, match=r"data row 6 \(b.csv, its data row 1\): when=None"):
+        load(folder, tmp_path)
