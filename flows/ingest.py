@@ -18,6 +18,7 @@ Rules (DESIGN.md "Transactions contract"):
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -241,12 +242,16 @@ def connect_database(source: Source):
 def _parquet_row_offsets(con, files: list[str]) -> list[tuple[str, int]]:
     """(file, rows before it) for Parquet files in reading order, from the footers alone."""
     listed = ", ".join(_sql_str(f) for f in files)
-    sizes = dict(con.raw_sql(f"select file_name, num_rows from parquet_file_metadata([{listed}])").fetchall())
-    offsets, total = [], 0
+    return row_starts(files, dict(con.raw_sql(f"select file_name, num_rows from parquet_file_metadata([{listed}])").fetchall()))
+
+
+def row_starts(files: list[str], rows: dict[str, int]) -> list[tuple[str, int]]:
+    """(file, rows before it) for files in reading order, from each file's row count."""
+    starts, total = [], 0
     for name in files:
-        offsets.append((name, total))
-        total += int(sizes[name])
-    return offsets
+        starts.append((name, total))
+        total += int(rows.get(name, 0))
+    return starts
 
 
 def _read_files_duckdb(con, source: Source) -> None:
@@ -694,20 +699,17 @@ def file_row_starts(source: Source) -> list[tuple[str, int]] | None:
         return None
     import duckdb
 
-    listed = "[" + ", ".join(_sql_str(f) for f in files) + "]"
-    reader = (
-        f"read_parquet({listed}, union_by_name = true, filename = true)" if source.kind == "parquet"
-        else f"read_csv({listed}, all_varchar = true, header = true, union_by_name = true, filename = true)"
-    )
+    from flows.engine import duckdb_connection
+
+    con = duckdb_connection()
     try:
-        counts = dict(duckdb.connect().execute(f"select filename, count(*) from {reader} group by filename").fetchall())
+        if source.kind == "parquet":
+            return _parquet_row_offsets(con, files)
+        listed = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+        reader = f"read_csv({listed}, all_varchar = true, header = true, union_by_name = true, filename = true)"
+        return row_starts(files, dict(con.raw_sql(f"select filename, count(*) from {reader} group by filename").fetchall()))
     except duckdb.Error:
         return None
-    starts, total = [], 0
-    for name in files:
-        starts.append((name, total))
-        total += int(counts.get(name, 0))
-    return starts
 
 
 def _shown(value) -> str:
@@ -734,7 +736,7 @@ def check_csv_shape(source: Source) -> None:
     import csv
 
     for name in source_files(source):
-        opener = __import__("gzip").open if name.endswith(".gz") else open
+        opener = gzip.open if name.endswith(".gz") else open
         with opener(name, "rt", newline="", encoding="utf-8", errors="replace") as handle:
             lines = (line for line in handle if line.strip())
             header = next(lines, None)

@@ -389,15 +389,12 @@ def open_store(ctx: Context):
 
 def dataset_runs(store, dataset: str) -> list:
     """The store's runs of one dataset (runs stored without a source count as any dataset's)."""
-    from flows.store import NoRunsYet, run_dataset
-    from flows.tracking import dataset_slug
+    from flows.store import NoRunsYet, runs_of_dataset
 
     try:
-        runs = store.runs()
+        return runs_of_dataset(store.runs(), dataset)
     except NoRunsYet:
         return []
-    slug = dataset_slug(dataset)
-    return [run for run in runs if run_dataset(run) in (None, slug)]
 
 
 def previous_state(store, as_of: date, dataset: str):

@@ -532,6 +532,15 @@ def run_dataset(run: RunInfo) -> str | None:
     return dataset_slug(source) if source else None
 
 
+def runs_of_dataset(runs: Sequence[RunInfo], dataset: str) -> list[RunInfo]:
+    """The runs (in their order) of one dataset, a source or its registry name; a run stored without
+    its source counts as any dataset's."""
+    from flows.tracking import dataset_slug
+
+    slug = dataset_slug(dataset)
+    return [run for run in runs if run_dataset(run) in (None, slug)]
+
+
 class OutputsStore:
     """Scoring runs and their lists in DuckDB (a path) or any SQLAlchemy database (a URL).
 
@@ -756,10 +765,8 @@ class OutputsStore:
         """The latest run of the same dataset with an earlier as-of date than ``run`` (for movement
         between runs; a run stored without its source counts as any dataset's)."""
         dataset = run_dataset(run)
-        for candidate in self.runs():  # latest first
-            if candidate.as_of < run.as_of and (dataset is None or run_dataset(candidate) in (dataset, None)):
-                return candidate
-        return None
+        runs = self.runs() if dataset is None else runs_of_dataset(self.runs(), dataset)
+        return next((candidate for candidate in runs if candidate.as_of < run.as_of), None)  # latest first
 
     # Lists
 
