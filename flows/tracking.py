@@ -12,7 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,9 +55,51 @@ def experiment_name(dataset: str) -> str:
     return f"vipcast/{dataset_slug(dataset)}"
 
 
+# MLflow's routine remarks that say nothing to a vipcast user, by the logger that emits them: they
+# broke the step lines ("[5/6] comparing with the champion ...2026/11/23 INFO mlflow.store...").
+ROUTINE_MLFLOW_MESSAGES = {
+    "mlflow.store.db.utils": ("Creating initial MLflow database tables", "Updating database tables"),
+    # vipcast's model is a Python object by design (pickled with the code of this version).
+    "mlflow.pyfunc": ("Passing a Python object as `python_model`", "Failed to infer model signature"),
+    # A uv-made environment has no pip; the model's requirements are written without pip's version.
+    "mlflow.utils.environment": ("Failed to resolve installed pip version",),
+}
+
+
+class _RoutineMlflowMessages(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def quiet_routine_mlflow_logs() -> None:
+    """Drop MLflow's routine remarks (ROUTINE_MLFLOW_MESSAGES); its other warnings and errors pass."""
+    for name, prefixes in ROUTINE_MLFLOW_MESSAGES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RoutineMlflowMessages) for f in logger.filters):
+            logger.addFilter(_RoutineMlflowMessages(prefixes))
+
+
+@contextlib.contextmanager
+def registry_remarks_held():
+    """Hold what MLflow prints to stderr while registering ("Successfully registered model ...",
+    "Created version ..."; vipcast's summary names the version); printed after all if the call fails."""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held):
+            yield
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+
+
 def _mlflow(workspace: Workspace):
     import mlflow
 
+    quiet_routine_mlflow_logs()
     mlflow.set_tracking_uri(workspace.tracking_uri)
     return mlflow
 
@@ -131,13 +177,14 @@ def log_training(
             mlflow.set_tag("vipcast.backtest_champion", backtest["champion"])
         for figure_name, figure in figures.items():
             mlflow.log_figure(figure, f"plots/{figure_name}.png")
-        info = mlflow.pyfunc.log_model(
-            name="scoring_model",
-            python_model=_pyfunc_class()(model),
-            registered_model_name=name,
-            input_example=input_example,
-            pip_requirements=["vipcast", "lifetimes==0.11.3", "lightgbm", "pandas", "numpy", "scipy", "scikit-learn"],
-        )
+        with registry_remarks_held():
+            info = mlflow.pyfunc.log_model(
+                name="scoring_model",
+                python_model=_pyfunc_class()(model),
+                registered_model_name=name,
+                input_example=input_example,
+                pip_requirements=["vipcast", "lifetimes==0.11.3", "lightgbm", "pandas", "numpy", "scipy", "scikit-learn"],
+            )
         return LoggedModel(run.info.run_id, name, str(info.registered_model_version))
 
 

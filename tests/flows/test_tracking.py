@@ -98,3 +98,23 @@ def test_a_workspace_path_with_url_syntax_is_refused_before_mlflow_writes_elsewh
         Workspace.resolve(tmp_path / name)
     assert not (tmp_path / name).exists()
     assert Workspace.resolve(tmp_path / "with space").root.is_dir()
+
+
+def test_registering_prints_none_of_mlflows_routine_remarks(tmp_path, monkeypatch, capfd):
+    """A fresh workspace's first registration wrote MLflow's database set-up, pickling, signature and
+    pip remarks and its "Successfully registered" lines into the middle of the step lines."""
+    import logging
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path)
+    logged = tracking.log_training(workspace, "shop", {"weights": 1}, params={}, backtest=None, data_info={}, figures={})
+    assert logged.version == "1"
+    out, err = capfd.readouterr()
+    for remark in ("database tables", "python_model", "signature", "pip version", "Successfully registered", "Created version"):
+        assert remark not in out + err
+    # Other MLflow warnings still reach the user.
+    logging.getLogger("mlflow.pyfunc").warning("something else went wrong")
+    assert "something else went wrong" in "".join(capfd.readouterr())
