@@ -99,11 +99,15 @@ class TierThresholds(Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> "TierThresholds":
+        got = f"got silver={self.silver:g}, gold={self.gold:g}, platinum={self.platinum:g}"
         if self.mode == "absolute" and not (self.silver < self.gold < self.platinum):
-            raise ValueError("absolute tier thresholds must satisfy silver < gold < platinum")
+            raise ValueError(f"absolute tier thresholds must satisfy silver < gold < platinum, {got}")
         if self.mode == "share":
             if not (0 < self.platinum < self.gold < self.silver < 1):
-                raise ValueError("share tier thresholds must satisfy 0 < platinum < gold < silver < 1 (top shares)")
+                raise ValueError(
+                    f"share tier thresholds must satisfy 0 < platinum < gold < silver < 1 (top shares), {got}"
+                    " (a threshold the config does not set keeps its absolute default: set all three)"
+                )
         return self
 
 
@@ -124,7 +128,8 @@ class EconomicsConfig(Strict):
 
 class SegmentsConfig(Strict):
     tiers: TierThresholds = TierThresholds()
-    grace_days: StrictInt = Field(default=90, ge=0)
+    # At most 100 years: a grace end must stay a date pandas can hold (90,000 days failed at scoring).
+    grace_days: StrictInt = Field(default=90, ge=0, le=36_500)
     churn_threshold: StrictFloat = Field(default=0.5, gt=0, lt=1)
     near_next_tier_amount: StrictFloat = Field(default=250.0, ge=0)
     near_next_tier_share: StrictFloat = Field(default=0.10, ge=0, lt=1)

@@ -36,7 +36,7 @@ from segments.inputs import (
     ROLLING_12M_SPEND,
     SPEND_EXPIRING_90D,
 )
-from segments.keys import TIER_NAMES, ranked_order
+from segments.keys import TIER_NAMES, money, ranked_order
 from segments.settings import TIER_RANK, VIP_TIERS
 
 AT_RISK_COLUMNS = (
@@ -108,7 +108,7 @@ def at_risk_members(
             DAYS_SINCE_LAST_ORDER: customers[DAYS_SINCE_LAST_ORDER].take(rows),
             ROLLING_12M_SPEND: spend,
             "tier_threshold": threshold,
-            "spend_to_keep_tier": (threshold - spend_kept).clip(lower=0),
+            "spend_to_keep_tier": money(threshold - spend_kept).clip(lower=0),
             "days_left": days_left.astype("Int64"),
             "in_grace": grace,
             "grace_until": grace_until,

@@ -26,7 +26,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from segments.keys import id_ranks, positions, same_values, tier_ranks
+from segments.keys import id_ranks, money, positions, same_values, tier_ranks
 from segments.settings import TIERS
 
 CUSTOMER_ID = "customer_id"
@@ -65,6 +65,9 @@ REQUIRED_CUSTOMER_COLUMNS = (
 NUMERIC_CUSTOMER_COLUMNS = REQUIRED_CUSTOMER_COLUMNS[1:]
 #: Columns that may be NaN: a customer with a single purchase day has no trend and no interval.
 NULLABLE_CUSTOMER_COLUMNS = (DAYS_SINCE_LAST_ORDER, AOV_TREND, INTERVAL_ACCELERATION, CATEGORY_BREADTH_GROWTH)
+#: Observed spend (sums of order amounts): rounded to segments.keys.MONEY_DECIMALS on input, so a
+#: threshold reached in cents is reached in the comparison too.
+OBSERVED_MONEY_COLUMNS = (ROLLING_12M_SPEND, SPEND_EXPIRING_90D, SPEND_90D)
 STATE_COLUMNS = (CUSTOMER_ID, "tier", "grace_until", "is_rising_star", "is_at_risk")
 
 
@@ -112,7 +115,7 @@ def check_customers(customers: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
                 f"customers column {column!r} has missing values; offending rows: "
                 f"{_examples(checked, values.isna(), column)}"
             )
-        checked[column] = values.astype(float)
+        checked[column] = money(values.astype(float)) if column in OBSERVED_MONEY_COLUMNS else values.astype(float)
     for column in (P_ALIVE, CHURN_PROBABILITY):
         outside = (checked[column] < 0) | (checked[column] > 1)
         if outside.any():

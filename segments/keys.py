@@ -76,6 +76,16 @@ def same_values(ids: pd.Series | pd.Index, other: pd.Series | pd.Index) -> bool:
 # same spend would then depend on the engine; equal to 6 decimals, the customer id decides.
 RANK_DECIMALS = 6
 
+# Money is compared and reported to this many decimals (finer than any currency's unit): spend is a
+# sum of binary floats, so orders of 155.57 + 574.31 + 1270.12 add up to 1999.9999999999998 and a
+# customer at exactly a $2,000 threshold fell short of it by 2e-13.
+MONEY_DECIMALS = 6
+
+
+def money(values):
+    """Amounts rounded to MONEY_DECIMALS (a Series, an array or a float)."""
+    return np.round(values, MONEY_DECIMALS)
+
 
 def ranked_order(keys: list[tuple[np.ndarray | pd.Series, bool]], id_rank: np.ndarray) -> np.ndarray:
     """Row order sorting by each (values, ascending) numeric key in turn, then by `id_rank`.

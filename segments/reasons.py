@@ -17,11 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from segments.texts import money_text
+
 Phrase = Callable[[float], str]
-
-
-def _money(value: float) -> str:
-    return f"${value:,.0f}"
 
 
 def _percent_change(value: float) -> str:
@@ -65,21 +63,21 @@ PHRASES: dict[str, Phrase] = {
     "purchase_interval_acceleration": _interval_change,
     "category_breadth": lambda v: f"buys across {_count(v, 'category', 'categories')}",
     "category_breadth_growth": lambda v: f"bought from {_count(v, 'new category', 'new categories')} in the last 6 months",
-    "spend_30d": lambda v: f"spent {_money(v)} in the last 30 days",
-    "spend_90d": lambda v: f"spent {_money(v)} in the last 90 days",
-    "spend_180d": lambda v: f"spent {_money(v)} in the last 6 months",
-    "spend_365d": lambda v: f"spent {_money(v)} in the last 12 months",
+    "spend_30d": lambda v: f"spent {money_text(v)} in the last 30 days",
+    "spend_90d": lambda v: f"spent {money_text(v)} in the last 90 days",
+    "spend_180d": lambda v: f"spent {money_text(v)} in the last 6 months",
+    "spend_365d": lambda v: f"spent {money_text(v)} in the last 12 months",
     "orders_30d": lambda v: f"{_count(v, 'order')} in the last 30 days",
     "orders_90d": lambda v: f"{_count(v, 'order')} in the last 90 days",
     "orders_180d": lambda v: f"{_count(v, 'order')} in the last 6 months",
     "orders_365d": lambda v: f"{_count(v, 'order')} in the last 12 months",
-    "spend_expiring_90d": lambda v: f"{_money(v)} of last year's spend about to roll off",
+    "spend_expiring_90d": lambda v: f"{money_text(v)} of last year's spend about to roll off",
     "tenure_days": lambda v: f"customer for {_count(v, 'day')}",
     # features.rfm
     "days_since_last_order": lambda v: f"last order {_count(v, 'day')} ago",
     "purchase_days": lambda v: f"bought on {_count(v, 'separate day')}",
-    "net_spend": lambda v: f"spent {_money(v)} in total",
-    "rolling_12m_spend": lambda v: f"spent {_money(v)} in the last 12 months",
+    "net_spend": lambda v: f"spent {money_text(v)} in total",
+    "rolling_12m_spend": lambda v: f"spent {money_text(v)} in the last 12 months",
     "recency_score": lambda v: f"recent buyer (recency score {v:.0f} of 5)",
     "frequency_score": lambda v: f"frequent buyer (frequency score {v:.0f} of 5)",
     "monetary_score": lambda v: f"big spender (monetary score {v:.0f} of 5)",
@@ -87,7 +85,7 @@ PHRASES: dict[str, Phrase] = {
     "frequency": lambda v: f"came back to buy on {_count(v, 'separate day')}",
     "recency": lambda v: f"still buying {_count(v, 'day')} after the first order",
     "T": lambda v: f"first order {_count(v, 'day')} ago",
-    "monetary_value": lambda v: f"average repeat order of {_money(v)}",
+    "monetary_value": lambda v: f"average repeat order of {money_text(v)}",
     # models.pipeline (BTYD outputs the LightGBM model uses as features)
     "btyd_p_alive": lambda v: f"{v:.0%} likely to still be active",
     "p_alive": lambda v: f"{v:.0%} likely to still be active",

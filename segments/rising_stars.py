@@ -46,7 +46,7 @@ from segments.inputs import (
     ROLLING_12M_SPEND,
     SPEND_90D,
 )
-from segments.keys import TIER_NAMES, ranked_order
+from segments.keys import TIER_NAMES, money, ranked_order
 from segments.reasons import phrase, reason_lists
 from segments.settings import TIERS
 from segments.tiers import qualified_rank
@@ -161,7 +161,7 @@ def rising_stars(
             "target_tier": projected_tier.take(rows),
             ROLLING_12M_SPEND: spend,
             "projected_12m_spend": projected.take(rows),
-            "amount_to_target_tier": (pd.Series(target_amount, index=spend.index) - spend).clip(lower=0),
+            "amount_to_target_tier": money(pd.Series(target_amount, index=spend.index) - spend).clip(lower=0),
             PREDICTED_SPEND: customers[PREDICTED_SPEND].take(rows),
             PREDICTED_LTV: customers[PREDICTED_LTV].take(rows),
             P_ALIVE: customers[P_ALIVE].take(rows),

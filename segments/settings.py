@@ -22,6 +22,8 @@ PLATINUM = "Platinum"
 TIERS = (BASE, SILVER, GOLD, PLATINUM)
 VIP_TIERS = (SILVER, GOLD, PLATINUM)
 TIER_RANK = {name: position for position, name in enumerate(TIERS)}
+#: The longest grace period: a grace end must stay a date pandas can hold (up to the year 2262).
+MAX_GRACE_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,8 @@ class SegmentSettings:
     economics: EconomicsSettings = field(default_factory=EconomicsSettings)
 
     def __post_init__(self) -> None:
-        if self.grace_days < 0:
-            raise ValueError(f"grace_days must be >= 0, got {self.grace_days}")
+        if not 0 <= self.grace_days <= MAX_GRACE_DAYS:
+            raise ValueError(f"grace_days must be in [0, {MAX_GRACE_DAYS}] (100 years), got {self.grace_days}")
         if not 0 < self.churn_threshold < 1:
             raise ValueError(f"churn_threshold must be in (0, 1), got {self.churn_threshold}")
         if self.near_next_tier_amount < 0:

@@ -13,12 +13,20 @@ import numpy as np
 import pandas as pd
 
 
+def money_text(value: float) -> str:
+    """'$1,234' (whole dollars); an amount under $100 that is not whole keeps its cents ('$0.01',
+    '$99.50'): rounded to whole dollars, a customer one cent short of a tier read "$0 to Silver"."""
+    if abs(value) < 100 and round(value, 2) != round(value):
+        return f"${value:,.2f}"
+    return f"${value:,.0f}"
+
+
 def money_texts(amounts: pd.Series | np.ndarray) -> np.ndarray:
-    """'$1,234' for each amount (rounded to whole dollars), '' for NaN; an object array."""
+    """`money_text` of each amount, '' for NaN; an object array."""
     values = np.ascontiguousarray(amounts, dtype=float)
     # Factorize the bit patterns, not the floats: -0.0 ("$-0") and 0.0 ("$0") must stay apart.
     codes, uniques = pd.factorize(values.view(np.int64))
-    texts = ["" if math.isnan(value) else f"${value:,.0f}" for value in uniques.view(np.float64).tolist()]
+    texts = ["" if math.isnan(value) else money_text(value) for value in uniques.view(np.float64).tolist()]
     return np.array(texts, dtype=object)[codes] if len(codes) else np.array([], dtype=object)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from segments.inputs import CUSTOMER_ID, ROLLING_12M_SPEND
-from segments.keys import TEXT_DTYPE, TIER_NAMES, tier_names
+from segments.keys import TEXT_DTYPE, TIER_NAMES, money, tier_names
 from segments.settings import BASE, TIER_RANK, TIERS, VIP_TIERS, TierThresholds
 
 
@@ -128,7 +128,7 @@ def tier_progress(tier_rank: np.ndarray, rolling_12m_spend: pd.Series, amounts: 
     next_amounts[next_amounts == math.inf] = np.nan
     tier_threshold = pd.Series(np.array([amounts[name] for name in TIERS], dtype=float)[tier_rank], index=index)
     next_threshold = pd.Series(next_amounts[tier_rank], index=index)
-    amount_to_next = (next_threshold - rolling_12m_spend).clip(lower=0)
+    amount_to_next = money(next_threshold - rolling_12m_spend).clip(lower=0)
     span = next_threshold - tier_threshold
     progress = ((rolling_12m_spend - tier_threshold) / span.where(span > 0)).clip(0, 1)
     return pd.DataFrame(

@@ -128,3 +128,20 @@ def test_label_window_minimum_is_the_models():
     assert MIN_LABEL_WINDOW_DAYS == MODELS_MINIMUM
     with pytest.raises(ConfigError, match=r"model.label_window_days: Input should be greater than or equal to 28 \(got 20\)"):
         load_config(overrides={"model": {"label_window_days": 20}})
+
+
+def test_grace_days_beyond_100_years_is_a_config_error(tmp_path):
+    """90,000 days passed the config and failed at scoring ('Out of bounds nanosecond timestamp')."""
+    path = tmp_path / "grace.yaml"
+    path.write_text("segments: {grace_days: 90000}\n")
+    with pytest.raises(ConfigError, match="segments.grace_days: Input should be less than or equal to 36500"):
+        load_config(path)
+    assert load_config(overrides={"segments": {"grace_days": 36_500}}).segments.grace_days == 36_500
+
+
+def test_share_mode_error_shows_the_thresholds_it_got(tmp_path):
+    """Only `mode: share` set: the absolute defaults stay, and the message now says so."""
+    path = tmp_path / "share.yaml"
+    path.write_text("segments: {tiers: {mode: share}}\n")
+    with pytest.raises(ConfigError, match=r"got silver=2000, gold=5000, platinum=10000 \(a threshold the config does not set"):
+        load_config(path)

@@ -38,6 +38,7 @@ def test_near_next_tier_by_amount_or_share():
     customers = customers_table(
         {"customer_id": "base_250_short", "rolling_12m_spend": 1750.0},
         {"customer_id": "base_251_short", "rolling_12m_spend": 1749.0},
+        {"customer_id": "base_1_cent_short", "rolling_12m_spend": 1999.99},
         {"customer_id": "silver_500_short", "rolling_12m_spend": 4500.0, "predicted_spend": 5000.0},
         {"customer_id": "silver_600_short", "rolling_12m_spend": 4400.0, "predicted_spend": 5000.0},
         {"customer_id": "gold_1000_short", "rolling_12m_spend": 9000.0, "predicted_spend": 9000.0},
@@ -45,9 +46,11 @@ def test_near_next_tier_by_amount_or_share():
     )
     events = nominate(customers, None, FIRST, SegmentSettings(), 365).events
     near = events[events["event"] == "near_next_tier"].set_index("customer_id")
-    assert set(near.index) == {"base_250_short", "silver_500_short", "gold_1000_short"}
+    assert set(near.index) == {"base_250_short", "base_1_cent_short", "silver_500_short", "gold_1000_short"}
     assert near.loc["gold_1000_short", "to_tier"] == "Platinum"
     assert near.loc["base_250_short", "details"] == "$250 to Silver"
+    # Not "$0 to Silver": cents under $100 are kept.
+    assert near.loc["base_1_cent_short", "details"] == "$0.01 to Silver"
 
 
 def test_second_run_events():

@@ -34,3 +34,8 @@ def test_unknown_and_inconsistent_settings_are_errors():
         TierThresholds(silver=5000.0, gold=2000.0)
     with pytest.raises(ValueError, match="top shares"):
         TierThresholds(mode="share")
+
+
+def test_grace_days_must_keep_grace_ends_representable():
+    with pytest.raises(ValueError, match=r"grace_days must be in \[0, 36500\]"):
+        SegmentSettings(grace_days=90_000)

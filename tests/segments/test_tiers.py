@@ -27,6 +27,21 @@ def test_exactly_at_a_threshold_is_in_the_tier():
     ]
 
 
+def test_a_threshold_reached_in_cents_is_reached_whatever_the_float_sum():
+    """155.57 + 574.31 + 1270.12 is $2,000.00, but 1999.9999999999998 as a float sum: the customer was
+    Base, $2.3e-13 short of Silver, with a "near the next tier" event on every run."""
+    spend = 155.57 + 574.31 + 1270.12
+    assert spend < 2000.0
+    tiers = tiers_of(customers_table({"customer_id": "h21", "rolling_12m_spend": spend},
+                                     {"customer_id": "h04", "rolling_12m_spend": 1999.99}))
+    assert tiers.loc["h21", "tier"] == "Silver"
+    assert tiers.loc["h21", "rolling_12m_spend"] == 2000.0
+    assert tiers.loc["h21", "amount_to_next_tier"] == 3000.0
+    # Amounts are reported to the cent they are, not with the float's tail (0.009999999999990905).
+    assert tiers.loc["h04", "tier"] == "Base"
+    assert tiers.loc["h04", "amount_to_next_tier"] == 0.01
+
+
 def test_progress_and_amount_to_next_tier():
     tiers = tiers_of(
         customers_table(
