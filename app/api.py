@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from datetime import date, datetime
@@ -11,12 +10,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from flows.listformats import list_csv, list_json
 from flows.store import OutputsStore, RunInfo
 from segments.settings import TIERS
 
@@ -78,6 +76,8 @@ class CustomerOut(BaseModel):
 TopQuery = Annotated[int | None, Query(ge=1, le=10_000_000, description="Keep the first N rows (best first).")]
 TierQuery = Annotated[str | None, Query(max_length=40, description=f"Current tier: one of {', '.join(TIERS)}.")]
 AsOfQuery = Annotated[date | None, Query(description="As-of date YYYY-MM-DD: the latest run of that date.")]
+#: Ids as long as the data have them: a 300-character id ranked first on a list had no page (404).
+CUSTOMER_ID_MAX_LENGTH = 4096
 RunIdQuery = Annotated[str | None, Query(max_length=200, description="A run id from /api/v1/runs.")]
 
 
@@ -127,32 +127,14 @@ def record(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if row is None else {key: jsonable(value) for key, value in row.items()}
 
 
-def dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Date and timestamp columns as ISO text (dates without a time when every value is midnight)."""
-    converted = {}
-    for column in frame.columns:
-        values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values.dtype):
-            midnight = (values.dropna() == values.dropna().dt.normalize()).all()
-            text = values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
-            converted[column] = text.astype(object).where(values.notna(), None)
-        elif pd.api.types.is_object_dtype(values.dtype) and pd.api.types.infer_dtype(values, skipna=True) in (
-            "date", "datetime"):
-            converted[column] = values.map(jsonable)
-    return frame.assign(**converted) if converted else frame
-
-
 def frame_to_json(frame: pd.DataFrame) -> str:
-    """Rows as a JSON array of objects; NaN as null, dates as ISO text."""
-    if not len(frame.columns):
-        return "[]"
-    return dates_as_text(frame).to_json(orient="records")
+    """Rows as a JSON array of objects, as `vipcast lists --format json` writes them."""
+    return list_json(frame)
 
 
 def frame_to_csv(frame: pd.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    pa_csv.write_csv(pa.Table.from_pandas(dates_as_text(frame), preserve_index=False), sink)
-    return sink.getvalue()
+    """Rows as CSV, byte for byte as `vipcast lists` and the export files write them."""
+    return list_csv(frame).encode()
 
 
 def csv_filename(name: str, run: RunInfo, tier: str | None) -> str:
@@ -200,7 +182,7 @@ def get_list(
             summary="One customer: scores, tier, lists, history")
 def get_customer(
     request: Request,
-    customer_id: Annotated[str, Path(max_length=200, description="The customer's id as in the data.")],
+    customer_id: Annotated[str, Path(max_length=CUSTOMER_ID_MAX_LENGTH, description="The customer's id as in the data.")],
     as_of: AsOfQuery = None,
     run_id: RunIdQuery = None,
 ) -> dict[str, Any]:

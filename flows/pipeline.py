@@ -683,7 +683,9 @@ def render_list(frame: pd.DataFrame, fmt: str, out: Path | None) -> str | None:
     if fmt == "parquet":
         write_parquet(out, frame)
         return None
-    text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
+    from flows.listformats import list_csv, list_json
+
+    text = list_csv(frame) if fmt == "csv" else list_json(frame, one_per_line=True) + "\n"
     if out is None:
         return text
     write_atomic(out, lambda tmp: tmp.write_text(text))

@@ -73,6 +73,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from flows.listformats import guarded_text, list_csv
+
 # `state` is the tier state (tier, grace_until, flags) the next run starts from: stored, not exported.
 LIST_NAMES = ("scores", "tiers", "rising_stars", "at_risk", "events", "economics", "state")
 INTERNAL_LISTS = ("state",)
@@ -301,16 +303,16 @@ class _Connection:
         """Append a list's rows, preceded by run_id, as_of and row_order (0, 1, ...)."""
         raise NotImplementedError
 
-    def fetch_rows(self, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame | pa.Table:
-        """The rows of ``sql`` in row order (the first ``limit``), without row_order.
+    def fetch_rows(self, table: str, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame | pa.Table:
+        """The rows of ``sql`` over ``table`` in row order (the first ``limit``), without row_order.
 
         ``sql`` selects row_order, then a list's columns, with no ORDER BY. The rows come as a
         DataFrame, or as an Arrow table where the backend gives one directly (DuckDB): exports
         then format them without pandas.
         """
-        return self.fetch_ordered_df(sql, params, limit)
+        return self.fetch_ordered_df(table, sql, params, limit)
 
-    def fetch_ordered_df(self, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame:
+    def fetch_ordered_df(self, table: str, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame:
         """:meth:`fetch_rows` as a DataFrame."""
         sql += " ORDER BY row_order"
         if limit is not None:
@@ -336,7 +338,7 @@ class _DuckDBConnection(_Connection):
     def fetch_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         return self._connection.execute(_duckdb_params(sql), dict(params or {})).to_arrow_table()
 
-    def fetch_rows(self, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pa.Table:
+    def fetch_rows(self, table: str, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pa.Table:
         if limit is not None:
             # ORDER BY ... LIMIT is a cheap top-N in DuckDB.
             return self.fetch_arrow(f"{sql} ORDER BY row_order LIMIT {int(limit)}", params).drop_columns(["row_order"])
@@ -345,8 +347,8 @@ class _DuckDBConnection(_Connection):
         # order, so sort here only when the rows did not come back in order.
         return _in_row_order(self.fetch_arrow(sql, params))
 
-    def fetch_ordered_df(self, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame:
-        return self.fetch_rows(sql, params, limit).to_pandas()
+    def fetch_ordered_df(self, table: str, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame:
+        return self.fetch_rows(table, sql, params, limit).to_pandas()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._connection.execute(_duckdb_params(sql), dict(params or {}))
@@ -444,6 +446,23 @@ class _SqlConnection(_Connection):
 
         self._connection.execute(text(sql), dict(params or {}))
 
+    def fetch_ordered_df(self, table: str, sql: str, params: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame:
+        """As DuckDB gives them: the drivers return SQLite's booleans as 0/1 and its dates as text."""
+        frame = super().fetch_ordered_df(table, sql, params, limit)
+        typed = {}
+        for column, logical_type in self.columns(table).items():
+            if column not in frame.columns or frame[column].isna().all():
+                continue
+            values = frame[column]
+            if logical_type == "boolean" and not pd.api.types.is_bool_dtype(values.dtype):
+                flags = values.astype(object).map(bool, na_action="ignore")
+                typed[column] = flags.astype(bool) if flags.notna().all() else flags.where(flags.notna(), None)
+            elif logical_type == "timestamp" and not pd.api.types.is_datetime64_any_dtype(values.dtype):
+                typed[column] = pd.to_datetime(values)
+            elif logical_type == "date" and pd.api.types.infer_dtype(values, skipna=True) == "string":
+                typed[column] = pd.to_datetime(values).dt.date.where(values.notna(), None)
+        return frame.assign(**typed) if typed else frame
+
     def columns(self, table: str) -> dict[str, str]:
         from sqlalchemy import inspect
 
@@ -460,6 +479,10 @@ class _SqlConnection(_Connection):
         if frame.empty:
             return
         values = frame.astype(object).where(frame.notna(), None)
+        for column in frame.columns[[pd.api.types.is_datetime64_any_dtype(dtype) for dtype in frame.dtypes]]:
+            # Python datetimes: SQLite's driver takes no pandas Timestamp (a run with anyone in grace failed).
+            values[column] = pd.Series(frame[column].dt.to_pydatetime(), index=frame.index, dtype=object).where(
+                frame[column].notna(), None)
         records = (
             (run_id, as_of, row_order, *record)
             for row_order, record in enumerate(values.itertuples(index=False, name=None))
@@ -802,7 +825,7 @@ class OutputsStore:
                 else:
                     sql += f" AND {condition[0]}"
                     params["customer_id"] = condition[1]
-            return connection.fetch_ordered_df(sql, params, top)
+            return connection.fetch_ordered_df(name, sql, params, top)
 
     @staticmethod
     def _list_query(name: str, run_id: str, columns: Sequence[str]) -> tuple[str, dict[str, Any]]:
@@ -991,7 +1014,7 @@ class OutputsStore:
         """A list's rows for export, as :meth:`read_list` reads them (before to_pandas() on DuckDB)."""
         if connection is None or not columns:
             return pd.DataFrame(index=range(run.lists.get(name, 0)))
-        return connection.fetch_rows(*self._list_query(name, run.run_id, columns))
+        return connection.fetch_rows(name, *self._list_query(name, run.run_id, columns))
 
 
 def _pick_run(runs: Sequence[RunInfo], run_id: str | None, as_of: date | str | None) -> RunInfo:
@@ -1047,14 +1070,15 @@ def _write_parquet(rows: pd.DataFrame | pa.Table, path: Path) -> None:
 
 
 def _write_csv(rows: pd.DataFrame | pa.Table, path: Path) -> None:
-    """Write rows as ``to_csv(index=False)`` writes them as a DataFrame (``to_pandas()`` for Arrow).
+    """Write rows as ``flows.listformats.list_csv`` writes them as a DataFrame (``to_pandas()`` for Arrow):
+    pandas' ``to_csv(index=False)`` of the rows with formula-like text marked as text.
 
     An Arrow table is formatted with Arrow compute, in chunks of rows on a few threads, when
     :func:`_csv_exact` says the result is byte for byte pandas'; otherwise pandas writes it.
     """
     if isinstance(rows, pd.DataFrame) or not _csv_exact(rows):
         frame = rows if isinstance(rows, pd.DataFrame) else rows.to_pandas()
-        frame.to_csv(path, index=False)
+        path.write_text(list_csv(frame), encoding="utf-8", newline="")
         return
     chunks = (rows.slice(start, _CSV_CHUNK_ROWS) for start in range(0, rows.num_rows, _CSV_CHUNK_ROWS))
     with open(path, "wb") as out, ThreadPoolExecutor(max_workers=_CSV_WORKERS) as pool:
@@ -1132,7 +1156,10 @@ def _csv_cells(values: pa.Array) -> pa.Array:
         # Midnights only (see _csv_exact): pandas writes them as dates.
         return pc.cast(pc.cast(values, pa.date32(), safe=False), pa.string())
     text = pc.cast(values, pa.string())
-    if pa.types.is_date32(kind) or not _contains_any(text, _CSV_SPECIAL):
+    if pa.types.is_date32(kind):
+        return text
+    text = guarded_text(text)
+    if not _contains_any(text, _CSV_SPECIAL):
         return text
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
     return pc.if_else(pc.match_substring_regex(text, f"[{_CSV_SPECIAL}]"), quoted, text)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, make_client
+from flows.listformats import list_csv
 from flows.store import OutputsStore, StoreBusy
 
 LISTS = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events"}
@@ -63,6 +64,8 @@ def test_csv_download_has_the_filtered_rows(client, filled_store: OutputsStore) 
     assert list(frame.columns) == list(expected.columns)
     assert frame["customer_id"].tolist() == expected["customer_id"].tolist()
     assert frame["churn_probability"].tolist() == pytest.approx(expected["churn_probability"].tolist())
+    # Byte for byte what `vipcast lists` and the export files write (it wrote true/false and 110 before).
+    assert response.content == list_csv(expected).encode()
 
 
 def test_runs_latest_first(client) -> None:

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 from flows import store as store_module
+from flows.listformats import list_csv
 from flows.store import NoRunsYet, OutputsStore, RunInfo, RunNotFound, StoreBusy, StoreError, UnknownList
 
 AS_OF_1 = date(2026, 11, 9)
@@ -616,9 +617,10 @@ def awkward_lists(n_rows: int = 12_000) -> dict[str, pd.DataFrame]:
     floats = np.concatenate([10.0 ** rng.uniform(-12, 20, n_rows // 2) * rng.choice([-1, 1], n_rows // 2),
                              np.round(rng.random(n_rows - n_rows // 2) * 1e4, rng.integers(0, 3))])
     floats[:12] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e16, 1e-4, 5e-324, 1e9, 9.999e-5, 1.5e-7, 123456789012.5]
-    text = rng.choice(["plain", "with,comma", 'a "quote"', "two\nlines", "", " spaced ", "é ü", None], n_rows)
+    text = rng.choice(["plain", "with,comma", 'a "quote"', "two\nlines", "", " spaced ", "é ü", None,
+                       "=1+1", "-5", "+44 20", "@SUM(A1)", "\tlead", '=HYPERLINK("x","y")'], n_rows)
     scores = pd.DataFrame({
-        "customer_id": [f"C{k:07d}" for k in range(n_rows)],
+        "customer_id": [f"C{k:07d}" if k % 5 else f"={k}" for k in range(n_rows)],
         "spend": floats,
         "threshold": rng.choice([0.0, 2000.0, 5000.0, 1e-5, np.nan, -0.5], n_rows),
         "rank": np.arange(1, n_rows + 1),
@@ -640,7 +642,7 @@ def awkward_lists(n_rows: int = 12_000) -> dict[str, pd.DataFrame]:
     }
 
 
-def test_csv_export_is_byte_for_byte_what_pandas_writes(store: OutputsStore, tmp_path: Path,
+def test_csv_export_is_byte_for_byte_what_lists_write(store: OutputsStore, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     lists = awkward_lists()
     store.write_run(run_info("r1", AS_OF_1, n_customers=len(lists["scores"])), lists)
@@ -652,7 +654,7 @@ def test_csv_export_is_byte_for_byte_what_pandas_writes(store: OutputsStore, tmp
 
     for name in lists:
         read = store.read_list(name, run_id="r1")
-        assert (tmp_path / f"{name}.csv").read_bytes() == read.to_csv(index=False).encode(), name
+        assert (tmp_path / f"{name}.csv").read_bytes() == list_csv(read).encode(), name
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{name}.parquet"), read)
     if store._backend.dialect == "duckdb":
         # scores, tiers and events through Arrow; at_risk and rising_stars left to pandas.
@@ -688,3 +690,21 @@ def test_columns_converted_for_storage_read_back_as_before(store: OutputsStore) 
     assert read["tier"].tolist() == ["Gold", "Base", "Gold"] and read["note"].tolist()[:2] == ["a", "7"]
     assert read["customer_id"].tolist() == [3, 1, 2] and pd.isna(read["note"].iloc[2])
     assert read["spend"].tolist()[:2] == [1.5, 2.0] and frame["tier"].dtype == "category"  # input untouched
+
+
+def test_a_sqlite_store_gives_the_types_duckdb_gives(tmp_path: Path) -> None:
+    """SQLite's driver returns BOOLEAN as 0/1 and TIMESTAMP/DATE as text: every outlet (lists, API,
+    CSV and Parquet exports) showed in_grace 0/1 instead of True/False."""
+    lists = awkward_lists(300)
+    lists = {name: lists[name].assign(spend=lists[name]["spend"] + 0.0) for name in ("scores", "tiers")}  # SQLite has no -0.0
+    read = {}
+    for name, url in (("duckdb", tmp_path / "outputs.duckdb"), ("sqlite", f"sqlite:///{tmp_path / 'outputs.db'}")):
+        store = OutputsStore(url)
+        store.write_run(run_info("r1", AS_OF_1, n_customers=300), lists)
+        read[name] = {list_: store.read_list(list_, run_id="r1") for list_ in lists}
+        store.export_run("r1", tmp_path / name, formats=("csv",))
+    for list_ in lists:
+        pd.testing.assert_frame_equal(read["sqlite"][list_], read["duckdb"][list_], check_dtype=False)
+        assert (tmp_path / "sqlite" / f"{list_}.csv").read_bytes() == (tmp_path / "duckdb" / f"{list_}.csv").read_bytes()
+    assert read["sqlite"]["tiers"]["is_gold"].dtype == bool
+    assert pd.api.types.is_datetime64_any_dtype(read["sqlite"]["tiers"]["grace_until"])
