@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app.api import AsOfQuery, ListName, RunIdQuery, TierQuery, canonical_tier, store_of
+from app.api import CUSTOMER_ID_MAX_LENGTH, AsOfQuery, ListName, RunIdQuery, TierQuery, canonical_tier, store_of
 from app.auth import SESSION_COOKIE, SESSION_SECONDS, keys_match, new_session_cookie
 from app.charts import bar_chart, compact_money
 from flows.store import NoRunsYet, OutputsStore, RunInfo
@@ -301,7 +301,7 @@ def list_page(
 # Customers
 
 @router.get("/customers", response_class=HTMLResponse)
-def find_customer(request: Request, customer_id: Annotated[str, Query(min_length=1, max_length=200)],
+def find_customer(request: Request, customer_id: Annotated[str, Query(min_length=1, max_length=CUSTOMER_ID_MAX_LENGTH)],
                   run_id: RunIdQuery = None) -> Response:
     target = with_params(f"/customers/{quote(customer_id.strip(), safe='')}", {"run_id": run_id})
     return RedirectResponse(target, status_code=303)
@@ -310,7 +310,7 @@ def find_customer(request: Request, customer_id: Annotated[str, Query(min_length
 @router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
 def customer_page(
     request: Request,
-    customer_id: Annotated[str, Path(max_length=200)],
+    customer_id: Annotated[str, Path(max_length=CUSTOMER_ID_MAX_LENGTH)],
     run_id: RunIdQuery = None,
     as_of: AsOfQuery = None,
 ) -> Response:

@@ -7,6 +7,7 @@ Heavy libraries are imported inside the commands so `vipcast --help` answers at 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import date
 from enum import Enum
@@ -78,13 +79,19 @@ class ListFormat(str, Enum):
     json = "json"
 
 
+#: The largest --top (far above any list; a number past 64 bits was an internal error).
+MAX_TOP = 10**12
+
+
 def parse_date(value: str | None, option: str) -> date | None:
     """A YYYY-MM-DD option value, or a clear usage error."""
     if value is None:
         return None
     try:
         return date.fromisoformat(value)
-    except ValueError:
+    except ValueError as error:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):  # the form is right, the day is not
+            raise click.BadParameter(f"{value!r} is not a calendar date ({error})", param_hint=option) from None
         raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option) from None
 
 
@@ -226,7 +233,7 @@ def backtest(
 @app.command("lists")
 def lists_command(
     name: Annotated[ListName, typer.Argument(help="Which list.")],
-    top: Annotated[Optional[int], typer.Option("--top", min=1, help="Only the first N rows.")] = None,
+    top: Annotated[Optional[int], typer.Option("--top", min=1, max=MAX_TOP, help="Only the first N rows.")] = None,
     fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.csv,
     out: Annotated[Optional[Path], typer.Option("--out", dir_okay=False, help="Write to this file instead of stdout.")] = None,
     data: Annotated[

@@ -175,3 +175,14 @@ def test_a_customer_id_with_a_slash_opens_from_the_find_box_the_page_and_the_api
     assert client.get("/api/v1/customers/" + customer.replace("/", "%2F")).json()["customer_id"] == customer
     page = client.get("/customers", params={"customer_id": customer})
     assert page.status_code == 200 and customer in text_of(page.text)
+
+
+def test_a_300_character_customer_id_has_a_page_and_an_api_record(tmp_path) -> None:
+    """Ids over 200 characters were listed but their page and record answered 404."""
+    store = OutputsStore(two_weekly_runs(str(tmp_path), "x" * 295 + "{:05d}"), read_only=True)
+    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
+    customer = store.read_list("tiers", top=1).iloc[0]["customer_id"]
+    assert len(customer) == 300
+    assert client.get("/api/v1/customers/" + customer).json()["customer_id"] == customer
+    page = client.get("/customers", params={"customer_id": customer})
+    assert page.status_code == 200 and customer in text_of(page.text)

@@ -37,6 +37,9 @@ def test_every_command_takes_workdir_and_config(command):
 def test_bad_date_is_a_usage_error():
     result = vipcast("features", "--data", "cdnow", "--as-of", "1997-13-01")
     assert result.returncode == 2
+    assert "'1997-13-01' is not a calendar date (month must be in 1..12)" in result.stderr
+    result = vipcast("features", "--data", "cdnow", "--as-of", "30/06/1997")
+    assert result.returncode == 2
     assert "is not a date in YYYY-MM-DD form" in result.stderr
 
 
@@ -45,6 +48,8 @@ def test_bad_date_is_a_usage_error():
     [
         (("score", "--horizon-days", "0"), "Invalid value for '--horizon-days'"),
         (("lists", "tiers", "--top", "0"), "Invalid value for '--top'"),
+        (("lists", "tiers", "--top", "99999999999999999999"), "Invalid value for '--top'"),
+        (("score", "--as-of", "2025-02-29"), "'2025-02-29' is not a calendar date (day is out of range for month)"),
         (("lists", "foo"), "'foo' is not one of"),
         (("score", "--bogus"), "No such option: --bogus"),
         (("nosuch",), "No such command 'nosuch'"),
