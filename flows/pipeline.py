@@ -306,6 +306,13 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
             False, f"not promoted: the champion was fitted on data up to {champion_cutoff}, after this model's {ingested.as_of}"
         )
     champion_settings = settings_of(champion)
+    if champion_settings["horizon_days"] != settings["horizon_days"]:
+        # The champion cannot score the new horizon (score refuses it), and its backtest measured
+        # another target: comparing the two kept the old model and sent the user round in circles.
+        return tracking.Promotion(
+            True, f"replaces a champion trained for a {champion_settings['horizon_days']}-day horizon: "
+            f"this model's horizon is {settings['horizon_days']} days"
+        )
     if champion_settings == settings_of(CustomerValueModel(**settings)):
         return tracking.Promotion(True, f"same settings as the champion, refitted on data up to {ingested.as_of}")
     result = backtest_models(ingested, cutoff, champion_settings).to_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -195,3 +196,22 @@ def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
     assert pipeline.read_list(ctx, "at-risk", data="/data/g1.parquet") == ("at_risk", "g1-q3", None)
     with pytest.raises(LookupError, match="no scoring run of cdnow"):
         pipeline.read_list(ctx, "tiers", data="cdnow")
+
+
+@pytest.mark.parametrize("champion_horizon", [182, 730])
+def test_a_model_for_a_new_horizon_replaces_the_champion_of_another(tmp_path, monkeypatch, champion_horizon):
+    """The champion's recipe was backtested at its own horizon: a longer one was 'worse' than another
+    target (champion kept, and score then refused the new horizon), a shorter one crashed on the split."""
+    from flows import tracking
+    from models.pipeline import CustomerValueModel
+
+    champion = CustomerValueModel(horizon_days=champion_horizon)
+    champion.cutoff_ = date(1998, 3, 31)
+    monkeypatch.setattr(tracking, "champion_version", lambda workspace, dataset: "1")
+    monkeypatch.setattr(tracking, "load_champion", lambda workspace, dataset: (champion, "vipcast-cdnow/1"))
+    monkeypatch.setattr(pipeline, "backtest_models", lambda *args: pytest.fail("no backtest of the old recipe"))
+    ctx = pipeline.Context.create(tmp_path)
+    settings = {**pipeline.model_settings(ctx.config), "horizon_days": 365}
+    promotion = pipeline.compare_with_champion(ctx, "cdnow", SimpleNamespace(as_of=date(1998, 6, 30)), date(1997, 6, 30), settings, {})
+    assert promotion.promoted
+    assert promotion.reason == f"replaces a champion trained for a {champion_horizon}-day horizon: this model's horizon is 365 days"
