@@ -1,6 +1,6 @@
 """Honest backtests: fit on transactions on or before a cutoff, score the horizon after it.
 
-Every candidate of ``CustomerValueModel`` is evaluated with the DESIGN.md metrics on the customers
+Every candidate of ``CustomerValueModel`` is evaluated with the metrics of docs/models.md on the customers
 with at least one purchase on or before the cutoff; the champion is chosen with ``champion_rule``.
 """
 
@@ -59,11 +59,12 @@ def horizon_slack_days(horizon_days: int) -> int:
     return int(horizon_days * MISSING_HORIZON_SHARE)
 
 
-def check_horizon_covered(cutoff: dt.date, horizon_days: int, last_order: dt.date) -> None:
+def check_horizon_covered(cutoff: dt.date, horizon_days: int, last_order: dt.date, first_order: dt.date | None = None) -> None:
     """A ValueError unless the data (last order ``last_order``) cover the horizon (cutoff, cutoff + H] up to the slack.
 
     The message names the cutoff, the horizon, the data's last date and the latest cutoff (and the
-    longest horizon from this cutoff) that would be covered.
+    longest horizon from this cutoff) that would be covered; when that cutoff is before the first
+    order (``first_order``), it says the data are too short for the horizon instead.
     """
     horizon_end = cutoff + dt.timedelta(days=horizon_days)
     slack = horizon_slack_days(horizon_days)
@@ -75,11 +76,17 @@ def check_horizon_covered(cutoff: dt.date, horizon_days: int, last_order: dt.dat
     # A week is the shortest horizon worth suggesting (and the shortest the config accepts).
     shorter = f", or a horizon of at most {covered} days from {cutoff}" if covered >= 7 else ""
     allowed = f"{slack} day(s) may be missing" if slack else "no day may be missing"
-    raise ValueError(
+    problem = (
         f"the data do not cover the backtest horizon: cutoff {cutoff} + {horizon_days} days ends {horizon_end}, "
-        f"but the data end on {last_order} (last order; {missing} day(s) missing, {allowed} from a {horizon_days}-day horizon); "
-        f"use a cutoff on or before {latest_cutoff}{shorter}"
+        f"but the data end on {last_order} (last order; {missing} day(s) missing, {allowed} from a {horizon_days}-day horizon)"
     )
+    if first_order is not None and latest_cutoff <= first_order:
+        span = (last_order - first_order).days
+        raise ValueError(
+            f"{problem}; the data span only {span} days ({first_order} to {last_order}), so no cutoff leaves a "
+            f"{horizon_days}-day horizon after it and history before it: use a shorter horizon"
+        )
+    raise ValueError(f"{problem}; use a cutoff on or before {latest_cutoff}{shorter}")
 
 
 def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **settings) -> BacktestResult:
@@ -88,8 +95,9 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
     Raises a ValueError when the data do not reach the end of the horizon (``check_horizon_covered``),
     so that a short evaluation window is never mistaken for churn.
     """
-    last_order = pd.Timestamp(transactions.order_ts.max().execute()).date()
-    check_horizon_covered(cutoff, horizon_days, last_order)
+    span = transactions.aggregate(first=transactions.order_ts.min(), last=transactions.order_ts.max()).execute()
+    first_order, last_order = (pd.Timestamp(span[column].iloc[0]).date() for column in ("first", "last"))
+    check_horizon_covered(cutoff, horizon_days, last_order, first_order)
     model = CustomerValueModel(horizon_days=horizon_days, **settings).fit(transactions, cutoff)
     time_unit = settings.get("time_unit", "days")
     windows_days = settings.get("windows_days", (30, 90, 180, 365))

@@ -307,8 +307,9 @@ def fit_bgnbd(
     # BFGS reports "precision loss" at optima flat to machine precision; accept those when the gradient is ~0.
     if not (result.success or gradient_norm < 1e-5):
         raise ModelFitError(
+            # Not a coarser time unit: the fit rescales time (max T = 1), so weeks give the same fit.
             f"BG/NBD did not converge ({result.message}); try a small penalizer (penalizer=0.001; "
-            f"config key model.penalizer) or a coarser time unit (time_unit='weeks'; config key features.time_unit)"
+            f"config key model.penalizer)"
         )
     r, alpha, a, b = np.exp(result.x)
     return pd.Series({"r": r, "alpha": alpha / scale, "a": a, "b": b})

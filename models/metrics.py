@@ -1,4 +1,4 @@
-"""Backtest metrics, as DESIGN.md defines them: predicted vs actual horizon spend per customer.
+"""Backtest metrics (table in docs/models.md, "Backtest"): predicted vs actual horizon spend per customer.
 
 Every function takes aligned 1-D arrays (or Series) over the customers with at least one order on
 or before the cutoff. Ties in the prediction are handled so that a metric does not depend on the
@@ -131,7 +131,7 @@ def churn_auc(churn_score, churned) -> float:
 
 
 def backtest_metrics(predicted_spend, actual_spend, churn_score, churned) -> dict[str, float]:
-    """All DESIGN.md metrics for one candidate, keyed by the names in ``METRIC_NAMES``."""
+    """All the backtest metrics for one candidate, keyed by the names in ``METRIC_NAMES``."""
     spend_metrics = {
         "normalized_gini": normalized_gini,
         "spearman": spearman,

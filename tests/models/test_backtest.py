@@ -143,3 +143,11 @@ def test_cdnow_master_other_splits(cdnow_master, cutoff, horizon_days):
 )
 def test_synthetic_champion_beats_textbook(synthetic, seed, cutoff, horizon_days):
     assert_champion_beats_textbook(backtest(synthetic(seed), cutoff, horizon_days))
+
+
+def test_a_horizon_longer_than_the_data_says_so_instead_of_a_cutoff_before_the_data():
+    """CDNOW (1997-01-01..1998-06-30) with a 730-day horizon suggested 'a cutoff on or before 1996-07-07'."""
+    with pytest.raises(ValueError, match=r"the data span only 545 days \(1997-01-01 to 1998-06-30\).*use a shorter horizon"):
+        check_horizon_covered(dt.date(1997, 1, 15), 730, dt.date(1998, 6, 30), dt.date(1997, 1, 1))
+    with pytest.raises(ValueError, match="use a cutoff on or before 1997-12-31"):
+        check_horizon_covered(dt.date(1998, 3, 31), 182, dt.date(1998, 6, 30), dt.date(1997, 1, 1))
