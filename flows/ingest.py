@@ -21,6 +21,7 @@ import glob
 import gzip
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from importlib import resources
@@ -61,7 +62,16 @@ class Source:
 
     @property
     def label(self) -> str:
-        return f"{self.location}#{self.table}" if self.table else self.location
+        """The source as given, a database URL's password masked (messages and reports are shared)."""
+        location = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", self.location) if self.kind == "database" else self.location
+        return f"{location}#{self.table}" if self.table else location
+
+    @property
+    def identity(self) -> str:
+        """Where the data are, whatever the working folder: a file source's absolute path, else the label."""
+        if self.kind in ("csv", "parquet"):
+            return str(Path(self.location).absolute())
+        return self.label
 
 
 @dataclass
@@ -991,6 +1001,7 @@ def reconciliation_report(transactions, source: Source, counts: dict[str, Any], 
     customers_used = int(used.get("customers", customers_read))
     report = {
         "source": source.label,
+        "source_identity": source.identity,
         "as_of": as_of.isoformat(),
         "rows_read": int(counts["rows_read"]),
         "rows_used": int(used["rows"]),

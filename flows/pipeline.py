@@ -330,7 +330,8 @@ def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[s
         "rows_used": ingested.report["rows_used"],
         "customers_used": ingested.report["customers_used"],
     }
-    params = {**settings, "dataset": dataset, "config": ctx.config.model_dump_json()}
+    # The ingest report's source: a database URL's password masked (MLflow params are for everyone).
+    params = {**settings, "dataset": ingested.report["source"], "config": ctx.config.model_dump_json()}
     logged = tracking.log_training(ctx.workspace, dataset, model, params=params, backtest=backtest, data_info=data_info, figures=figures)
     tracking.set_champion(ctx.workspace, logged, promotion)
     return logged
@@ -622,6 +623,38 @@ def check_horizon(requested: int | None, model, model_version: str) -> None:
         )
 
 
+def horizon_warnings(config_horizon: int, model, model_version: str) -> list[str]:
+    """A config whose model.horizon_days differs from the champion's is not silently ignored: the
+    scores are the champion's horizon's, and the summary says so."""
+    if config_horizon == model.horizon_days:
+        return []
+    return [
+        f"the config's model.horizon_days is {config_horizon}, but the champion {model_version} was trained for "
+        f"{model.horizon_days} days: scored for {model.horizon_days} days (train with this config to change the horizon)"
+    ]
+
+
+def same_name_warnings(runs, report: dict[str, Any], dataset: str) -> list[str]:
+    """Runs of this dataset name that read other data: two shops' `orders.csv` share one champion
+    and one tier history (a dataset is named by its file stem or table), which a user should hear."""
+    import json
+
+    from flows.tracking import dataset_slug
+
+    here = report.get("source_identity")
+    elsewhere = sorted({
+        identity for run in runs
+        if (identity := json.loads(run.reconciliation or "{}").get("source_identity")) not in (None, here)
+    })
+    if here is None or not elsewhere:
+        return []
+    return [
+        f"runs of dataset '{dataset_slug(dataset)}' in this workspace read {', '.join(elsewhere)}, this one reads {here}: "
+        "datasets are named by file stem or table, so they share one champion model and one tier history; "
+        "rename one of the files or score it in another workspace (--workdir)"
+    ]
+
+
 def run_score(
     ctx: Context, data: str | None, as_of: date | None, out: Path | None = None, *, horizon_days: int | None = None, step=None
 ) -> ScoreSummary:
@@ -646,10 +679,13 @@ def run_score(
         "nominating tiers, rising stars and at-risk members",
         nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, io=True,
     )
-    later_runs = [run for run in dataset_runs(store, dataset) if run.as_of > ingested.as_of]
+    runs_of_this_dataset = dataset_runs(store, dataset)
+    later_runs = [run for run in runs_of_this_dataset if run.as_of > ingested.as_of]
     run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments, later_runs)
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
+    notes = horizon_warnings(ctx.config.model.horizon_days, model, model_version) if horizon_days is None else []
+    notes += same_name_warnings(runs_of_this_dataset, ingested.report, dataset)
     return ScoreSummary(
         run.run_id,
         ingested.as_of,
@@ -658,7 +694,7 @@ def run_score(
         {tier: int(counts.get(tier, 0)) for tier in ("Platinum", "Gold", "Silver", "Base")},
         segments.rising_stars,
         len(segments.at_risk),
-        list(report["warnings"]),
+        [*notes, *report["warnings"]],
         outputs,
     )
 

@@ -348,3 +348,14 @@ def test_examples_from_a_folder_name_the_file_they_are_in(tmp_path):
     (folder / "b.csv").write_text("d,2024-01-03,7,o8\nd,2024-01-04,8,o9\ne,2024-01-05,9,o10\n")
     with pytest.raises(IngestError, match=r"data row 6 \(b.csv, its data row 1\): when=None"):
         load(folder, tmp_path)
+
+
+def test_a_database_password_never_reaches_messages_or_reports(tmp_path):
+    """The label (error messages, reconciliation.json, the runs table, run.json) held user:password@."""
+    source = parse_source("postgresql://shop:s3cret@db.example:5432/sales#orders")
+    assert source.label == "postgresql://shop:***@db.example:5432/sales#orders"
+    assert "s3cret" not in source.identity and "s3cret" in source.location  # the connection still has it
+    assert parse_source("postgresql://shop@db.example/sales#orders").label == "postgresql://shop@db.example/sales#orders"
+    data = tmp_path / "orders.csv"
+    data.write_text("customer_id,order_ts,amount\na,2025-01-01,10\n")
+    assert parse_source(str(data)).identity == str(data.absolute())

@@ -88,6 +88,31 @@ def test_score_refuses_a_horizon_the_champion_was_not_trained_for():
         pipeline.check_horizon(90, Model(), "vipcast-demo/3")
 
 
+def test_a_config_horizon_other_than_the_champions_is_named_not_ignored():
+    class Model:
+        horizon_days = 182
+
+    assert pipeline.horizon_warnings(182, Model(), "vipcast-shop/1") == []
+    (warning,) = pipeline.horizon_warnings(90, Model(), "vipcast-shop/1")
+    assert warning.startswith("the config's model.horizon_days is 90, but the champion vipcast-shop/1 was trained for 182 days")
+
+
+def test_two_sources_with_one_name_are_named_in_a_warning():
+    """eu/orders.csv and us/orders.csv are one dataset 'orders': the second replaced the first's run silently."""
+    from datetime import datetime, timezone
+
+    from flows.store import RunInfo
+
+    def run(identity):
+        reconciliation = "{}" if identity is None else f'{{"source": "orders.csv", "source_identity": "{identity}"}}'
+        return RunInfo("r", date(2025, 1, 6), datetime(2026, 1, 1, tzinfo=timezone.utc), "blend", "1", 365, 10, "d", "c", reconciliation)
+
+    report = {"source_identity": "/data/us/orders.csv"}
+    assert pipeline.same_name_warnings([run("/data/us/orders.csv"), run(None)], report, "us/orders.csv") == []
+    (warning,) = pipeline.same_name_warnings([run("/data/eu/orders.csv"), run("/data/us/orders.csv")], report, "us/orders.csv")
+    assert warning.startswith("runs of dataset 'orders' in this workspace read /data/eu/orders.csv, this one reads /data/us/orders.csv")
+
+
 def test_render_list_formats(tmp_path):
     frame = pd.DataFrame({"customer_id": ["a", "b"], "rank": [1, 2]})
     assert pipeline.render_list(frame, "csv", None) == "customer_id,rank\na,1\nb,2\n"
