@@ -42,6 +42,7 @@ class RunOut(BaseModel):
     n_customers: int
     data_digest: str
     config_digest: str
+    source: str | None = None
     lists: dict[str, int]
 
 
@@ -88,7 +89,13 @@ def store_of(request: Request) -> OutputsStore:
 def run_out(run: RunInfo) -> dict[str, Any]:
     """The run's fields as JSON-ready values (what RunOut documents)."""
     fields = run.to_dict()
-    del fields["reconciliation"]
+    # The data the run scored (pick a dataset's runs in a shared workspace) and the served lists' sizes.
+    reconciliation = fields.pop("reconciliation") or {}
+    if isinstance(reconciliation, str):
+        reconciliation = json.loads(reconciliation)
+    fields["source"] = reconciliation.get("source")
+    served = {name.value.replace("-", "_"): name.value for name in ListName}
+    fields["lists"] = {served[name]: rows for name, rows in fields["lists"].items() if name in served}
     return RunOut(**fields).model_dump(mode="json")
 
 

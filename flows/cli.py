@@ -239,6 +239,7 @@ def lists_command(
     data: Annotated[
         Optional[str], typer.Option("--data", help="The latest run of this dataset (default: the latest run of any).")
     ] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The run of this date YYYY-MM-DD (default: the latest).")] = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
     debug: Debug = False,
@@ -247,7 +248,7 @@ def lists_command(
     from flows.pipeline import read_list, render_list
 
     ctx = _context(workdir, config)
-    frame = read_list(ctx, name.value, top=top, data=data)
+    frame = read_list(ctx, name.value, top=top, data=data, as_of=parse_date(as_of, "--as-of"))
     if out is None and fmt is ListFormat.parquet:
         raise click.BadParameter("parquet output needs --out FILE", param_hint="--format")
     text = render_list(frame, fmt.value, out)

@@ -704,21 +704,25 @@ def run_score(
 STORE_LIST_NAMES = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events"}
 
 
-def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None) -> pd.DataFrame:
-    """A list of the latest scoring run (of the dataset `data`, when given), ranked best first."""
-    from flows.store import NoRunsYet
+def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None, as_of: date | None = None) -> pd.DataFrame:
+    """A list of the latest scoring run (of the dataset `data`, of the date `as_of`, when given), ranked best first."""
+    from flows.store import NoRunsYet, RunNotFound
 
     store = open_store(ctx)
     run_id = None
     if data is not None:
-        runs = dataset_runs(store, data)
+        runs = [run for run in dataset_runs(store, data) if as_of is None or run.as_of == as_of]
         if not runs:
-            raise LookupError(f"no scoring run of {data} in {ctx.workspace.root} yet: run `vipcast score --data {data}` first")
+            when = f" as of {as_of}" if as_of else ""
+            raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root} yet: run `vipcast score --data {data}` first")
         run_id = runs[0].run_id  # the store lists the latest first
     try:
-        return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top)
+        return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top, as_of=None if run_id else as_of)
     except NoRunsYet:
         raise LookupError(f"no scoring run in {ctx.workspace.root} yet: run `vipcast score` first") from None
+    except RunNotFound:
+        dates = ", ".join(sorted({run.as_of.isoformat() for run in store.runs()}))
+        raise LookupError(f"no scoring run as of {as_of} in {ctx.workspace.root}; runs are as of {dates}") from None
 
 
 def render_list(frame: pd.DataFrame, fmt: str, out: Path | None) -> str | None:

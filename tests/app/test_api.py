@@ -72,6 +72,9 @@ def test_runs_latest_first(client) -> None:
     runs = client.get("/api/v1/runs").json()["runs"]
     assert [run["as_of"] for run in runs] == [AS_OF_NEW.isoformat(), AS_OF_OLD.isoformat()]
     assert runs[0]["lists"]["tiers"] == 2000 and "reconciliation" not in runs[0]
+    # Only the lists the API serves, by the names it serves them under (state is internal).
+    assert set(runs[0]["lists"]) <= {"rising-stars", "at-risk", "tiers", "events"} and "rising-stars" in runs[0]["lists"]
+    assert "source" in runs[0]
 
 
 def test_customer_has_scores_tier_lists_and_history(client, filled_store: OutputsStore) -> None:

@@ -210,8 +210,14 @@ def test_a_model_of_earlier_data_does_not_replace_the_champion(tmp_path, monkeyp
 
 
 def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
+    from flows.store import RunNotFound
+
     class Store(RunsOnly):
-        def read_list(self, name, run_id=None, top=None):
+        def read_list(self, name, run_id=None, top=None, as_of=None):
+            if run_id is None and as_of is not None:
+                run_id = next((run.run_id for run in self.runs() if run.as_of == as_of), None)
+                if run_id is None:
+                    raise RunNotFound(as_of)
             return (name, run_id or self.runs()[0].run_id, top)
 
     store = Store([stored_run("g1-q3", date(2025, 9, 30), "g1.parquet"), stored_run("g2-q4", date(2025, 12, 31), "g2.parquet")])
@@ -221,6 +227,13 @@ def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
     assert pipeline.read_list(ctx, "at-risk", data="/data/g1.parquet") == ("at_risk", "g1-q3", None)
     with pytest.raises(LookupError, match="no scoring run of cdnow"):
         pipeline.read_list(ctx, "tiers", data="cdnow")
+    # --as-of: that date's run, of any dataset or of one.
+    assert pipeline.read_list(ctx, "tiers", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
+    assert pipeline.read_list(ctx, "tiers", data="g1.parquet", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
+    with pytest.raises(LookupError, match="no scoring run of g2.parquet as of 2025-09-30"):
+        pipeline.read_list(ctx, "tiers", data="g2.parquet", as_of=date(2025, 9, 30))
+    with pytest.raises(LookupError, match="no scoring run as of 2024-01-01 .*; runs are as of 2025-09-30, 2025-12-31"):
+        pipeline.read_list(ctx, "tiers", as_of=date(2024, 1, 1))
 
 
 @pytest.mark.parametrize("champion_horizon", [182, 730])
