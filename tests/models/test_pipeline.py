@@ -120,6 +120,15 @@ def test_deterministic(cdnow_sample, features, fitted):
     pd.testing.assert_frame_equal(again.predict(features), fitted.predict(features))
 
 
+def test_a_feature_table_in_another_time_unit_is_refused(cdnow_sample, features, fitted):
+    """A table built with time_unit weeks, fed to a model of days through MLflow's pyfunc, scored
+    several times the spend without a word."""
+    weekly = customer_features(cdnow_sample, CUTOFF, time_unit="weeks").to_pandas()
+    with pytest.raises(ValueError, match=r"not in this model's time unit \(days; about 7 days a unit in the table\).*features.time_unit"):
+        fitted.predict(weekly)
+    fitted.predict(features)  # the table of its own unit passes
+
+
 def test_errors(cdnow_sample, features, fitted):
     with pytest.raises(NotFittedError):
         CustomerValueModel(horizon_days=10).predict(features)
