@@ -120,7 +120,7 @@ def demo(
 @app.command()
 def generate(
     customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 20_000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (a whole number >= 0).")] = 0,
     out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Output Parquet file; ground truth goes to FILE.truth.parquet.")] = Path(
         "transactions.parquet"
     ),

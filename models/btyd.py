@@ -417,7 +417,7 @@ class PurchaseModel:
         if repeaters == 0:
             raise InsufficientDataError(
                 f"all {len(frame)} customers are one-time buyers (frequency 0): a BTYD model cannot be fitted; "
-                "use a longer history or an earlier cutoff"
+                "it needs customers who bought on two or more days (a longer history, or more customers)"
             )
         if repeaters < MIN_REPEAT_CUSTOMERS:
             raise InsufficientDataError(

@@ -399,7 +399,10 @@ class CustomerValueModel:
 
         blended = self.blend_weight * lightgbm_spend + (1.0 - self.blend_weight) * btyd_spend
         if blended.sum() <= 0 or spend.sum() <= 0:
-            raise InsufficientDataError("no positive spend in the training window's holdout: cannot scale the blend")
+            raise InsufficientDataError(
+                "no positive spend in the training window's holdout: cannot scale the blend (refunds outweigh "
+                "purchases there, or nobody bought in the window): set a longer model.label_window_days"
+            )
         self.spend_scale_ = float(spend.sum() / blended.sum())
         candidates = {"bgnbd_gg": btyd_spend, "lightgbm": lightgbm_spend, "blend": self.spend_scale_ * blended}
         self.selection_ = {

@@ -51,6 +51,7 @@ def test_bad_date_is_a_usage_error():
         (("lists", "tiers", "--top", "99999999999999999999"), "Invalid value for '--top'"),
         (("score", "--as-of", "2025-02-29"), "'2025-02-29' is not a calendar date (day is out of range for month)"),
         (("lists", "foo"), "'foo' is not one of"),
+        (("generate", "--customers", "10", "--seed", "-1", "--out", "x.parquet"), "Invalid value for '--seed'"),
         (("score", "--bogus"), "No such option: --bogus"),
         (("nosuch",), "No such command 'nosuch'"),
     ],
