@@ -356,7 +356,7 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     close_figures(figures)
     return TrainSummary(
         ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest,
-        tuple(data_warnings(ingested.report, ingested.as_of)),
+        (*model.booster_warnings(), *data_warnings(ingested.report, ingested.as_of)),
     )
 
 

@@ -358,6 +358,7 @@ class CustomerValueModel:
             num_boost_round=self.n_estimators,
         )
         self.label_window_days_ = window
+        self.boosted_customers_ = int(fit_rows.sum())
         self.train_cutoff_ = train_cutoff
         self.cutoff_ = cutoff
         self.fit_level(at_cutoff)
@@ -457,6 +458,22 @@ class CustomerValueModel:
             raise ValueError(f"feature table lacks column(s) {missing}; build it with features.build.customer_features")
         self.check_time_unit(frame)
         return frame
+
+    def booster_warnings(self) -> list[str]:
+        """A warning when a booster found no split (every tree one leaf, e.g. fewer customers than
+        two leaves' min_child_samples): its candidates then only rescale the BTYD forecast."""
+        self.check_fitted()
+        flat = [name for name, booster in (("spend", self.regressor_), ("churn", self.classifier_))
+                if all(tree["num_leaves"] <= 1 for tree in booster.dump_model()["tree_info"])]
+        if not flat:
+            return []
+        customers = getattr(self, "boosted_customers_", None)
+        among = f" among {customers:,} training customers" if customers is not None else ""
+        return [
+            f"LightGBM's {' and '.join(flat)} booster found no split{among} (at least {self.min_child_samples} a leaf): "
+            "the lightgbm and blend candidates only rescale the BTYD forecast; use more customers or a smaller "
+            "model.lightgbm.min_child_samples"
+        ]
 
     def check_time_unit(self, frame: pd.DataFrame) -> None:
         """A ValueError when the table's recency and T are not in the model's time unit.

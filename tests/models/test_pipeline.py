@@ -129,6 +129,16 @@ def test_a_feature_table_in_another_time_unit_is_refused(cdnow_sample, features,
     fitted.predict(features)  # the table of its own unit passes
 
 
+def test_a_booster_without_a_split_is_named(cdnow_sample, fitted):
+    """1,000 customers with min_child_samples 200: both boosters were one leaf, and the backtest's
+    lightgbm row equalled bgnbd_gg's without a word."""
+    assert fitted.booster_warnings() == []
+    flat = CustomerValueModel(horizon_days=273, n_estimators=5, min_child_samples=100_000).fit(cdnow_sample, CUTOFF)
+    (warning,) = flat.booster_warnings()
+    assert warning.startswith("LightGBM's spend and churn booster found no split among ")
+    assert "(at least 100000 a leaf)" in warning and "model.lightgbm.min_child_samples" in warning
+
+
 def test_errors(cdnow_sample, features, fitted):
     with pytest.raises(NotFittedError):
         CustomerValueModel(horizon_days=10).predict(features)
