@@ -85,6 +85,12 @@ class Ingested:
     connection: Any = field(repr=False, default=None)
 
 
+# DuckDB's CSV reader: every value as text (types are checked row by row, so a bad value is reported,
+# not guessed); quotes as RFC 4180 writes them, always: the sniffer looks at the first ~20,000 rows
+# only, and a file whose first quoted field ("1,587.65") came later failed on that line.
+CSV_OPTIONS = "all_varchar = true, header = true, union_by_name = true, quote = '\"', escape = '\"'"
+
+
 def parse_source(src: str, table: str | None = None) -> Source:
     """Classify a SRC argument; raise IngestError for a path that does not exist."""
     if src in BUILTIN_SOURCES:
@@ -286,7 +292,7 @@ def _read_files_duckdb(con, source: Source) -> None:
         reader = f"read_parquet({listed}, union_by_name = true)"
     else:
         # Everything as text: types are checked row by row, so a bad value is reported, not guessed.
-        reader = f"read_csv({listed}, all_varchar = true, header = true, union_by_name = true)"
+        reader = f"read_csv({listed}, {CSV_OPTIONS})"
     # DuckDB keeps insertion order, so row_number() over () is the position in the (sorted) files.
     con.raw_sql(f"create or replace view {RAW_VIEW} as select row_number() over () as {ROW_NUMBER}, * from {reader}")
     con.raw_sql(f"select count(*) from {RAW_VIEW}").fetchall()
@@ -716,7 +722,7 @@ def file_row_starts(source: Source) -> list[tuple[str, int]] | None:
         if source.kind == "parquet":
             return _parquet_row_offsets(con, files)
         listed = "[" + ", ".join(_sql_str(f) for f in files) + "]"
-        reader = f"read_csv({listed}, all_varchar = true, header = true, union_by_name = true, filename = true)"
+        reader = f"read_csv({listed}, {CSV_OPTIONS}, filename = true)"
         return row_starts(files, dict(con.raw_sql(f"select filename, count(*) from {reader} group by filename").fetchall()))
     except duckdb.Error:
         return None

@@ -359,3 +359,13 @@ def test_a_database_password_never_reaches_messages_or_reports(tmp_path):
     data = tmp_path / "orders.csv"
     data.write_text("customer_id,order_ts,amount\na,2025-01-01,10\n")
     assert parse_source(str(data)).identity == str(data.absolute())
+
+
+def test_a_quoted_field_after_the_sniffers_sample_is_read(tmp_path):
+    """DuckDB's sniffer reads ~20,000 rows: a first quoted amount ("1,587.65") at row 30,001 failed
+    the whole file ("Expected Number of Columns: 5 Found: 6")."""
+    rows = [(f"c{i % 500}", f"2024-01-{1 + i % 28:02d}", f"{i % 100}.5", f"o{i}") for i in range(30_000)]
+    path = write_csv(tmp_path / "t.csv", [*rows, ("c2", "2024-01-28", "1,587.65", "x3")])
+    result = load(path, tmp_path)
+    assert result.report["rows_used"] == 30_001
+    assert result.transactions.to_pandas()["amount"].max() == 1587.65
