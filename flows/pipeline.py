@@ -487,8 +487,12 @@ def with_predictions(features: pd.DataFrame, predictions: pd.DataFrame) -> pd.Da
 
 
 def score_table(features: pd.DataFrame, predictions: pd.DataFrame, segments) -> pd.DataFrame:
-    """The scores of the CLI contract: one row per customer, in the feature table's order."""
-    scores = with_predictions(features[["customer_id", "rolling_12m_spend"]], predictions)
+    """The scores of the CLI contract: one row per customer, in the feature table's order; the
+    12-month spend to the decimals the tiers compare (the tiers list's value, not 1999.9999999999998)."""
+    from segments.keys import money
+
+    spend = features[["customer_id", "rolling_12m_spend"]]
+    scores = with_predictions(spend.assign(rolling_12m_spend=money(spend["rolling_12m_spend"])), predictions)
     tiers = segments.tiers.set_index("customer_id")[["tier", "rising_star_score"]].reindex(scores["customer_id"])
     for column in ("tier", "rising_star_score"):
         scores[column] = tiers[column].reset_index(drop=True)
@@ -739,6 +743,23 @@ def render_list(frame: pd.DataFrame, fmt: str, out: Path | None) -> str | None:
     return None
 
 
+def command_path(name: str) -> str:
+    """How to type a command installed beside the running `vipcast`: its bare name when the shell
+    finds that one, else its path (`make demo` runs .venv/bin/vipcast, which is not on PATH)."""
+    import os
+    import shutil
+    import sys
+
+    here = Path(sys.argv[0]).parent if sys.argv and sys.argv[0] else Path(sys.executable).parent
+    beside = here / name
+    if not beside.exists():
+        beside = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if not beside.exists() or (found is not None and Path(found).resolve() == beside.resolve()):
+        return name
+    return os.path.relpath(beside) if not beside.is_absolute() or Path.cwd() in beside.parents else str(beside)
+
+
 def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, dataset: str = "demo", top: int = 5) -> str:
     """What `vipcast demo` prints at the end."""
     lines = ["", "== vipcast demo ==", str(train), "", str(score), "", f"top {top} rising stars:"]
@@ -747,9 +768,9 @@ def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, dataset:
         lines.append(f"  {row.customer_id}: {row.tier} -> {row.target_tier} ({reasons})")
     lines += [
         "",
-        f"lists: vipcast lists rising-stars --data {dataset} --workdir {ctx.workspace.root}   (exports in {ctx.workspace.exports_dir})",
-        f"MLflow UI: mlflow ui --backend-store-uri {ctx.workspace.tracking_uri}",
-        f"web app: VIPCAST_API_KEY=... vipcast app --workdir {ctx.workspace.root}",
+        f"lists: {command_path('vipcast')} lists rising-stars --data {dataset} --workdir {ctx.workspace.root}   (exports in {ctx.workspace.exports_dir})",
+        f"MLflow UI: {command_path('mlflow')} ui --backend-store-uri {ctx.workspace.tracking_uri}",
+        f"web app: VIPCAST_API_KEY=... {command_path('vipcast')} app --workdir {ctx.workspace.root}",
     ]
     return "\n".join(lines)
 

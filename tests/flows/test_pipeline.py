@@ -253,3 +253,30 @@ def test_a_model_for_a_new_horizon_replaces_the_champion_of_another(tmp_path, mo
     promotion = pipeline.compare_with_champion(ctx, "cdnow", SimpleNamespace(as_of=date(1998, 6, 30)), date(1997, 6, 30), settings, {})
     assert promotion.promoted
     assert promotion.reason == f"replaces a champion trained for a {champion_horizon}-day horizon: this model's horizon is 365 days"
+
+
+def test_scores_show_the_spend_the_tiers_compared():
+    """scores.csv and the API showed a Silver customer at 1999.9999999999998 (the tiers list: 2000.0)."""
+    features = pd.DataFrame({"customer_id": ["h21"], "rolling_12m_spend": [155.57 + 574.31 + 1270.12]})
+    predictions = pd.DataFrame({column: [1.0] for column in pipeline.SCORE_COLUMNS[3:-1]},
+                               index=pd.Index(["h21"], name="customer_id"))
+    tiers = pd.DataFrame({"customer_id": ["h21"], "tier": ["Silver"], "rising_star_score": [0.5]})
+    scores = pipeline.score_table(features, predictions, SimpleNamespace(tiers=tiers))
+    assert scores.loc[0, "rolling_12m_spend"] == 2000.0 and scores.loc[0, "tier"] == "Silver"
+
+
+def test_demo_hints_name_commands_the_shell_can_run(tmp_path, monkeypatch):
+    """`make demo` runs .venv/bin/vipcast, which is not on PATH: the hints said `vipcast lists ...`."""
+    import sys
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("vipcast", "mlflow"):
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [".venv/bin/vipcast", "demo"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert pipeline.command_path("vipcast") == ".venv/bin/vipcast" and pipeline.command_path("mlflow") == ".venv/bin/mlflow"
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert pipeline.command_path("vipcast") == "vipcast"
