@@ -167,10 +167,13 @@ def train(
     """Build features, fit the models, backtest them, log to MLflow and promote the winner if no worse."""
     cutoff = parse_date(as_of, "--as-of")
     if use_prefect(prefect):
-        from flows.orchestration import train as train_flow
+        from flows.orchestration import console_without_tracebacks, train as train_flow
 
+        if not debug:
+            console_without_tracebacks()
         ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
-        result = train_flow(data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config)
+        result = train_flow(data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config,
+                            engine=engine)
         typer.echo(result["summary"])
         return
     from flows.pipeline import run_train
@@ -197,9 +200,11 @@ def score(
     if use_prefect(prefect):
         if out is not None or horizon_days is not None:
             raise click.BadParameter("--out and --horizon-days go with in-process runs (--no-prefect)")
-        from flows.orchestration import score as score_flow
+        from flows.orchestration import console_without_tracebacks, score as score_flow
 
-        result = score_flow(data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config)
+        if not debug:
+            console_without_tracebacks()
+        result = score_flow(data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config, engine=engine)
         typer.echo(result["summary"])
         return
     from flows.pipeline import run_score
@@ -298,6 +303,14 @@ HINTS = {
     "StoreBusy": "another process is writing the outputs store; try again in a moment",
 }
 EXPECTED = tuple(HINTS)
+# The machine's, not the input's: a full disk, a read-only folder, a damaged database file. One line
+# naming it (exit 1), not "internal error" and a traceback hint.
+ENVIRONMENT_HINTS = {
+    "OSError": "check that the folder is writable and the disk has free space",
+    "IOException": "check that the workspace folder is writable and the disk has free space",
+    "DatabaseError": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged "
+                     "or not a database: restore it, or start over in a new --workdir",
+}
 # Errors of the user's input or paths (e.g. --out naming a folder, --workdir naming a file).
 EXPECTED_TYPES = (ValueError, LookupError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
@@ -323,10 +336,26 @@ def main() -> None:
             raise
         name = type(exc).__name__
         expected = isinstance(exc, EXPECTED_TYPES) or name in EXPECTED
-        prefix = "error" if expected else f"internal error ({name})"
-        typer.echo(f"{prefix}: {exc}", err=True)
-        typer.echo(f"hint: {HINTS.get(name, 'run again with --debug for the full traceback')}", err=True)
-        sys.exit(2 if expected else 1)
+        environment = not expected and (isinstance(exc, OSError) or name in ENVIRONMENT_HINTS)
+        if expected:
+            typer.echo(f"error: {exc}", err=True)
+            if name in HINTS:  # the message itself says what to do otherwise
+                typer.echo(f"hint: {HINTS[name]}", err=True)
+            sys.exit(2)
+        if environment:
+            typer.echo(f"error: {environment_message(exc)}", err=True)
+            typer.echo(f"hint: {ENVIRONMENT_HINTS.get(name, ENVIRONMENT_HINTS['OSError'])}", err=True)
+            sys.exit(1)
+        typer.echo(f"internal error ({name}): {exc}", err=True)
+        typer.echo("hint: run again with --debug for the full traceback", err=True)
+        sys.exit(1)
+
+
+def environment_message(exc: Exception) -> str:
+    """One line for an error of the machine: the OS's reason and the path, or the message's first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ class Source:
     def identity(self) -> str:
         """Where the data are, whatever the working folder: a file source's absolute path, else the label."""
         if self.kind in ("csv", "parquet"):
-            return str(Path(self.location).absolute())
+            return str(Path(self.location).resolve())
         return self.label
 
 

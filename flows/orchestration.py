@@ -8,6 +8,7 @@ Each run leaves a markdown summary artifact (and the score flow a table of the t
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -21,8 +22,35 @@ IO_RETRIES = 2
 IO_RETRY_DELAY_SECONDS = 10
 
 
+# Errors of the input, the config or the workspace's contents fail the same way every time: an I/O
+# step retries anything else (a busy store, a network or database hiccup), not these. Retrying
+# "no champion model" twice took 54 s to fail.
+HOPELESS_ERRORS = (ValueError, LookupError, TypeError, PermissionError)
+
+
+def worth_retrying(task, task_run, state) -> bool:
+    """Prefect's retry condition: a failure whose exception may pass on a second try."""
+    error = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
+    return not isinstance(error, HOPELESS_ERRORS)
+
+
+class _NoTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def console_without_tracebacks() -> None:
+    """Prefect's flow and task run loggers keep their one-line failure messages but drop tracebacks
+    (a `vipcast ... --prefect` failure printed one before the CLI's own line; --debug keeps it)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, _NoTraceback) for existing in logger.filters):
+            logger.addFilter(_NoTraceback())
+
+
 class PrefectSteps:
-    """Runs each step as a Prefect task named after its function; I/O steps retry."""
+    """Runs each step as a Prefect task named after its function; I/O steps retry transient failures."""
 
     def __call__(self, label: str, function, *args, io: bool = False, **kwargs):
         runner = task(
@@ -31,6 +59,7 @@ class PrefectSteps:
             task_run_name=label,
             retries=IO_RETRIES if io else 0,
             retry_delay_seconds=IO_RETRY_DELAY_SECONDS,
+            retry_condition_fn=worth_retrying,
             cache_policy=NO_CACHE,  # inputs are connections and frames: nothing to hash or reuse
         )
         return runner(*args, **kwargs)
@@ -47,9 +76,10 @@ def train(
     horizon_days: int | None = None,
     workdir: str | None = None,
     config: str | None = None,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Build features, backtest the candidates, fit, log to MLflow, promote if no worse."""
-    ctx = pipeline.Context.create(workdir, config, horizon_days=horizon_days)
+    ctx = pipeline.Context.create(workdir, config, horizon_days=horizon_days, engine=engine)
     summary = pipeline.run_train(ctx, data, _date(as_of), step=PrefectSteps())
     create_markdown_artifact(summary.markdown(), key="vipcast-train-summary", description="vipcast training run")
     return {
@@ -65,9 +95,10 @@ def score(
     workdir: str | None = None,
     config: str | None = None,
     top_rising_stars: int = 20,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Load the champion, score everyone as of a date, nominate, and write the outputs."""
-    ctx = pipeline.Context.create(workdir, config)
+    ctx = pipeline.Context.create(workdir, config, engine=engine)
     summary = pipeline.run_score(ctx, data, _date(as_of), step=PrefectSteps())
     create_markdown_artifact(f"# vipcast scoring run\n\n```\n{summary}\n```\n", key="vipcast-score-summary", description="vipcast scoring run")
     top = summary.rising_stars.head(top_rising_stars)

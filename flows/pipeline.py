@@ -167,7 +167,8 @@ def settings_of(model) -> dict[str, Any]:
 
     # `champion` is the backtest's choice for that fit, not part of the recipe.
     names = [name for name in inspect.signature(type(model).__init__).parameters if name not in ("self", "champion")]
-    return {name: getattr(model, name) for name in names}
+    # A setting newer than the pickled model is absent: its default applies when the recipe is refitted.
+    return {name: getattr(model, name) for name in names if hasattr(model, name)}
 
 
 def backtest_cutoff(as_of: date, horizon_days: int) -> date:
@@ -627,15 +628,33 @@ def check_horizon(requested: int | None, model, model_version: str) -> None:
         )
 
 
-def horizon_warnings(config_horizon: int, model, model_version: str) -> list[str]:
-    """A config whose model.horizon_days differs from the champion's is not silently ignored: the
-    scores are the champion's horizon's, and the summary says so."""
-    if config_horizon == model.horizon_days:
+#: Config keys of the model settings (model_settings), for messages.
+SETTING_KEYS = {
+    "horizon_days": "model.horizon_days", "btyd": "model.btyd", "penalizer": "model.penalizer",
+    "gamma_gamma_penalizer": "model.gamma_gamma_penalizer", "discount_rate_annual": "model.discount_rate_annual",
+    "label_window_days": "model.label_window_days", "time_unit": "features.time_unit",
+    "windows_days": "features.windows_days", "sample_customers": "model.lightgbm.sample_customers",
+    "n_estimators": "model.lightgbm.n_estimators", "learning_rate": "model.lightgbm.learning_rate",
+    "num_leaves": "model.lightgbm.num_leaves", "min_child_samples": "model.lightgbm.min_child_samples",
+    "random_state": "model.lightgbm.seed",
+}
+
+
+def settings_warnings(config: VipcastConfig, model, model_version: str) -> list[str]:
+    """Model settings of the config that the champion was not trained with are not silently ignored:
+    scoring uses the champion's, and the summary names the keys (a new horizon, BTYD model or
+    windows takes a `vipcast train`)."""
+    wanted, trained = model_settings(config), settings_of(model)
+    differ = [key for key in wanted if key in trained and _setting(wanted[key]) != _setting(trained[key])]
+    if not differ:
         return []
-    return [
-        f"the config's model.horizon_days is {config_horizon}, but the champion {model_version} was trained for "
-        f"{model.horizon_days} days: scored for {model.horizon_days} days (train with this config to change the horizon)"
-    ]
+    changes = "; ".join(f"{SETTING_KEYS.get(key, key)} {_setting(wanted[key])} (champion: {_setting(trained[key])})" for key in differ)
+    return [f"the config's model settings differ from the champion {model_version}'s, which scored: {changes}; "
+            "run `vipcast train` with this config to use them"]
+
+
+def _setting(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 def same_name_warnings(runs, report: dict[str, Any], dataset: str) -> list[str]:
@@ -665,8 +684,11 @@ def run_score(
     """`vipcast score`: champion model -> features -> scores -> segments -> outputs store and exports."""
     from flows import tracking
 
+    from flows.ingest import parse_source
+
     step = step or LocalSteps(6)
     dataset = data or ctx.config.dataset
+    parse_source(dataset, ctx.config.source.table)  # a mistyped path is "no such file", not "no champion: train"
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     check_horizon(horizon_days, model, model_version)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
@@ -688,7 +710,7 @@ def run_score(
     run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments, later_runs)
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
-    notes = horizon_warnings(ctx.config.model.horizon_days, model, model_version) if horizon_days is None else []
+    notes = settings_warnings(ctx.config, model, model_version)
     notes += same_name_warnings(runs_of_this_dataset, ingested.report, dataset)
     return ScoreSummary(
         run.run_id,

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import re
@@ -44,7 +45,13 @@ PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_spend_12
 def dataset_slug(dataset: str) -> str:
     """A registry-safe name for a data source (file stem, table or built-in name)."""
     base = dataset.split("#")[-1] if "#" in dataset else Path(dataset.rstrip("/*")).stem or dataset
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-").lower() or "data"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-").lower()
+    if not base.isascii():
+        # Registry names are ASCII: 売上 and 注文 both became "data" and shared one champion and one
+        # tier history. A digest of the name keeps them apart (ASCII names keep their old slug).
+        digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+        return f"{slug}-{digest}" if slug else f"data-{digest}"
+    return slug or "data"
 
 
 def registered_model_name(dataset: str) -> str:

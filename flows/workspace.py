@@ -35,6 +35,8 @@ class Workspace:
                 f"workspace {root}: the path holds one of {' '.join(URL_SYNTAX)}, which MLflow's sqlite and file URIs "
                 "read as URL syntax (its registry and artifacts would land elsewhere); choose another --workdir or VIPCAST_HOME"
             )
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(f"workspace {root} is a file, not a folder: choose another --workdir or VIPCAST_HOME")
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 

@@ -116,3 +116,39 @@ def test_lists_before_any_scoring_run_says_what_to_do(tmp_path):
     result = vipcast("lists", "rising-stars", "--workdir", str(tmp_path))
     assert result.returncode == 2
     assert "no scoring run" in result.stderr and "vipcast score" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "error, line, hint, code",
+    [
+        (OSError(28, "No space left on device", "/ws/outputs.duckdb"), "error: No space left on device: /ws/outputs.duckdb",
+         "hint: check that the folder is writable and the disk has free space", 1),
+        (type("DatabaseError", (Exception,), {})("(sqlite3.DatabaseError) file is not a database\n[SQL: PRAGMA]"),
+         "error: (sqlite3.DatabaseError) file is not a database", "hint: a database file of the workspace", 1),
+        (LookupError("no champion model for dataset 'shop': run `vipcast train --data shop.csv` first"),
+         "error: no champion model for dataset 'shop'", None, 2),
+        (ZeroDivisionError("boom"), "internal error (ZeroDivisionError): boom", "hint: run again with --debug", 1),
+    ],
+)
+def test_errors_of_the_machine_are_one_line_not_internal(monkeypatch, capsys, error, line, hint, code):
+    """A full disk, a read-only folder or a damaged mlflow.db were 'internal error' with a --debug hint;
+    expected errors carried the --debug hint too."""
+    import flows.cli as cli
+
+    def failing(**_):
+        raise error
+
+    monkeypatch.setattr(cli, "app", failing)
+    monkeypatch.setattr(sys, "argv", ["vipcast", "score"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == code and err[0].startswith(line)
+    assert (err[1].startswith(hint) if hint else len(err) == 1)
+
+
+def test_a_workdir_that_is_a_file_is_named(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = vipcast("lists", "tiers", "--workdir", str(afile))
+    assert result.returncode == 2 and f"workspace {afile} is a file, not a folder" in result.stderr

@@ -369,3 +369,10 @@ def test_a_quoted_field_after_the_sniffers_sample_is_read(tmp_path):
     result = load(path, tmp_path)
     assert result.report["rows_used"] == 30_001
     assert result.transactions.to_pandas()["amount"].max() == 1587.65
+
+
+def test_a_file_source_is_identified_by_its_resolved_path(tmp_path):
+    data = tmp_path / "orders.csv"
+    data.write_text("customer_id,order_ts,amount\na,2025-01-01,10\n")
+    (tmp_path / "sub").mkdir()
+    assert parse_source(str(tmp_path / "sub" / ".." / "orders.csv")).identity == str(data.resolve())

@@ -129,3 +129,46 @@ def test_a_model_without_the_90_day_window_still_scores(workdir, small_transacti
     assert scored.n_customers > 0
     store = pipeline.open_store(ctx)
     assert len(store.read_list("scores")) == len(store.read_list("tiers")) == scored.n_customers
+
+
+def test_input_errors_are_not_retried_and_transient_ones_are():
+    """`score --prefect` on a workspace without a champion retried "no champion" twice, 10 s apart."""
+    from types import SimpleNamespace
+
+    from flows.orchestration import worth_retrying
+    from flows.store import StoreBusy
+
+    def failed_with(error):
+        return SimpleNamespace(data=error)
+
+    assert not worth_retrying(None, None, failed_with(LookupError("no champion model")))
+    assert not worth_retrying(None, None, failed_with(ValueError("bad config")))
+    assert worth_retrying(None, None, failed_with(StoreBusy("locked")))
+    assert worth_retrying(None, None, failed_with(OSError("connection reset")))
+
+
+def test_a_hopeless_prefect_run_fails_at_once(prefect_server, workdir, small_transactions):
+    import time
+
+    from flows.orchestration import IO_RETRY_DELAY_SECONDS, score
+
+    start = time.monotonic()
+    with pytest.raises(LookupError, match="no champion model"):
+        score(data=str(small_transactions), workdir=str(workdir), engine="duckdb")
+    assert time.monotonic() - start < IO_RETRY_DELAY_SECONDS
+
+
+def test_cli_prefect_runs_log_failures_without_tracebacks(caplog):
+    import logging
+
+    from flows.orchestration import console_without_tracebacks
+
+    console_without_tracebacks()
+    try:
+        raise LookupError("no champion model")
+    except LookupError:
+        logging.getLogger("prefect.flow_runs").error("Encountered exception during execution", exc_info=True)
+    (record,) = [r for r in caplog.records if r.name == "prefect.flow_runs"]
+    assert record.exc_info is None and "Traceback" not in caplog.text
+    for name in ("prefect.flow_runs", "prefect.task_runs"):  # for this test only
+        logging.getLogger(name).filters.clear()

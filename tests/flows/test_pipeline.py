@@ -88,13 +88,20 @@ def test_score_refuses_a_horizon_the_champion_was_not_trained_for():
         pipeline.check_horizon(90, Model(), "vipcast-demo/3")
 
 
-def test_a_config_horizon_other_than_the_champions_is_named_not_ignored():
-    class Model:
-        horizon_days = 182
+def test_config_settings_other_than_the_champions_are_named_not_ignored(tmp_path):
+    """A config's horizon, BTYD model or windows differing from the champion's were ignored silently."""
+    from configs import load_config
+    from models.pipeline import CustomerValueModel
 
-    assert pipeline.horizon_warnings(182, Model(), "vipcast-shop/1") == []
-    (warning,) = pipeline.horizon_warnings(90, Model(), "vipcast-shop/1")
-    assert warning.startswith("the config's model.horizon_days is 90, but the champion vipcast-shop/1 was trained for 182 days")
+    champion = CustomerValueModel(**pipeline.model_settings(load_config(overrides={"model": {"horizon_days": 182}})))
+    assert pipeline.settings_warnings(load_config(overrides={"model": {"horizon_days": 182}}), champion, "vipcast-shop/1") == []
+    changed = load_config(overrides={"model": {"horizon_days": 90, "btyd": "pareto"}, "features": {"windows_days": [60, 120, 365]}})
+    (warning,) = pipeline.settings_warnings(changed, champion, "vipcast-shop/1")
+    assert warning == (
+        "the config's model settings differ from the champion vipcast-shop/1's, which scored: model.horizon_days 90 "
+        "(champion: 182); model.btyd pareto (champion: bgnbd); features.windows_days [60, 120, 365] (champion: [30, 90, 180, 365]); "
+        "run `vipcast train` with this config to use them"
+    )
 
 
 def test_two_sources_with_one_name_are_named_in_a_warning():
@@ -280,3 +287,12 @@ def test_demo_hints_name_commands_the_shell_can_run(tmp_path, monkeypatch):
     assert pipeline.command_path("vipcast") == ".venv/bin/vipcast" and pipeline.command_path("mlflow") == ".venv/bin/mlflow"
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     assert pipeline.command_path("vipcast") == "vipcast"
+
+
+def test_score_names_a_mistyped_source_before_looking_for_a_champion(tmp_path):
+    """`score --data nope.parquet` said "no champion model for dataset 'nope': run vipcast train"."""
+    from flows.ingest import IngestError
+
+    ctx = pipeline.Context.create(tmp_path)
+    with pytest.raises(IngestError, match="nope.parquet: no such file or folder"):
+        pipeline.run_score(ctx, str(tmp_path / "nope.parquet"), None)

@@ -118,3 +118,11 @@ def test_registering_prints_none_of_mlflows_routine_remarks(tmp_path, monkeypatc
     # Other MLflow warnings still reach the user.
     logging.getLogger("mlflow.pyfunc").warning("something else went wrong")
     assert "something else went wrong" in "".join(capfd.readouterr())
+
+
+def test_non_ascii_file_names_get_names_of_their_own():
+    """売上.parquet and 注文.parquet were both 'data': one champion, one run id, one tier history."""
+    sales, orders = dataset_slug("data/売上.parquet"), dataset_slug("data/注文.parquet")
+    assert sales != orders and sales.startswith("data-") and orders.startswith("data-")
+    assert dataset_slug("/x/売上.parquet") == sales  # the name, not the folder
+    assert dataset_slug("shop_ü.csv").startswith("shop_-") and dataset_slug("my shop.csv") == "my-shop"
