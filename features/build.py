@@ -110,6 +110,9 @@ def customer_features_frame(transactions: ir.Table, cutoff: dt.date, **spec) -> 
     engine plans the per-customer aggregation twice (once per side of the join). Here the
     unscored table is cached on the engine first (a temporary table on DuckDB, a persisted
     DataFrame on Spark) and released after (1M customers: 1.6 CPU s less).
+
+    Rows come in customer_id order: the engine's grouping order varies with its threads, and so did
+    the row order of a re-scored date's scores file and the last digits of sums over it.
     """
     with unscored_features(transactions, cutoff, **spec).cache() as unscored:
-        return scored_features(unscored, *window_spec(spec)).to_pandas()
+        return scored_features(unscored, *window_spec(spec)).order_by("customer_id").to_pandas()

@@ -83,6 +83,12 @@ class ListFormat(str, Enum):
 MAX_TOP = 10**12
 
 
+def echo_summary(summary) -> None:
+    """A run's summary on stdout and its warnings on stderr, where a scheduler's error log looks."""
+    for line in str(summary).splitlines():
+        typer.echo(line, err=line.startswith("warning: "))
+
+
 def parse_date(value: str | None, option: str) -> date | None:
     """A YYYY-MM-DD option value, or a clear usage error."""
     if value is None:
@@ -114,7 +120,7 @@ def demo(
     # The built-in CDNOW data comes with its own config (share-mode tiers, a 39-week horizon).
     default_config = "cdnow" if data in ("cdnow", "cdnow-sample") else "demo"
     ctx = _context(workdir, config or default_config)
-    typer.echo(run_demo(ctx, data=data))
+    echo_summary(run_demo(ctx, data=data))
 
 
 @app.command()
@@ -150,7 +156,7 @@ def features(
 
     ctx = _context(workdir, config, engine=engine)
     summary = write_features(ctx, data=data, as_of=parse_date(as_of, "--as-of"), out=out)
-    typer.echo(summary)
+    echo_summary(summary)
 
 
 @app.command()
@@ -174,12 +180,12 @@ def train(
         ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
         result = train_flow(data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config,
                             engine=engine)
-        typer.echo(result["summary"])
+        echo_summary(result["summary"])
         return
     from flows.pipeline import run_train
 
     ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
-    typer.echo(run_train(ctx, data=data, as_of=cutoff))
+    echo_summary(run_train(ctx, data=data, as_of=cutoff))
 
 
 @app.command()
@@ -205,11 +211,11 @@ def score(
         if not debug:
             console_without_tracebacks()
         result = score_flow(data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config, engine=engine)
-        typer.echo(result["summary"])
+        echo_summary(result["summary"])
         return
     from flows.pipeline import run_score
 
-    typer.echo(run_score(ctx, data=data, as_of=cutoff, out=out, horizon_days=horizon_days))
+    echo_summary(run_score(ctx, data=data, as_of=cutoff, out=out, horizon_days=horizon_days))
 
 
 @app.command()

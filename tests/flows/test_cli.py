@@ -152,3 +152,12 @@ def test_a_workdir_that_is_a_file_is_named(tmp_path):
     afile.write_text("x")
     result = vipcast("lists", "tiers", "--workdir", str(afile))
     assert result.returncode == 2 and f"workspace {afile} is a file, not a folder" in result.stderr
+
+
+def test_summaries_go_to_stdout_and_their_warnings_to_stderr(capsys):
+    """A scheduler that keeps the error log missed every warning (stale extract, backfill, ...)."""
+    from flows.cli import echo_summary
+
+    echo_summary("scored 10 customers\nwarning: the data ends 2024-03-01\noutputs: x")
+    out, err = capsys.readouterr()
+    assert out == "scored 10 customers\noutputs: x\n" and err == "warning: the data ends 2024-03-01\n"
