@@ -62,9 +62,28 @@ class Workspace:
         return path
 
 
+def remove_orphaned_temporaries(path: Path) -> None:
+    """Remove the temporary siblings of `path` left by writers that were killed (their process is gone)."""
+    for orphan in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = orphan.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def write_atomic(path: Path, write) -> Path:
     """Write a file through a temporary sibling and a rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)

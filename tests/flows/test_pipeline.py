@@ -134,6 +134,15 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path):
     pipeline.write_json(target, {"a": 1})
     assert target.read_text().strip().startswith("{")
     assert [p.name for p in Path(tmp_path).iterdir()] == ["x.json"]
+    # A killed writer's temporary file (its process gone) is removed by the next write; a live one's stays.
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".x.json.tmp-{dead}").write_text("half")
+    (tmp_path / ".x.json.tmp-1").write_text("pid 1 is alive")
+    pipeline.write_json(target, {"a": 2})
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == [".x.json.tmp-1", "x.json"]
 
 
 def test_the_gamma_gamma_penalizer_reaches_the_model():
