@@ -4,14 +4,14 @@ A source is a CSV or Parquet file, a folder or glob of them, a table in a SQL da
 (`URL#table`, e.g. `sqlite:///shop.db#orders` or `postgres://user@host/db#orders`), or a built-in
 name: `cdnow` (the CDNOW master file shipped inside `lifetimes`), `cdnow-sample`, `demo`.
 
-Rules (DESIGN.md "Transactions contract"):
+Rules (the transactions contract; README "Your own data"):
 - Whole-input problems stop the run with one clear error naming the source, the column and a few
   offending rows: empty input, a missing column, a column whose values do not parse (more than
   `max_invalid_share` of the rows: the column is of the wrong type, not a few bad rows).
 - Row problems set the row aside into the quarantine with a reason, counted in the reconciliation
   report: null customer id, unparseable or missing date, non-numeric or missing amount, date after
   the as-of date, duplicate record (same order_id and the same values twice), an order_id already
-  used by another customer.
+  used by another customer (its first user: earliest usable row, then smallest id).
 - Zero-amount and negative (refund) rows are legal and kept.
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 
 from configs.schema import ColumnMapping
 from features import contract
@@ -221,7 +222,13 @@ def _builtin_or_database_frame(source: Source):
     try:
         backend = connect_database(source)
         remote = backend.table(source.table)
-        return remote.to_pyarrow()
+        try:
+            return remote.to_pyarrow()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # A column whose values do not all fit its declared type (SQLite keeps 'n/a' in a REAL
+            # column): read every column as text, so the rows are checked one by one like a CSV's
+            # and the bad ones set aside, instead of the whole table failing.
+            return remote.select(**{name: remote[name].cast("string") for name in remote.columns}).to_pyarrow()
     except IngestError:
         raise
     except Exception as exc:  # driver errors vary by database; the message says which
@@ -270,11 +277,61 @@ def row_starts(files: list[str], rows: dict[str, int]) -> list[tuple[str, int]]:
     return starts
 
 
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT")
+FLOAT_TYPES = ("FLOAT", "DOUBLE")
+
+
+def _integer_and_float_columns(con, files: list[str], union_types: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Columns that are integers in some Parquet files and floats in others: {column: {file: type}}.
+
+    Read as one table they become doubles, and ids above 2**53 lose digits (two customers merged).
+    Only columns whose union type is a float are looked at, file by file (footers only).
+    """
+    floats = [name for name, kind in union_types.items() if kind in FLOAT_TYPES]
+    if len(files) < 2 or not floats:
+        return {}
+    by_file = {
+        f: {row[0]: row[1] for row in con.raw_sql(f"describe select * from read_parquet({_sql_str(f)})").fetchall()}
+        for f in files
+    }
+    mixed = {}
+    for name in floats:
+        kinds = {f: types[name] for f, types in by_file.items() if name in types}
+        if any(kind in INTEGER_TYPES for kind in kinds.values()):
+            mixed[name] = kinds
+    return mixed
+
+
+def _as_text_sql(column: str, kind: str) -> str:
+    """SQL giving a Parquet column as text the way `as_text` does (whole floats without '.0')."""
+    quoted = f'"{column}"'
+    if kind in FLOAT_TYPES:
+        return (f"case when isnan({quoted}) then null when abs({quoted}) < {EXACT_FLOAT_INTEGER} and {quoted} = floor({quoted}) "
+                f"then cast(cast({quoted} as bigint) as varchar) else cast({quoted} as varchar) end")
+    return f"cast({quoted} as varchar)"
+
+
 def _read_files_duckdb(con, source: Source) -> None:
     files = source_files(source)
     listed = "[" + ", ".join(_sql_str(f) for f in files) + "]"
     if source.kind == "parquet":
-        columns = [row[0] for row in con.raw_sql(f"describe select * from read_parquet({listed}, union_by_name = true)").fetchall()]
+        union_types = dict(row[:2] for row in con.raw_sql(f"describe select * from read_parquet({listed}, union_by_name = true)").fetchall())
+        columns = list(union_types)
+        mixed = _integer_and_float_columns(con, files, union_types)
+        if mixed and not {"filename", "file_row_number"} & set(columns):
+            # File by file, those columns as text: 6006491234567890123 (int64 in one month's file)
+            # and 6006491234567890124 became one double when another month's file held floats.
+            selects = []
+            for name, offset in _parquet_row_offsets(con, files):
+                here = {column: kinds[name] for column, kinds in mixed.items() if name in kinds}
+                texts = "".join(f", {_as_text_sql(column, kind)} as \"{column}\"" for column, kind in here.items())
+                excluded = ", ".join(["file_row_number", *(f'"{column}"' for column in here)])
+                selects.append(
+                    f"select cast({offset} + file_row_number + 1 as bigint) as {ROW_NUMBER}, * exclude ({excluded}){texts} "
+                    f"from read_parquet({_sql_str(name)}, file_row_number = true)"
+                )
+            con.raw_sql(f"create or replace view {RAW_VIEW} as " + " union all by name ".join(selects))
+            return
         if not {"filename", "file_row_number"} & set(columns):
             # The row position from the Parquet reader itself (rows in earlier files + row in the
             # file): no ordered window over the whole input, so the scan stays parallel.
@@ -529,10 +586,19 @@ def check_date_format(date_format: str | None) -> None:
 
 
 def parsed_timestamp(value, date_format: str | None, engine: str, *, clean: bool = False):
-    """A source column as a naive UTC timestamp; null where it does not hold a date.
+    """A source column as a naive UTC timestamp; null where it does not hold a date in AS_OF_RANGE.
 
-    `clean`: `value` is already `text_of` the source column.
+    `clean`: `value` is already `text_of` the source column. A date outside the range is a typo
+    (31.12.24 read with %Y is the year 24, 0204-05-01 a slip of the keyboard): it made T about
+    730,000 days, silently.
     """
+    stamp = _parsed_timestamp(value, date_format, engine, clean=clean)
+    first, last = AS_OF_RANGE
+    in_range = (stamp >= ibis.literal(datetime.combine(first, time.min))) & (stamp < ibis.literal(datetime.combine(last + timedelta(days=1), time.min)))
+    return in_range.ifelse(stamp, ibis.null("timestamp"))
+
+
+def _parsed_timestamp(value, date_format: str | None, engine: str, *, clean: bool = False):
     dtype = value.type()
     if dtype.is_timestamp() or dtype.is_date():
         return value.cast("timestamp")
@@ -641,23 +707,29 @@ def row_reason(typed, end_of_as_of: datetime):
     )
 
 
-def set_aside_reason(typed, end_of_as_of: datetime):
-    """Why a row is set aside (the first rule it breaks, in REASONS order), or null for a clean row.
+def set_aside_reasons(typed, end_of_as_of: datetime):
+    """(_row, reason): why each row is set aside (the first rule it breaks, in REASONS order), or null.
 
     The order-id rules look at every row with the same order id, so `typed` must hold all of them
-    (the whole input, or `repeated_order_rows`).
+    (the whole input, or `repeated_order_rows`). An order id belongs to its first user: the customer
+    of its earliest usable row (not set aside by a row rule, so on or before the as-of date), the
+    smallest id among customers tied on that time; another customer's row with it conflicts. (The
+    owner was the smallest id among all rows: a later row, even one after the as-of date, took an
+    earlier customer's order away.) Spark has no COUNT(DISTINCT) over a window, and this needs none.
     """
-    record = [typed.order_id, typed.customer_id, typed.order_ts, typed.amount, typed.category, typed.quantity]
-    copy_number = ibis.row_number().over(group_by=record, order_by=typed._row)  # 0 for the first copy
-    # The smallest customer id using the order id; any other customer's row with it conflicts.
-    # (Spark has no COUNT(DISTINCT) over a window, and this needs none.)
-    order_owner = typed.customer_id.min().over(group_by=typed.order_id)
+    usable = row_reason(typed, end_of_as_of)
+    first_use = (usable.isnull()).ifelse(typed.order_ts, ibis.null(typed.order_ts.type())).min().over(group_by=typed.order_id)
+    step = typed.mutate(_row_rule=usable, _first_use=first_use)
+    is_first_use = step._row_rule.isnull() & (step.order_ts == step._first_use)
+    owner = is_first_use.ifelse(step.customer_id, ibis.null("string")).min().over(group_by=step.order_id)
+    record = [step.order_id, step.customer_id, step.order_ts, step.amount, step.category, step.quantity]
+    copy_number = ibis.row_number().over(group_by=record, order_by=step._row)  # 0 for the first copy
     by_order = ibis.cases(
-        (typed.order_id.notnull() & (copy_number > 0), "duplicate_record"),
-        (typed.order_id.notnull() & (typed.customer_id != order_owner), "conflicting_order_id"),
+        (step.order_id.notnull() & (copy_number > 0), "duplicate_record"),
+        (step.order_id.notnull() & owner.notnull() & (step.customer_id != owner), "conflicting_order_id"),
         else_=ibis.null("string"),
     )
-    return row_reason(typed, end_of_as_of).fill_null(by_order)
+    return step.select("_row", reason=step._row_rule.fill_null(by_order))
 
 
 ORDER_REASONS = ("duplicate_record", "conflicting_order_id")
@@ -729,9 +801,16 @@ def file_row_starts(source: Source) -> list[tuple[str, int]] | None:
 
 
 def _shown(value) -> str:
-    """A raw value as a user wrote it: dates and times in ISO form, text quoted."""
+    """A raw value as a user wrote it: dates and times in ISO form, text quoted, a missing value as
+    "(empty)" (it read np.float64(nan)), numbers plainly."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return "(empty)"
     if isinstance(value, (datetime, date)):
         return repr(value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat())
+    if hasattr(value, "item") and not isinstance(value, str):  # NumPy scalars
+        value = value.item()
+        if isinstance(value, float) and value != value:
+            return "(empty)"
     return repr(value)
 
 
@@ -961,7 +1040,7 @@ def set_aside_rows(typed, end_of_as_of: datetime, *, has_order_ids: bool):
     if not has_order_ids:
         return by_row
     repeated = repeated_order_rows(typed)
-    by_order = repeated.select("_row", reason=set_aside_reason(repeated, end_of_as_of))
+    by_order = set_aside_reasons(repeated, end_of_as_of)
     by_order = by_order.filter(by_order.reason.isin(ORDER_REASONS))
     return by_row.union(by_order)
 

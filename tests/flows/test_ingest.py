@@ -122,7 +122,7 @@ def test_null_ids_duplicates_conflicts_and_future_rows_are_set_aside(tmp_path):
     rows = GOOD_ROWS + [
         ("", "2024-01-02", "3", "o6"),  # null id
         ("a", "2024-01-01", "10.5", "o1"),  # exact duplicate record of the first row
-        ("z", "2024-01-03", "7", "o5"),  # order o5 already belongs to customer c
+        ("z", "2024-03-05", "7", "o5"),  # order o5 already belongs to customer c (2024-03-01)
         ("d", "2030-01-01", "5", "o7"),  # after the as-of date
     ]
     result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 12, 31))
@@ -346,7 +346,7 @@ def test_examples_from_a_folder_name_the_file_they_are_in(tmp_path):
     folder.mkdir()
     write_csv(folder / "a.csv", GOOD_ROWS)
     (folder / "b.csv").write_text("d,2024-01-03,7,o8\nd,2024-01-04,8,o9\ne,2024-01-05,9,o10\n")
-    with pytest.raises(IngestError, match=r"data row 6 \(b.csv, its data row 1\): when=None"):
+    with pytest.raises(IngestError, match=r"data row 6 \(b.csv, its data row 1\): when=\(empty\)"):
         load(folder, tmp_path)
 
 
@@ -376,3 +376,68 @@ def test_a_file_source_is_identified_by_its_resolved_path(tmp_path):
     data.write_text("customer_id,order_ts,amount\na,2025-01-01,10\n")
     (tmp_path / "sub").mkdir()
     assert parse_source(str(tmp_path / "sub" / ".." / "orders.csv")).identity == str(data.resolve())
+
+
+def test_an_order_id_belongs_to_its_first_user_up_to_the_as_of_date(tmp_path):
+    """The owner was the smallest customer id among all rows: customer A's order after the as-of date
+    took B's earlier order O1 away (B lost a purchase day in features as of a date before A's row)."""
+    filler = [(f"f{i}", f"2024-01-{1 + i % 28:02d}", "1", f"x{i}") for i in range(300)]
+    rows = [("B", "2024-01-02", "20", "O1"), ("B", "2024-02-02", "20", "O2"), ("A", "2024-06-01", "99", "O1"), *filler]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 3, 1))
+    assert result.report["rows_set_aside"]["conflicting_order_id"] == 0
+    assert dict(zip(result.quarantine["raw_customer_id"], result.quarantine["reason"])) == {"A": "after_as_of"}
+    # Both before the as-of date: the later user conflicts, whatever the ids' order.
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 6, 30))
+    assert dict(zip(result.quarantine["raw_customer_id"], result.quarantine["reason"])) == {"A": "conflicting_order_id"}
+
+
+def test_dates_outside_1900_to_2199_are_set_aside_as_unparseable(tmp_path):
+    """'31.12.24' read with %d.%m.%Y is the year 24, and '0204-05-01' a typo: T was ~730,000 days."""
+    filler = [(f"f{i}", f"2024-06-{1 + i % 28:02d}", "1", f"x{i}") for i in range(500)]
+    rows = [*filler, ("K1", "0024-12-31", "10", "k1"), ("K2", "0204-05-01", "10", "k2"), ("K3", "1899-12-31", "1", "k3"),
+            ("K4", "1900-01-01", "1", "k4")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 6, 30))
+    aside = result.quarantine.set_index("raw_customer_id")["reason"].to_dict()
+    assert aside == {"K1": "unparseable_date", "K2": "unparseable_date", "K3": "unparseable_date"}
+    assert result.report["first_order"].startswith("1900-01-01")
+
+
+def test_a_parquet_folder_mixing_integer_and_float_ids_keeps_every_customer(tmp_path):
+    """One month's file with int64 ids, another's with floats (a missing id): read as one table the
+    ids became doubles, and three customers above 2**53 merged into one."""
+    import numpy as np
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    big = np.array([6006491234567890123, 6006491234567890124, 6006491234567890125], dtype="int64")
+    pd.DataFrame({"cust": big, "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
+                  "value": [10.0, 20.0, 30.0]}).to_parquet(folder / "2024-01.parquet", index=False)
+    pd.DataFrame({"cust": [np.nan, 42.0], "when": pd.to_datetime(["2024-02-01", "2024-02-02"]),
+                  "value": [5.0, 6.0]}).to_parquet(folder / "2024-02.parquet", index=False)
+    result = load(folder, tmp_path, as_of=date(2024, 2, 28), columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    ids = sorted(result.transactions.to_pandas()["customer_id"])
+    assert ids == ["42", "6006491234567890123", "6006491234567890124", "6006491234567890125"]
+    assert result.report["customers_read"] == 4 and result.report["rows_set_aside"]["null_customer_id"] == 1
+    assert list(result.quarantine["source_row"]) == [4]  # rows numbered across the files
+
+
+def test_a_database_column_with_values_of_another_type_sets_those_rows_aside(tmp_path):
+    """SQLite keeps 'n/a' in a REAL column: the whole table failed with an Arrow conversion error."""
+    import sqlite3
+
+    path = tmp_path / "mixed.db"
+    with sqlite3.connect(path) as db:
+        db.execute("create table t2 (cust TEXT, \"when\" TEXT, value REAL)")
+        db.executemany("insert into t2 values (?, ?, ?)",
+                       [("A", "2024-01-01", "n/a"), *((f"c{i}", f"2024-01-{1 + i % 28:02d}", i + 0.5) for i in range(301))])
+    result = load(f"sqlite:///{path}#t2", tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    assert result.report["rows_used"] == 301 and result.report["rows_set_aside"]["non_numeric_amount"] == 1
+    assert sorted(result.transactions.to_pandas()["amount"])[:2] == [0.5, 1.5]
+
+
+def test_example_values_read_as_a_user_wrote_them():
+    import numpy as np
+
+    from flows.ingest import _shown
+
+    assert [_shown(v) for v in (np.float64("nan"), None, np.int64(5), np.float64(2.5), "x")] == ["(empty)", "(empty)", "5", "2.5", "'x'"]
