@@ -17,6 +17,7 @@ Rules (the transactions contract; README "Your own data"):
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import hashlib
@@ -368,17 +369,30 @@ def _read_files_spark(con, source: Source) -> None:
 
     spark = active_spark_session()
     files = source_files(source)
+
+    def located_rows(frame):
+        return frame.select(
+            F.col("_metadata.file_path").alias("_vipcast_file"),
+            F.spark_partition_id().alias("_vipcast_partition"),
+            F.monotonically_increasing_id().alias("_vipcast_position"),
+            *[F.col(f"`{name}`") for name in frame.columns],
+        )
+
     if source.kind == "parquet":
-        frame = spark.read.option("mergeSchema", "true").parquet(*files)
+        located = located_rows(spark.read.option("mergeSchema", "true").parquet(*files))
     else:
         tab_separated = all(Path(f.removesuffix(".gz")).suffix.lower() == ".tsv" for f in files)
-        frame = spark.read.csv(files, header=True, inferSchema=False, sep="\t" if tab_separated else ",")
-    located = frame.select(
-        F.col("_metadata.file_path").alias("_vipcast_file"),
-        F.spark_partition_id().alias("_vipcast_partition"),
-        F.monotonically_increasing_id().alias("_vipcast_position"),
-        *[F.col(f"`{name}`") for name in frame.columns],
-    )
+        # Quotes as DuckDB reads them (CSV_OPTIONS): "" inside quotes is a quote, and a quoted value
+        # may hold a line break (multiLine: each file is read whole, not split).
+        reader = spark.read.options(header=True, inferSchema=False, sep="\t" if tab_separated else ",",
+                                    quote='"', escape='"', multiLine=True)
+        # File by file, joined by column name: one read of many files takes every file's columns in
+        # the first file's order, so a file with `tax,amount` read its tax as the amount.
+        located = functools.reduce(
+            lambda left, right: left.unionByName(right, allowMissingColumns=True),
+            (located_rows(reader.csv(name)) for name in files),
+        )
+    frame_columns = [name for name in located.columns if not name.startswith("_vipcast_")]
     blocks = (
         located.groupBy("_vipcast_file", "_vipcast_partition")
         .agg(F.min("_vipcast_position").alias("_vipcast_first"), F.count(F.lit(1)).alias("_vipcast_rows"))
@@ -393,7 +407,7 @@ def _read_files_spark(con, source: Source) -> None:
     )
     numbered = located.join(F.broadcast(starts), ["_vipcast_file", "_vipcast_partition"]).select(
         (F.col("_vipcast_position") - F.col("_vipcast_first") + F.col("_vipcast_offset") + 1).alias(ROW_NUMBER),
-        *[F.col(f"`{name}`") for name in frame.columns],
+        *[F.col(f"`{name}`") for name in frame_columns],
     )
     numbered.createOrReplaceTempView(RAW_VIEW)
 

@@ -426,7 +426,8 @@ def score_customers_on_spark(ctx: Context, dataset: str, model, ingested) -> pd.
     from flows import tracking
     from flows.spark_scoring import score_on_spark
 
-    folder = ctx.workspace.root / "spark_scores"
+    # One folder per dataset: keyed by date alone, a second dataset's scores replaced the first's.
+    folder = ctx.workspace.root / "spark_scores" / tracking.dataset_slug(dataset)
     uri = tracking.champion_model_uri(ctx.workspace, dataset)
     score_on_spark(ingested.connection, ingested.transactions, ingested.as_of, uri, model, folder)
     predictions = pd.read_parquet(folder / f"as_of={ingested.as_of.isoformat()}")

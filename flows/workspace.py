@@ -5,7 +5,7 @@
 - `outputs.duckdb`   the outputs store (unless `outputs.store_url` is set in the config)
 - `exports/`         the latest lists as CSV/Parquet, replaced atomically by each scoring run
 - `runs/<run_id>/`   per-run files: reconciliation report, quarantine
-- `spark_scores/`    scores written by Spark scoring, partitioned by as-of date
+- `spark_scores/<dataset>/`  scores written by Spark scoring, partitioned by as-of date (as_of=YYYY-MM-DD)
 - `data/`            the cached demo data set
 - `cache/`           the champion model as last loaded from a local SQLite registry (flows/tracking.py)
 """

@@ -88,7 +88,7 @@ def assert_same_ingest(duck, spark):
 ROW_PROBLEMS = GOOD_ROWS + [
     ("", "2024-01-02", "3", "o6"),  # null id
     ("a", "2024-01-01", "10.5", "o1"),  # exact duplicate record of the first row
-    ("z", "2024-01-03", "7", "o5"),  # order o5 already belongs to customer c
+    ("z", "2024-03-05", "7", "o5"),  # order o5 already belongs to customer c (2024-03-01)
     ("d", "2030-01-01", "5", "o7"),  # after the as-of date
     ("d", "not a date", "1", "o9"),
     ("e", "2024-01-09", "abc", "o10"),
@@ -189,6 +189,23 @@ def test_blanks_and_missing_value_markers_read_the_same_on_both_engines(tmp_path
     assert clean["order_id"].isna().sum() == 3  # "NULL" order ids are no order id, not one shared order
     assert duck.report["rows_set_aside"]["null_customer_id"] == 4
     assert duck.report["rows_set_aside"]["conflicting_order_id"] == 0
+
+
+@pytest.mark.spark
+def test_a_csv_folder_is_read_by_column_name_and_rfc_quotes_on_both_engines(tmp_path, spark_backend):
+    """Spark read every file in the first file's column order (a file with `tax,amount` read its tax
+    as the amount) and kept "h""q" as written, splitting a quoted line break into two rows."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_text('cust,when,value,tax\n"h""q",2024-01-01,10,1\nb,2024-01-02,20,2\n')
+    (folder / "b.csv").write_text('cust,when,tax,value\nb,2024-01-03,3,30\n"multi\nline",2024-01-04,4,40\n')
+    columns = ColumnMapping(customer_id="cust", order_ts="when", amount="value")
+    duck, spark = on_both(folder, tmp_path, spark_backend, columns=columns, as_of=date(2024, 12, 31))
+    assert_same_ingest(duck, spark)
+    clean = spark.transactions.to_pandas().sort_values("order_ts")
+    assert clean["customer_id"].tolist() == ['h"q', "b", "b", "multi\nline"]
+    assert clean["amount"].tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert spark.report["rows_read"] == 4
 
 
 @pytest.mark.spark
