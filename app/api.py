@@ -90,10 +90,7 @@ def run_out(run: RunInfo) -> dict[str, Any]:
     """The run's fields as JSON-ready values (what RunOut documents)."""
     fields = run.to_dict()
     # The data the run scored (pick a dataset's runs in a shared workspace) and the served lists' sizes.
-    reconciliation = fields.pop("reconciliation") or {}
-    if isinstance(reconciliation, str):
-        reconciliation = json.loads(reconciliation)
-    fields["source"] = reconciliation.get("source")
+    fields["source"] = fields.pop("reconciliation").get("source")
     served = {name.value.replace("-", "_"): name.value for name in ListName}
     fields["lists"] = {served[name]: rows for name, rows in fields["lists"].items() if name in served}
     return RunOut(**fields).model_dump(mode="json")

@@ -661,15 +661,10 @@ def _setting(value):
 def same_name_warnings(runs, report: dict[str, Any], dataset: str) -> list[str]:
     """Runs of this dataset name that read other data: two shops' `orders.csv` share one champion
     and one tier history (a dataset is named by its file stem or table), which a user should hear."""
-    import json
-
     from flows.tracking import dataset_slug
 
     here = report.get("source_identity")
-    elsewhere = sorted({
-        identity for run in runs
-        if (identity := json.loads(run.reconciliation or "{}").get("source_identity")) not in (None, here)
-    })
+    elsewhere = sorted({identity for run in runs if (identity := run.report_field("source_identity")) not in (None, here)})
     if here is None or not elsewhere:
         return []
     return [

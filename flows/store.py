@@ -143,6 +143,10 @@ class RunInfo:
     reconciliation: str = "{}"
     lists: dict[str, int] = field(default_factory=dict)
 
+    def report_field(self, key: str) -> Any:
+        """One field of the run's reconciliation report (None when absent)."""
+        return json.loads(self.reconciliation or "{}").get(key)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (dates as ISO text, reconciliation parsed)."""
         fields = asdict(self)
@@ -551,7 +555,7 @@ def run_dataset(run: RunInfo) -> str | None:
     source its reconciliation report names; None for a run stored without one."""
     from flows.tracking import dataset_slug
 
-    source = json.loads(run.reconciliation or "{}").get("source")
+    source = run.report_field("source")
     return dataset_slug(source) if source else None
 
 
