@@ -133,32 +133,31 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
 # ----------------------------------------------------------------------------- models
 
 
-def model_settings(config: VipcastConfig) -> dict[str, Any]:
-    """The scoring model's settings from the config (keyword arguments of CustomerValueModel).
+#: The scoring model's settings (keyword arguments of CustomerValueModel) and the config key of each.
+SETTING_KEYS = {
+    "horizon_days": "model.horizon_days", "btyd": "model.btyd", "penalizer": "model.penalizer",
+    "gamma_gamma_penalizer": "model.gamma_gamma_penalizer", "discount_rate_annual": "model.discount_rate_annual",
+    "label_window_days": "model.label_window_days", "time_unit": "features.time_unit",
+    "windows_days": "features.windows_days", "sample_customers": "model.lightgbm.sample_customers",
+    "n_estimators": "model.lightgbm.n_estimators", "learning_rate": "model.lightgbm.learning_rate",
+    "num_leaves": "model.lightgbm.num_leaves", "min_child_samples": "model.lightgbm.min_child_samples",
+    "random_state": "model.lightgbm.seed",
+}
+#: LightGBM settings left unset in the config are not passed, so the model's own defaults apply.
+OPTIONAL_SETTINGS = frozenset({"n_estimators", "learning_rate", "num_leaves", "min_child_samples", "random_state"})
 
-    LightGBM keys left unset in the config are not passed, so the model's own defaults apply.
-    """
-    model = config.model
-    lightgbm = model.lightgbm
-    settings = {
-        "horizon_days": model.horizon_days,
-        "btyd": model.btyd,
-        "penalizer": model.penalizer,
-        "gamma_gamma_penalizer": model.gamma_gamma_penalizer,
-        "discount_rate_annual": model.discount_rate_annual,
-        "label_window_days": model.label_window_days,
-        "time_unit": config.features.time_unit,
-        "windows_days": tuple(config.features.windows_days),
-        "sample_customers": lightgbm.sample_customers,
-    }
-    optional = {
-        "n_estimators": lightgbm.n_estimators,
-        "learning_rate": lightgbm.learning_rate,
-        "num_leaves": lightgbm.num_leaves,
-        "min_child_samples": lightgbm.min_child_samples,
-        "random_state": lightgbm.seed,
-    }
-    return settings | {key: value for key, value in optional.items() if value is not None}
+
+def model_settings(config: VipcastConfig) -> dict[str, Any]:
+    """The scoring model's settings from the config (keyword arguments of CustomerValueModel)."""
+    settings = {}
+    for key, dotted in SETTING_KEYS.items():
+        value = config
+        for name in dotted.split("."):
+            value = getattr(value, name)
+        if value is None and key in OPTIONAL_SETTINGS:
+            continue
+        settings[key] = tuple(value) if isinstance(value, list) else value
+    return settings
 
 
 def settings_of(model) -> dict[str, Any]:
@@ -627,18 +626,6 @@ def check_horizon(requested: int | None, model, model_version: str) -> None:
             f"the champion {model_version} was trained for a {model.horizon_days}-day horizon, not {requested} days: "
             f"train one for it (vipcast train --horizon-days {requested}), or score without --horizon-days"
         )
-
-
-#: Config keys of the model settings (model_settings), for messages.
-SETTING_KEYS = {
-    "horizon_days": "model.horizon_days", "btyd": "model.btyd", "penalizer": "model.penalizer",
-    "gamma_gamma_penalizer": "model.gamma_gamma_penalizer", "discount_rate_annual": "model.discount_rate_annual",
-    "label_window_days": "model.label_window_days", "time_unit": "features.time_unit",
-    "windows_days": "features.windows_days", "sample_customers": "model.lightgbm.sample_customers",
-    "n_estimators": "model.lightgbm.n_estimators", "learning_rate": "model.lightgbm.learning_rate",
-    "num_leaves": "model.lightgbm.num_leaves", "min_child_samples": "model.lightgbm.min_child_samples",
-    "random_state": "model.lightgbm.seed",
-}
 
 
 def settings_warnings(config: VipcastConfig, model, model_version: str) -> list[str]:
