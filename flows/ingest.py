@@ -839,20 +839,32 @@ def source_column(name: str | None, schema: list[str]) -> str | None:
 CSV_DELIMITERS = ",;\t|"
 
 
+def _csv_header(lines) -> tuple[str | None, str | None]:
+    """The first non-blank line of a CSV file and its delimiter (None when it has none)."""
+    header = next(lines, None)
+    if header is None:
+        return None, None
+    delimiter = max(CSV_DELIMITERS, key=header.count)
+    return header, (delimiter if header.count(delimiter) else None)
+
+
+def _open_csv_text(name: str):
+    opener = gzip.open if name.endswith(".gz") else open
+    return opener(name, "rt", newline="", encoding="utf-8", errors="replace")
+
+
 def check_csv_shape(source: Source) -> None:
     """Explain a CSV source whose header the reader could not split: an empty file, or the first
     line whose number of fields differs from the header's (raised as IngestError); else return."""
     import csv
 
     for name in source_files(source):
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(name, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+        with _open_csv_text(name) as handle:
             lines = (line for line in handle if line.strip())
-            header = next(lines, None)
+            header, delimiter = _csv_header(lines)
             if header is None:
                 raise IngestError(f"{name}: the file is empty (no header, no rows)")
-            delimiter = max(CSV_DELIMITERS, key=header.count)
-            if not header.count(delimiter):
+            if delimiter is None:
                 continue
             width = len(next(csv.reader([header], delimiter=delimiter)))
             for number, fields in enumerate(csv.reader(lines, delimiter=delimiter), start=2):
@@ -861,6 +873,28 @@ def check_csv_shape(source: Source) -> None:
                         f"{name}: line {number} has {len(fields)} fields where the header has {width} "
                         f"(a value holding an unquoted {delimiter!r}?); quote or fix that line"
                     )
+
+
+def check_csv_header_names(source: Source, mapped: list[str]) -> None:
+    """Refuse a CSV file whose header names a mapped column twice (IngestError naming the file, the
+    column and its positions): the reader renames the second one (amount -> amount_1), so which of
+    the two columns the mapping reads would be a silent guess."""
+    import csv
+
+    wanted = {name.strip() for name in mapped}
+    for name in source_files(source):
+        with _open_csv_text(name) as handle:
+            header, delimiter = _csv_header(line for line in handle if line.strip())
+        if header is None or delimiter is None:
+            continue
+        names = [field.strip() for field in next(csv.reader([header], delimiter=delimiter))]
+        for column in sorted(wanted):
+            positions = [str(index) for index, field in enumerate(names, start=1) if field == column]
+            if len(positions) > 1:
+                raise IngestError(
+                    f"{name}: the header names column '{column}' {len(positions)} times (columns "
+                    f"{', '.join(positions)}); rename all but one so the mapping (source.columns) reads the right one"
+                )
 
 
 def load_transactions(
@@ -892,6 +926,8 @@ def load_transactions(
     schema = [name for name in raw.columns if name != ROW_NUMBER]
 
     mapping = {field_name: source_column(getattr(columns, field_name), schema) for field_name in contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS}
+    if source.kind == "csv":
+        check_csv_header_names(source, [getattr(columns, name) for name in mapping if getattr(columns, name)])
     missing = [f"'{src_name}' (for {name})" for name, src_name in mapping.items() if src_name and src_name not in schema]
     if missing:
         if source.kind == "csv":

@@ -322,6 +322,19 @@ def test_csv_files_that_cannot_be_split_into_columns(tmp_path):
         load(latin, tmp_path)
 
 
+def test_a_mapped_column_named_twice_in_a_csv_header_is_refused(tmp_path):
+    # The reader renames the second "value" to "value_1": reading the first one would be a guess.
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    (folder / "a.csv").write_text("cust,when,value,oid\na,2024-01-01,1,o1\n")
+    (folder / "b.csv").write_text("cust;when;value;oid; value \nb;2024-01-02;2;o2;99\n")
+    with pytest.raises(IngestError, match=r"b.csv: the header names column 'value' 2 times \(columns 3, 5\)"):
+        load(folder, tmp_path)
+    # An unmapped column named twice is no ambiguity.
+    (folder / "b.csv").write_text("cust,when,value,oid,note,note\nb,2024-01-02,2,o2,x,y\n")
+    assert load(folder, tmp_path).report["rows_used"] == 2
+
+
 def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
     frame = pd.DataFrame({"cust": ["a", "b", "c"], "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2025-01-01"]),
                           "value": [1.0, 2.0, 3.0], "year": [2024, 2024, 2025]})
