@@ -56,6 +56,11 @@ class IngestError(ValueError):
     """Input that cannot be used: names the source, the column and example rows."""
 
 
+def hide_password(text: str) -> str:
+    """A URL with the password of its user part masked (user:secret@host -> user:***@host)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+
+
 @dataclass(frozen=True)
 class Source:
     kind: str  # csv | parquet | database | builtin
@@ -65,7 +70,7 @@ class Source:
     @property
     def label(self) -> str:
         """The source as given, a database URL's password masked (messages and reports are shared)."""
-        location = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", self.location) if self.kind == "database" else self.location
+        location = hide_password(self.location) if self.kind == "database" else self.location
         return f"{location}#{self.table}" if self.table else location
 
     @property

@@ -331,8 +331,13 @@ def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[s
         "customers_used": ingested.report["customers_used"],
     }
     # The ingest report's source: a database URL's password masked (MLflow params are for everyone).
-    params = {**settings, "dataset": ingested.report["source"], "config": ctx.config.model_dump_json()}
-    logged = tracking.log_training(ctx.workspace, dataset, model, params=params, backtest=backtest, data_info=data_info, figures=figures)
+    params = {
+        **settings_of(model), "dataset": ingested.report["source"], "as_of": data_info["as_of"], "backtest_cutoff": backtest["cutoff"],
+    }
+    logged = tracking.log_training(
+        ctx.workspace, dataset, model, params=params, backtest=backtest, data_info=data_info, figures=figures,
+        config=ctx.config.model_dump(mode="json"),
+    )
     tracking.set_champion(ctx.workspace, logged, promotion)
     return logged
 
