@@ -60,6 +60,9 @@ from models.metrics import decile_mape, normalized_gini, total_error
 MIN_LABEL_WINDOW_DAYS = 28
 BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 BTYD_FEATURES = ("btyd_expected_orders", "btyd_p_alive", "btyd_p_order", "btyd_expected_aov", "btyd_expected_spend")
+# The textbook forecast's factors (expected orders x expected order value) and the feature whose
+# value says where each customer stands on it, for reasons (``CustomerValueModel.btyd_explanation``).
+BTYD_FACTORS = {"frequency": "btyd_expected_orders", "monetary_value": "btyd_expected_aov"}
 SMALLEST_SPEND = 1e-6
 PROBABILITY_CLIP = 1e-6
 CANDIDATES = ("bgnbd_gg", "lightgbm", "blend")
@@ -622,13 +625,34 @@ class CustomerValueModel:
         mean plus ``level_shift_``), so each row sums to log(LightGBM spend / BTYD spend). Positive
         values raise the customer's predicted spend above the BTYD forecast, negative ones lower it.
         The booster reads percentiles (``to_percentiles``), so a value is the effect of where the
-        customer stands among the customers at the cutoff.
+        customer stands among the customers at the cutoff. When the textbook model is the champion
+        (its forecast uses no booster), its own factors instead (``btyd_explanation``).
         """
         x, _, _ = self.model_inputs(features)
+        if self.champion_ == "bgnbd_gg" and set(BTYD_FACTORS.values()) <= set(self.feature_names_):
+            return self.btyd_explanation(x)
         percentiles = to_percentiles(x, self.quantiles_, self.num_threads)
         contributions = booster_output(self.regressor_, percentiles, pred_contrib=True, num_threads=self.num_threads)
         contributions[:, -1] += self.level_shift_
         return pd.DataFrame(contributions, index=x.index, columns=[*self.feature_names_, "expected_value"])
+
+    def btyd_explanation(self, x: pd.DataFrame) -> pd.DataFrame:
+        """`explain` for the textbook champion, whose forecast uses no booster (SHAP of the spend
+        booster would explain a model that did not score): its two factors, BG/NBD expected orders
+        and Gamma-Gamma expected order value over the label window, as log ratios to the median
+        customer's at the cutoff (``quantiles_``). The columns are named after the feature each
+        factor reads the customer's standing from (``BTYD_FACTORS``: repeat days, average repeat
+        order), so the reasons quote the customer's own values; ``expected_value`` is the median
+        customer's log expected spend."""
+        middle = self.quantiles_[len(self.quantiles_) // 2]
+        median = dict(zip(self.feature_names_, middle))
+        columns, reference = {}, 0.0
+        for column, factor in BTYD_FACTORS.items():
+            level = np.log(max(float(median[factor]), SMALLEST_SPEND))
+            columns[column] = np.log(np.maximum(x[factor].to_numpy(dtype="float64"), SMALLEST_SPEND)) - level
+            reference += level
+        columns["expected_value"] = np.full(len(x), reference)
+        return pd.DataFrame(columns, index=x.index)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature of the spend regressor, largest first."""

@@ -100,6 +100,13 @@ PLAIN_PHRASES: dict[str, str] = {
     "btyd_expected_spend": "strong purchase history",
 }
 
+#: Features that say the same thing in other windows: a customer's reasons name one of each family
+#: (the strongest), not "spent $5,501 in total; spent $3,100 in the last 6 months; spent ...".
+FAMILIES: dict[str, str] = {
+    **{name: "spend" for name in ("spend_30d", "spend_90d", "spend_180d", "spend_365d", "net_spend", "rolling_12m_spend")},
+    **{name: "orders" for name in ("orders_30d", "orders_90d", "orders_180d", "orders_365d", "purchase_days", "frequency")},
+}
+
 #: SHAP columns that are not features: LightGBM's bias term and the BTYD share of a blend.
 NON_FEATURE_COLUMNS = ("expected_value", "bias", "base_value", "BiasTerm", "btyd_component")
 
@@ -123,7 +130,8 @@ def phrase(feature: str, value: float | None) -> str:
 
 
 def top_reasons(contributions: pd.Series, values: pd.Series | None, limit: int = 3) -> list[str]:
-    """Phrases for up to `limit` features with the largest positive contributions, largest first.
+    """Phrases for up to `limit` features with the largest positive contributions, largest first,
+    one per family of the same measure over other windows (`FAMILIES`).
 
     Ties in contribution are broken by feature name so the result does not depend on column order.
     """
@@ -137,16 +145,28 @@ def reason_lists(contributions: pd.DataFrame, values: pd.DataFrame | None, limit
     The features are ranked for all rows together with NumPy; only the phrases, a few per row, are
     built one by one.
     """
-    names, top, counts = _top_features(contributions, limit)
+    names, ranked, counts = _top_features(contributions, limit * (1 + len(set(FAMILIES.values()))))
+    chosen = []
+    for row in range(len(ranked)):
+        picked, families = [], set()
+        for j in ranked[row, : counts[row]]:
+            family = FAMILIES.get(str(names[j]))
+            if family is not None and family in families:
+                continue
+            families.add(family or str(names[j]))
+            picked.append(j)
+            if len(picked) == limit:
+                break
+        chosen.append(picked)
     columns = {}
     if values is not None:
-        for feature in {names[j] for j in np.unique(top)}:
+        for feature in {names[j] for picked in chosen for j in picked}:
             if feature in values.columns:
                 columns[feature] = values[feature].to_numpy()
     reasons = []
-    for row in range(len(top)):
+    for row, picked in enumerate(chosen):
         phrases = []
-        for j in top[row, : counts[row]]:
+        for j in picked:
             feature = names[j]
             column = columns.get(feature)
             phrases.append(phrase(str(feature), None if column is None else _plain_value(column[row])))

@@ -107,6 +107,20 @@ def test_explain_sums_to_the_spend_correction(fitted, features):
     np.testing.assert_allclose(contributions.sum(axis=1), log_ratio, atol=1e-8)
 
 
+def test_explain_of_the_textbook_champion_reads_its_own_factors(fitted, features):
+    """SHAP of the spend booster does not explain a bgnbd_gg champion, whose scores skip the booster."""
+    textbook = copy_with(fitted, champion_="bgnbd_gg")
+    contributions = textbook.explain(features)
+    assert list(contributions.columns) == ["frequency", "monetary_value", "expected_value"]
+    x, window, _ = textbook.model_inputs(features)
+    orders, value = window["btyd_expected_orders"], window["btyd_expected_aov"]
+    # Log ratios to the median customer's at the cutoff: the sum is log(expected spend over L).
+    np.testing.assert_allclose(contributions.sum(axis=1), np.log(np.maximum(orders, SMALLEST_SPEND)) + np.log(value), rtol=1e-9)
+    best = contributions["frequency"].idxmax()
+    assert orders[best] == orders.max()
+    assert textbook.explain(features.iloc[:0]).empty
+
+
 def test_explain_and_predict_take_zero_customers(fitted, features):
     """A week with no rising star asks for the reasons of nobody (LightGBM itself refuses an empty matrix)."""
     nobody = features.iloc[:0]

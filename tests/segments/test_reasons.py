@@ -50,3 +50,15 @@ def test_reasons_for_many_customers_equal_the_reasons_one_by_one():
     for row in range(len(contributions)):
         assert together[row] == top_reasons(contributions.iloc[row], values.iloc[row]), row
     assert reason_lists(contributions, None)[0] == top_reasons(contributions.iloc[0], None)
+
+
+def test_one_reason_per_family_of_windows():
+    """Three spend windows are one reason (the strongest), and the next family gets the free place."""
+    contributions = pd.Series({"net_spend": 0.9, "spend_180d": 0.8, "spend_90d": 0.7, "orders_90d": 0.6, "orders_30d": 0.5,
+                               "aov_trend": 0.1, "tenure_days": -0.2, "expected_value": 5.0})
+    values = pd.Series({"net_spend": 5501.0, "spend_180d": 3100.0, "spend_90d": 900.0, "orders_90d": 4.0, "orders_30d": 2.0,
+                        "aov_trend": 0.2, "tenure_days": 400.0})
+    assert top_reasons(contributions, values) == [
+        "spent $5,501 in total", "4 orders in the last 90 days", "order value up 50% in the last 6 months",
+    ]
+    assert top_reasons(contributions, values, limit=2) == ["spent $5,501 in total", "4 orders in the last 90 days"]
