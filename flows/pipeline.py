@@ -245,7 +245,10 @@ def summary_table(result: dict[str, Any]) -> str:
         mark = " *" if name == result["champion"] else ""
         cells = "".join(f"{values.get(m, float('nan')):>20.4f}" for m in metrics)
         lines.append(f"{name + mark:<14}{cells}")
-    lines.append("* champion (the rule: docs/models.md)")
+    for name, values in result.get("baselines", {}).items():
+        cells = "".join(f"{values.get(m, float('nan')):>20.4f}" for m in metrics)
+        lines.append(f"{name:<14}{cells}")
+    lines.append("* champion (the rule: docs/models.md)" + (f"; {', '.join(result['baselines'])}: naive baseline, never ships" if result.get("baselines") else ""))
     return "\n".join(lines)
 
 

@@ -192,6 +192,8 @@ def log_training(
                 mlflow.log_metrics({f"{candidate}.{metric}": float(value) for metric, value in metrics.items() if value is not None})
             shipped = backtest["models"][backtest["champion"]]
             mlflow.log_metrics({f"backtest.{metric}": float(value) for metric, value in shipped.items() if value is not None})
+            for baseline, metrics in backtest.get("baselines", {}).items():
+                mlflow.log_metrics({f"baseline.{baseline}.{metric}": float(value) for metric, value in metrics.items() if value is not None})
             mlflow.set_tag("vipcast.backtest_champion", backtest["champion"])
         for figure_name, figure in figures.items():
             mlflow.log_figure(figure, f"plots/{figure_name}.png")

@@ -2,6 +2,8 @@
 
 Every candidate of ``CustomerValueModel`` is evaluated with the metrics of docs/models.md on the customers
 with at least one purchase on or before the cutoff; the champion is chosen with ``champion_rule``.
+A naive baseline (``naive_baseline``: last year's spend again, churn by days since the last order)
+is scored on the same customers as a yardstick; it never ships.
 """
 
 from __future__ import annotations
@@ -33,16 +35,36 @@ class BacktestResult:
     champion: str
     model: CustomerValueModel
     predictions: pd.DataFrame
+    baselines: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """``{"cutoff", "horizon_days", "n_customers", "models": {NAME: {metric: value}}, "champion"}``."""
+        """``{"cutoff", "horizon_days", "n_customers", "models": {NAME: {metric: value}}, "champion",
+        "baselines": {NAME: {metric: value}}}``."""
         return {
             "cutoff": self.cutoff.isoformat(),
             "horizon_days": self.horizon_days,
             "n_customers": len(self.predictions),
             "models": self.metrics,
             "champion": self.champion,
+            "baselines": self.baselines,
         }
+
+
+NAIVE_BASELINE = "naive_last_12m"
+
+
+def naive_baseline(features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """What a spreadsheet would forecast, as a yardstick that never ships: the last 12 months' net
+    spend again, pro rata over the horizon (refunds can make it negative: floored at 0), and churn
+    ranked by days since the last order (``d / (d + H)``: in [0, 1), only its ranking counts)."""
+    since = features["days_since_last_order"].astype("float64")
+    return pd.DataFrame(
+        {
+            "predicted_spend": features["rolling_12m_spend"].astype("float64").clip(lower=0.0) * horizon_days / 365.0,
+            "churn_probability": since / (since + horizon_days),
+        },
+        index=features.index,
+    )
 
 
 MISSING_HORIZON_SHARE = 0.01
@@ -120,5 +142,13 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
         metrics[name] = backtest_metrics(
             candidate["predicted_spend"], predictions["actual_spend"], candidate["churn_probability"], predictions["churned"].astype(float)
         )
+    naive = naive_baseline(features, horizon_days)
+    predictions[f"{NAIVE_BASELINE}_spend"] = naive["predicted_spend"]
+    predictions[f"{NAIVE_BASELINE}_churn"] = naive["churn_probability"]
+    baselines = {
+        NAIVE_BASELINE: backtest_metrics(
+            naive["predicted_spend"], predictions["actual_spend"], naive["churn_probability"], predictions["churned"].astype(float)
+        )
+    }
     predictions["btyd_expected_orders"] = model.purchase_model_.predict(features, horizon_days / {"days": 1, "weeks": 7}[time_unit])["expected_orders"]
-    return BacktestResult(cutoff, horizon_days, metrics, champion_rule(metrics), model, predictions)
+    return BacktestResult(cutoff, horizon_days, metrics, champion_rule(metrics), model, predictions, baselines)

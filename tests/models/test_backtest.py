@@ -3,6 +3,7 @@ import json
 
 import ibis
 import numpy as np
+import pandas as pd
 import pytest
 
 from features.synthetic import generate_transactions
@@ -24,11 +25,30 @@ def sample_result(cdnow_sample):
 
 def test_to_dict_has_the_design_shape(sample_result):
     report = json.loads(json.dumps(sample_result.to_dict()))
-    assert set(report) == {"cutoff", "horizon_days", "n_customers", "models", "champion"}
+    assert set(report) == {"cutoff", "horizon_days", "n_customers", "models", "champion", "baselines"}
     assert report["cutoff"] == "1997-09-30" and report["horizon_days"] == 273 and report["n_customers"] == 2357
     assert set(report["models"]) == {"bgnbd_gg", "lightgbm", "blend"}
     assert all(set(metrics) == set(METRIC_NAMES) for metrics in report["models"].values())
     assert report["champion"] in report["models"]
+
+
+def test_the_naive_baseline_is_scored_on_the_same_customers_and_never_ships(sample_result, cdnow_sample_frame):
+    """Last year's spend again (pro rata over H) and churn ranked by days since the last order."""
+    from models.metrics import churn_auc, normalized_gini
+
+    (naive,) = sample_result.baselines.values()
+    assert set(naive) == set(METRIC_NAMES) and sample_result.champion in sample_result.metrics
+    raw = cdnow_sample_frame
+    history = raw[raw["order_ts"] <= "1997-09-30"]
+    last_year = history[history["order_ts"] > "1996-09-30"].groupby("customer_id")["amount"].sum()
+    days_since = (pd.Timestamp("1997-09-30") - history.groupby("customer_id")["order_ts"].max()).dt.days
+    predictions = sample_result.predictions
+    spend = last_year.reindex(predictions.index, fill_value=0.0).clip(lower=0) * 273 / 365
+    np.testing.assert_allclose(predictions["naive_last_12m_spend"], spend, rtol=1e-12)
+    # Sums in another order break some ties of equal spends differently: equal to 1e-5, not exactly.
+    assert naive["normalized_gini"] == pytest.approx(normalized_gini(spend, predictions["actual_spend"]), rel=1e-5)
+    since = days_since.reindex(predictions.index).astype(float)
+    assert naive["churn_auc"] == pytest.approx(churn_auc(since, predictions["churned"].astype(float)), rel=1e-12)
 
 
 def test_predictions_and_actuals_are_kept(sample_result, cdnow_sample_frame):
