@@ -224,6 +224,10 @@ def backtest(
     cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Backtest cutoff YYYY-MM-DD.")] = None,
     horizon_days: HorizonDays = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", dir_okay=False, help="Write the metrics as JSON to this file.")] = None,
+    predictions_out: Annotated[
+        Optional[Path],
+        typer.Option("--predictions", dir_okay=False, help="Write per-customer predictions and actuals to this Parquet file."),
+    ] = None,
     engine: Engine = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
@@ -233,11 +237,19 @@ def backtest(
     from flows.pipeline import run_backtest, summary_table
 
     ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
-    if json_out is not None:  # before the backtest: a bad path fails now, not after minutes of fitting
-        json_out.parent.mkdir(parents=True, exist_ok=True)
+    from flows.workspace import write_atomic
+
+    for path in (json_out, predictions_out):
+        if path is not None:  # before the backtest: a bad path fails now, not after minutes of fitting
+            path.parent.mkdir(parents=True, exist_ok=True)
     result = run_backtest(ctx, data=data, cutoff=parse_date(cutoff, "--cutoff"))
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
+    if predictions_out is not None:
+        # customer_id, the BTYD summary, actual_spend / actual_orders / churned over the horizon and,
+        # per candidate and baseline NAME, NAME_spend and NAME_churn: every metric can be recomputed.
+        frame = result.predictions.reset_index()
+        write_atomic(predictions_out, lambda tmp: frame.to_parquet(tmp, index=False))
     typer.echo(summary_table(result.to_dict()))
 
 

@@ -161,3 +161,20 @@ def test_summaries_go_to_stdout_and_their_warnings_to_stderr(capsys):
     echo_summary("scored 10 customers\nwarning: the data ends 2024-03-01\noutputs: x")
     out, err = capsys.readouterr()
     assert out == "scored 10 customers\noutputs: x\n" and err == "warning: the data ends 2024-03-01\n"
+
+
+def test_backtest_writes_metrics_and_the_predictions_they_come_from(tmp_path):
+    """`--predictions` holds what every metric is computed from: a user can recompute them."""
+    from models.metrics import backtest_metrics
+
+    report, predictions = tmp_path / "out" / "backtest.json", tmp_path / "out" / "predictions.parquet"
+    result = vipcast("backtest", "--data", "cdnow-sample", "--cutoff", "1997-09-30", "--horizon-days", "273",
+                     "--json", str(report), "--predictions", str(predictions), "--workdir", str(tmp_path / "ws"))
+    assert result.returncode == 0, result.stderr
+    assert "naive_last_12m: naive baseline, never ships" in result.stdout
+    metrics = json.loads(report.read_text())
+    frame = pd.read_parquet(predictions)
+    assert len(frame) == metrics["n_customers"] == frame["customer_id"].nunique()
+    for name, values in {**metrics["models"], **metrics["baselines"]}.items():
+        again = backtest_metrics(frame[f"{name}_spend"], frame["actual_spend"], frame[f"{name}_churn"], frame["churned"].astype(float))
+        assert again == pytest.approx(values, rel=1e-9), name
