@@ -249,11 +249,17 @@ def test_missing_value_markers_blanks_and_nan_ids(tmp_path):
     """'NULL' or '\\N' is no id (no customer "NULL", no order "NULL" shared by everyone); a tab
     around an id is trimmed; a float id column's NaN (as pyarrow or Polars write it) is no id."""
     rows = [("a", "2024-01-01", "1", "NULL"), ("a\t", "2024-01-02", "2", "NULL"), ("NULL", "2024-01-03", "3", "o3"),
-            ("\\N", "2024-01-04", "4", "o4"), ("b", "2024-01-05", "5", "n/a")]
+            ("\\N", "2024-01-04", "4", "o4"), ("b", "2024-01-05", "5", "n/a"),
+            # A tab or line break inside the blanks at an end: "a\t " was customer "a\t".
+            ("a\t ", "2024-01-06 ", "6\r\n ", "o6\t "), ("\u3000b\t\u3000", "2024-01-07\t ", "7", " o7"),
+            ("NULL\n ", "2024-01-08", "8", "o8")]
     result = load(write_csv(tmp_path / "t.csv", rows), tmp_path)
-    assert result.report["rows_set_aside"]["null_customer_id"] == 2
+    assert result.report["rows_set_aside"]["null_customer_id"] == 3
     assert result.report["rows_set_aside"]["conflicting_order_id"] == 0
-    assert sorted(set(result.transactions.to_pandas()["customer_id"])) == ["a", "b"]
+    assert result.report["rows_used"] == 5
+    clean = result.transactions.to_pandas()
+    assert sorted(set(clean["customer_id"])) == ["a", "b"]
+    assert set(clean["order_id"].dropna()) == {"o6", "o7"} and clean["amount"].sum() == 1 + 2 + 5 + 6 + 7
     import pyarrow as pa
     import pyarrow.parquet as pq
 
