@@ -31,7 +31,6 @@ from typing import Any
 
 import ibis
 import pandas as pd
-import pyarrow as pa
 
 from configs.schema import ColumnMapping
 from features import contract
@@ -230,10 +229,12 @@ def _builtin_or_database_frame(source: Source):
         remote = backend.table(source.table)
         try:
             return remote.to_pyarrow()
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except Exception:  # noqa: BLE001 - whatever the driver's conversion raised, the text read decides
             # A column whose values do not all fit its declared type (SQLite keeps 'n/a' in a REAL
-            # column): read every column as text, so the rows are checked one by one like a CSV's
-            # and the bad ones set aside, instead of the whole table failing.
+            # column, 'not a date' in a DATETIME one, '1,587.65' in a NUMERIC one; the conversion
+            # fails in Arrow, pandas or decimal): read every column as text, so the rows are checked
+            # one by one like a CSV's and the bad ones set aside, instead of the whole table failing.
+            # A connection or permission error fails the text read too, and is reported below.
             return remote.select(**{name: remote[name].cast("string") for name in remote.columns}).to_pyarrow()
     except IngestError:
         raise
@@ -287,23 +288,33 @@ INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALL
 FLOAT_TYPES = ("FLOAT", "DOUBLE")
 
 
-def _integer_and_float_columns(con, files: list[str], union_types: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Columns that are integers in some Parquet files and floats in others: {column: {file: type}}.
+TEXT_TYPES = ("VARCHAR",)
+ZONED_TYPES = ("TIMESTAMP WITH TIME ZONE",)
 
-    Read as one table they become doubles, and ids above 2**53 lose digits (two customers merged).
-    Only columns whose union type is a float are looked at, file by file (footers only).
+
+def _columns_read_per_file(con, files: list[str], union_types: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Columns whose values a multi-file Parquet read would change: {column: {file: type}}.
+
+    - integers in some files and floats in others: read as one table they become doubles, and ids
+      above 2**53 lose digits (two customers merged);
+    - text in some files and floats in others: a float 103.0 became the text "103.0", another
+      customer than the text "103";
+    - text in some files and UTC timestamps in others: the timestamps became text with a "+00".
+    Such columns are read file by file as text the way `as_text` reads a single file. Only footers
+    are read.
     """
-    floats = [name for name, kind in union_types.items() if kind in FLOAT_TYPES]
-    if len(files) < 2 or not floats:
+    candidates = [name for name, kind in union_types.items() if kind in FLOAT_TYPES or kind in TEXT_TYPES]
+    if len(files) < 2 or not candidates:
         return {}
     by_file = {
         f: {row[0]: row[1] for row in con.raw_sql(f"describe select * from read_parquet({_sql_str(f)})").fetchall()}
         for f in files
     }
     mixed = {}
-    for name in floats:
+    for name in candidates:
         kinds = {f: types[name] for f, types in by_file.items() if name in types}
-        if any(kind in INTEGER_TYPES for kind in kinds.values()):
+        changed = INTEGER_TYPES if union_types[name] in FLOAT_TYPES else FLOAT_TYPES + ZONED_TYPES
+        if any(kind in changed for kind in kinds.values()):
             mixed[name] = kinds
     return mixed
 
@@ -314,6 +325,8 @@ def _as_text_sql(column: str, kind: str) -> str:
     if kind in FLOAT_TYPES:
         return (f"case when isnan({quoted}) then null when abs({quoted}) < {EXACT_FLOAT_INTEGER} and {quoted} = floor({quoted}) "
                 f"then cast(cast({quoted} as bigint) as varchar) else cast({quoted} as varchar) end")
+    if kind in ZONED_TYPES:  # the UTC time with its offset, which the date parser reads back to UTC
+        return f"cast(timezone('UTC', {quoted}) as varchar) || '+00'"
     return f"cast({quoted} as varchar)"
 
 
@@ -323,7 +336,7 @@ def _read_files_duckdb(con, source: Source) -> None:
     if source.kind == "parquet":
         union_types = dict(row[:2] for row in con.raw_sql(f"describe select * from read_parquet({listed}, union_by_name = true)").fetchall())
         columns = list(union_types)
-        mixed = _integer_and_float_columns(con, files, union_types)
+        mixed = _columns_read_per_file(con, files, union_types)
         if mixed and not {"filename", "file_row_number"} & set(columns):
             # File by file, those columns as text: 6006491234567890123 (int64 in one month's file)
             # and 6006491234567890124 became one double when another month's file held floats.
@@ -475,7 +488,8 @@ def materialize(con, name: str, table):
 # on both rather than read two ways; ISO dates with an optional time (and 'Z') are dates.
 ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?Z?$"
 # An ISO timestamp with a UTC offset (+02:00, -0500): read explicitly and converted to UTC.
-ISO_WITH_OFFSET = r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)([+-])(\d{2}):?(\d{2})$"
+# The minutes are optional: PostgreSQL writes UTC timestamps as '2024-02-05 10:00:00+00'.
+ISO_WITH_OFFSET = r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)([+-])(\d{2})(:?(\d{2}))?$"
 DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 # A number with thousands separators, as spreadsheets export it: 1,587.65 or -12,000.
 GROUPED_NUMBER = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
@@ -640,12 +654,14 @@ def _parsed_timestamp(value, date_format: str | None, engine: str, *, clean: boo
 
 
 def utc_of_offset_timestamp(text):
-    """'2024-03-01T10:00:00+02:00' as the naive UTC timestamp 2024-03-01 08:00:00."""
+    """'2024-03-01T10:00:00+02:00' (or +0200, +02) as the naive UTC timestamp 2024-03-01 08:00:00."""
     local = text.re_extract(ISO_WITH_OFFSET, 1).replace("T", " ").try_cast("timestamp")
     east = text.re_extract(ISO_WITH_OFFSET, 4) == "+"
-    minutes = text.re_extract(ISO_WITH_OFFSET, 5).cast("int64") * 60 + text.re_extract(ISO_WITH_OFFSET, 6).cast("int64")
-    seconds = local.epoch_seconds() - east.ifelse(minutes, -minutes) * 60
-    return seconds.as_timestamp("s")
+    offset_minutes = text.re_extract(ISO_WITH_OFFSET, 7)
+    offset_minutes = (offset_minutes == "").ifelse("0", offset_minutes)
+    minutes = text.re_extract(ISO_WITH_OFFSET, 5).cast("int64") * 60 + offset_minutes.cast("int64")
+    # Interval arithmetic keeps the fraction of a second on both engines (Spark's epoch seconds drop it).
+    return local - east.ifelse(minutes, -minutes).as_interval("m")
 
 
 def parsed_number(value, engine: str, *, clean: bool = False):
@@ -1019,6 +1035,14 @@ AS_OF_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
 # TRAILING_MIN_SHARE of the rows (a live shop's last month holds a few percent).
 TRAILING_DAYS = 31
 TRAILING_MIN_SHARE = 0.001
+# In a small input one row is already more than 0.1%: a few rows (at most STRAY_ROWS, or 1% of the
+# rows) after more than a year without orders stand apart too (one 2099 row among 300 of 2024),
+# once there are STRAY_MIN_ROWS rows to tell a pattern from (5 rows and a sixth two years later may
+# be the data).
+STRAY_MIN_ROWS = 100
+STRAY_GAP_DAYS = 366
+STRAY_ROWS = 3
+STRAY_MAX_SHARE = 0.01
 
 
 def check_as_of_range(as_of: date, source: Source) -> None:
@@ -1042,9 +1066,16 @@ def check_last_order(typed, raw, source: Source, date_column: str, last_order: d
         )
     )[0]
     stray = int(tail["rows"] or 0)
-    if tail["rest_end"] is None or stray >= TRAILING_MIN_SHARE * rows_read:
+    if tail["rest_end"] is None:
         return
     rest_end = tail["rest_end"].date()
+    few = stray < TRAILING_MIN_SHARE * rows_read or (
+        rows_read >= STRAY_MIN_ROWS
+        and stray <= max(STRAY_ROWS, STRAY_MAX_SHARE * rows_read)
+        and (last_order.date() - rest_end).days > STRAY_GAP_DAYS
+    )
+    if not few:
+        return
     values = raw.select(_row=raw[ROW_NUMBER].cast("int64"), value=raw[date_column])
     values = values.filter(values._row.isin(typed.filter(trailing & has_customer)._row))
     raise IngestError(

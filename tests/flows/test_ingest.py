@@ -312,6 +312,13 @@ def test_a_stray_far_future_date_does_not_become_the_default_as_of(tmp_path):
     with pytest.raises(IngestError, match="the as-of date 9999-12-31 is outside the supported range"):
         load(path, tmp_path, as_of=date(9999, 12, 31))
     assert load(write_csv(tmp_path / "small.csv", [*GOOD_ROWS, ("c", "2026-01-01", "1", "o9")]), tmp_path).as_of == date(2026, 1, 1)
+    # One row is 0.33% of 300 (above 0.1%), but it follows 75 years without orders.
+    path = write_csv(tmp_path / "t300.csv", [*rows[:300], ("c1", "2099-01-01", "5", "typo")])
+    with pytest.raises(IngestError, match="the last order date 2099-01-01 stands apart from the data: 1 of 301 rows"):
+        load(path, tmp_path)
+    # A shop's last month after a quiet spell under a year is data, not a typo.
+    quiet = [*rows[:300], ("c1", "2025-09-01", "5", "late1"), ("c2", "2025-09-02", "5", "late2")]
+    assert load(write_csv(tmp_path / "quiet.csv", quiet), tmp_path).as_of == date(2025, 9, 2)
 
 
 def test_csv_files_that_cannot_be_split_into_columns(tmp_path):
@@ -440,6 +447,32 @@ def test_a_parquet_folder_mixing_integer_and_float_ids_keeps_every_customer(tmp_
     assert list(result.quarantine["source_row"]) == [4]  # rows numbered across the files
 
 
+def test_a_parquet_folder_mixing_text_with_float_ids_or_utc_timestamps_reads_each_file_alike(tmp_path):
+    """A float id 103.0 in one file and the text "103" in another were two customers ("103.0" and
+    "103"); UTC timestamps in one file and text dates in another became text with "+00", unparseable."""
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame({"cust": ["103", "C7"], "when": ["2024-01-10", "2024-01-11 08:30:00"], "value": [10.0, 20.0]}).to_parquet(
+        folder / "a.parquet", index=False)
+    pd.DataFrame({"cust": [103.0, float("nan")], "when": pd.to_datetime(["2024-02-05 10:00:00.250", "2024-02-06 23:30:00.000"]).tz_localize("UTC"),
+                  "value": [5.0, 6.0]}).to_parquet(folder / "b.parquet", index=False)
+    result = load(folder, tmp_path, as_of=date(2024, 2, 28), columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    clean = result.transactions.to_pandas().sort_values("order_ts")
+    assert sorted(set(clean["customer_id"])) == ["103", "C7"]
+    assert result.report["rows_set_aside"]["null_customer_id"] == 1 and result.report["rows_set_aside"]["unparseable_date"] == 0
+    assert list(clean["order_ts"]) == [pd.Timestamp("2024-01-10"), pd.Timestamp("2024-01-11 08:30"), pd.Timestamp("2024-02-05 10:00:00.25")]
+
+
+def test_utc_offsets_with_or_without_minutes(tmp_path):
+    """PostgreSQL writes a UTC timestamp as '2024-02-05 10:00:00+00' (hours only)."""
+    rows = [("a", "2024-02-05 10:00:00+00", "1", "o1"), ("a", "2024-02-06T01:30:00-05", "2", "o2"),
+            ("a", "2024-02-07 10:00:00+0530", "3", "o3"), ("a", "2024-02-08 10:00+05:30", "4", "o4")]
+    clean = load(write_csv(tmp_path / "t.csv", rows), tmp_path).transactions.to_pandas().sort_values("order_ts")
+    assert list(clean["order_ts"]) == [
+        pd.Timestamp("2024-02-05 10:00"), pd.Timestamp("2024-02-06 06:30"), pd.Timestamp("2024-02-07 04:30"), pd.Timestamp("2024-02-08 04:30"),
+    ]
+
+
 def test_a_database_column_with_values_of_another_type_sets_those_rows_aside(tmp_path):
     """SQLite keeps 'n/a' in a REAL column: the whole table failed with an Arrow conversion error."""
     import sqlite3
@@ -452,6 +485,15 @@ def test_a_database_column_with_values_of_another_type_sets_those_rows_aside(tmp
     result = load(f"sqlite:///{path}#t2", tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
     assert result.report["rows_used"] == 301 and result.report["rows_set_aside"]["non_numeric_amount"] == 1
     assert sorted(result.transactions.to_pandas()["amount"])[:2] == [0.5, 1.5]
+    # DATETIME and NUMERIC columns fail in pandas' date parser or in decimal, not in Arrow.
+    with sqlite3.connect(path) as db:
+        db.execute("create table t3 (cust TEXT, \"when\" DATETIME, value NUMERIC)")
+        db.executemany("insert into t3 values (?, ?, ?)",
+                       [("A", "not a date", 1), ("B", "2024-02-01", "1,587.65"),
+                        *((f"c{i}", f"2024-01-{1 + i % 28:02d} 10:00:00", i + 0.5) for i in range(301))])
+    result = load(f"sqlite:///{path}#t3", tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    assert result.report["rows_used"] == 302 and result.report["rows_set_aside"]["unparseable_date"] == 1
+    assert 1587.65 in set(result.transactions.to_pandas()["amount"])
 
 
 def test_example_values_read_as_a_user_wrote_them():
