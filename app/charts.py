@@ -9,15 +9,16 @@ from markupsafe import Markup
 
 
 def compact_money(value: float) -> str:
-    """$1.2M, $340k, $950."""
+    """$1.2M, $340k, $950; -$1.2M below zero."""
     magnitude = abs(value)
+    sign = "-" if value < 0 and magnitude >= 0.5 else ""
     if magnitude >= 1e9:
-        return f"${value / 1e9:.1f}B"
+        return f"{sign}${magnitude / 1e9:.1f}B"
     if magnitude >= 1e6:
-        return f"${value / 1e6:.1f}M"
+        return f"{sign}${magnitude / 1e6:.1f}M"
     if magnitude >= 1e4:
-        return f"${value / 1e3:.0f}k"
-    return f"${value:,.0f}"
+        return f"{sign}${magnitude / 1e3:.0f}k"
+    return f"{sign}${magnitude:,.0f}"
 
 
 def bar_chart(bars: Sequence[tuple[str, float]], *, title: str, css_class: str = "chart") -> Markup:

@@ -21,6 +21,7 @@ from app.auth import SESSION_COOKIE, SESSION_SECONDS, keys_match, new_session_co
 from app.charts import bar_chart, compact_money
 from flows.store import NoRunsYet, OutputsStore, RunInfo
 from segments.settings import TIERS, VIP_TIERS
+from segments.texts import money_text
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(FilePath(__file__).parent / "templates"))
@@ -58,7 +59,7 @@ def is_missing(value: Any) -> bool:
 
 
 def money(value: Any) -> str:
-    return "—" if is_missing(value) else f"${float(value):,.0f}"
+    return "—" if is_missing(value) else money_text(float(value))
 
 
 def number(value: Any, digits: int = 0) -> str:

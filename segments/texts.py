@@ -14,17 +14,21 @@ import pandas as pd
 
 
 def money_text(value: float) -> str:
-    """'$1,234' (whole dollars); an amount under $100 that is not whole keeps its cents ('$0.01',
-    '$99.50'): rounded to whole dollars, a customer one cent short of a tier read "$0 to Silver"."""
-    if abs(value) < 100 and round(value, 2) != round(value):
-        return f"${value:,.2f}"
-    return f"${value:,.0f}"
+    """'$1,234', or '$1,234.56' when the amount is not whole dollars to the cent; '-$50' below zero.
+
+    Cents are kept so that no text contradicts its figure: rounded to whole dollars, a customer one
+    cent short of a tier read "$0 to Silver", and a spend of $4,999.99 "spend $5,000 below the Gold
+    threshold $5,000"."""
+    cents = round(abs(value), 2)
+    sign = "-" if value < 0 and cents > 0 else ""
+    amount = f"{cents:,.0f}" if cents == round(cents) else f"{cents:,.2f}"
+    return f"{sign}${amount}"
 
 
 def money_texts(amounts: pd.Series | np.ndarray) -> np.ndarray:
     """`money_text` of each amount, '' for NaN; an object array."""
     values = np.ascontiguousarray(amounts, dtype=float)
-    # Factorize the bit patterns, not the floats: -0.0 ("$-0") and 0.0 ("$0") must stay apart.
+    # Factorize the bit patterns, not the floats (NaN payloads and signed zeros stay apart).
     codes, uniques = pd.factorize(values.view(np.int64))
     texts = ["" if math.isnan(value) else money_text(value) for value in uniques.view(np.float64).tolist()]
     return np.array(texts, dtype=object)[codes] if len(codes) else np.array([], dtype=object)

@@ -10,6 +10,7 @@ import pytest
 from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, N_CUSTOMERS, make_client, two_weekly_runs
 from fake_outputs import fake_lists, fake_run_info
 from flows.store import OutputsStore
+from segments.texts import money_text
 
 PAGES = ["/", "/lists/rising-stars", "/lists/at-risk", "/lists/tiers", "/lists/events", "/runs", "/customers/1005"]
 
@@ -110,7 +111,7 @@ def test_customer_page_shows_tier_progress_scores_and_history(client, filled_sto
     text = text_of(client.get(f"/customers/{customer}").text)
     assert f"Customer {customer} Silver" in text
     assert f"{tier_row['progress_to_next_tier']:.0%} of the way to Gold" in text
-    assert f"${tier_row['amount_to_next_tier']:,.0f} to go" in text
+    assert f"{money_text(tier_row['amount_to_next_tier'])} to go" in text  # cents kept: $0.01 short is not "$0 to go"
     assert f"Rising star: could reach {star['target_tier']}" in text and star["reason_1"] in text
     assert "History across runs" in text and AS_OF_OLD.isoformat() in text
     assert client.get("/customers", params={"customer_id": f" {customer} "}, follow_redirects=False

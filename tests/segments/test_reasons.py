@@ -62,3 +62,12 @@ def test_one_reason_per_family_of_windows():
         "spent $5,501 in total", "4 orders in the last 90 days", "order value up 50% in the last 6 months",
     ]
     assert top_reasons(contributions, values, limit=2) == ["spent $5,501 in total", "4 orders in the last 90 days"]
+
+
+def test_money_texts_never_contradict_their_figures():
+    from segments.texts import money_text
+
+    # A cent short of $5,000 is not "$5,000"; whole amounts stay short; the sign goes before the $.
+    assert [money_text(v) for v in (4999.99, 5000.0, 1999.9999999999998, 0.01, -5000.0, -12.5, -0.0, -0.001, 1234.5)] == [
+        "$4,999.99", "$5,000", "$2,000", "$0.01", "-$5,000", "-$12.50", "$0", "$0", "$1,234.50",
+    ]
