@@ -8,7 +8,7 @@ customers: one row per scored customer, unique `customer_id`, with
 - p_alive, churn_probability: probabilities in [0, 1];
 - days_since_last_order: whole days (NaN allowed for a customer with no purchase day);
 - spend_expiring_90d: the part of rolling_12m_spend that drops out of the window within the next
-  90 days (features.behaviour);
+  90 days, i.e. spend on days in (as_of - 365, as_of - 275] (features.behaviour);
 - the trend features of features.behaviour named in `TREND_COLUMNS`.
 
 previous_state: the `state` of the previous run (None or empty on the first run):

@@ -19,7 +19,11 @@ Rules (thresholds from `TierThresholds`, grace from `SegmentSettings.grace_days`
   grace_until = first day below + grace_days. The first day below is the as-of date of the first
   scoring run that sees the spend below (runs are the only observations). On grace_until they still
   hold the tier; on any later run they move to the tier their spend supports. grace_days = 0 means
-  no grace: the demotion is immediate.
+  no grace: the demotion is immediate. A grace period keeps the end date it started with: changing
+  grace_days applies to grace periods that start later, except that grace_days = 0 ends the
+  running ones on the next run (no grace at all).
+- Share mode's floor(s * n) allows for float error (0.29 x 100 customers is k = 29, although
+  the float product is 28.999...).
 - Progress: `progress_to_next_tier` = (spend - held tier's amount) / (next amount - held tier's
   amount), clipped to [0, 1] (Base starts at 0); `amount_to_next_tier` = next amount - spend.
   Both are NaN, and `next_tier` is None, at Platinum.
