@@ -348,6 +348,22 @@ def test_a_mapped_column_named_twice_in_a_csv_header_is_refused(tmp_path):
     assert load(folder, tmp_path).report["rows_used"] == 2
 
 
+def test_a_stray_quote_is_named_or_warned_about(tmp_path):
+    lines = ["cust,when,value,oid"] + [f"c{i},2024-01-{1 + i % 28:02d},{i},o{i}" for i in range(100)]
+    never_closed = [*lines]
+    never_closed[51] = never_closed[51].replace(",o", ',"o')
+    (tmp_path / "open.csv").write_text("\n".join(never_closed) + "\n")
+    with pytest.raises(IngestError, match=r"open.csv: line 52 opens a quoted field \(\"\) that is never closed"):
+        load(tmp_path / "open.csv", tmp_path)
+    # Closed 20 lines later: valid CSV, one value holding 20 lines, so 20 orders vanish; a warning says where.
+    closed_later = [*never_closed]
+    closed_later[71] = closed_later[71] + '"'
+    (tmp_path / "later.csv").write_text("\n".join(closed_later) + "\n")
+    result = load(tmp_path / "later.csv", tmp_path)
+    assert result.report["rows_read"] == 80
+    assert "1 row(s) hold a line break inside a quoted value (first: data row 51)" in " ".join(result.report["warnings"])
+
+
 def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
     frame = pd.DataFrame({"cust": ["a", "b", "c"], "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2025-01-01"]),
                           "value": [1.0, 2.0, 3.0], "year": [2024, 2024, 2025]})
