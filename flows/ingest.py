@@ -1033,7 +1033,7 @@ def load_transactions(
         if any(reason in ORDER_REASONS for reason in by_reason):
             clean = clean.filter(~clean._row.isin(set_aside._row))
         transactions = materialize(con, "vipcast_transactions", clean.select(*canonical))
-    quarantine = quarantine_rows(raw, typed, set_aside, mapping, canonical) if by_reason else empty_quarantine(typed, mapping, canonical)
+    quarantine = quarantine_rows(raw, typed, set_aside, mapping, canonical) if by_reason else empty_quarantine(typed, mapping, canonical, raw)
     report = reconciliation_report(transactions, source, counts, by_reason, as_of)
     report["warnings"] = set_aside_warnings(report, quarantine)
     if source.kind == "csv":
@@ -1174,17 +1174,26 @@ def set_aside_rows(typed, end_of_as_of: datetime, *, has_order_ids: bool):
     return by_row.union(by_order)
 
 
+def unmapped_columns(raw, mapping: dict[str, str | None]) -> dict[str, str]:
+    """{quarantine column: source column} for the source columns no mapping reads: `raw.<name>`,
+    so a set-aside row keeps everything it had (a SKU, a note) and can be fixed and loaded again."""
+    mapped = {src for src in mapping.values() if src is not None}
+    return {f"raw.{name}": name for name in raw.columns if name != ROW_NUMBER and name not in mapped}
+
+
 def quarantine_rows(raw, typed, set_aside, mapping: dict[str, str | None], canonical: list[str]) -> pd.DataFrame:
-    """The rows set aside, in input order: position, reason, the parsed values and the raw ones."""
+    """The rows set aside, in input order: position, reason, the parsed values, the raw ones of the
+    mapped columns (`raw_<field>`) and every other source column (`raw.<name>`)."""
     parsed = typed.filter(typed._row.isin(set_aside._row)).join(set_aside, "_row")
     raw_values = {f"raw_{name}": raw[src] for name, src in mapping.items() if src is not None}
+    raw_values |= {column: raw[name] for column, name in unmapped_columns(raw, mapping).items()}
     originals = raw.select(_row=raw[ROW_NUMBER].cast("int64"), **raw_values)
     originals = originals.filter(originals._row.isin(set_aside._row))
     rows = parsed.join(originals, "_row").order_by("_row")
     return microsecond_timestamps(rows.select(source_row="_row", reason="reason", **{n: n for n in canonical + list(raw_values)}).to_pandas())
 
 
-def empty_quarantine(typed, mapping: dict[str, str | None], canonical: list[str]) -> pd.DataFrame:
+def empty_quarantine(typed, mapping: dict[str, str | None], canonical: list[str], raw=None) -> pd.DataFrame:
     """The quarantine's columns with no rows (the parsed types; raw values as text)."""
     schema = typed.select(*canonical).schema().to_pandas()
     frame = pd.DataFrame({"source_row": pd.Series(dtype="int64"), "reason": pd.Series(dtype="object")})
@@ -1193,6 +1202,8 @@ def empty_quarantine(typed, mapping: dict[str, str | None], canonical: list[str]
     for name, src in mapping.items():
         if src is not None:
             frame[f"raw_{name}"] = pd.Series(dtype="object")
+    for column in unmapped_columns(raw, mapping) if raw is not None else ():
+        frame[column] = pd.Series(dtype="object")
     return microsecond_timestamps(frame)
 
 

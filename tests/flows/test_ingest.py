@@ -518,3 +518,13 @@ def test_example_values_read_as_a_user_wrote_them():
     from flows.ingest import _shown
 
     assert [_shown(v) for v in (np.float64("nan"), None, np.int64(5), np.float64(2.5), "x")] == ["(empty)", "(empty)", "5", "2.5", "'x'"]
+
+
+def test_quarantine_keeps_every_source_column(tmp_path):
+    """A set-aside row keeps its unmapped columns too (raw.<name>), so it can be fixed and loaded again."""
+    path = tmp_path / "t.csv"
+    path.write_text("cust,when,value,oid,sku,note\na,2024-01-01,1,o1,S-1,ok\n,2024-01-02,2,o2,S-2,no id\nb,2024-01-03,x,o3,S-3,\n")
+    quarantine = load(path, tmp_path, max_invalid_share=1.0).quarantine
+    assert list(quarantine["source_row"]) == [2, 3]
+    assert list(quarantine["raw.sku"]) == ["S-2", "S-3"] and quarantine["raw.note"].iloc[0] == "no id"
+    assert list(quarantine["raw_amount"]) == ["2", "x"] and "raw.cust" not in quarantine
