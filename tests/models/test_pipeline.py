@@ -121,6 +121,22 @@ def test_explain_of_the_textbook_champion_reads_its_own_factors(fitted, features
     assert textbook.explain(features.iloc[:0]).empty
 
 
+def test_the_blend_ships_the_churn_that_ranked_the_holdout_better(fitted, features):
+    """The spend champion is chosen on spend; the blend's churn is the booster's or BG/NBD's,
+    whichever had the higher churn AUC on the holdout half (``churn_selection_``)."""
+    selection = fitted.churn_selection_
+    assert set(selection) == {"booster", "bgnbd_gg"} and all(0.5 < auc < 1 for auc in selection.values())
+    assert fitted.churn_source_ == max(selection, key=selection.get)
+    for source in ("booster", "bgnbd_gg"):
+        candidates = copy_with(fitted, churn_source_=source).candidate_predictions(features)
+        shipped = candidates["bgnbd_gg" if source == "bgnbd_gg" else "lightgbm"]["churn_probability"]
+        np.testing.assert_array_equal(candidates["blend"]["churn_probability"].to_numpy(), shipped.to_numpy())
+    legacy = copy_with(fitted)
+    del legacy.churn_source_  # a model pickled before the choice existed ships the booster's churn
+    np.testing.assert_array_equal(legacy.candidate_predictions(features)["blend"]["churn_probability"].to_numpy(),
+                                  legacy.candidate_predictions(features)["lightgbm"]["churn_probability"].to_numpy())
+
+
 def test_explain_and_predict_take_zero_customers(fitted, features):
     """A week with no rising star asks for the reasons of nobody (LightGBM itself refuses an empty matrix)."""
     nobody = features.iloc[:0]
