@@ -11,7 +11,7 @@ from markupsafe import Markup
 def compact_money(value: float) -> str:
     """$1.2M, $340k, $950; -$1.2M below zero."""
     magnitude = abs(value)
-    sign = "-" if value < 0 and magnitude >= 0.5 else ""
+    sign = "-" if value < 0 and round(magnitude) > 0 else ""
     if magnitude >= 1e9:
         return f"{sign}${magnitude / 1e9:.1f}B"
     if magnitude >= 1e6:

@@ -31,6 +31,7 @@ from typing import Any
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 
 from configs.schema import ColumnMapping
 from features import contract
@@ -55,9 +56,15 @@ class IngestError(ValueError):
     """Input that cannot be used: names the source, the column and example rows."""
 
 
+# Query or connection-string parameters that carry credentials (?password=, sslpassword=, ;pwd=, &token=).
+SECRET_PARAMETER = re.compile(r"([?&;,]\s*[^=?&;,]*(?:pass|pwd|secret|token|key|auth|credential)[^=?&;,]*=)[^&;,]*", re.IGNORECASE)
+
+
 def hide_password(text: str) -> str:
-    """A URL with the password of its user part masked (user:secret@host -> user:***@host)."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+    """Text with the credentials of any URL in it masked: the password of every user:password@ part
+    (a password may hold '/'; a multi-host URL has several) and credential-like query parameters."""
+    text = re.sub(r"((?:://|,)[^:/@,?#\s]*:)[^@\s]*?@", r"\1***@", text)
+    return SECRET_PARAMETER.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)
@@ -215,6 +222,15 @@ RAW_VIEW = "vipcast_raw"
 
 def _numbered_frame(frame) -> Any:
     """An in-memory source (pandas or Arrow) with its row numbers, as an Ibis memtable."""
+    if isinstance(frame, pa.Table):
+        # A database column that holds only NULLs, or bytes (BLOB), has no type DuckDB takes from
+        # pandas: text (bytes as hex).
+        for index, field in enumerate(frame.schema):
+            if pa.types.is_null(field.type):
+                frame = frame.set_column(index, field.name, pa.nulls(len(frame), pa.string()))
+            elif pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+                values = [None if value is None else value.hex() for value in frame.column(index).to_pylist()]
+                frame = frame.set_column(index, field.name, pa.array(values, pa.string()))
     frame = frame.to_pandas() if hasattr(frame, "to_pandas") and not isinstance(frame, pd.DataFrame) else frame
     numbered = frame.copy()
     numbered.insert(0, ROW_NUMBER, range(1, len(frame) + 1))
@@ -537,8 +553,12 @@ def _spark_btrim(text: str, characters: str) -> str:
 # Trimmed from both ends of every text value: spaces, tabs, line breaks and the Unicode space
 # separators (no-break space, em space, ideographic space, ...), which DuckDB's one-argument trim
 # removes by itself.
+# (Not \x0b and \x0c: Ibis writes them as '\v' and '\f', which Spark SQL reads as the letters v and f.)
 CONTROL_BLANKS = "\t\n\r"
-BLANKS = " " + CONTROL_BLANKS + "\u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
+# Line and paragraph separators, NEL, zero-width space and a stray byte-order mark: above '!', so
+# the fast path looks for them at both ends.
+WIDE_BLANKS = "\x85\u2028\u2029\u200b\ufeff"
+BLANKS = " " + CONTROL_BLANKS + WIDE_BLANKS + "\u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
 # Text that means "no value" in exports (pandas' default missing-value markers, SQL NULL, the
 # '\N' of MySQL and PostgreSQL dumps): read as null, so "NULL" is never a customer or an order id.
 NULL_TOKENS = (
@@ -562,6 +582,8 @@ def trimmed_text(text, engine: str):
     edged = spaced < "!"
     for control in CONTROL_BLANKS:
         edged = edged | spaced.endswith(control)
+    for wide in WIDE_BLANKS:
+        edged = edged | spaced.startswith(wide) | spaced.endswith(wide)
     return edged.ifelse(_duckdb_trim(spaced, BLANKS), spaced)
 
 
@@ -923,13 +945,14 @@ def check_csv_header_names(source: Source, mapped: list[str]) -> None:
     the two columns the mapping reads would be a silent guess."""
     import csv
 
-    wanted = {name.strip() for name in mapped}
+    # The reader tells names apart without regard to case (Amount and amount: amount_1) and drops a BOM.
+    wanted = {name.strip().casefold() for name in mapped}
     for name in source_files(source):
         with _open_csv_text(name) as handle:
             header, delimiter = _csv_header(line for line in handle if line.strip())
         if header is None or delimiter is None:
             continue
-        names = [field.strip() for field in next(csv.reader([header], delimiter=delimiter))]
+        names = [field.strip().casefold() for field in next(csv.reader([header.lstrip("\ufeff")], delimiter=delimiter))]
         for column in sorted(wanted):
             positions = [str(index) for index, field in enumerate(names, start=1) if field == column]
             if len(positions) > 1:

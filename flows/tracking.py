@@ -233,14 +233,16 @@ def flat_params(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, dict):
             flat |= flat_params(value, f"{prefix}{key}.")
         elif isinstance(value, str):
-            flat[f"{prefix}{key}"] = value
+            flat[PARAM_NAME_UNSAFE.sub("_", f"{prefix}{key}")] = value
         else:
-            flat[f"{prefix}{key}"] = json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
+            flat[PARAM_NAME_UNSAFE.sub("_", f"{prefix}{key}")] = json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
     return flat
 
 
 # spark_conf values under keys like these are credentials (fs.s3a.secret.key, ...password, ...token).
-SECRET_KEY_PATTERN = re.compile(r"secret|password|passwd|token|credential|access\.key|account\.key", re.IGNORECASE)
+SECRET_KEY_PATTERN = re.compile(r"secret|pass|pwd|token|credential|private|auth|key", re.IGNORECASE)
+# MLflow parameter names allow these characters only (a spark_conf key may hold others).
+PARAM_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /:]")
 
 
 def shareable_config(values: Any, key: str = "") -> Any:

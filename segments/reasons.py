@@ -12,6 +12,7 @@ function of its value; any other feature gets a generic phrase built from its na
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -116,12 +117,34 @@ def feature_words(feature: str) -> str:
     return feature.replace("_", " ").strip()
 
 
+# Window features of any configured length (features.windows_days: spend_45d, orders_400d, ...).
+WINDOW_FEATURE = re.compile(r"^(spend|orders)_(\d+)d$")
+
+
+def family(feature: str) -> str | None:
+    """The family of a feature that says the same thing as others over another window, else None."""
+    window = WINDOW_FEATURE.match(feature)
+    return window.group(1) if window else FAMILIES.get(feature)
+
+
+def window_phrase(feature: str) -> Phrase | None:
+    """The phrase of a spend or order-count window of any length."""
+    window = WINDOW_FEATURE.match(feature)
+    if window is None:
+        return None
+    kind, days = window.group(1), int(window.group(2))
+    span = "the last 12 months" if days == 365 else "the last 6 months" if days == 180 else f"the last {days} days"
+    if kind == "spend":
+        return lambda v: f"spent {money_text(v)} in {span}"
+    return lambda v: f"{_count(v, 'order')} in {span}"
+
+
 def phrase(feature: str, value: float | None) -> str:
     """The marketer's phrase for `feature` at `value`, or a generic phrase."""
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if missing:
         return PLAIN_PHRASES.get(feature, f"{feature_words(feature)} raised the forecast")
-    template = PHRASES.get(feature)
+    template = PHRASES.get(feature) or window_phrase(feature)
     if template is not None:
         return template(float(value))
     if isinstance(value, (int, float)):
@@ -150,10 +173,10 @@ def reason_lists(contributions: pd.DataFrame, values: pd.DataFrame | None, limit
     for row in range(len(ranked)):
         picked, families = [], set()
         for j in ranked[row, : counts[row]]:
-            family = FAMILIES.get(str(names[j]))
-            if family is not None and family in families:
+            kind = family(str(names[j]))
+            if kind is not None and kind in families:
                 continue
-            families.add(family or str(names[j]))
+            families.add(kind or str(names[j]))
             picked.append(j)
             if len(picked) == limit:
                 break

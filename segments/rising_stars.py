@@ -49,6 +49,7 @@ from segments.inputs import (
 from segments.keys import TIER_NAMES, money, ranked_order
 from segments.reasons import phrase, reason_lists
 from segments.settings import TIERS
+from segments.texts import money_text
 from segments.tiers import qualified_rank
 
 DAYS_PER_YEAR = 365
@@ -214,7 +215,7 @@ def _reasons(
             if text not in found:
                 found.append(text)
         if len(found) < MIN_REASONS:
-            found.append(f"expected to spend ${projected[at]:,.0f} in the next 12 months")
+            found.append(f"expected to spend {money_text(projected[at])} in the next 12 months")
         if len(found) < MIN_REASONS:
             found.append(f"{p_alive[at]:.0%} likely to still be active")
     return reasons

@@ -252,14 +252,16 @@ def test_missing_value_markers_blanks_and_nan_ids(tmp_path):
             ("\\N", "2024-01-04", "4", "o4"), ("b", "2024-01-05", "5", "n/a"),
             # A tab or line break inside the blanks at an end: "a\t " was customer "a\t".
             ("a\t ", "2024-01-06 ", "6\r\n ", "o6\t "), ("\u3000b\t\u3000", "2024-01-07\t ", "7", " o7"),
-            ("NULL\n ", "2024-01-08", "8", "o8")]
+            ("NULL\n ", "2024-01-08", "8", "o8"),
+            # Line and paragraph separators, NEL, zero-width space, a stray BOM.
+            ("\ufeffa\u2028", "\u20282024-01-09", "\u200b9\u2029", "o9\x85")]
     result = load(write_csv(tmp_path / "t.csv", rows), tmp_path)
     assert result.report["rows_set_aside"]["null_customer_id"] == 3
     assert result.report["rows_set_aside"]["conflicting_order_id"] == 0
-    assert result.report["rows_used"] == 5
+    assert result.report["rows_used"] == 6
     clean = result.transactions.to_pandas()
     assert sorted(set(clean["customer_id"])) == ["a", "b"]
-    assert set(clean["order_id"].dropna()) == {"o6", "o7"} and clean["amount"].sum() == 1 + 2 + 5 + 6 + 7
+    assert set(clean["order_id"].dropna()) == {"o6", "o7", "o9"} and clean["amount"].sum() == 1 + 2 + 5 + 6 + 7 + 9
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -342,6 +344,13 @@ def test_a_mapped_column_named_twice_in_a_csv_header_is_refused(tmp_path):
     (folder / "a.csv").write_text("cust,when,value,oid\na,2024-01-01,1,o1\n")
     (folder / "b.csv").write_text("cust;when;value;oid; value \nb;2024-01-02;2;o2;99\n")
     with pytest.raises(IngestError, match=r"b.csv: the header names column 'value' 2 times \(columns 3, 5\)"):
+        load(folder, tmp_path)
+    # With a byte-order mark, or told apart by case only (the reader renames Value to value_1).
+    (folder / "b.csv").write_text("\ufeffcust,when,Value,oid,value\nb,2024-01-02,2,o2,99\n", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"b.csv: the header names column 'value' 2 times \(columns 3, 5\)"):
+        load(folder, tmp_path)
+    (folder / "b.csv").write_text("\ufeffcust,when,value,oid,cust\nb,2024-01-02,2,o2,99\n", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"b.csv: the header names column 'cust' 2 times \(columns 1, 5\)"):
         load(folder, tmp_path)
     # An unmapped column named twice is no ambiguity.
     (folder / "b.csv").write_text("cust,when,value,oid,note,note\nb,2024-01-02,2,o2,x,y\n")
@@ -510,6 +519,12 @@ def test_a_database_column_with_values_of_another_type_sets_those_rows_aside(tmp
     result = load(f"sqlite:///{path}#t3", tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
     assert result.report["rows_used"] == 302 and result.report["rows_set_aside"]["unparseable_date"] == 1
     assert 1587.65 in set(result.transactions.to_pandas()["amount"])
+    # A column that is NULL in every row (no type) and a BLOB column were an internal error.
+    with sqlite3.connect(path) as db:
+        db.execute("create table t4 (cust TEXT, \"when\" TEXT, value REAL, note TEXT, picture BLOB)")
+        db.executemany("insert into t4 values (?, ?, ?, NULL, ?)", [("A", "2024-01-01", 1.0, b"\x89PNG"), ("B", "2024-01-02", 2.0, None)])
+    result = load(f"sqlite:///{path}#t4", tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    assert result.report["rows_used"] == 2
 
 
 def test_example_values_read_as_a_user_wrote_them():

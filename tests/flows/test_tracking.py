@@ -163,8 +163,10 @@ def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     workspace = Workspace.resolve(tmp_path)
     config = load_config(overrides={
-        "outputs": {"store_url": "postgresql+psycopg://shop:hunter2@db.example/marketing"},
-        "engine": {"spark_conf": {"spark.hadoop.fs.s3a.secret.key": "s3cr3t", "spark.sql.shuffle.partitions": "8"}},
+        "outputs": {"store_url": "postgresql+psycopg://shop:hun/ter2@db.example/marketing?sslpassword=ssl2&sslmode=require"},
+        "engine": {"spark_conf": {"spark.hadoop.fs.s3a.secret.key": "s3cr3t", "spark.sql.shuffle.partitions": "8",
+                                  "spark.redis.auth": "r3d1s", "spark.jdbc.url": "jdbc:postgresql://h/db?user=a&password=jdbcpw",
+                                  "spark.hadoop.fs.s3a.bucket.my bucket@x.endpoint": "v"}},
     }).model_dump(mode="json")
     assert len(json.dumps(config)) > 500
     logged = tracking.log_training(
@@ -177,9 +179,13 @@ def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
     assert params["config.segments.tiers.gold"] == "5000.0" and params["config.model.horizon_days"] == "365"
     assert params["config.engine.spark_conf.spark.sql.shuffle.partitions"] == "8"
     assert params["config.engine.spark_conf.spark.hadoop.fs.s3a.secret.key"] == "***"
-    assert params["config.outputs.store_url"] == "postgresql+psycopg://shop:***@db.example/marketing"
+    assert params["config.outputs.store_url"] == "postgresql+psycopg://shop:***@db.example/marketing?sslpassword=***&sslmode=require"
+    assert params["config.engine.spark_conf.spark.redis.auth"] == "***"
+    assert params["config.engine.spark_conf.spark.jdbc.url"] == "jdbc:postgresql://h/db?user=a&password=***"
+    assert params["config.engine.spark_conf.spark.hadoop.fs.s3a.bucket.my bucket_x.endpoint"] == "v"  # '@' is no MLflow name
     logged_config = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/config.json")
-    assert logged_config["model"] == config["model"] and "hunter2" not in json.dumps(logged_config)
+    assert logged_config["model"] == config["model"]
+    assert not any(secret in json.dumps(logged_config) + json.dumps(params) for secret in ("hun/ter2", "ssl2", "r3d1s", "jdbcpw", "s3cr3t"))
     assert tags["vipcast.version"] == version("vipcast")
     requirements = (Path(mlflow.artifacts.download_artifacts(f"models:/vipcast-shop/{logged.version}", dst_path=str(tmp_path / "m")))
                     / "requirements.txt").read_text()

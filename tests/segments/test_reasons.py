@@ -71,3 +71,12 @@ def test_money_texts_never_contradict_their_figures():
     assert [money_text(v) for v in (4999.99, 5000.0, 1999.9999999999998, 0.01, -5000.0, -12.5, -0.0, -0.001, 1234.5)] == [
         "$4,999.99", "$5,000", "$2,000", "$0.01", "-$5,000", "-$12.50", "$0", "$0", "$1,234.50",
     ]
+
+
+def test_windows_of_any_configured_length_read_as_windows_and_share_a_family():
+    """features.windows_days [14, 45, 400] read 'spend 400d is high (7,060)' next to two other spends."""
+    contributions = pd.Series({"spend_400d": 0.9, "spend_45d": 0.8, "net_spend": 0.7, "orders_14d": 0.6, "tenure_days": 0.1})
+    values = pd.Series({"spend_400d": 7060.25, "spend_45d": 1207.0, "net_spend": 11415.35, "orders_14d": 3.0, "tenure_days": 500.0})
+    assert top_reasons(contributions, values) == [
+        "spent $7,060.25 in the last 400 days", "3 orders in the last 14 days", "customer for 500 days",
+    ]
