@@ -64,14 +64,7 @@ PHRASES: dict[str, Phrase] = {
     "purchase_interval_acceleration": _interval_change,
     "category_breadth": lambda v: f"buys across {_count(v, 'category', 'categories')}",
     "category_breadth_growth": lambda v: f"bought from {_count(v, 'new category', 'new categories')} in the last 6 months",
-    "spend_30d": lambda v: f"spent {money_text(v)} in the last 30 days",
-    "spend_90d": lambda v: f"spent {money_text(v)} in the last 90 days",
-    "spend_180d": lambda v: f"spent {money_text(v)} in the last 6 months",
-    "spend_365d": lambda v: f"spent {money_text(v)} in the last 12 months",
-    "orders_30d": lambda v: f"{_count(v, 'order')} in the last 30 days",
-    "orders_90d": lambda v: f"{_count(v, 'order')} in the last 90 days",
-    "orders_180d": lambda v: f"{_count(v, 'order')} in the last 6 months",
-    "orders_365d": lambda v: f"{_count(v, 'order')} in the last 12 months",
+    # spend_<N>d and orders_<N>d of any window: `window_phrase`
     "spend_expiring_90d": lambda v: f"{money_text(v)} of last year's spend about to roll off",
     "tenure_days": lambda v: f"customer for {_count(v, 'day')}",
     # features.rfm
@@ -103,10 +96,8 @@ PLAIN_PHRASES: dict[str, str] = {
 
 #: Features that say the same thing in other windows: a customer's reasons name one of each family
 #: (the strongest), not "spent $5,501 in total; spent $3,100 in the last 6 months; spent ...".
-FAMILIES: dict[str, str] = {
-    **{name: "spend" for name in ("spend_30d", "spend_90d", "spend_180d", "spend_365d", "net_spend", "rolling_12m_spend")},
-    **{name: "orders" for name in ("orders_30d", "orders_90d", "orders_180d", "orders_365d", "purchase_days", "frequency")},
-}
+#: (The spend_<N>d and orders_<N>d windows belong to these families by name: `family`.)
+FAMILIES: dict[str, str] = {"net_spend": "spend", "rolling_12m_spend": "spend", "purchase_days": "orders", "frequency": "orders"}
 
 #: SHAP columns that are not features: LightGBM's bias term and the BTYD share of a blend.
 NON_FEATURE_COLUMNS = ("expected_value", "bias", "base_value", "BiasTerm", "btyd_component")
