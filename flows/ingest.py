@@ -225,12 +225,12 @@ def _numbered_frame(frame) -> Any:
     if isinstance(frame, pa.Table):
         # A database column that holds only NULLs, or bytes (BLOB), has no type DuckDB takes from
         # pandas: text (bytes as hex).
-        for index, field in enumerate(frame.schema):
-            if pa.types.is_null(field.type):
-                frame = frame.set_column(index, field.name, pa.nulls(len(frame), pa.string()))
-            elif pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+        for index, column in enumerate(frame.schema):
+            if pa.types.is_null(column.type):
+                frame = frame.set_column(index, column.name, pa.nulls(len(frame), pa.string()))
+            elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
                 values = [None if value is None else value.hex() for value in frame.column(index).to_pylist()]
-                frame = frame.set_column(index, field.name, pa.array(values, pa.string()))
+                frame = frame.set_column(index, column.name, pa.array(values, pa.string()))
     frame = frame.to_pandas() if hasattr(frame, "to_pandas") and not isinstance(frame, pd.DataFrame) else frame
     numbered = frame.copy()
     numbered.insert(0, ROW_NUMBER, range(1, len(frame) + 1))
@@ -541,6 +541,11 @@ def _duckdb_trim_spaces(text: str) -> str:
     """DuckDB: spaces and Unicode space separators removed from both ends."""
 
 
+@ibis.udf.scalar.builtin(name="strlen")
+def _duckdb_byte_length(text: str) -> int:
+    """DuckDB: the length of the text in bytes (UTF-8)."""
+
+
 @ibis.udf.scalar.builtin(name="btrim")
 def _spark_btrim(text: str, characters: str) -> str:
     """Spark: `characters` removed from both ends.
@@ -555,8 +560,8 @@ def _spark_btrim(text: str, characters: str) -> str:
 # removes by itself.
 # (Not \x0b and \x0c: Ibis writes them as '\v' and '\f', which Spark SQL reads as the letters v and f.)
 CONTROL_BLANKS = "\t\n\r"
-# Line and paragraph separators, NEL, zero-width space and a stray byte-order mark: above '!', so
-# the fast path looks for them at both ends.
+# Line and paragraph separators, NEL, zero-width space and a stray byte-order mark: above '!' and
+# not ASCII, so the fast path sends every non-ASCII value to the full trim.
 WIDE_BLANKS = "\x85\u2028\u2029\u200b\ufeff"
 BLANKS = " " + CONTROL_BLANKS + WIDE_BLANKS + "\u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
 # Text that means "no value" in exports (pandas' default missing-value markers, SQL NULL, the
@@ -582,8 +587,9 @@ def trimmed_text(text, engine: str):
     edged = spaced < "!"
     for control in CONTROL_BLANKS:
         edged = edged | spaced.endswith(control)
-    for wide in WIDE_BLANKS:
-        edged = edged | spaced.startswith(wide) | spaced.endswith(wide)
+    # The wide blanks are not ASCII: a value with more bytes than characters takes the full trim
+    # (one comparison; ten start/end tests cost 1.4 s per 13M values).
+    edged = edged | (_duckdb_byte_length(spaced) != spaced.length())
     return edged.ifelse(_duckdb_trim(spaced, BLANKS), spaced)
 
 
