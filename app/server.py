@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import api, pages
 from app.auth import ApiKeyMissing, RequireApiKey, resolve_api_key, wants_json
-from flows.store import NoRunsYet, OutputsStore, RunNotFound, StoreBusy, StoreError, UnknownList
+from flows.store import NoRunsYet, OutputsStore, RunNotFound, StoreBusy, StoreError, StoreUnreachable, UnknownList
 
 __all__ = ["ApiKeyMissing", "create_app", "resolve_api_key", "run"]
 
@@ -80,7 +80,7 @@ def document_security(app: FastAPI, api_key: str | None) -> None:
 
 # Errors: a clear 4xx message as JSON (API) or a page, never a stack trace.
 
-STORE_ERROR_STATUS = {NoRunsYet: 404, RunNotFound: 404, UnknownList: 404, StoreBusy: 503}
+STORE_ERROR_STATUS = {NoRunsYet: 404, RunNotFound: 404, UnknownList: 404, StoreBusy: 503, StoreUnreachable: 503}
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
@@ -132,6 +132,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def store_error(request: Request, error: StoreError) -> Response:
         status = next((code for kind, code in STORE_ERROR_STATUS.items() if isinstance(error, kind)), 500)
+        if isinstance(error, StoreUnreachable):  # the reason names the database server: for the log, not the page
+            logger.warning("%s", error)
+            return error_response(request, status, "the outputs store cannot be reached right now; try again later")
         return error_response(request, status, str(error) if status < 500 or status == 503 else "store error")
 
 

@@ -319,6 +319,8 @@ HINTS = {
     "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
     "SparkStartError": "check engine.spark_master (local[*], spark://host:7077, yarn, ...) and engine.spark_conf in your config",
     "StoreBusy": "another process is writing the outputs store; try again in a moment",
+    "StoreUrlError": "set outputs.store_url in your config to a URL whose driver is installed, or leave it out "
+                     "for the DuckDB file in the workspace",
 }
 EXPECTED = tuple(HINTS)
 # The machine's, not the input's: a full disk, a read-only folder, a damaged database file. One line
@@ -328,6 +330,8 @@ ENVIRONMENT_HINTS = {
     "IOException": "check that the workspace folder is writable and the disk has free space",
     "DatabaseError": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged "
                      "or not a database: restore it, or start over in a new --workdir",
+    "StoreUnreachable": "check outputs.store_url in your config: is the database server running and reachable, "
+                        "and are the user, password and database right?",
 }
 # Errors of the user's input or paths (e.g. --out naming a folder, --workdir naming a file).
 EXPECTED_TYPES = (ValueError, LookupError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)

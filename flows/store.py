@@ -122,6 +122,14 @@ class StoreBusy(StoreError):
     """Another process held the DuckDB file's lock for longer than the lock timeout."""
 
 
+class StoreUrlError(StoreError, ValueError):
+    """An outputs store URL SQLAlchemy cannot use: malformed, an unknown database, a driver not installed."""
+
+
+class StoreUnreachable(StoreError):
+    """The outputs store's database refused or failed the connection (server down, credentials, path)."""
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """One scoring run's identity and provenance.
@@ -516,13 +524,33 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def _engine(url: str) -> Any:
-    """One SQLAlchemy engine (one connection pool) per URL in this process."""
+    """One SQLAlchemy engine (one connection pool) per URL in this process.
+
+    Raises StoreUrlError naming the URL (password hidden) when SQLAlchemy cannot parse it, knows no
+    such database, or its driver is not installed.
+    """
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError
 
     with _ENGINES_LOCK:
         if url not in _ENGINES:
-            _ENGINES[url] = create_engine(url, pool_pre_ping=True)
+            try:
+                _ENGINES[url] = create_engine(url, pool_pre_ping=True)
+            except (ArgumentError, ImportError) as error:
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                driver = "; install its driver into vipcast's environment" if isinstance(error, ImportError) else ""
+                raise StoreUrlError(
+                    f"outputs store URL {_hidden(url)} cannot be used: {reason}{driver} "
+                    "(or use a DuckDB file path, sqlite:///FILE or postgresql://...)"
+                ) from error
         return _ENGINES[url]
+
+
+def _hidden(url: str) -> str:
+    """`url` with its password masked, as the reports show it."""
+    from flows.ingest import hide_password
+
+    return hide_password(url)
 
 
 class _SqlBackend(_Backend):
@@ -534,16 +562,26 @@ class _SqlBackend(_Backend):
 
     @contextlib.contextmanager
     def connect(self, *, write: bool) -> Iterator[_SqlConnection]:
-        if write:
-            with self.engine.begin() as connection:
-                yield _SqlConnection(connection)
-            return
         engine = self.engine
-        if self.dialect == "postgresql" and self.read_only:
+        if not write and self.dialect == "postgresql" and self.read_only:
             engine = engine.execution_options(postgresql_readonly=True)
-        with engine.connect() as connection:
+        with self._opened(engine) as connection:
+            if write:
+                with connection.begin():
+                    yield _SqlConnection(connection)
+                return
             yield _SqlConnection(connection)
             connection.rollback()
+
+    def _opened(self, engine: Any) -> Any:
+        """A new connection of `engine`; StoreUnreachable (naming the store and the reason) when it fails."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return engine.connect()
+        except DBAPIError as error:
+            reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
+            raise StoreUnreachable(f"cannot connect to the outputs store {_hidden(self.url)}: {_hidden(reason)}") from error
 
 
 def _is_url(url_or_path: str | os.PathLike[str]) -> bool:

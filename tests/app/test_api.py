@@ -13,7 +13,7 @@ import pytest
 
 from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, make_client
 from flows.listformats import list_csv
-from flows.store import OutputsStore, StoreBusy
+from flows.store import OutputsStore, StoreBusy, StoreUnreachable
 
 LISTS = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events"}
 
@@ -152,6 +152,21 @@ def test_a_busy_store_is_503_with_retry_after(filled_store: OutputsStore, monkey
     response = client.get("/api/v1/runs")
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert "try again" in response.json()["detail"]
+
+
+def test_an_unreachable_store_database_is_503_without_its_address(filled_store: OutputsStore, caplog,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    client = make_client(filled_store, API_KEY, headers={"X-API-Key": API_KEY})
+    store = client.app.state.store
+
+    def down(*args, **kwargs):
+        raise StoreUnreachable("cannot connect to the outputs store postgresql://u:***@10.1.2.3/shop: connection refused")
+
+    monkeypatch.setattr(store, "runs", down)
+    response = client.get("/api/v1/runs")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the outputs store cannot be reached right now; try again later"}
+    assert "10.1.2.3" in caplog.text
 
 
 def test_an_unexpected_error_is_a_plain_500_with_nothing_leaked(filled_store: OutputsStore, caplog,

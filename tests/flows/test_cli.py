@@ -147,6 +147,22 @@ def test_errors_of_the_machine_are_one_line_not_internal(monkeypatch, capsys, er
     assert (err[1].startswith(hint) if hint else len(err) == 1)
 
 
+@pytest.mark.parametrize(
+    "url, line, code",
+    [
+        ("mysql://shop:s3cret@db.example/shop", "error: outputs store URL mysql://shop:***@db.example/shop cannot be used", 2),
+        ("sqlite:///{tmp}/missing/outputs.db", "error: cannot connect to the outputs store sqlite:///", 1),
+    ],
+)
+def test_a_store_url_that_cannot_be_used_is_one_line_naming_it(tmp_path, url, line, code):
+    config = tmp_path / "store.yaml"
+    config.write_text(f"outputs:\n  store_url: {url.format(tmp=tmp_path)}\n")
+    result = vipcast("lists", "tiers", "--config", str(config), "--workdir", str(tmp_path))
+    assert result.returncode == code, result.stderr
+    assert line in result.stderr and "s3cret" not in result.stderr
+    assert "internal error" not in result.stderr and "hint: " in result.stderr and "outputs.store_url" in result.stderr
+
+
 def test_a_workdir_that_is_a_file_is_named(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")

@@ -27,7 +27,17 @@ import pytest
 
 from flows import store as store_module
 from flows.listformats import list_csv
-from flows.store import NoRunsYet, OutputsStore, RunInfo, RunNotFound, StoreBusy, StoreError, UnknownList
+from flows.store import (
+    NoRunsYet,
+    OutputsStore,
+    RunInfo,
+    RunNotFound,
+    StoreBusy,
+    StoreError,
+    StoreUnreachable,
+    StoreUrlError,
+    UnknownList,
+)
 
 AS_OF_1 = date(2026, 11, 9)
 AS_OF_2 = date(2026, 11, 16)
@@ -507,6 +517,29 @@ def test_a_reader_waits_for_a_writer_then_gives_up_clearly(tmp_path: Path) -> No
     assert time.monotonic() - started < 1.4
     assert [run.run_id for run in OutputsStore(path, read_only=True, lock_timeout=20).runs()] == ["r1"]
     holder.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("mysql://shop:s3cret@db.example/shop", "No module named 'MySQLdb'; install its driver"),
+        ("nosuchdb://shop:s3cret@host/db", "Can't load plugin: sqlalchemy.dialects:nosuchdb"),
+    ],
+)
+def test_a_store_url_sqlalchemy_cannot_use_is_named_without_its_password(url: str, reason: str) -> None:
+    with pytest.raises(StoreUrlError) as raised:
+        OutputsStore(url)
+    message = str(raised.value)
+    assert reason in message and "s3cret" not in message
+    assert message.startswith(f"outputs store URL {url.replace(':s3cret@', ':***@')} cannot be used")
+
+
+def test_a_store_database_that_cannot_be_opened_is_unreachable_not_internal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/no/such/folder/outputs.db"
+    with pytest.raises(StoreUnreachable, match=r"cannot connect to the outputs store sqlite:///.*: unable to open database file"):
+        OutputsStore(url, read_only=True).runs()
+    with pytest.raises(StoreUnreachable):
+        OutputsStore(url).write_run(run_info("r1", AS_OF_1), five_customers())
 
 
 # Exports
