@@ -1150,22 +1150,32 @@ REASON_COLUMNS = {
 
 
 def line_break_warnings(raw, columns: list[str]) -> list[str]:
-    """A warning when CSV values hold line breaks: legal inside quotes, but a stray quote makes the
-    lines up to the next quote one value, and their orders vanish without an error (rows read 80 of
-    100 lines)."""
+    """A warning when CSV values hold line breaks (LF, CRLF or a lone CR): legal inside quotes, but a
+    stray quote makes the lines up to the next quote one value, and their orders vanish without an
+    error (rows read 80 of 100 lines). It counts the rows and the file lines joined into them."""
     import functools
     import operator
 
     if not columns:
         return []
-    broken = functools.reduce(operator.or_, [raw[name].cast("string").contains("\n") for name in columns])
-    found = _python_rows(raw.aggregate(rows=broken.sum(), first=raw[ROW_NUMBER].min(where=broken)))[0]
+
+    def breaks(value):
+        text = value.cast("string").fill_null("")
+        return sum(text.length() - text.replace(mark, "").length() for mark in ("\n", "\r")) - (
+            (text.length() - text.replace("\r\n", "").length()) // 2
+        )
+
+    text = [raw[name].cast("string") for name in columns]
+    broken = raw.filter(functools.reduce(operator.or_, [v.contains("\n") | v.contains("\r") for v in text]))
+    joined = functools.reduce(operator.add, [breaks(broken[name]) for name in columns])
+    found = _python_rows(broken.aggregate(rows=broken.count(), lines=joined.sum(), first=broken[ROW_NUMBER].min()))[0]
     rows = int(found["rows"] or 0)
     if not rows:
         return []
     return [
-        f"{rows:,} row(s) hold a line break inside a quoted value (first: data row {int(found['first'])}); a stray "
-        "quote makes every line up to the next quote one value: check those rows if they were not meant to"
+        f"{rows:,} row(s) hold a line break inside a quoted value, joining {int(found['lines']):,} more line(s) of "
+        f"the file into them (first: data row {int(found['first'])}); a stray quote makes every line up to the next "
+        "quote one value: check those rows if they were not meant to"
     ]
 
 

@@ -370,7 +370,19 @@ def test_a_stray_quote_is_named_or_warned_about(tmp_path):
     (tmp_path / "later.csv").write_text("\n".join(closed_later) + "\n")
     result = load(tmp_path / "later.csv", tmp_path)
     assert result.report["rows_read"] == 80
-    assert "1 row(s) hold a line break inside a quoted value (first: data row 51)" in " ".join(result.report["warnings"])
+    assert ("1 row(s) hold a line break inside a quoted value, joining 20 more line(s) of the file into them "
+            "(first: data row 51)") in " ".join(result.report["warnings"])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_line_breaks_inside_values_are_counted_whatever_their_kind(tmp_path, newline):
+    """A lone CR inside a quoted value was not warned about; a CRLF inside one counts as one line."""
+    body = ["cust,when,value,oid", 'a,2024-01-01,1,"o\r1"', 'b,2024-01-02,2,"o\r\n2"', 'c,2024-01-03,3,"o\n3\n"', "d,2024-01-04,4,o4"]
+    (tmp_path / "breaks.csv").write_bytes(newline.join(body).encode() + newline.encode())
+    result = load(tmp_path / "breaks.csv", tmp_path)
+    assert result.report["rows_read"] == 4
+    assert ("3 row(s) hold a line break inside a quoted value, joining 4 more line(s) of the file into them "
+            "(first: data row 1)") in " ".join(result.report["warnings"])
 
 
 def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
