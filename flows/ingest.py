@@ -505,9 +505,15 @@ def materialize(con, name: str, table):
 # value both engines would cast differently (e.g. '2024', '1d', 'NaN', a UTC offset) is set aside
 # on both rather than read two ways; ISO dates with an optional time (and 'Z') are dates.
 ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?Z?$"
-# An ISO timestamp with a UTC offset (+02:00, -0500): read explicitly and converted to UTC.
-# The minutes are optional: PostgreSQL writes UTC timestamps as '2024-02-05 10:00:00+00'.
-ISO_WITH_OFFSET = r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)([+-])(\d{2})(:?(\d{2}))?$"
+# An ISO timestamp with a UTC offset (+02:00, -0500) or zone name: read explicitly and converted to
+# UTC. The minutes are optional (PostgreSQL writes UTC timestamps as '2024-02-05 10:00:00+00'); a
+# space may come first, and UTC / GMT (alone or before the offset) or Z: '2024-02-05 10:00:00 -05:00',
+# '... 10:00:00 UTC', '... 10:00 GMT+1'. Groups: 1 the local time, 4 the sign, 5 two-digit hours,
+# 6 minutes, 7 one-digit hours (alone: '+123' is no offset).
+ISO_WITH_OFFSET = (
+    r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?) ?"
+    r"(?:UTC|GMT|Z|(?:UTC|GMT)?([+-])(?:(\d{2})(?::?(\d{2}))?|(\d)))$"
+)
 DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 # A number with thousands separators, as spreadsheets export it: 1,587.65 or -12,000.
 GROUPED_NUMBER = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
@@ -684,12 +690,16 @@ def _parsed_timestamp(value, date_format: str | None, engine: str, *, clean: boo
 
 
 def utc_of_offset_timestamp(text):
-    """'2024-03-01T10:00:00+02:00' (or +0200, +02) as the naive UTC timestamp 2024-03-01 08:00:00."""
+    """'2024-03-01T10:00:00+02:00' (or +0200, +02, ' +02:00', ' GMT+2') as the naive UTC timestamp 2024-03-01
+    08:00:00; '... UTC', '... GMT' and '...Z' as written."""
     local = text.re_extract(ISO_WITH_OFFSET, 1).replace("T", " ").try_cast("timestamp")
-    east = text.re_extract(ISO_WITH_OFFSET, 4) == "+"
-    offset_minutes = text.re_extract(ISO_WITH_OFFSET, 7)
-    offset_minutes = (offset_minutes == "").ifelse("0", offset_minutes)
-    minutes = text.re_extract(ISO_WITH_OFFSET, 5).cast("int64") * 60 + offset_minutes.cast("int64")
+    east = text.re_extract(ISO_WITH_OFFSET, 4) != "-"
+
+    def number(group: int):  # "" where the group took no part (no offset, or no minutes)
+        digits = text.re_extract(ISO_WITH_OFFSET, group)
+        return (digits == "").ifelse("0", digits).cast("int64")
+
+    minutes = (number(5) + number(7)) * 60 + number(6)
     # Interval arithmetic keeps the fraction of a second on both engines (Spark's epoch seconds drop it).
     return local - east.ifelse(minutes, -minutes).as_interval("m")
 

@@ -503,11 +503,25 @@ def test_a_parquet_folder_mixing_text_with_float_ids_or_utc_timestamps_reads_eac
 def test_utc_offsets_with_or_without_minutes(tmp_path):
     """PostgreSQL writes a UTC timestamp as '2024-02-05 10:00:00+00' (hours only)."""
     rows = [("a", "2024-02-05 10:00:00+00", "1", "o1"), ("a", "2024-02-06T01:30:00-05", "2", "o2"),
-            ("a", "2024-02-07 10:00:00+0530", "3", "o3"), ("a", "2024-02-08 10:00+05:30", "4", "o4")]
+            ("a", "2024-02-07 10:00:00+0530", "3", "o3"), ("a", "2024-02-08 10:00+05:30", "4", "o4"),
+            # A space before the offset, zone names (as some exports and loggers write them).
+            ("a", "2024-02-09 10:00:00 -05:00", "5", "o5"), ("a", "2024-02-10 10:00:00 UTC", "6", "o6"),
+            ("a", "2024-02-11T10:00:00.5 GMT", "7", "o7"), ("a", "2024-02-12 10:00 GMT+1", "8", "o8"),
+            ("a", "2024-02-13 10:00:00 UTC-03:30", "9", "o9"), ("a", "2024-02-14 10:00:00 Z", "10", "o10")]
     clean = load(write_csv(tmp_path / "t.csv", rows), tmp_path).transactions.to_pandas().sort_values("order_ts")
-    assert list(clean["order_ts"]) == [
-        pd.Timestamp("2024-02-05 10:00"), pd.Timestamp("2024-02-06 06:30"), pd.Timestamp("2024-02-07 04:30"), pd.Timestamp("2024-02-08 04:30"),
-    ]
+    assert list(clean["order_ts"]) == [pd.Timestamp(t) for t in (
+        "2024-02-05 10:00", "2024-02-06 06:30", "2024-02-07 04:30", "2024-02-08 04:30", "2024-02-09 15:00",
+        "2024-02-10 10:00", "2024-02-11 10:00:00.5", "2024-02-12 09:00", "2024-02-13 13:30", "2024-02-14 10:00",
+    )]
+
+
+def test_text_that_only_looks_like_a_zoned_time_is_an_unparseable_date(tmp_path):
+    rows = [("a", "2024-02-05 10:00:00 CET", "1", "o1"), ("a", "2024-02-05 10:00:00+", "1", "o2"),
+            ("a", "2024-02-05 10:00:00  UTC", "1", "o3"), ("a", "2024-02-05 10:00:00+123", "1", "o4"),
+            ("a", "2024-02-05 25:00:00 UTC", "1", "o5"), ("a", "2024-02-05", "1", "o6")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, max_invalid_share=0.9)
+    assert result.report["rows_set_aside"]["unparseable_date"] == 5
+    assert list(result.quarantine["raw_order_ts"]) == [row[1] for row in rows[:5]]
 
 
 def test_a_database_column_with_values_of_another_type_sets_those_rows_aside(tmp_path):
