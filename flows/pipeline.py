@@ -241,13 +241,9 @@ def summary_table(result: dict[str, Any]) -> str:
         f"backtest: cutoff {result['cutoff']}, horizon {result['horizon_days']} days, {result['n_customers']:,} customers",
         header,
     ]
-    for name, values in result["models"].items():
-        mark = " *" if name == result["champion"] else ""
-        cells = "".join(f"{values.get(m, float('nan')):>20.4f}" for m in metrics)
-        lines.append(f"{name + mark:<14}{cells}")
-    for name, values in result.get("baselines", {}).items():
-        cells = "".join(f"{values.get(m, float('nan')):>20.4f}" for m in metrics)
-        lines.append(f"{name:<14}{cells}")
+    rows = [(name + (" *" if name == result["champion"] else ""), values) for name, values in result["models"].items()]
+    for label, values in rows + list(result.get("baselines", {}).items()):
+        lines.append(f"{label:<14}" + "".join(f"{values.get(m, float('nan')):>20.4f}" for m in metrics))
     lines.append("* champion (the rule: docs/models.md)" + (f"; {', '.join(result['baselines'])}: naive baseline, never ships" if result.get("baselines") else ""))
     return "\n".join(lines)
 

@@ -2,8 +2,8 @@
 
 Every function takes aligned 1-D arrays (or Series) over the customers with at least one order on
 or before the cutoff. Ties in the prediction are handled so that a metric does not depend on the
-order customers happen to arrive in: the Gini uses the expected value over random tie orders
-(exact, in closed form); decile groups break ties by a stable sort of the input order.
+order customers happen to arrive in: the Gini and the decile means (decile_mape,
+top_decile_capture) are the expected values over random tie orders, exact and in closed form.
 """
 
 from __future__ import annotations
@@ -73,25 +73,45 @@ def spearman(predicted, actual) -> float:
     return float(spearmanr(predicted, actual).statistic)
 
 
-def decile_groups(predicted: np.ndarray, groups: int = 10) -> np.ndarray:
-    """Group number 0..groups-1 per customer (0 = highest predictions), equal sizes up to one customer."""
-    if predicted.size < groups:
-        raise ValueError(f"need at least {groups} customers to form {groups} groups, got {predicted.size}")
+def decile_means(predicted, actual, groups: int = 10) -> pd.DataFrame:
+    """Mean predicted and actual spend of each of `groups` equal-sized groups of customers ranked by
+    prediction (group 0 = highest predictions; sizes differ by one customer at most).
+
+    Customers with tied predictions are spread over the groups a block of ties straddles in
+    proportion (the expected means over random orders of the ties), not cut by their input order:
+    when one customer in three bought nothing and all are predicted $0, a cut by input order (say,
+    customer id, i.e. signup date) put the buyers in one group and the non-buyers in the next.
+    """
+    predicted, actual = paired_arrays(predicted, actual)
+    size = predicted.size
+    if size < groups:
+        raise ValueError(f"need at least {groups} customers to form {groups} groups, got {size}")
     order = np.argsort(-predicted, kind="stable")
-    group = np.empty(predicted.size, dtype=int)
-    group[order] = np.arange(predicted.size) * groups // predicted.size
-    return group
+    ranked = predicted[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    ends = np.r_[starts[1:], size]
+    block_sums = np.stack([np.add.reduceat(ranked, starts), np.add.reduceat(actual[order], starts)])
+    # Position i is in group g iff bounds[g] <= i < bounds[g + 1] (the group of i is i * groups // size).
+    bounds = -(-np.arange(groups + 1) * size // groups)
+    first, last = starts * groups // size, (ends - 1) * groups // size
+    whole = first == last
+    sums = np.stack([np.bincount(first[whole], weights=row[whole], minlength=groups).astype(float) for row in block_sums])
+    for block in np.flatnonzero(~whole):  # at most groups - 1 blocks straddle a boundary
+        start, end = starts[block], ends[block]
+        for group in range(first[block], last[block] + 1):
+            overlap = min(end, bounds[group + 1]) - max(start, bounds[group])
+            sums[:, group] += block_sums[:, block] * overlap / (end - start)
+    return pd.DataFrame({"predicted": sums[0], "actual": sums[1]}).div(np.diff(bounds), axis=0).rename_axis("group")
 
 
 def decile_mape(predicted, actual) -> float:
     """Mean over the 10 prediction deciles of |mean predicted - mean actual| / mean actual.
 
     Deciles whose customers spent nothing in total have no relative error and are left out of the
-    mean; if every decile is like that the metric is undefined and an error is raised.
+    mean; if every decile is like that the metric is undefined and an error is raised. Tied
+    predictions count in each decile they straddle in proportion (`decile_means`).
     """
-    predicted, actual = paired_arrays(predicted, actual)
-    frame = pd.DataFrame({"group": decile_groups(predicted), "predicted": predicted, "actual": actual})
-    means = frame.groupby("group")[["predicted", "actual"]].mean()
+    means = decile_means(predicted, actual)
     means = means[means["actual"] > 0]
     if means.empty:
         raise ValueError("decile_mape is undefined: no decile has positive actual spend")
@@ -99,11 +119,12 @@ def decile_mape(predicted, actual) -> float:
 
 
 def top_decile_capture(predicted, actual) -> float:
-    """Share of total actual spend made by the 10% of customers with the highest predictions."""
+    """Share of total actual spend made by the 10% of customers with the highest predictions (ties as in `decile_means`)."""
     predicted, actual = paired_arrays(predicted, actual)
     if actual.sum() <= 0:
         raise ValueError("top_decile_capture needs a positive total actual spend")
-    return float(actual[decile_groups(predicted) == 0].sum() / actual.sum())
+    top = decile_means(predicted, actual).loc[0, "actual"] * -(-predicted.size // 10)
+    return float(top / actual.sum())
 
 
 def total_error(predicted, actual) -> float:

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 
 from models.backtest import BacktestResult
 from models.btyd import PurchaseModel
-from models.metrics import decile_groups
+from models.metrics import decile_means
 from models.pipeline import CustomerValueModel
 
 
@@ -37,9 +37,8 @@ def plot_deciles(result: BacktestResult, *, candidate: str | None = None, ax: Ax
     ax = axes_or_new(ax)
     name = candidate or result.champion
     predicted = result.predictions[f"{name}_spend"].to_numpy()
-    frame = pd.DataFrame({"decile": decile_groups(predicted) + 1, "predicted": predicted, "actual": result.predictions["actual_spend"].to_numpy()})
-    means = frame.groupby("decile")[["predicted", "actual"]].mean()
-    positions = means.index.to_numpy()
+    means = decile_means(predicted, result.predictions["actual_spend"].to_numpy())
+    positions = means.index.to_numpy() + 1
     ax.bar(positions - 0.2, means["predicted"], width=0.4, label="predicted")
     ax.bar(positions + 0.2, means["actual"], width=0.4, label="actual")
     ax.set_xticks(positions)

@@ -5,6 +5,7 @@ from models.metrics import (
     backtest_metrics,
     churn_auc,
     decile_mape,
+    decile_means,
     mae,
     normalized_gini,
     spearman,
@@ -40,6 +41,45 @@ def test_decile_mape_and_top_decile_hand_example():
     assert decile_mape(predicted, ACTUAL) == pytest.approx(0.1)
     # Top 10% by prediction = one customer with 50 of the 200 total.
     assert top_decile_capture(predicted, ACTUAL) == pytest.approx(0.25)
+
+
+def cut_by_input_order(predicted, actual, groups):
+    """Group means when ties are cut by a stable sort of the input order (the rule before session 7)."""
+    order = np.argsort(-predicted, kind="stable")
+    group = np.empty(predicted.size, dtype=int)
+    group[order] = np.arange(predicted.size) * groups // predicted.size
+    sizes = np.bincount(group, minlength=groups)
+    return np.stack([np.bincount(group, weights=v, minlength=groups) / sizes for v in (predicted, actual)], axis=1)
+
+
+@pytest.mark.parametrize("size", [13, 20, 23])
+def test_decile_means_are_the_expected_means_over_every_order_of_the_ties(size):
+    rng = np.random.default_rng(size)
+    predicted = rng.choice([0.0, 1.0, 2.5], size=size, p=[0.5, 0.3, 0.2])
+    actual = rng.gamma(1.0, 10.0, size) * (rng.random(size) < 0.6)
+    groups = 5
+    # Every order of the ties is equally likely: average the input-order cut over many shuffles.
+    shuffles = [rng.permutation(size) for _ in range(20_000)]
+    expected = sum(cut_by_input_order(predicted[s], actual[s], groups) for s in shuffles) / len(shuffles)
+    means = decile_means(predicted, actual, groups)
+    assert np.allclose(means[["predicted", "actual"]].to_numpy(), expected, rtol=0.03)
+    assert np.isclose((means["actual"] * np.diff(-(-np.arange(groups + 1) * size // groups))).sum(), actual.sum())
+
+
+def test_tied_predictions_do_not_depend_on_the_customers_order():
+    """A third of the customers bought in the horizon, all predicted $0, listed buyers first (say,
+    by customer id): cut by input order, decile 1 held only buyers and decile_mape left the
+    non-buyers' deciles out (0.0 instead of 1.0); now every decile holds a third of each."""
+    actual = np.r_[np.full(10, 30.0), np.zeros(20)]
+    predicted = np.zeros(30)
+    assert decile_mape(predicted, actual) == pytest.approx(1.0)
+    assert top_decile_capture(predicted, actual) == pytest.approx(0.1)
+    assert decile_means(predicted, actual)["actual"].tolist() == pytest.approx([10.0] * 10)
+    # Tie blocks straddling decile boundaries (5 and 25 customers, deciles of 3), in either order.
+    two_blocks = np.r_[np.full(5, 2.0), np.ones(25)]
+    reordered = np.r_[actual[:5][::-1], actual[5:][::-1]]
+    assert decile_mape(two_blocks, actual) == pytest.approx(decile_mape(two_blocks, reordered))
+    assert top_decile_capture(two_blocks, actual) == pytest.approx(top_decile_capture(two_blocks, reordered)) == 0.3
 
 
 def test_totals_mae_and_spearman():
