@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
+from features.activity import money_sum
 from features.btyd import first_purchase_days_ago, last_purchase_days_ago, purchase_day_count
 from features.rfm import ROLLING_YEAR_DAYS
 
@@ -52,7 +53,7 @@ def tenure_days(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn) -
 
 def window_spend(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, window_days: int) -> ir.FloatingScalar:
     """Net spend in the last `window_days` days up to and including the cutoff; 0 when none."""
-    return day_amount.sum(where=days_ago < window_days).fill_null(0.0)
+    return money_sum(day_amount, days_ago < window_days).fill_null(0.0)
 
 
 def count_where(flags: ir.BooleanColumn) -> ir.IntegerScalar:
@@ -76,12 +77,12 @@ def spend_expiring(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, wi
     That is the spend in (cutoff - 365 days, cutoff - 365 days + `within_days`]; 0 when none.
     """
     leaving = (days_ago < ROLLING_YEAR_DAYS) & (days_ago >= ROLLING_YEAR_DAYS - within_days)
-    return day_amount.sum(where=leaving).fill_null(0.0)
+    return money_sum(day_amount, leaving).fill_null(0.0)
 
 
 def mean_order_value(day_amount: ir.FloatingColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:
     """Mean value of the purchase days selected by `orders`; null when none is selected."""
-    return day_amount.sum(where=orders) / count_where(orders).nullif(0).cast("float64")
+    return money_sum(day_amount, orders) / count_where(orders).nullif(0).cast("float64")
 
 
 def aov_trend(

@@ -70,7 +70,7 @@ def monetary_value(
     """Mean value of the repeat purchase days; 0 for a customer with no repeat purchase day."""
     repeats = purchase_day_count(is_purchase_day) - 1
     first_value = day_amount.argmax(days_ago, where=is_purchase_day)
-    repeat_total = day_amount.sum(where=is_purchase_day) - first_value
+    repeat_total = (day_amount.sum(where=is_purchase_day) - first_value).cast("float64")  # exact, then float
     return (repeats > 0).ifelse(repeat_total / repeats.cast("float64"), 0.0)
 
 

@@ -15,14 +15,14 @@ import datetime as dt
 
 import ibis.expr.types as ir
 
-from features.activity import cutoff_date, daily_activity
+from features.activity import cutoff_date, daily_activity, money_sum
 
 LABEL_COLUMNS = ("horizon_spend", "horizon_orders", "churned")
 
 
 def horizon_spend(day_amount: ir.FloatingColumn) -> ir.FloatingScalar:
     """Net spend in the horizon."""
-    return day_amount.sum()
+    return money_sum(day_amount)
 
 
 def horizon_orders(is_purchase_day: ir.BooleanColumn) -> ir.IntegerScalar:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from features.activity import money_sum
 from features.btyd import last_purchase_days_ago, purchase_day_count
 
 ROLLING_YEAR_DAYS = 365
@@ -49,12 +50,12 @@ def purchase_days(is_purchase_day: ir.BooleanColumn) -> ir.IntegerScalar:
 
 def net_spend(day_amount: ir.FloatingColumn) -> ir.FloatingScalar:
     """Net spend on or before the cutoff, refunds included."""
-    return day_amount.sum()
+    return money_sum(day_amount)
 
 
 def rolling_12m_spend(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn) -> ir.FloatingScalar:
     """Net spend in (cutoff - 365 days, cutoff]; 0 when there is none."""
-    return day_amount.sum(where=days_ago < ROLLING_YEAR_DAYS).fill_null(0.0)
+    return money_sum(day_amount, days_ago < ROLLING_YEAR_DAYS).fill_null(0.0)
 
 
 def rfm_aggregates(daily: ir.Table) -> dict[str, ir.Scalar]:

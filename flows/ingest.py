@@ -725,6 +725,9 @@ KINDS = {
     contract.QUANTITY: "double",
 }
 NULL_TYPES = {"string": "string", "double": "float64", "timestamp": "timestamp"}
+#: Amounts of this size or more (either sign) are set aside as non_numeric_amount: a typo or a
+#: parse of an id as an amount, and beyond what features.activity.MONEY sums exactly.
+MAX_ABS_AMOUNT = 1e15
 
 
 def is_number(value) -> bool:
@@ -766,6 +769,9 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
         value, clean = cleaned[name], name in textual
         if kind == "timestamp":
             columns[name] = parsed_timestamp(value, date_format, engine, clean=clean)
+        elif name == contract.AMOUNT:  # no order is worth 10**15; features sum money exactly below 10**32
+            amount = parsed_number(value, engine, clean=clean)
+            columns[name] = (amount.abs() < MAX_ABS_AMOUNT).ifelse(amount, ibis.null("float64"))
         elif kind == "double":
             columns[name] = parsed_number(value, engine, clean=clean)
         else:

@@ -524,11 +524,13 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
 
 def write_score_folder(out: Path, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine) -> None:
     """`score --out DIR`: scores.parquet, the four lists as CSV, reconciliation.json (and quarantine)."""
+    from flows.listformats import list_csv
+
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(out / "scores.parquet", tables["scores"])
     for name in ("rising_stars", "at_risk", "tiers", "events"):
-        frame = tables[name]
-        write_atomic(out / f"{name}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+        text = list_csv(tables[name])  # as the exports, `vipcast lists` and the API write it (formula-like text marked)
+        write_atomic(out / f"{name}.csv", lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8", newline=""))
     write_side_files(out, report, quarantine)
 
 

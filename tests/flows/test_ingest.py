@@ -515,6 +515,16 @@ def test_utc_offsets_with_or_without_minutes(tmp_path):
     )]
 
 
+def test_amounts_of_a_quadrillion_or_more_are_set_aside(tmp_path):
+    """1e33 passed as a finite number and failed the feature build (money is summed exactly as DECIMAL(38, 6))."""
+    rows = [("a", "2024-02-05", "1e33", "o1"), ("a", "2024-02-06", "-1000000000000000", "o2"),
+            ("a", "2024-02-07", "999999999999999", "o3"), ("b", "2024-02-07", "12.5", "o4")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, max_invalid_share=0.9)
+    assert result.report["rows_set_aside"]["non_numeric_amount"] == 2
+    assert list(result.quarantine["raw_amount"]) == ["1e33", "-1000000000000000"]
+    assert sorted(result.transactions.to_pandas()["amount"]) == [12.5, 999999999999999.0]
+
+
 def test_text_that_only_looks_like_a_zoned_time_is_an_unparseable_date(tmp_path):
     rows = [("a", "2024-02-05 10:00:00 CET", "1", "o1"), ("a", "2024-02-05 10:00:00+", "1", "o2"),
             ("a", "2024-02-05 10:00:00  UTC", "1", "o3"), ("a", "2024-02-05 10:00:00+123", "1", "o4"),
