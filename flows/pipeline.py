@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -341,10 +341,22 @@ def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[s
     return logged
 
 
+def check_not_future(as_of: date | None, command: str) -> None:
+    """Refuse an as-of date after today (a day of slack for time zones): a mistyped 2099 became the
+    store's latest run (or the champion's date), and every real run after it looked like a backfill."""
+    today = datetime.now(timezone.utc).date()
+    if as_of is not None and as_of > today + timedelta(days=1):
+        raise ValueError(
+            f"--as-of {as_of} is in the future (today is {today}): `vipcast {command}` works on orders up to a "
+            "past or present date; leave --as-of out to use the data's last order date"
+        )
+
+
 def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) -> TrainSummary:
     """`vipcast train`: backtest, fit on all data, compare with the champion, log, promote if no worse."""
     step = step or LocalSteps(6)
     dataset = data or ctx.config.dataset
+    check_not_future(as_of or ctx.config.as_of, "train")
     settings = model_settings(ctx.config)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
     cutoff = backtest_cutoff(ingested.as_of, settings["horizon_days"])
@@ -677,6 +689,7 @@ def run_score(
 
     step = step or LocalSteps(6)
     dataset = data or ctx.config.dataset
+    check_not_future(as_of or ctx.config.as_of, "score")
     parse_source(dataset, ctx.config.source.table)  # a mistyped path is "no such file", not "no champion: train"
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     check_horizon(horizon_days, model, model_version)

@@ -163,6 +163,15 @@ def test_a_store_url_that_cannot_be_used_is_one_line_naming_it(tmp_path, url, li
     assert "internal error" not in result.stderr and "hint: " in result.stderr and "outputs.store_url" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["score", "train"])
+def test_a_future_as_of_date_is_refused_before_anything_is_written(tmp_path, command):
+    """A mistyped --as-of 2099-01-01 became the store's latest run; every real run after it warned of a backfill."""
+    result = vipcast(command, "--data", "cdnow-sample", "--as-of", "2099-01-01", "--workdir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "error: --as-of 2099-01-01 is in the future (today is " in result.stderr
+    assert not (tmp_path / "outputs.duckdb").exists() and not (tmp_path / "mlflow.db").exists()
+
+
 def test_a_workdir_that_is_a_file_is_named(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")

@@ -305,3 +305,19 @@ def test_score_names_a_mistyped_source_before_looking_for_a_champion(tmp_path):
     ctx = pipeline.Context.create(tmp_path)
     with pytest.raises(IngestError, match="nope.parquet: no such file or folder"):
         pipeline.run_score(ctx, str(tmp_path / "nope.parquet"), None)
+
+
+def test_score_out_folder_writes_list_csvs_as_every_other_outlet(tmp_path: Path) -> None:
+    """`score --out` wrote its CSVs with pandas directly: '=HYPERLINK(...)' ids reached Excel as formulas."""
+    from flows.listformats import list_csv
+
+    ids = ['=HYPERLINK("http://x","y")', "-5", "@SUM(A1)", "C1"]
+    lists = {name: pd.DataFrame({"customer_id": ids, "value": [1.5, -2.0, 0.0, 3.25]})
+             for name in ("rising_stars", "at_risk", "tiers", "events")}
+    tables = {"scores": pd.DataFrame({"customer_id": ids, "predicted_spend": [1.0, 2.0, 3.0, 4.0]}), **lists}
+    pipeline.write_score_folder(tmp_path / "out", tables, {"rows_read": 4}, pd.DataFrame())
+    for name, frame in lists.items():
+        written = (tmp_path / "out" / f"{name}.csv").read_text(encoding="utf-8")
+        assert written == list_csv(frame)
+        assert "'=HYPERLINK" in written and "\n'-5," in written and "\n'@SUM(A1)," in written
+    assert pd.read_parquet(tmp_path / "out" / "scores.parquet")["customer_id"].tolist() == ids
