@@ -577,6 +577,12 @@ STALE_DATA_DAYS = 31
 def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     """Plain-language warnings about the input itself: ingest's (many rows set aside), a stale extract."""
     warnings = list(report.get("warnings", []))
+    refunds_only = report.get("customers_without_purchase_day", 0)
+    if refunds_only:
+        warnings.append(
+            f"{refunds_only:,} customer(s) have only refunds (no purchase day) up to {as_of}: they get no features, "
+            "scores or tier; counted as customers_without_purchase_day in the reconciliation report"
+        )
     last_order = report_day(report, "last_order")
     quiet_days = (as_of - last_order).days
     if quiet_days > STALE_DATA_DAYS:
@@ -698,6 +704,11 @@ def run_score(
     # windows the segments read (the model ignores columns it was not trained on).
     windows = scoring_windows(model.windows_days)
     features = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, model.time_unit, windows)
+    if features.empty:
+        raise ValueError(
+            f"nothing to score: none of the {ingested.report['customers_used']:,} customer(s) of {dataset} has a purchase "
+            f"day up to {ingested.as_of} (only refunds); the reconciliation counts them as customers_without_purchase_day"
+        )
     if ctx.config.engine.name == "spark":
         predictions = step("scoring on Spark (spark_udf)", score_customers_on_spark, ctx, dataset, model, ingested, io=True)
     else:

@@ -414,6 +414,12 @@ class PurchaseModel:
         frame = customer_frame(summary, ("frequency", "recency", "T"))
         check_summary(frame)
         repeaters = int((frame["frequency"] > 0).sum())
+        if frame.empty:
+            raise InsufficientDataError(
+                "no customer has a purchase day to fit on (only refunds, or no rows, before the cutoff): "
+                "a BTYD model needs customers who bought, and at least "
+                f"{MIN_REPEAT_CUSTOMERS} who bought on two or more days"
+            )
         if repeaters == 0:
             raise InsufficientDataError(
                 f"all {len(frame)} customers are one-time buyers (frequency 0): a BTYD model cannot be fitted; "

@@ -98,6 +98,7 @@ def test_features_command_writes_features_report_and_quarantine(tmp_path):
     assert report["rows_set_aside"]["null_customer_id"] == 1
     assert report["customers_used"] == 3 and report["customers_featured"] == 2
     assert report["customers_without_purchase_day"] == 1
+    assert "warning: 1 customer(s) have only refunds (no purchase day) up to 2024-03-01" in result.stderr
     quarantine = pd.read_parquet(out.parent / "features.quarantine.parquet")
     assert list(quarantine["reason"]) == ["null_customer_id"]
 
@@ -170,6 +171,16 @@ def test_a_future_as_of_date_is_refused_before_anything_is_written(tmp_path, com
     assert result.returncode == 2, result.stderr
     assert "error: --as-of 2099-01-01 is in the future (today is " in result.stderr
     assert not (tmp_path / "outputs.duckdb").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_shop_of_refunds_only_is_named_not_trained_on_or_scored_as_empty(tmp_path):
+    source = tmp_path / "refunds.csv"
+    pd.DataFrame({"customer_id": ["a", "b", "c", "a"], "order_ts": ["2021-01-01", "2022-02-01", "2023-01-15", "2024-06-30"],
+                  "amount": [-10.0, -20.0, -5.0, -1.0]}).to_csv(source, index=False)
+    result = vipcast("train", "--data", str(source), "--workdir", str(tmp_path / "ws"))
+    assert result.returncode == 2, result.stderr
+    assert "no customer has a purchase day to fit on (only refunds" in result.stderr
+    assert "all 0 customers" not in result.stderr
 
 
 def test_a_workdir_that_is_a_file_is_named(tmp_path):

@@ -321,3 +321,17 @@ def test_score_out_folder_writes_list_csvs_as_every_other_outlet(tmp_path: Path)
         assert written == list_csv(frame)
         assert "'=HYPERLINK" in written and "\n'-5," in written and "\n'@SUM(A1)," in written
     assert pd.read_parquet(tmp_path / "out" / "scores.parquet")["customer_id"].tolist() == ids
+
+
+def test_score_with_nobody_to_score_says_so(tmp_path, monkeypatch):
+    """A shop whose customers only refunded 'scored 0 customers' with exit 0 and no warning."""
+    from flows import tracking
+
+    source = tmp_path / "refunds.csv"
+    pd.DataFrame({"customer_id": ["a", "b"], "order_ts": ["2024-01-01", "2024-02-01"], "amount": [-10.0, -20.0]}).to_csv(source, index=False)
+    champion = SimpleNamespace(windows_days=(30, 90, 180, 365), time_unit="days", horizon_days=365)
+    monkeypatch.setattr(tracking, "load_champion", lambda workspace, dataset: (champion, "vipcast-refunds/1"))
+    ctx = pipeline.Context.create(tmp_path / "ws")
+    with pytest.raises(ValueError, match=r"nothing to score: none of the 2 customer\(s\) of .*refunds.csv has a purchase day up to 2024-02-01"):
+        pipeline.run_score(ctx, str(source), None)
+    assert not (tmp_path / "ws" / "outputs.duckdb").exists()
