@@ -332,6 +332,7 @@ def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[s
     # The ingest report's source: a database URL's password masked (MLflow params are for everyone).
     params = {
         **settings_of(model), "dataset": ingested.report["source"], "as_of": data_info["as_of"], "backtest_cutoff": backtest["cutoff"],
+        "fitted": fitted_choices(model),
     }
     logged = tracking.log_training(
         ctx.workspace, dataset, model, params=params, backtest=backtest, data_info=data_info, figures=figures,
@@ -339,6 +340,36 @@ def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[s
     )
     tracking.set_champion(ctx.workspace, logged, promotion)
     return logged
+
+
+def fitted_choices(model) -> dict[str, Any]:
+    """What the fit chose that the settings leave open: the label window used (settings may say
+    null), and the blend's churn source; logged so a model can be explained after the fact."""
+    chosen = {"champion": model.champion_, "label_window_days": getattr(model, "label_window_days_", None)}
+    if model.champion_ == "blend":
+        chosen["churn_source"] = getattr(model, "churn_source_", "booster")
+    return chosen
+
+
+def churn_warnings(backtest: dict[str, Any], textbook: str = "bgnbd_gg") -> list[str]:
+    """A warning when the backtest's champion ranks churners clearly worse than BG/NBD, or than chance:
+    the champion rule weighs spend, and the at-risk list reads the shipped churn."""
+    shipped, base = backtest["models"][backtest["champion"]], backtest["models"].get(textbook, {})
+    auc, base_auc = shipped.get("churn_auc"), base.get("churn_auc")
+    if auc is None or backtest["champion"] == textbook:
+        return []
+    if auc < 0.5 or (base_auc is not None and auc < base_auc - CHURN_AUC_SLACK):
+        versus = f" vs {textbook}'s {base_auc:.3f}" if base_auc is not None else ""
+        return [
+            f"the shipped {backtest['champion']} ranks churners worse in the backtest (churn AUC {auc:.3f}{versus}): "
+            "at-risk members are ranked by its churn probability; a longer history before the cutoff, or another "
+            "label window (model.label_window_days), usually mends it"
+        ]
+    return []
+
+
+#: How much lower than BG/NBD's a shipped churn AUC may be before train warns.
+CHURN_AUC_SLACK = 0.02
 
 
 def check_not_future(as_of: date | None, command: str) -> None:
@@ -372,7 +403,7 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     close_figures(figures)
     return TrainSummary(
         ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest,
-        (*model.booster_warnings(), *data_warnings(ingested.report, ingested.as_of)),
+        (*model.booster_warnings(), *churn_warnings(backtest), *data_warnings(ingested.report, ingested.as_of)),
     )
 
 

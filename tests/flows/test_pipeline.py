@@ -335,3 +335,23 @@ def test_score_with_nobody_to_score_says_so(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"nothing to score: none of the 2 customer\(s\) of .*refunds.csv has a purchase day up to 2024-02-01"):
         pipeline.run_score(ctx, str(source), None)
     assert not (tmp_path / "ws" / "outputs.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    "champion, auc, expected",
+    [("blend", 0.3975, "the shipped blend ranks churners worse in the backtest (churn AUC 0.398 vs bgnbd_gg's 0.606)"),
+     ("lightgbm", 0.58, "the shipped lightgbm ranks churners worse in the backtest (churn AUC 0.580 vs bgnbd_gg's 0.606)"),
+     ("lightgbm", 0.59, None), ("bgnbd_gg", 0.606, None)],
+)
+def test_train_warns_when_the_shipped_churn_ranks_worse_than_bgnbd(champion, auc, expected):
+    backtest = {"champion": champion, "models": {"bgnbd_gg": {"churn_auc": 0.606}, "lightgbm": {"churn_auc": auc},
+                                                 "blend": {"churn_auc": auc}}}
+    warnings = pipeline.churn_warnings(backtest)
+    assert [w[:len(expected)] for w in warnings] == [expected] if expected else warnings == []
+
+
+def test_mlflow_params_name_what_the_fit_chose():
+    blend = SimpleNamespace(champion_="blend", label_window_days_=136, churn_source_="bgnbd_gg")
+    assert pipeline.fitted_choices(blend) == {"champion": "blend", "label_window_days": 136, "churn_source": "bgnbd_gg"}
+    booster = SimpleNamespace(champion_="lightgbm", label_window_days_=365)
+    assert pipeline.fitted_choices(booster) == {"champion": "lightgbm", "label_window_days": 365}
