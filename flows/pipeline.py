@@ -186,7 +186,18 @@ def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
     """A clear error when the training run's backtest cutoff (as-of minus one horizon) has no history before it."""
     from models.btyd import InsufficientDataError
 
+    from models.backtest import horizon_slack_days
+
     first_order = report_day(ingested.report, "first_order")
+    last_order = report_day(ingested.report, "last_order")
+    if (ingested.as_of - last_order).days > horizon_slack_days(horizon_days):
+        # The backtest's horizon is (as-of - H, as-of]: a later as-of than the data reach is unscored time.
+        raise InsufficientDataError(
+            f"--as-of {ingested.as_of} is {(ingested.as_of - last_order).days} days after the data's last order "
+            f"({last_order}): training backtests on the {horizon_days} days before the as-of date, which the data "
+            f"do not cover; use an --as-of on or before {last_order + timedelta(days=horizon_slack_days(horizon_days))}, "
+            "or leave --as-of out (the last order's date)"
+        )
     if cutoff <= first_order:
         history = (ingested.as_of - first_order).days
         raise InsufficientDataError(

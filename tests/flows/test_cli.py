@@ -183,6 +183,14 @@ def test_a_shop_of_refunds_only_is_named_not_trained_on_or_scored_as_empty(tmp_p
     assert "all 0 customers" not in result.stderr
 
 
+def test_train_as_of_after_the_data_names_the_last_order_not_a_cutoff(tmp_path):
+    """It said "use a cutoff on or before 1998-05-31": train has no --cutoff."""
+    result = vipcast("train", "--data", "cdnow-sample", "--horizon-days", "30", "--as-of", "1998-12-31", "--workdir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "--as-of 1998-12-31 is 184 days after the data's last order (1998-06-30)" in result.stderr
+    assert "use an --as-of on or before 1998-06-30" in result.stderr and "cutoff on or before" not in result.stderr
+
+
 def test_a_workdir_that_is_a_file_is_named(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
