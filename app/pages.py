@@ -337,6 +337,7 @@ def customer_page(
         **context, "page": "customer", "customer_id": customer_id,
         "tier": tier_row.get("tier", scores.get("tier")),
         "tier_row": tier_row, "scores": scores, "score_items": score_items,
+        "grace_until": cell("grace_until", tier_row["grace_until"])["text"] if tier_row.get("grace_until") is not None else None,
         "rising_star": rows.get("rising_stars"), "at_risk": rows.get("at_risk"), "events": events,
         "history": table_of(history.loc[:, history_columns]) if len(history) else None,
         "progress": progress_of(tier_row or scores),

@@ -72,7 +72,8 @@ def fake_lists(n_customers: int, seed: int = 0, n_rising_stars: int | None = Non
         "next_tier": next_tier, "next_tier_threshold": next_threshold,
         "amount_to_next_tier": np.round(np.clip(next_threshold - spend, 0, None), 2),
         "progress_to_next_tier": np.round(np.clip((spend - threshold) / (next_threshold - threshold), 0, 1), 4),
-        "in_grace": rng.random(n_customers) < 0.02,
+        "in_grace": (in_grace := rng.random(n_customers) < 0.02),
+        "grace_until": pd.Series(np.where(in_grace, np.datetime64("2026-12-31", "ns"), np.datetime64("NaT", "ns"))),
     }).iloc[order].reset_index(drop=True)
     tiers.insert(1, "rank", np.arange(1, n_customers + 1))
 

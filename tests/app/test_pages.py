@@ -118,6 +118,14 @@ def test_customer_page_shows_tier_progress_scores_and_history(client, filled_sto
                       ).headers["location"] == f"/customers/{customer}"
 
 
+def test_customer_page_shows_the_grace_date_as_a_date(client, filled_store: OutputsStore) -> None:
+    """It read "in grace period until 2026-03-01 00:00:00"."""
+    tiers = filled_store.read_list("tiers")
+    customer = tiers.loc[tiers["in_grace"].astype(bool), "customer_id"].iloc[0]
+    text = text_of(client.get(f"/customers/{customer}").text)
+    assert "in grace period until 2026-12-31" in text and "2026-12-31 00:00" not in text
+
+
 def test_customer_page_of_a_text_id_is_linked_from_the_lists(text_id_client, text_id_store: OutputsStore) -> None:
     star = text_id_store.read_list("rising_stars", tier="Silver", top=1).iloc[0]
     customer = star["customer_id"]
