@@ -221,12 +221,34 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class PortUnavailable(OSError):
+    """The app cannot listen on the address (the port is taken, or the host is not this machine's)."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """PortUnavailable naming host, port and the reason, before uvicorn logs it and exits with code 3."""
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise PortUnavailable(error.errno, f"cannot serve on {host}:{port}: {error.strerror}") from error
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket is no conflict
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise PortUnavailable(error.errno, f"cannot serve on {host}:{port}: {error.strerror}") from error
+
+
 def run(host: str, port: int, store: OutputsStore, api_key: str | None) -> None:
     """Serve the app with uvicorn (access log off). Without a key, only on a loopback address."""
     import uvicorn
 
     if api_key is None and not is_loopback(host):
         raise ApiKeyMissing(f"refusing to serve without an API key on {host}: use 127.0.0.1 or set VIPCAST_API_KEY")
+    check_port_free(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(store, api_key), host=host, port=port, access_log=False, server_header=False,
                 proxy_headers=False, log_level="info")

@@ -270,7 +270,7 @@ def lists_command(
     """Print or export a list from the latest scoring run."""
     from flows.pipeline import read_list, render_list
 
-    ctx = _context(workdir, config)
+    ctx = _context(workdir, config, reader=True)
     frame = read_list(ctx, name.value, top=top, data=data, as_of=parse_date(as_of, "--as-of"))
     if out is None and fmt is ListFormat.parquet:
         raise click.BadParameter("parquet output needs --out FILE", param_hint="--format")
@@ -306,7 +306,7 @@ def app_command(
     from flows.pipeline import open_store
     from app.server import resolve_api_key, run
 
-    ctx = _context(workdir, config)
+    ctx = _context(workdir, config, reader=True)
     api_key = resolve_api_key(no_auth)
     run(host, port, open_store(ctx), api_key)
 
@@ -330,6 +330,7 @@ ENVIRONMENT_HINTS = {
     "IOException": "check that the workspace folder is writable and the disk has free space",
     "DatabaseError": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged "
                      "or not a database: restore it, or start over in a new --workdir",
+    "PortUnavailable": "pass another --port (or --host), or stop the program listening on that port",
     "StoreUnreachable": "check outputs.store_url in your config: is the database server running and reachable, "
                         "and are the user, password and database right?",
 }

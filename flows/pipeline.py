@@ -35,13 +35,17 @@ class Context:
         *,
         horizon_days: int | None = None,
         engine: str | None = None,
+        reader: bool = False,
     ) -> "Context":
+        """`reader`: a command that only reads the outputs store (`lists`, `app`); a workspace folder
+        that does not exist is an error unless the config names an outputs store URL."""
         overrides: dict[str, Any] = {}
         if horizon_days is not None:
             overrides["model"] = {"horizon_days": horizon_days}
         if engine is not None:
             overrides["engine"] = {"name": engine}
-        return cls(Workspace.resolve(workdir), load_config(config, overrides))
+        loaded = load_config(config, overrides)
+        return cls(Workspace.resolve(workdir, create=not reader or bool(loaded.outputs.store_url)), loaded)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:

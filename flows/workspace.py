@@ -26,8 +26,9 @@ class Workspace:
     root: Path
 
     @classmethod
-    def resolve(cls, workdir: str | Path | None = None) -> "Workspace":
-        """The workspace from --workdir, VIPCAST_HOME, or ./.vipcast, created if missing."""
+    def resolve(cls, workdir: str | Path | None = None, *, create: bool = True) -> "Workspace":
+        """The workspace from --workdir, VIPCAST_HOME, or ./.vipcast, created if missing (unless not
+        `create`: the readers, `lists` and `app`, name a mistyped folder instead of serving an empty one)."""
         chosen = workdir or os.environ.get("VIPCAST_HOME") or ".vipcast"
         root = Path(chosen).expanduser().resolve()
         if any(char in str(root) for char in URL_SYNTAX):
@@ -37,6 +38,11 @@ class Workspace:
             )
         if root.exists() and not root.is_dir():
             raise NotADirectoryError(f"workspace {root} is a file, not a folder: choose another --workdir or VIPCAST_HOME")
+        if not create and not root.exists():
+            raise FileNotFoundError(
+                f"no workspace at {root}: score into it first (`vipcast score` or `vipcast demo`), or pass the "
+                "--workdir (or VIPCAST_HOME) the scoring runs used"
+            )
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 

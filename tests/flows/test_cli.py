@@ -191,6 +191,30 @@ def test_train_as_of_after_the_data_names_the_last_order_not_a_cutoff(tmp_path):
     assert "use an --as-of on or before 1998-06-30" in result.stderr and "cutoff on or before" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [("lists", "tiers"), ("app", "--no-auth", "--port", "1")])
+def test_readers_name_a_workspace_that_does_not_exist_instead_of_creating_it(tmp_path, command):
+    """`app --workdir typo` created an empty folder and served "no runs"."""
+    missing = tmp_path / "no" / "such" / "workspace"
+    result = vipcast(*command, "--workdir", str(missing))
+    assert result.returncode == 2, result.stderr
+    assert f"error: no workspace at {missing}: score into it first" in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_taken_port_is_one_line_not_exit_3():
+    import socket
+
+    from app.server import PortUnavailable, check_port_free
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PortUnavailable, match=f"cannot serve on 127.0.0.1:{port}: Address already in use"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # free again
+
+
 def test_a_workdir_that_is_a_file_is_named(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
