@@ -1049,7 +1049,9 @@ def load_transactions(
             src_name = mapping[name]
             expected = f"dates in format {date_format!r}" if name == contract.ORDER_TS and date_format else (
                 "dates (YYYY-MM-DD or ISO timestamps; set source.date_format for others, e.g. '%d/%m/%Y', "
-                "or 'epoch' / 'epoch_ms' for Unix times)" if name == contract.ORDER_TS else "numbers"
+                "or 'epoch' / 'epoch_ms' for Unix times)" if name == contract.ORDER_TS else
+                "numbers (a decimal point, an optional sign and thousands commas: -12.5, 1,587.65; decimal commas "
+                "as in 260,67, currency signs and (5.00) negatives are not read: convert the column first)"
             )
             raw_examples = raw.select(_row=raw[ROW_NUMBER].cast("int64"), value=raw[src_name])
             raw_examples = raw_examples.filter(raw_examples._row.isin(typed.filter(condition)._row))
