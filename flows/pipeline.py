@@ -798,8 +798,15 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
     if data is not None:
         runs = [run for run in dataset_runs(store, data) if as_of is None or run.as_of == as_of]
         if not runs:
+            from flows.store import run_dataset
+
             when = f" as of {as_of}" if as_of else ""
-            raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root} yet: run `vipcast score --data {data}` first")
+            scored = sorted({name for name in map(run_dataset, store.runs()) if name})
+            known = f"; the store holds runs of {', '.join(scored)}" if scored else ""
+            raise LookupError(
+                f"no scoring run of {data}{when} in {ctx.workspace.root}{known}: pass one of those to --data, or run "
+                f"`vipcast score --data {data}` first"
+            )
         run_id = runs[0].run_id  # the store lists the latest first
     try:
         return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top, as_of=None if run_id else as_of)
