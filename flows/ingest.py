@@ -113,7 +113,9 @@ def parse_source(src: str, table: str | None = None) -> Source:
         name = fragment or table
         if not name:
             raise IngestError(f"{src}: a database source needs a table: write URL#table (e.g. sqlite:///shop.db#orders)")
-        return Source("database", url, name)
+        source = Source("database", url, name)
+        existing_database_file(source)  # before `score` looks for a champion: a typo is "no such file"
+        return source
     matches = sorted(glob.glob(src)) if any(ch in src for ch in "*?[") else None
     path = Path(src)
     if matches is None and not path.exists():
@@ -271,16 +273,22 @@ def database_file(url: str) -> Path | None:
     return Path(rest.removeprefix("/").split("?")[0])
 
 
-def connect_database(source: Source):
-    """An Ibis connection to the source's database; a file database must exist (never created empty)."""
+def existing_database_file(source: Source) -> Path | None:
+    """The file of a file database source (None for a server's URL); IngestError when it does not exist."""
     path = database_file(source.location)
-    if path is None:
-        return ibis.connect(source.location)
-    if not path.is_file():
+    if path is not None and not path.is_file():
         raise IngestError(
             f"{source.label}: no such database file: {path.absolute()}"
             " (sqlite:///shop.db is ./shop.db, sqlite:////data/shop.db is /data/shop.db)"
         )
+    return path
+
+
+def connect_database(source: Source):
+    """An Ibis connection to the source's database; a file database must exist (never created empty)."""
+    path = existing_database_file(source)
+    if path is None:
+        return ibis.connect(source.location)
     scheme = source.location.partition("://")[0].lower()
     return ibis.sqlite.connect(path) if scheme == "sqlite" else ibis.duckdb.connect(path, read_only=True)
 

@@ -305,6 +305,8 @@ def test_score_names_a_mistyped_source_before_looking_for_a_champion(tmp_path):
     ctx = pipeline.Context.create(tmp_path)
     with pytest.raises(IngestError, match="nope.parquet: no such file or folder"):
         pipeline.run_score(ctx, str(tmp_path / "nope.parquet"), None)
+    with pytest.raises(IngestError, match="no such database file: .*/nope.db"):
+        pipeline.run_score(ctx, f"sqlite:///{tmp_path}/nope.db#orders", None)
 
 
 def test_score_out_folder_writes_list_csvs_as_every_other_outlet(tmp_path: Path) -> None:
