@@ -72,6 +72,19 @@ def test_refuses_horizon_beyond_the_data(cdnow_sample):
         backtest(cdnow_sample, dt.date(1998, 3, 31), 273)
 
 
+def test_a_suggested_cutoff_with_little_history_says_what_the_training_window_needs():
+    """It suggested 1997-02-20 (50 days after the first order), where the default label window failed next."""
+    first, last = dt.date(1997, 1, 1), dt.date(1998, 6, 30)
+    with pytest.raises(ValueError, match=r"use a cutoff on or before 1997-02-20 \(50 days of history: the default training "
+                                         r"window would be 25 days, under LightGBM's 28: also set model.label_window_days "
+                                         r"between 28 and 49\)"):
+        check_horizon_covered(dt.date(1997, 6, 30), 500, last, first)
+    with pytest.raises(ValueError, match=r"\(20 days of history: too short for LightGBM's 28-day training window"):
+        check_horizon_covered(dt.date(1997, 6, 30), 530, last, first)
+    with pytest.raises(ValueError, match=r"use a cutoff on or before 1997-10-02, or"):  # plenty of history: no note
+        check_horizon_covered(dt.date(1998, 3, 31), 273, last, first)
+
+
 def test_a_short_horizon_is_not_scored_on_a_day_of_actuals():
     """Cutoff one day before the data end, 30-day horizon: it used to print metrics (the check allowed 31 days whatever H)."""
     message = (
