@@ -2,7 +2,9 @@
 
 Event types (in the order the list is ranked, most urgent first):
 - tier_downgrade: the held tier is lower than in the previous state (a grace period ended, or
-  grace_days is 0). from_tier = previous tier, to_tier = new tier.
+  grace_days is 0). from_tier = previous tier, to_tier = new tier. The details name the spend,
+  the previous tier's threshold on this run, and why no grace kept it: the grace period ended (on
+  its last day), none with grace_days 0, or one still running cut short by grace_days set to 0.
 - entered_grace: the member's spend fell below their tier on this run and a grace period started.
   from_tier = held tier, to_tier = the tier their spend supports.
 - new_at_risk: at risk now, not at risk in the previous state. from_tier = tier, to_tier = None.
@@ -40,6 +42,23 @@ EVENT_TYPES = (
 EVENT_COLUMNS = (CUSTOMER_ID, "rank", "event", "from_tier", "to_tier", "details", ROLLING_12M_SPEND)
 
 
+def downgrade_details(spend: np.ndarray, lost_tier: np.ndarray, grace_until: pd.Series,
+                      amounts: dict[str, float] | None, as_of: pd.Timestamp | None) -> np.ndarray:
+    """'spend $4,100 below the Gold threshold $5,000; the grace period ended 2026-03-01' (or: no
+    grace period with grace_days 0; a grace period to DATE cut short: grace_days is now 0)."""
+    text = "spend " + money_texts(spend) + " below the " + lost_tier + " threshold"
+    if amounts is not None:
+        text = text + " " + money_texts(np.array([amounts[tier] for tier in lost_tier], dtype=float))
+    if as_of is None:
+        return text + "; no grace period left"
+    ends = day_texts(grace_until)
+    running = (grace_until >= as_of).to_numpy()
+    why = np.where(grace_until.isna().to_numpy(), "; no grace period (grace_days 0)",
+                   np.where(running, "; its grace period to " + ends + " was cut short: grace_days is now 0",
+                            "; the grace period ended " + ends))
+    return text + why
+
+
 def tier_events(
     tiers: pd.DataFrame,
     previous: pd.DataFrame,
@@ -48,6 +67,8 @@ def tier_events(
     near_next_tier_amount: float,
     near_next_tier_share: float,
     id_rank: np.ndarray,
+    amounts: dict[str, float] | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """The ranked event list.
 
@@ -56,8 +77,9 @@ def tier_events(
     grace_until, next_tier, next_tier_threshold, amount_to_next_tier, is_rising_star,
     projected_tier, projected_12m_spend and is_at_risk; `previous` is the previous state aligned
     to it (grace_until, is_rising_star, is_at_risk); `at_risk_reason` and `id_rank`
-    (`segments.keys.id_ranks`) are aligned to it too. Each event's rows are picked with masks over
-    all customers; their details are built for those rows only.
+    (`segments.keys.id_ranks`) are aligned to it too. `amounts` (tier -> threshold on this run) and
+    `as_of` word the downgrade details (without them: the spend and the tier only). Each event's
+    rows are picked with masks over all customers; their details are built for those rows only.
     """
     spend = tiers[ROLLING_12M_SPEND].to_numpy()
     tier_rank = tiers["tier_rank"].to_numpy()
@@ -91,13 +113,8 @@ def tier_events(
         )
         add(rows, "tier_upgrade", TIER_NAMES[previous_rank[rows]], TIER_NAMES[tier_rank[rows]], details)
         rows = np.flatnonzero(tier_rank < previous_rank)
-        details = (
-            "spend "
-            + money_texts(spend[rows])
-            + " stayed below the "
-            + TIER_NAMES[previous_rank[rows]]
-            + " threshold past the grace period"
-        )
+        details = downgrade_details(spend[rows], TIER_NAMES[previous_rank[rows]],
+                                    pd.to_datetime(previous["grace_until"].take(rows)), amounts, as_of)
         add(rows, "tier_downgrade", TIER_NAMES[previous_rank[rows]], TIER_NAMES[tier_rank[rows]], details)
         rows = np.flatnonzero(in_grace & np.isnat(previous["grace_until"].to_numpy()))
         held = TIER_NAMES[tier_rank[rows]]

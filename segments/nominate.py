@@ -145,6 +145,8 @@ def nominate(
         settings.near_next_tier_amount,
         settings.near_next_tier_share,
         id_rank,
+        amounts,
+        as_of_stamp,
     )
     economics = programme_economics(tier_rank, customers, settings.economics, horizon_days)
 

@@ -89,6 +89,17 @@ def test_second_run_events():
     assert (upgrade["from_tier"], upgrade["to_tier"]) == ("Base", "Silver")
     downgrade = events[events["event"] == "tier_downgrade"].iloc[0]
     assert (downgrade["from_tier"], downgrade["to_tier"]) == ("Silver", "Base")
+    assert downgrade["details"] == "spend $1,500 below the Silver threshold $2,000; the grace period ended 2024-06-09"
+
+    # grace_days set to 0 between runs: no grace for "slipping"; a grace still running is cut short.
+    previous_state.loc[previous_state["customer_id"] == "expired", "grace_until"] = pd.Timestamp(SECOND) + pd.Timedelta(days=30)
+    no_grace = nominate(second_customers, previous_state, SECOND, SegmentSettings(grace_days=0), 365, previous_as_of=FIRST)
+    downgrades = no_grace.events[no_grace.events["event"] == "tier_downgrade"].set_index("customer_id")["details"]
+    assert downgrades.to_dict() == {
+        "slipping": "spend $4,800 below the Gold threshold $5,000; no grace period (grace_days 0)",
+        "expired": "spend $1,500 below the Silver threshold $2,000; its grace period to "
+                   f"{SECOND + dt.timedelta(days=30)} was cut short: grace_days is now 0",
+    }
     grace = events[events["event"] == "entered_grace"].iloc[0]
     assert (grace["from_tier"], grace["to_tier"]) == ("Gold", "Silver")
     assert grace["details"].endswith("keeps Gold until 2024-06-15")
