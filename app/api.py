@@ -28,6 +28,7 @@ class ListName(StrEnum):
     at_risk = "at-risk"
     tiers = "tiers"
     events = "events"
+    economics = "economics"
 
 
 class RunOut(BaseModel):

@@ -31,6 +31,7 @@ LIST_TITLES = {
     ListName.at_risk: "At-risk members",
     ListName.tiers: "Tiers",
     ListName.events: "Events",
+    ListName.economics: "Programme economics",
 }
 LIST_HELP = {
     ListName.rising_stars: "Customers the model expects to climb to a higher tier, best prospects first, with the "
@@ -39,6 +40,8 @@ LIST_HELP = {
     ListName.tiers: "Every customer's tier, rolling 12-month spend and distance to the next tier.",
     ListName.events: "What changed since the previous scoring run: upgrades, downgrades, grace periods, "
                      "new rising stars and at-risk members.",
+    ListName.economics: "Per tier over the horizon: members, predicted revenue and orders, the benefits' costs "
+                        "and the margins left (settings: segments.economics in the config).",
 }
 PAGE_SIZES = (50, 200, 1000, 5000)
 TIERS_HIGH_FIRST = tuple(reversed(TIERS))

@@ -71,6 +71,7 @@ class ListName(str, Enum):
     at_risk = "at-risk"
     tiers = "tiers"
     events = "events"
+    economics = "economics"
 
 
 class ListFormat(str, Enum):

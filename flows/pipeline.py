@@ -786,7 +786,7 @@ def run_score(
 
 # ----------------------------------------------------------------------------- lists and demo
 
-STORE_LIST_NAMES = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events"}
+STORE_LIST_NAMES = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events", "economics": "economics"}
 
 
 def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None, as_of: date | None = None) -> pd.DataFrame:

@@ -73,8 +73,16 @@ def test_runs_latest_first(client) -> None:
     assert [run["as_of"] for run in runs] == [AS_OF_NEW.isoformat(), AS_OF_OLD.isoformat()]
     assert runs[0]["lists"]["tiers"] == 2000 and "reconciliation" not in runs[0]
     # Only the lists the API serves, by the names it serves them under (state is internal).
-    assert set(runs[0]["lists"]) <= {"rising-stars", "at-risk", "tiers", "events"} and "rising-stars" in runs[0]["lists"]
+    assert set(runs[0]["lists"]) == {"rising-stars", "at-risk", "tiers", "events", "economics"}
     assert "source" in runs[0]
+
+
+def test_the_programme_economics_are_served_like_the_lists(client, filled_store: OutputsStore) -> None:
+    """They were in the exports and the database table only."""
+    body = client.get("/api/v1/lists/economics").json()
+    assert [row["tier"] for row in body["rows"]] == list(filled_store.read_list("economics")["tier"])
+    assert client.get("/api/v1/lists/economics", params={"format": "csv"}).text == list_csv(filled_store.read_list("economics"))
+    assert "Programme economics" in client.get("/lists/economics").text
 
 
 def test_customer_has_scores_tier_lists_and_history(client, filled_store: OutputsStore) -> None:
@@ -106,7 +114,7 @@ def test_a_customer_with_a_text_id_is_found_by_that_text_only(text_id_client, te
 
 
 BAD_REQUESTS = [
-    ("/api/v1/lists/vip-party", 404, "'rising-stars', 'at-risk', 'tiers' or 'events'"),
+    ("/api/v1/lists/vip-party", 404, "'rising-stars', 'at-risk', 'tiers', 'events' or 'economics'"),
     ("/api/v1/lists/tiers?top=-3", 400, "'top': Input should be greater than or equal to 1"),
     ("/api/v1/lists/tiers?top=0", 400, "'top'"),
     ("/api/v1/lists/tiers?top=ten", 400, "'top': Input should be a valid integer"),

@@ -240,6 +240,7 @@ def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "open_store", lambda ctx: store)
     ctx = pipeline.Context.create(tmp_path)
     assert pipeline.read_list(ctx, "at-risk", top=5) == ("at_risk", "g2-q4", 5)
+    assert pipeline.read_list(ctx, "economics") == ("economics", "g2-q4", None)
     assert pipeline.read_list(ctx, "at-risk", data="/data/g1.parquet") == ("at_risk", "g1-q3", None)
     with pytest.raises(LookupError, match="no scoring run of cdnow in .*; the store holds runs of g1, g2: pass one of those"):
         pipeline.read_list(ctx, "tiers", data="cdnow")
