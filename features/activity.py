@@ -24,10 +24,10 @@ import ibis
 import ibis.expr.datatypes as dtypes
 import ibis.expr.types as ir
 
+from features.contract import AMOUNT, CATEGORY, CUSTOMER_ID, ORDER_TS
+
 #: Exact money: amounts to the millionth of a unit, sums of up to 10**32 (int128 on DuckDB).
 MONEY = dtypes.Decimal(38, 6)
-
-from features.contract import AMOUNT, CATEGORY, CUSTOMER_ID, ORDER_TS
 
 
 def cutoff_date(cutoff: dt.date) -> dt.date:

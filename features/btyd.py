@@ -65,7 +65,7 @@ def T(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn, unit_days: 
 
 
 def monetary_value(
-    day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn
+    day_amount: ir.DecimalColumn, days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn
 ) -> ir.FloatingScalar:
     """Mean value of the repeat purchase days; 0 for a customer with no repeat purchase day."""
     repeats = purchase_day_count(is_purchase_day) - 1
