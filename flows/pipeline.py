@@ -188,9 +188,8 @@ def report_day(report: dict[str, Any], key: str) -> date:
 
 def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
     """A clear error when the training run's backtest cutoff (as-of minus one horizon) has no history before it."""
-    from models.btyd import InsufficientDataError
-
     from models.backtest import horizon_slack_days
+    from models.btyd import InsufficientDataError
 
     first_order = report_day(ingested.report, "first_order")
     last_order = report_day(ingested.report, "last_order")
@@ -366,6 +365,10 @@ def fitted_choices(model) -> dict[str, Any]:
     return chosen
 
 
+#: How much lower than BG/NBD's a shipped churn AUC may be before train warns.
+CHURN_AUC_SLACK = 0.02
+
+
 def churn_warnings(backtest: dict[str, Any], textbook: str = "bgnbd_gg") -> list[str]:
     """A warning when the backtest's champion ranks churners clearly worse than BG/NBD, or than chance:
     the champion rule weighs spend, and the at-risk list reads the shipped churn."""
@@ -381,10 +384,6 @@ def churn_warnings(backtest: dict[str, Any], textbook: str = "bgnbd_gg") -> list
             "label window (model.label_window_days), usually mends it"
         ]
     return []
-
-
-#: How much lower than BG/NBD's a shipped churn AUC may be before train warns.
-CHURN_AUC_SLACK = 0.02
 
 
 def check_not_future(as_of: date | None, command: str) -> None:
@@ -802,11 +801,8 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
 
             when = f" as of {as_of}" if as_of else ""
             scored = sorted({name for name in map(run_dataset, store.runs()) if name})
-            known = f"; the store holds runs of {', '.join(scored)}" if scored else ""
-            raise LookupError(
-                f"no scoring run of {data}{when} in {ctx.workspace.root}{known}: pass one of those to --data, or run "
-                f"`vipcast score --data {data}` first"
-            )
+            known = f"; the store holds runs of {', '.join(scored)}: pass one of those to --data, or" if scored else ":"
+            raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root}{known} run `vipcast score --data {data}` first")
         run_id = runs[0].run_id  # the store lists the latest first
     try:
         return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top, as_of=None if run_id else as_of)
