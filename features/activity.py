@@ -6,9 +6,10 @@ positive. A day whose rows are all negative is a *refund-only day*: it is not a 
 still nets into every spend feature (net spend, rolling 12-month spend, window spends, horizon
 spend). Days with $0 orders are purchase days, as in lifetimes and the CDNOW data.
 
-Money is summed exactly: ``day_amount`` is a DECIMAL(38, 6) (amounts to the millionth), and every
-sum of it is exact, whatever order the engine's threads add the rows in, then converted to float64
-once (`money_sum`). Float sums differed in their last digits from run to run on DuckDB's parallel
+Money is summed exactly: each amount is cast to DECIMAL(38, 6) (to the millionth, as the engine
+rounds a double; above about 10**10, where a double holds no millionths, within a unit of its last
+digit), ``day_amount`` is their exact sum, and every sum of it is exact whatever order the engine's
+threads add the rows in, then converted to float64 once (`money_sum`). Float sums differed in their last digits from run to run on DuckDB's parallel
 aggregation (100k customers: 23,000 net_spend values of 100,000), so re-scoring the same data and
 date did not write the same bytes.
 
