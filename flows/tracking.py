@@ -408,6 +408,10 @@ def _write_champion_cache(cache: Path, stamp: str, loaded) -> None:
 
 
 def champion_model_uri(workspace: Workspace, dataset: str) -> str:
+    """The champion's registry URI, with MLflow pointed at the workspace's registry to resolve it
+    (a weekly run that took the champion from the cache had not: spark_udf looked for it in
+    MLflow's default store, ./mlflow.db, and failed)."""
+    _mlflow(workspace)
     return f"models:/{registered_model_name(dataset)}@{CHAMPION_ALIAS}"
 
 

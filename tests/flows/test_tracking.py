@@ -79,6 +79,28 @@ def test_champion_is_cached_until_the_registry_changes(tmp_path, monkeypatch):
     assert tracking.load_champion(workspace, "shop") == ({"weights": 1}, "vipcast-shop/1")
 
 
+def test_the_champion_uri_resolves_in_the_workspace_registry_after_a_cached_load(tmp_path, monkeypatch):
+    """Spark scoring failed on every weekly run after the first: the champion came from the cache,
+    MLflow was never pointed at the workspace, and spark_udf looked in ./mlflow.db."""
+    import mlflow
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path / "ws")
+    logged = tracking.log_training(workspace, "shop", {"weights": 1}, params={}, backtest=None, data_info={}, figures={})
+    tracking.set_champion(workspace, logged, tracking.Promotion(True, "test"))
+    tracking.load_champion(workspace, "shop")  # fills the cache
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # a new process: MLflow's default store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # (set_tracking_uri exports it)
+    assert tracking.load_champion(workspace, "shop") == ({"weights": 1}, "vipcast-shop/1")  # from the cache
+    uri = tracking.champion_model_uri(workspace, "shop")
+    assert uri == "models:/vipcast-shop@champion"
+    assert mlflow.pyfunc.load_model(uri).unwrap_python_model().model == {"weights": 1}
+    assert not (tmp_path / "elsewhere.db").exists()
+
+
 def test_a_broken_champion_cache_falls_back_to_the_registry(tmp_path, monkeypatch):
     from flows import tracking
     from flows.workspace import Workspace
