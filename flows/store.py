@@ -553,8 +553,15 @@ def _hidden(url: str) -> str:
     return hide_password(url)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """`url` as SQLAlchemy names its dialect: postgres:// (which sources accept, as Ibis, psql and
+    Heroku write it) is postgresql://."""
+    return "postgresql" + url[len("postgres"):] if url.lower().startswith(("postgres://", "postgres+")) else url
+
+
 class _SqlBackend(_Backend):
     def __init__(self, url: str, *, read_only: bool) -> None:
+        url = sqlalchemy_url(url)
         self.url = url
         self.read_only = read_only
         self.engine = _engine(url)

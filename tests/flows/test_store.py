@@ -153,6 +153,16 @@ def postgres_url(postgres_server_url: str):
         connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+@pytest.mark.postgres
+def test_a_postgres_url_names_the_store_as_sources_do(postgres_url: str) -> None:
+    """`postgres://` read sources but as outputs.store_url failed: "Can't load plugin: sqlalchemy.dialects:postgres"."""
+    url = postgres_url.replace("postgresql+psycopg://", "postgres://")
+    store = OutputsStore(url)
+    store.write_run(run_info("r1", AS_OF_1), five_customers())
+    assert [run.run_id for run in OutputsStore(postgres_url, read_only=True).runs()] == ["r1"]
+    assert store.description.startswith("postgresql://")
+
+
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "duckdb":
