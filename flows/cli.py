@@ -175,10 +175,12 @@ def train(
     cutoff = parse_date(as_of, "--as-of")
     if use_prefect(prefect):
         from flows.orchestration import console_without_tracebacks, train as train_flow
+        from flows.pipeline import check_request
 
         if not debug:
             console_without_tracebacks()
         ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+        check_request(ctx, data, cutoff, "train")  # before Prefect's server starts (seconds)
         result = train_flow(data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config,
                             engine=engine)
         echo_summary(result["summary"])
@@ -208,9 +210,11 @@ def score(
         if out is not None or horizon_days is not None:
             raise click.BadParameter("--out and --horizon-days go with in-process runs (--no-prefect)")
         from flows.orchestration import console_without_tracebacks, score as score_flow
+        from flows.pipeline import check_request
 
         if not debug:
             console_without_tracebacks()
+        check_request(ctx, data, cutoff, "score")  # before Prefect's server starts (seconds)
         result = score_flow(data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config, engine=engine)
         echo_summary(result["summary"])
         return

@@ -397,11 +397,22 @@ def check_not_future(as_of: date | None, command: str) -> None:
         )
 
 
+def check_request(ctx: Context, data: str | None, as_of: date | None, command: str) -> str:
+    """The dataset of a train or score request, after the checks that need no data read: a future
+    as-of date, a source path that does not exist (before a champion lookup, or a Prefect server
+    start of 20 s, makes a typo look like something else)."""
+    from flows.ingest import parse_source
+
+    dataset = data or ctx.config.dataset
+    check_not_future(as_of or ctx.config.as_of, command)
+    parse_source(dataset, ctx.config.source.table)
+    return dataset
+
+
 def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) -> TrainSummary:
     """`vipcast train`: backtest, fit on all data, compare with the champion, log, promote if no worse."""
     step = step or LocalSteps(6)
-    dataset = data or ctx.config.dataset
-    check_not_future(as_of or ctx.config.as_of, "train")
+    dataset = check_request(ctx, data, as_of, "train")
     settings = model_settings(ctx.config)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
     cutoff = backtest_cutoff(ingested.as_of, settings["horizon_days"])
@@ -736,12 +747,8 @@ def run_score(
     """`vipcast score`: champion model -> features -> scores -> segments -> outputs store and exports."""
     from flows import tracking
 
-    from flows.ingest import parse_source
-
     step = step or LocalSteps(6)
-    dataset = data or ctx.config.dataset
-    check_not_future(as_of or ctx.config.as_of, "score")
-    parse_source(dataset, ctx.config.source.table)  # a mistyped path is "no such file", not "no champion: train"
+    dataset = check_request(ctx, data, as_of, "score")  # a mistyped path is "no such file", not "no champion: train"
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     check_horizon(horizon_days, model, model_version)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)

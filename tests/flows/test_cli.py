@@ -215,6 +215,20 @@ def test_a_taken_port_is_one_line_not_exit_3():
     check_port_free("127.0.0.1", port)  # free again
 
 
+@pytest.mark.parametrize("command", ["train", "score"])
+def test_a_prefect_run_of_a_missing_file_fails_before_prefect_starts(tmp_path, monkeypatch, command):
+    """It took 20-30 s (Prefect's temporary server) to say "no such file"."""
+    from flows import orchestration
+    from flows.ingest import IngestError
+
+    def flow(**kwargs):
+        raise AssertionError("the flow (and Prefect's server) started")
+
+    monkeypatch.setattr(orchestration, command, flow)
+    result = CliRunner().invoke(app, [command, "--prefect", "--data", str(tmp_path / "nope.csv"), "--workdir", str(tmp_path)])
+    assert isinstance(result.exception, IngestError) and "nope.csv: no such file or folder" in str(result.exception)
+
+
 def test_a_workdir_that_is_a_file_is_named(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
