@@ -6,3 +6,6 @@ import os
 # logs an ERROR line on every run ("Failed to send telemetry"). Off unless the environment says so,
 # set before any module of this package imports Prefect.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's temporary (ephemeral) server must answer within 20 s by default; on a busy 2-core
+# machine (Spark running beside it) it did not, and the run failed with a uvicorn traceback.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

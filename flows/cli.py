@@ -174,14 +174,14 @@ def train(
     """Build features, fit the models, backtest them, log to MLflow and promote the winner if no worse."""
     cutoff = parse_date(as_of, "--as-of")
     if use_prefect(prefect):
-        from flows.orchestration import console_without_tracebacks, train as train_flow
+        from flows.orchestration import console_without_tracebacks, run_flow, train as train_flow
         from flows.pipeline import check_request
 
         if not debug:
             console_without_tracebacks()
         ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
         check_request(ctx, data, cutoff, "train")  # before Prefect's server starts (seconds)
-        result = train_flow(data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config,
+        result = run_flow(train_flow, data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config,
                             engine=engine)
         echo_summary(result["summary"])
         return
@@ -209,13 +209,13 @@ def score(
     if use_prefect(prefect):
         if out is not None or horizon_days is not None:
             raise click.BadParameter("--out and --horizon-days go with in-process runs (--no-prefect)")
-        from flows.orchestration import console_without_tracebacks, score as score_flow
+        from flows.orchestration import console_without_tracebacks, run_flow, score as score_flow
         from flows.pipeline import check_request
 
         if not debug:
             console_without_tracebacks()
         check_request(ctx, data, cutoff, "score")  # before Prefect's server starts (seconds)
-        result = score_flow(data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config, engine=engine)
+        result = run_flow(score_flow, data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config, engine=engine)
         echo_summary(result["summary"])
         return
     from flows.pipeline import run_score
@@ -336,6 +336,8 @@ ENVIRONMENT_HINTS = {
     "DatabaseError": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged "
                      "or not a database: restore it, or start over in a new --workdir",
     "PortUnavailable": "pass another --port (or --host), or stop the program listening on that port",
+    "PrefectUnavailable": "check PREFECT_API_URL (a running `prefect server start`), or without it raise "
+                          "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (90 s here), or run without --prefect",
     "StoreUnreachable": "check outputs.store_url in your config: is the database server running and reachable, "
                         "and are the user, password and database right?",
 }

@@ -34,6 +34,25 @@ def worth_retrying(task, task_run, state) -> bool:
     return not isinstance(error, HOPELESS_ERRORS)
 
 
+class PrefectUnavailable(RuntimeError):
+    """Prefect's API did not answer: the server at PREFECT_API_URL, or the temporary one in time."""
+
+
+#: Prefect's messages when its API cannot be reached (RuntimeError in Prefect 3).
+UNREACHABLE_API = ("Failed to reach API at", "Timed out while attempting to connect to ephemeral Prefect API server")
+
+
+def run_flow(flow_function, **parameters) -> dict[str, Any]:
+    """Run a flow; PrefectUnavailable (one line, the machine's: exit 1) when Prefect's API cannot be reached."""
+    try:
+        return flow_function(**parameters)
+    except RuntimeError as error:
+        message = str(error)
+        if any(marker in message for marker in UNREACHABLE_API):
+            raise PrefectUnavailable(f"Prefect's API cannot be reached: {message.strip().splitlines()[0]}") from error
+        raise
+
+
 class _NoTraceback(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.exc_info, record.exc_text = None, None

@@ -229,6 +229,22 @@ def test_a_prefect_run_of_a_missing_file_fails_before_prefect_starts(tmp_path, m
     assert isinstance(result.exception, IngestError) and "nope.csv: no such file or folder" in str(result.exception)
 
 
+def test_an_unreachable_prefect_api_is_one_line_with_a_hint(tmp_path):
+    """It was "internal error (RuntimeError): Failed to reach API ..." with a --debug hint."""
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "score", "--data", "cdnow-sample", "--workdir", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert f"error: Prefect's API cannot be reached: Failed to reach API at http://127.0.0.1:{port}/api/" in result.stderr
+    assert "hint: check PREFECT_API_URL" in result.stderr and "internal error" not in result.stderr
+
+
 def test_a_workdir_that_is_a_file_is_named(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
