@@ -208,6 +208,15 @@ def source_files(source: Source) -> list[str]:
     return [location]
 
 
+def partition_base(source: Source) -> str | None:
+    """The folder under which a folder or glob source's Hive partitions (`year=2024/`) are named:
+    Spark reads partition columns from the paths of an explicit file list only given this base."""
+    location = source.location
+    if any(ch in location for ch in "*?["):
+        return os.path.dirname(re.split(r"[*?\[]", location, maxsplit=1)[0]) or "."
+    return location if Path(location).is_dir() else None
+
+
 def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -411,6 +420,9 @@ def _read_files_spark(con, source: Source) -> None:
 
     spark = active_spark_session()
     files = source_files(source)
+    base = partition_base(source)
+    # Partition columns named in the folder names (category=books/), as DuckDB reads them.
+    options = {"basePath": base} if base else {}
 
     def located_rows(frame):
         return frame.select(
@@ -421,13 +433,13 @@ def _read_files_spark(con, source: Source) -> None:
         )
 
     if source.kind == "parquet":
-        located = located_rows(spark.read.option("mergeSchema", "true").parquet(*files))
+        located = located_rows(spark.read.options(mergeSchema="true", **options).parquet(*files))
     else:
         tab_separated = all(Path(f.removesuffix(".gz")).suffix.lower() == ".tsv" for f in files)
         # Quotes as DuckDB reads them (CSV_OPTIONS): "" inside quotes is a quote, and a quoted value
         # may hold a line break (multiLine: each file is read whole, not split).
         reader = spark.read.options(header=True, inferSchema=False, sep="\t" if tab_separated else ",",
-                                    quote='"', escape='"', multiLine=True)
+                                    quote='"', escape='"', multiLine=True, **options)
         # File by file, joined by column name: one read of many files takes every file's columns in
         # the first file's order, so a file with `tax,amount` read its tax as the amount.
         located = functools.reduce(

@@ -214,6 +214,28 @@ def test_a_csv_folder_is_read_by_column_name_and_rfc_quotes_on_both_engines(tmp_
 
 
 @pytest.mark.spark
+@pytest.mark.parametrize("layout", ["parquet", "csv", "glob"])
+def test_hive_partition_columns_are_read_on_both_engines(tmp_path, spark_backend, layout):
+    """Spark read the files of a category=books/ folder without the column DuckDB reads from the path."""
+    frame = pd.DataFrame({"cust": ["a", "b", "c", "a"], "when": ["2024-01-01", "2024-02-01", "2025-01-01", "2025-02-01"],
+                          "value": [1.0, 2.0, 3.0, 4.0], "category": ["x", "y", "x", "y"]})
+    folder = tmp_path / "orders"
+    for category, part in frame.groupby("category"):
+        (folder / f"category={category}").mkdir(parents=True)
+        rows = part.drop(columns="category")
+        if layout == "csv":
+            rows.to_csv(folder / f"category={category}" / "part.csv", index=False)
+        else:
+            rows.assign(when=pd.to_datetime(rows["when"])).to_parquet(folder / f"category={category}" / "part.parquet", index=False)
+    source = folder / "*" / "*.parquet" if layout == "glob" else folder
+    columns = ColumnMapping(customer_id="cust", order_ts="when", amount="value", category="category")
+    duck, spark = on_both(source, tmp_path, spark_backend, columns=columns, as_of=date(2025, 12, 31))
+    assert_same_ingest(duck, spark)
+    clean = spark.transactions.to_pandas().sort_values(["customer_id", "order_ts"])
+    assert clean["category"].tolist() == ["x", "y", "y", "x"]
+
+
+@pytest.mark.spark
 def test_ingest_parquet_folder_numbers_rows_in_file_order(tmp_path, spark_backend):
     frame = pd.DataFrame(
         {
