@@ -46,6 +46,17 @@ class SparkStartError(ValueError):
     """The Spark session of the config could not start or run a job (bad master URL or spark_conf)."""
 
 
+def java_reason(exc: BaseException) -> str:
+    """The innermost cause a Py4J error names ("Caused by: java.lang.X: reason", as 'X: reason'), else
+    its first line ("Error while instantiating 'org.apache.spark.sql.internal.SessionStateBuilder'" hid
+    "spark.sql.shuffle.partitions should be int, but was abc")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by:").strip() for line in lines if line.startswith("Caused by:")]
+    reason = causes[-1] if causes else (lines[0] if lines else type(exc).__name__)
+    kind, separator, message = reason.partition(": ")
+    return f"{kind.rsplit('.', 1)[-1]}: {message}" if separator and "." in kind and " " not in kind else reason
+
+
 def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = APP_NAME):
     """A SparkSession for vipcast: `master`, the defaults, `conf`, and the UTC session time zone.
 
@@ -70,11 +81,10 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
         session = builder.getOrCreate()
         session.range(1).count()  # a master that cannot run a job fails here, not mid-run
     except Exception as exc:  # Py4J and PySpark errors; the JVM's own reason is in its log above
-        first_line = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise SparkStartError(
             f"cannot start Spark with engine.spark_master {master!r}"
             + (f" and engine.spark_conf keys {', '.join(sorted(conf))}" if conf else "")
-            + f": {first_line[:300]} (Spark's own reason is in the Java log lines above)"
+            + f": {java_reason(exc)[:300]} (more in Spark's log lines above)"
         ) from exc
     for key, value in properties.items():
         if session.conf.isModifiable(key):

@@ -281,3 +281,20 @@ def test_a_bad_spark_master_is_one_error_naming_the_config_key(tmp_path):
     assert result.returncode == 2
     assert "error: cannot start Spark with engine.spark_master 'bogus-url'" in result.stderr
     assert "internal error" not in result.stderr and "hint: check engine.spark_master" in result.stderr
+
+
+def test_a_spark_start_error_names_the_innermost_java_cause():
+    """"Error while instantiating 'org.apache.spark.sql.internal.SessionStateBuilder'" hid the reason."""
+    from flows.engine import java_reason
+
+    py4j = Exception(
+        "An error occurred while calling None.org.apache.spark.sql.classic.SparkSession.\n"
+        ": java.lang.IllegalArgumentException: Error while instantiating 'org.apache.spark.sql.internal.SessionStateBuilder':\n"
+        "\tat org.apache.spark.sql.classic.SparkSession$.instantiateSessionState(SparkSession.scala:1083)\n"
+        "Caused by: java.lang.reflect.InvocationTargetException\n"
+        "Caused by: java.lang.IllegalArgumentException: spark.sql.shuffle.partitions should be int, but was abc\n"
+        "\tat org.apache.spark.internal.config.ConfigHelpers$.toNumber(ConfigBuilder.scala:39)\n"
+    )
+    assert java_reason(py4j) == "IllegalArgumentException: spark.sql.shuffle.partitions should be int, but was abc"
+    assert java_reason(Exception("Could not parse Master URL: 'bogus-url'")) == "Could not parse Master URL: 'bogus-url'"
+    assert java_reason(Exception("")) == "Exception"
