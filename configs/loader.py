@@ -101,5 +101,19 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         return VipcastConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_problem(error) for error in exc.errors())
-        raise ConfigError(f"{origin}: {problems}") from exc
+        # A value given on the command line (--engine, --horizon-days) is named as such, not as the file's.
+        by_origin: dict[str, list[str]] = {}
+        for error in exc.errors():
+            source = "command line" if _overridden(overrides, error.get("loc", ())) else origin
+            by_origin.setdefault(source, []).append(_problem(error))
+        raise ConfigError("; ".join(f"{source}: {'; '.join(problems)}" for source, problems in by_origin.items())) from exc
+
+
+def _overridden(overrides: dict[str, Any] | None, location: tuple) -> bool:
+    """Whether the value at `location` (a pydantic error's loc) came from `overrides`."""
+    node: Any = overrides or {}
+    for key in location:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return bool(location)

@@ -23,6 +23,18 @@ def test_overlay_file_and_overrides_merge_deeply(tmp_path):
     assert config.model.horizon_days == 90
 
 
+def test_a_bad_command_line_value_is_named_as_such_not_as_the_files(tmp_path):
+    """`--engine sparkk` read "configs/base.yaml: engine.name: Input should be ..."."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("segments:\n  grace_days: -1\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, overrides={"engine": {"name": "sparkk"}})
+    assert str(raised.value) == (
+        f"{path}: segments.grace_days: Input should be greater than or equal to 0 (got -1); "
+        "command line: engine.name: Input should be 'duckdb' or 'spark' (got 'sparkk')"
+    )
+
+
 def test_unknown_key_is_an_error_naming_it(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("segments:\n  grace_dayz: 30\n")
