@@ -138,10 +138,43 @@ class SegmentsConfig(Strict):
     economics: EconomicsConfig = EconomicsConfig()
 
 
+# Cron nicknames Prefect accepts, as five-field expressions (the check below reads only those).
+CRON_NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+                  "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
 class ScheduleConfig(Strict):
+    """When `vipcast serve` runs the flows; checked on load, so any command names a bad value (not only serve)."""
+
     score_cron: str = "0 6 * * 1"
     train_cron: str = "0 3 1 * *"
     timezone: str = "UTC"
+
+    @field_validator("score_cron", "train_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from datetime import datetime
+
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(CRON_NICKNAMES.get(value.strip().lower(), value), datetime(2000, 1, 1))
+        except CronSimError as error:
+            raise ValueError(
+                f"not a cron expression ({error}): five fields, minute hour day-of-month month day-of-week, e.g. '0 6 * * 1'"
+            ) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone name, e.g. 'UTC' or 'Europe/Berlin'") from None
+        return value
 
 
 class EngineConfig(Strict):

@@ -157,3 +157,24 @@ def test_share_mode_error_shows_the_thresholds_it_got(tmp_path):
     path.write_text("segments: {tiers: {mode: share}}\n")
     with pytest.raises(ConfigError, match=r"got silver=2000, gold=5000, platinum=10000 \(a threshold the config does not set"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ('schedule: {score_cron: "61 6 * * 1"}', r"schedule.score_cron: Value error, not a cron expression \(Bad minute\)"),
+        ('schedule: {train_cron: "0 3 1 *"}', r"schedule.train_cron: Value error, not a cron expression \(Wrong number of fields\)"),
+        ("schedule: {timezone: Mars/Olympus}", r"schedule.timezone: Value error, not an IANA time zone name"),
+    ],
+)
+def test_schedule_values_are_checked_on_load_not_only_by_serve(tmp_path, yaml_text, message):
+    path = tmp_path / "schedule.yaml"
+    path.write_text(yaml_text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_cron_nicknames_and_names_prefect_reads_are_accepted(tmp_path):
+    path = tmp_path / "schedule.yaml"
+    path.write_text('schedule: {score_cron: "@daily", train_cron: "0 6 * * MON", timezone: Europe/Berlin}\n')
+    assert load_config(path).schedule.score_cron == "@daily"
