@@ -324,8 +324,8 @@ HINTS = {
     "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
     "SparkStartError": "check engine.spark_master (local[*], spark://host:7077, yarn, ...) and engine.spark_conf in your config",
     "StoreBusy": "another process is writing the outputs store; try again in a moment",
-    "StoreUrlError": "set outputs.store_url in your config to a URL whose driver is installed, or leave it out "
-                     "for the DuckDB file in the workspace",
+    "StoreUrlError": "correct outputs.store_url in your config (driver installed, user, password and database "
+                     "right), or leave it out for the DuckDB file in the workspace",
 }
 EXPECTED = tuple(HINTS)
 # The machine's, not the input's: a full disk, a read-only folder, a damaged database file. One line

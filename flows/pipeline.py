@@ -591,12 +591,12 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
 
 
 def write_score_folder(out: Path, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine) -> None:
-    """`score --out DIR`: scores.parquet, the four lists as CSV, reconciliation.json (and quarantine)."""
+    """`score --out DIR`: scores.parquet, the five lists as CSV, reconciliation.json (and quarantine)."""
     from flows.listformats import list_csv
 
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(out / "scores.parquet", tables["scores"])
-    for name in ("rising_stars", "at_risk", "tiers", "events"):
+    for name in ("rising_stars", "at_risk", "tiers", "events", "economics"):
         text = list_csv(tables[name])  # as the exports, `vipcast lists` and the API write it (formula-like text marked)
         write_atomic(out / f"{name}.csv", lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8", newline=""))
     write_side_files(out, report, quarantine)
@@ -814,7 +814,11 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
     try:
         return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top, as_of=None if run_id else as_of)
     except NoRunsYet:
-        raise LookupError(f"no scoring run in {ctx.workspace.root} yet: run `vipcast score` first") from None
+        where = ctx.config.outputs.store_url and store.description or ctx.workspace.root
+        raise LookupError(
+            f"no scoring run in {where} yet: run `vipcast score` first (scores written to a database are read "
+            "with the --config that names its outputs.store_url)"
+        ) from None
     except RunNotFound:
         dates = ", ".join(sorted({run.as_of.isoformat() for run in store.runs()}))
         raise LookupError(f"no scoring run as of {as_of} in {ctx.workspace.root}; runs are as of {dates}") from None

@@ -588,7 +588,14 @@ class _SqlBackend(_Backend):
             return engine.connect()
         except DBAPIError as error:
             reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
-            raise StoreUnreachable(f"cannot connect to the outputs store {_hidden(self.url)}: {_hidden(reason)}") from error
+            message = f"cannot connect to the outputs store {_hidden(self.url)}: {_hidden(reason)}"
+            if any(marker in reason for marker in CONFIG_REFUSALS):  # the URL's fault, not the machine's
+                raise StoreUrlError(message) from error
+            raise StoreUnreachable(message) from error
+
+
+#: Connection refusals that a corrected outputs.store_url mends (PostgreSQL's wording): config errors.
+CONFIG_REFUSALS = ("password authentication failed", "no password supplied", "does not exist")
 
 
 def _is_url(url_or_path: str | os.PathLike[str]) -> bool:

@@ -316,7 +316,7 @@ def test_score_out_folder_writes_list_csvs_as_every_other_outlet(tmp_path: Path)
 
     ids = ['=HYPERLINK("http://x","y")', "-5", "@SUM(A1)", "C1"]
     lists = {name: pd.DataFrame({"customer_id": ids, "value": [1.5, -2.0, 0.0, 3.25]})
-             for name in ("rising_stars", "at_risk", "tiers", "events")}
+             for name in ("rising_stars", "at_risk", "tiers", "events", "economics")}
     tables = {"scores": pd.DataFrame({"customer_id": ids, "predicted_spend": [1.0, 2.0, 3.0, 4.0]}), **lists}
     pipeline.write_score_folder(tmp_path / "out", tables, {"rows_read": 4}, pd.DataFrame())
     for name, frame in lists.items():

@@ -161,6 +161,9 @@ def test_a_postgres_url_names_the_store_as_sources_do(postgres_url: str) -> None
     store.write_run(run_info("r1", AS_OF_1), five_customers())
     assert [run.run_id for run in OutputsStore(postgres_url, read_only=True).runs()] == ["r1"]
     assert store.description.startswith("postgresql://")
+    # A database that does not exist is the URL's fault (a config error, exit 2), not the machine's.
+    with pytest.raises(StoreUrlError, match=r'cannot connect to the outputs store .*: .*database "no_such_db" does not exist'):
+        OutputsStore(postgres_url.rsplit("/", 1)[0] + "/no_such_db").runs()
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
