@@ -51,7 +51,7 @@ def tenure_days(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn) -
     return first_purchase_days_ago(days_ago, is_purchase_day)
 
 
-def window_spend(day_amount: ir.DecimalColumn, days_ago: ir.IntegerColumn, window_days: int) -> ir.FloatingScalar:
+def window_spend(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, window_days: int) -> ir.FloatingScalar:
     """Net spend in the last `window_days` days up to and including the cutoff; 0 when none."""
     return money_sum(day_amount, days_ago < window_days).fill_null(0.0)
 
@@ -71,7 +71,7 @@ def window_orders(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn,
     return count_where(is_purchase_day & (days_ago < window_days))
 
 
-def spend_expiring(day_amount: ir.DecimalColumn, days_ago: ir.IntegerColumn, within_days: int) -> ir.FloatingScalar:
+def spend_expiring(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, within_days: int) -> ir.FloatingScalar:
     """Net spend that leaves the rolling 12-month window in the next `within_days` days.
 
     That is the spend in (cutoff - 365 days, cutoff - 365 days + `within_days`]; 0 when none.
@@ -80,13 +80,13 @@ def spend_expiring(day_amount: ir.DecimalColumn, days_ago: ir.IntegerColumn, wit
     return money_sum(day_amount, leaving).fill_null(0.0)
 
 
-def mean_order_value(day_amount: ir.DecimalColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:
+def mean_order_value(day_amount: ir.FloatingColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:
     """Mean value of the purchase days selected by `orders`; null when none is selected."""
     return money_sum(day_amount, orders) / count_where(orders).nullif(0).cast("float64")
 
 
 def aov_trend(
-    day_amount: ir.DecimalColumn,
+    day_amount: ir.FloatingColumn,
     days_ago: ir.IntegerColumn,
     is_purchase_day: ir.BooleanColumn,
     recent_days: int = RECENT_DAYS,

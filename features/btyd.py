@@ -19,7 +19,7 @@ from typing import Literal
 
 import ibis.expr.types as ir
 
-from features.activity import daily_activity
+from features.activity import MONEY_SCALE, daily_activity
 
 BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 
@@ -65,12 +65,12 @@ def T(days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn, unit_days: 
 
 
 def monetary_value(
-    day_amount: ir.DecimalColumn, days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn
+    day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, is_purchase_day: ir.BooleanColumn
 ) -> ir.FloatingScalar:
     """Mean value of the repeat purchase days; 0 for a customer with no repeat purchase day."""
     repeats = purchase_day_count(is_purchase_day) - 1
     first_value = day_amount.argmax(days_ago, where=is_purchase_day)
-    repeat_total = (day_amount.sum(where=is_purchase_day) - first_value).cast("float64")  # exact, then float
+    repeat_total = (day_amount.sum(where=is_purchase_day) - first_value) / float(MONEY_SCALE)  # exact, then units
     return (repeats > 0).ifelse(repeat_total / repeats.cast("float64"), 0.0)
 
 

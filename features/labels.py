@@ -20,7 +20,7 @@ from features.activity import cutoff_date, daily_activity, money_sum
 LABEL_COLUMNS = ("horizon_spend", "horizon_orders", "churned")
 
 
-def horizon_spend(day_amount: ir.DecimalColumn) -> ir.FloatingScalar:
+def horizon_spend(day_amount: ir.FloatingColumn) -> ir.FloatingScalar:
     """Net spend in the horizon."""
     return money_sum(day_amount)
 

@@ -48,12 +48,12 @@ def purchase_days(is_purchase_day: ir.BooleanColumn) -> ir.IntegerScalar:
     return purchase_day_count(is_purchase_day)
 
 
-def net_spend(day_amount: ir.DecimalColumn) -> ir.FloatingScalar:
+def net_spend(day_amount: ir.FloatingColumn) -> ir.FloatingScalar:
     """Net spend on or before the cutoff, refunds included."""
     return money_sum(day_amount)
 
 
-def rolling_12m_spend(day_amount: ir.DecimalColumn, days_ago: ir.IntegerColumn) -> ir.FloatingScalar:
+def rolling_12m_spend(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn) -> ir.FloatingScalar:
     """Net spend in (cutoff - 365 days, cutoff]; 0 when there is none."""
     return money_sum(day_amount, days_ago < ROLLING_YEAR_DAYS).fill_null(0.0)
 

@@ -746,7 +746,7 @@ KINDS = {
 }
 NULL_TYPES = {"string": "string", "double": "float64", "timestamp": "timestamp"}
 #: Amounts of this size or more (either sign) are set aside as non_numeric_amount: a typo or a
-#: parse of an id as an amount, and beyond what features.activity.MONEY sums exactly.
+#: parse of an id as an amount (features sum money exactly only up to 9e9 units per sum).
 MAX_ABS_AMOUNT = 1e15
 
 

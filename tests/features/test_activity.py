@@ -10,10 +10,11 @@ from tests.features.conftest import TOY_CUTOFF
 
 def test_daily_activity_merges_same_day_rows_and_flags_refund_only_days(toy):
     daily = daily_activity(toy, TOY_CUTOFF).to_pandas().set_index(["customer_id", "days_ago"]).sort_index()
-    assert daily.loc[("E", 10)].tolist() == [100.0, True]
-    assert daily.loc[("B", 117)].tolist() == [-20.0, False]
+    # day_amount is in whole millionths (features.activity.MONEY_SCALE): sums of them are exact.
+    assert daily.loc[("E", 10)].tolist() == [100_000_000.0, True]
+    assert daily.loc[("B", 117)].tolist() == [-20_000_000.0, False]
     assert daily.loc[("C", 60)].tolist() == [0.0, True]
-    assert daily.loc[("B", 0)].tolist() == [10.0, True]
+    assert daily.loc[("B", 0)].tolist() == [10_000_000.0, True]
     assert ("A", -1) not in daily.index
 
 
