@@ -9,11 +9,11 @@ spend). Days with $0 orders are purchase days, as in lifetimes and the CDNOW dat
 Money is summed exactly: each amount is rounded to a whole number of millionths of a unit
 (``MONEY_SCALE``), held in a float64. Sums of whole numbers below 2**53 (9e15 millionths, 9e9
 units) are exact in floating point, so they do not depend on the order the engine's threads add
-the rows in; each sum is divided by the scale once (`money_sum`). Beyond 9e9 units in one sum the
-last digits may again vary (nothing fails). DECIMAL(38, 6) sums were exact too but cost the
-feature build about 20% more CPU (int128 arithmetic); these cost none. Float sums differed in their last digits from run to run on DuckDB's parallel
-aggregation (100k customers: 23,000 net_spend values of 100,000), so re-scoring the same data and
-date did not write the same bytes.
+the rows in; each sum is divided by the scale once (`money_sum`). Plain float sums differed in
+their last digits from run to run on DuckDB's parallel aggregation (100k customers: 23,000 of
+100,000 net_spend values), so re-scoring the same data and date did not write the same bytes.
+Beyond 9e9 units in one sum the last digits may vary again (nothing fails). DECIMAL(38, 6) sums
+were exact too but cost the feature build about 20% more CPU (int128 arithmetic); these cost none.
 
 A cutoff is a calendar day and the whole day counts: rows with ``order_ts`` before midnight at
 the start of the next day are on or before the cutoff.

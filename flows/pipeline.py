@@ -814,7 +814,7 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
     try:
         return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top, as_of=None if run_id else as_of)
     except NoRunsYet:
-        where = ctx.config.outputs.store_url and store.description or ctx.workspace.root
+        where = store.description if ctx.config.outputs.store_url else ctx.workspace.root
         raise LookupError(
             f"no scoring run in {where} yet: run `vipcast score` first (scores written to a database are read "
             "with the --config that names its outputs.store_url)"

@@ -17,7 +17,8 @@ import pandas as pd
 from features.build import customer_features_frame
 from features.labels import horizon_labels
 from models.metrics import backtest_metrics
-from models.pipeline import MIN_LABEL_WINDOW_DAYS, CustomerValueModel, champion_rule
+from models.btyd import InsufficientDataError
+from models.pipeline import CustomerValueModel, champion_rule, label_window_days
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,18 +109,19 @@ def check_horizon_covered(cutoff: dt.date, horizon_days: int, last_order: dt.dat
             f"{problem}; the data span only {span} days ({first_order} to {last_order}), so no cutoff leaves a "
             f"{horizon_days}-day horizon after it and history before it: use a shorter horizon"
         )
-    history = f" ({(latest_cutoff - first_order).days} days of history: {label_window_note(first_order, latest_cutoff)})" \
-        if first_order is not None and (latest_cutoff - first_order).days < 2 * MIN_LABEL_WINDOW_DAYS else ""
-    raise ValueError(f"{problem}; use a cutoff on or before {latest_cutoff}{history}{shorter}")
+    raise ValueError(f"{problem}; use a cutoff on or before {latest_cutoff}{window_note(latest_cutoff, horizon_days, first_order)}{shorter}")
 
 
-def label_window_note(first_order: dt.date, cutoff: dt.date) -> str:
-    """What a short history before `cutoff` asks of the LightGBM label window (models.pipeline.label_window_days)."""
-    history = (cutoff - first_order).days
-    if history <= MIN_LABEL_WINDOW_DAYS:
-        return f"too short for LightGBM's {MIN_LABEL_WINDOW_DAYS}-day training window, so use a shorter horizon"
-    return (f"the default training window would be {history // 2} days, under LightGBM's {MIN_LABEL_WINDOW_DAYS}: "
-            f"also set model.label_window_days between {MIN_LABEL_WINDOW_DAYS} and {history - 1}")
+def window_note(cutoff: dt.date, horizon_days: int, first_order: dt.date | None) -> str:
+    """What the default LightGBM label window (`label_window_days`) says of the history before a
+    suggested cutoff, when it refuses it ('' when it accepts it or the first order is unknown)."""
+    if first_order is None:
+        return ""
+    try:
+        label_window_days(horizon_days, (cutoff - first_order).days)
+    except InsufficientDataError as error:
+        return f" (then: {error})"
+    return ""
 
 
 def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **settings) -> BacktestResult:

@@ -43,14 +43,11 @@ EVENT_COLUMNS = (CUSTOMER_ID, "rank", "event", "from_tier", "to_tier", "details"
 
 
 def downgrade_details(spend: np.ndarray, lost_tier: np.ndarray, grace_until: pd.Series,
-                      amounts: dict[str, float] | None, as_of: pd.Timestamp | None) -> np.ndarray:
+                      amounts: dict[str, float], as_of: pd.Timestamp) -> np.ndarray:
     """'spend $4,100 below the Gold threshold $5,000; the grace period ended 2026-03-01' (or: no
     grace period with grace_days 0; a grace period to DATE cut short: grace_days is now 0)."""
-    text = "spend " + money_texts(spend) + " below the " + lost_tier + " threshold"
-    if amounts is not None:
-        text = text + " " + money_texts(np.array([amounts[tier] for tier in lost_tier], dtype=float))
-    if as_of is None:
-        return text + "; no grace period left"
+    thresholds = money_texts(np.array([amounts[tier] for tier in lost_tier], dtype=float))
+    text = "spend " + money_texts(spend) + " below the " + lost_tier + " threshold " + thresholds
     ends = day_texts(grace_until)
     running = (grace_until >= as_of).to_numpy()
     why = np.where(grace_until.isna().to_numpy(), "; no grace period (grace_days 0)",
@@ -67,8 +64,8 @@ def tier_events(
     near_next_tier_amount: float,
     near_next_tier_share: float,
     id_rank: np.ndarray,
-    amounts: dict[str, float] | None = None,
-    as_of: pd.Timestamp | None = None,
+    amounts: dict[str, float],
+    as_of: pd.Timestamp,
 ) -> pd.DataFrame:
     """The ranked event list.
 
@@ -78,7 +75,7 @@ def tier_events(
     projected_tier, projected_12m_spend and is_at_risk; `previous` is the previous state aligned
     to it (grace_until, is_rising_star, is_at_risk); `at_risk_reason` and `id_rank`
     (`segments.keys.id_ranks`) are aligned to it too. `amounts` (tier -> threshold on this run) and
-    `as_of` word the downgrade details (without them: the spend and the tier only). Each event's
+    `as_of` word the downgrade details. Each event's
     rows are picked with masks over all customers; their details are built for those rows only.
     """
     spend = tiers[ROLLING_12M_SPEND].to_numpy()

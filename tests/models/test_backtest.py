@@ -75,11 +75,12 @@ def test_refuses_horizon_beyond_the_data(cdnow_sample):
 def test_a_suggested_cutoff_with_little_history_says_what_the_training_window_needs():
     """It suggested 1997-02-20 (50 days after the first order), where the default label window failed next."""
     first, last = dt.date(1997, 1, 1), dt.date(1998, 6, 30)
-    with pytest.raises(ValueError, match=r"use a cutoff on or before 1997-02-20 \(50 days of history: the default training "
-                                         r"window would be 25 days, under LightGBM's 28: also set model.label_window_days "
-                                         r"between 28 and 49\)"):
+    with pytest.raises(ValueError, match=r"use a cutoff on or before 1997-02-20 \(then: half of the 50 days of history gives "
+                                         r"a 25-day training window; LightGBM needs at least 28 days of labels: set "
+                                         r"label_window_days \(config key model.label_window_days\) between 28 and 49, "
+                                         r"or use a later cutoff\)"):
         check_horizon_covered(dt.date(1997, 6, 30), 500, last, first)
-    with pytest.raises(ValueError, match=r"\(20 days of history: too short for LightGBM's 28-day training window"):
+    with pytest.raises(ValueError, match=r"\(then: 20 day\(s\) of history before the cutoff leave no training window"):
         check_horizon_covered(dt.date(1997, 6, 30), 530, last, first)
     with pytest.raises(ValueError, match=r"use a cutoff on or before 1997-10-02, or"):  # plenty of history: no note
         check_horizon_covered(dt.date(1998, 3, 31), 273, last, first)
