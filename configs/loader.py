@@ -33,9 +33,33 @@ def _yaml_problem(exc: yaml.YAMLError, origin: str) -> str:
     return f"{where}: not valid YAML: {what}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges; its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = first_lines.get(key)
+            except TypeError:  # an unhashable key: the base method raises YAML's own error for it
+                break
+            if first is not None:
+                lines = f"line {line}" if first == line else f"lines {first} and {line}"
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is written twice ({lines}): the first value would be ignored",
+                    key_node.start_mark,
+                )
+            first_lines[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_problem(exc, origin)) from exc
     if not isinstance(data, dict):
@@ -61,7 +85,7 @@ def _read_text(path: Path) -> str:
 def _problem(error: dict[str, Any]) -> str:
     """One schema error: the dotted key, pydantic's message and, for a wrong value, the value given."""
     key = ".".join(str(part) for part in error["loc"]) or "(top)"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] not in ("extra_forbidden", "missing", "value_error") and not isinstance(error.get("input"), dict):
         message += f" (got {error['input']!r:.60})"
     return f"{key}: {message}"

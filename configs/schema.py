@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
+# The longest horizon: 100 years (dates past it overflow; no data span that far).
+MAX_HORIZON_DAYS = 36_500
 # The shortest LightGBM label window (models.pipeline.MIN_LABEL_WINDOW_DAYS; a test keeps them equal).
 MIN_LABEL_WINDOW_DAYS = 28
 
@@ -30,6 +32,13 @@ class ColumnMapping(Strict):
     order_id: str | None = None
     category: str | None = None
     quantity: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an empty column name: name the source column (optional fields: leave the key out)")
+        return value
 
 
 class SourceConfig(Strict):
@@ -71,7 +80,7 @@ class LightGBMConfig(Strict):
 
 
 class ModelConfig(Strict):
-    horizon_days: StrictInt = Field(default=365, ge=7)
+    horizon_days: StrictInt = Field(default=365, ge=7, le=MAX_HORIZON_DAYS)
     btyd: Literal["bgnbd", "pareto", "mbgnbd"] = "bgnbd"
     penalizer: StrictFloat = Field(
         default=0.0, ge=0, description="L2 penalty of the purchase model (BG/NBD, Pareto/NBD, MBG/NBD); 0 reproduces the papers"
@@ -157,12 +166,23 @@ class ScheduleConfig(Strict):
 
         from cronsim import CronSim, CronSimError
 
+        expression = CRON_NICKNAMES.get(value.strip().lower(), value)
+        fields = expression.split()
+        shape = "five fields, minute hour day-of-month month day-of-week, e.g. '0 6 * * 1'"
+        if len(fields) != 5:
+            # Six fields read as seconds first here (cronsim) but seconds last in Prefect's scheduler:
+            # the same text would run on other days than the ones checked.
+            raise ValueError(f"not a cron expression: {len(fields)} field(s), expected {shape}")
         try:
-            CronSim(CRON_NICKNAMES.get(value.strip().lower(), value), datetime(2000, 1, 1))
+            CronSim(expression, datetime(2000, 1, 1))
         except CronSimError as error:
+            raise ValueError(f"not a cron expression ({error}): {shape}") from None
+        # cronsim reads these; Prefect's scheduler refuses them when `vipcast serve` registers the schedule.
+        if "W" in fields[2].upper() or "L" in fields[4].upper():
             raise ValueError(
-                f"not a cron expression ({error}): five fields, minute hour day-of-month month day-of-week, e.g. '0 6 * * 1'"
-            ) from None
+                "Prefect's scheduler reads no 'W' in the day of the month and no 'L' in the day of the week; "
+                "'L' alone as the day of the month (the last day) is read"
+            )
         return value
 
     @field_validator("timezone")

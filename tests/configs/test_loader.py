@@ -162,9 +162,14 @@ def test_share_mode_error_shows_the_thresholds_it_got(tmp_path):
 @pytest.mark.parametrize(
     "yaml_text, message",
     [
-        ('schedule: {score_cron: "61 6 * * 1"}', r"schedule.score_cron: Value error, not a cron expression \(Bad minute\)"),
-        ('schedule: {train_cron: "0 3 1 *"}', r"schedule.train_cron: Value error, not a cron expression \(Wrong number of fields\)"),
-        ("schedule: {timezone: Mars/Olympus}", r"schedule.timezone: Value error, not an IANA time zone name"),
+        ('schedule: {score_cron: "61 6 * * 1"}', r"schedule.score_cron: not a cron expression \(Bad minute\)"),
+        ('schedule: {train_cron: "0 3 1 *"}', r"schedule.train_cron: not a cron expression: 4 field\(s\), expected five"),
+        ("schedule: {timezone: Mars/Olympus}", r"schedule.timezone: not an IANA time zone name"),
+        # Six fields: seconds first for cronsim ("Mondays 06:00"), seconds last for Prefect ("the 6th at 00:00:01").
+        ('schedule: {score_cron: "0 0 6 * * 1"}', r"schedule.score_cron: not a cron expression: 6 field\(s\)"),
+        # cronsim reads these, Prefect's scheduler refuses them when serve registers the deployment.
+        ('schedule: {score_cron: "0 6 * * 5L"}', r"schedule.score_cron: Prefect's scheduler reads no 'W' .* no 'L' in the day of the week"),
+        ('schedule: {train_cron: "0 6 LW * *"}', r"schedule.train_cron: Prefect's scheduler reads no 'W' in the day of the month"),
     ],
 )
 def test_schedule_values_are_checked_on_load_not_only_by_serve(tmp_path, yaml_text, message):
@@ -178,3 +183,51 @@ def test_cron_nicknames_and_names_prefect_reads_are_accepted(tmp_path):
     path = tmp_path / "schedule.yaml"
     path.write_text('schedule: {score_cron: "@daily", train_cron: "0 6 * * MON", timezone: Europe/Berlin}\n')
     assert load_config(path).schedule.score_cron == "@daily"
+
+
+@pytest.mark.parametrize("cron", ["0 6 * * 1", "0 6 L * *", "0 6 * * 1#2", "*/15 6 * JAN-MAR MON-FRI", "@weekly"])
+def test_every_cron_the_config_accepts_prefect_schedules_on_the_same_days(cron):
+    """The config's check (cronsim) and Prefect's scheduler (croniter) agree on the next run times."""
+    from datetime import datetime
+
+    from cronsim import CronSim
+    from prefect._vendor.croniter import croniter  # what Prefect's CronSchedule computes run times with
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from configs.schema import CRON_NICKNAMES
+
+    config = load_config(overrides={"schedule": {"score_cron": cron}})
+    CronSchedule(cron=config.schedule.score_cron)  # the schedule object serve registers accepts it
+    start = datetime(2025, 1, 1)
+    checked = CronSim(CRON_NICKNAMES.get(cron, cron), start)
+    scheduled = croniter(config.schedule.score_cron, start)
+    assert [scheduled.get_next(datetime) for _ in range(6)] == [next(checked) for _ in range(6)]
+
+
+def test_a_key_written_twice_is_an_error_naming_it_and_its_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys: a second `model:` block silently dropped horizon_days 90."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("model:\n  horizon_days: 90\nsegments:\n  grace_days: 30\nmodel:\n  btyd: bgnbd\n")
+    with pytest.raises(ConfigError, match=r"line 5, column 1: not valid YAML: the key 'model' is written twice \(lines 1 and 5\)"):
+        load_config(path)
+    path.write_text("segments:\n  tiers: {silver: 100, silver: 200, gold: 300, platinum: 400}\n")
+    with pytest.raises(ConfigError, match=r"the key 'silver' is written twice \(line 2\)"):
+        load_config(path)
+
+
+def test_yaml_merge_keys_may_be_overridden_without_a_duplicate_error(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("segments: &s {grace_days: 30}\nmodel:\n  horizon_days: 90\n")
+    assert load_config(path).segments.grace_days == 30
+    from configs.loader import _read_yaml
+
+    assert _read_yaml("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n", "x") == {"a": {"b": 1}, "c": {"b": 2}}
+
+
+@pytest.mark.parametrize("field", ["customer_id", "order_id"])
+def test_an_empty_column_name_is_a_config_error(tmp_path, field):
+    """`order_id: ""` was an internal error (IbisTypeError: Column '' is not found), exit 1."""
+    path = tmp_path / "columns.yaml"
+    path.write_text(f'source:\n  columns: {{{field}: " "}}\n')
+    with pytest.raises(ConfigError, match=rf"source.columns.{field}: an empty column name"):
+        load_config(path)
