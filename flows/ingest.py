@@ -17,6 +17,7 @@ Rules (the transactions contract; README "Your own data"):
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import glob
 import gzip
@@ -133,6 +134,20 @@ def parse_source(src: str, table: str | None = None) -> Source:
     if suffixes <= {".csv", ".txt", ".tsv"}:
         return Source("csv", src)
     raise IngestError(f"{src}: cannot tell the format from the file names ({', '.join(sorted(suffixes))}); use .csv or .parquet files")
+
+
+def reads_path(source: Source, path: Path) -> bool:
+    """Whether `path` is one of the files a file source reads, or inside the folder it reads (a file
+    written there would be read next time)."""
+    if source.kind not in ("csv", "parquet"):
+        return False
+    target = path.resolve()
+    location = Path(source.location)
+    if any(ch in source.location for ch in "*?["):
+        return target in {Path(name).resolve() for name in glob.glob(source.location)} or fnmatch.fnmatch(str(target), str(location.absolute()))
+    if location.is_dir():
+        return target.is_relative_to(location.resolve())
+    return target == location.resolve()
 
 
 def lifetimes_dataset_path(name: str) -> Path:
@@ -524,14 +539,16 @@ def materialize(con, name: str, table):
 # What counts as a date or a number in a text column. The same patterns on both engines, so a
 # value both engines would cast differently (e.g. '2024', '1d', 'NaN', a UTC offset) is set aside
 # on both rather than read two ways; ISO dates with an optional time (and 'Z') are dates.
-ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?Z?$"
+# Up to nine digits of a second (SQL Server's datetime2 and .NET write 7, pandas 9): read to the
+# microsecond (the rest cut off, `at_most_micros`).
+ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?Z?$"
 # An ISO timestamp with a UTC offset (+02:00, -0500) or zone name: read explicitly and converted to
 # UTC. The minutes are optional (PostgreSQL writes UTC timestamps as '2024-02-05 10:00:00+00'); a
 # space may come first, and UTC / GMT (alone or before the offset) or Z: '2024-02-05 10:00:00 -05:00',
 # '... 10:00:00 UTC', '... 10:00 GMT+1'. Groups: 1 the local time, 4 the sign, 5 two-digit hours,
 # 6 minutes, 7 one-digit hours (alone: '+123' is no offset).
 ISO_WITH_OFFSET = (
-    r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?) ?"
+    r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?) ?"
     r"(?:UTC|GMT|Z|(?:UTC|GMT)?([+-])(?:(\d{2})(?::?(\d{2}))?|(\d)))$"
 )
 DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -705,8 +722,20 @@ def _parsed_timestamp(value, date_format: str | None, engine: str, *, clean: boo
         if engine == "duckdb":
             return _duckdb_try_strptime(text, date_format)
         return _spark_try_to_timestamp(text, _spark_pattern(date_format))
-    plain = text.re_search(ISO_TIMESTAMP).ifelse(text.try_cast("timestamp"), ibis.null("timestamp"))
+    text = at_most_micros(text)
+    # A trailing 'Z' (UTC, as every naive time is read) after a date alone is dropped: both casts refuse it.
+    plain_text = text.re_search(r"^[^ T]*Z$").ifelse(text.re_extract(r"^([^ T]*)Z$", 1), text)
+    plain = text.re_search(ISO_TIMESTAMP).ifelse(plain_text.try_cast("timestamp"), ibis.null("timestamp"))
     return text.re_search(ISO_WITH_OFFSET).ifelse(utc_of_offset_timestamp(text), plain)
+
+
+# The fraction of a second past its sixth digit, and what follows it (an offset, a zone name).
+_SUB_MICROS = r"^([^.]*\.\d{6})\d{1,3}(\D.*|)$"
+
+
+def at_most_micros(text):
+    """Text timestamps with 7-9 digits of a second cut to 6 (both engines keep microseconds and refuse more)."""
+    return text.re_search(_SUB_MICROS).ifelse(text.re_extract(_SUB_MICROS, 1) + text.re_extract(_SUB_MICROS, 2), text)
 
 
 def utc_of_offset_timestamp(text):
@@ -1136,7 +1165,7 @@ STRAY_MAX_SHARE = 0.01
 def check_as_of_range(as_of: date, source: Source) -> None:
     first, last = AS_OF_RANGE
     if not first <= as_of <= last:
-        raise IngestError(f"{source.label}: the as-of date {as_of} is outside the supported range {first} to {last}; pass --as-of")
+        raise IngestError(f"{source.label}: the as-of date {as_of} is outside the supported range {first} to {last}; pass a date in that range")
 
 
 def check_last_order(typed, raw, source: Source, date_column: str, last_order: datetime, rows_read: int) -> None:

@@ -105,6 +105,9 @@ ROW_PROBLEMS = GOOD_ROWS + [
     ("j", "2024-02-30", " 2.5 ", "o15"),
     ("k", "2024-1-4 7:05", "1e2", None),
     ("vif", "2024-01-05T08:30:00Z", "+.5", "o16"),  # Ibis's strip() would eat the 'v' and 'f' on Spark
+    ("g", "2024-01-04 10:00:00.1234567", "1", "o22"),  # 7-9 digits of a second: cut to microseconds
+    ("g", "2024-01-04T10:00:00.123456789+02:00", "1", "o23"),
+    ("g", "2024-01-06Z", "1", "o24"),  # a date and 'Z'
 ]
 CASES = {
     "row_problems": (ROW_PROBLEMS, {"as_of": date(2024, 12, 31), "max_invalid_share": 0.5}),

@@ -516,6 +516,22 @@ def test_utc_offsets_with_or_without_minutes(tmp_path):
     )]
 
 
+def test_seven_to_nine_digits_of_a_second_are_read_to_the_microsecond(tmp_path):
+    """SQL Server's datetime2 / .NET write 7 digits, pandas 9: the whole column was "not ISO timestamps"."""
+    rows = [("a", "2024-03-01 10:00:00.1234567", "1", "o1"), ("a", "2024-03-05T10:00:00.0000000", "2", "o2"),
+            ("b", "2024-03-02 11:00:00.123456789", "3", "o3"), ("b", "2024-03-03T11:00:00.9999999+02:00", "4", "o4"),
+            ("b", "2024-03-04 11:00:00.1234567 UTC", "5", "o5"), ("c", "2024-03-10Z", "6", "o6"),
+            ("c", "2024-03-04 11:00:00.1234567890", "7", "o7")]  # ten digits: not a timestamp
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, max_invalid_share=0.5)
+    clean = result.transactions.to_pandas().sort_values("order_id")
+    assert [str(ts) for ts in clean["order_ts"]] == [
+        "2024-03-01 10:00:00.123456", "2024-03-05 10:00:00", "2024-03-02 11:00:00.123456", "2024-03-03 09:00:00.999999",
+        "2024-03-04 11:00:00.123456", "2024-03-10 00:00:00",
+    ]
+    assert list(result.quarantine["raw_order_ts"]) == ["2024-03-04 11:00:00.1234567890"]
+    assert result.report["rows_set_aside"]["unparseable_date"] == 1
+
+
 def test_amounts_of_a_quadrillion_or_more_are_set_aside(tmp_path):
     """1e33 passed as a finite number and failed the feature build (money is summed exactly as DECIMAL(38, 6))."""
     rows = [("a", "2024-02-05", "1e33", "o1"), ("a", "2024-02-06", "-1000000000000000", "o2"),
