@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -18,7 +18,20 @@ from flows.listformats import list_csv, list_json
 from flows.store import OutputsStore, RunInfo
 from segments.settings import TIERS
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+def refuse_unknown_parameters(request: Request) -> None:
+    """400 for a query parameter the endpoint does not read: a guessed `limit` or `offset` returned the
+    whole list as if it had been applied."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = {parameter.alias for parameter in dependant.query_params}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise HTTPException(400, f"unknown query parameter(s) {', '.join(unknown)}; this endpoint reads {', '.join(sorted(known)) or 'none'}")
+
+
+router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(refuse_unknown_parameters)])
 
 
 class ListName(StrEnum):
@@ -81,6 +94,9 @@ AsOfQuery = Annotated[date | None, Query(description="As-of date YYYY-MM-DD: the
 #: Ids as long as the data have them: a 300-character id ranked first on a list had no page (404).
 CUSTOMER_ID_MAX_LENGTH = 4096
 RunIdQuery = Annotated[str | None, Query(max_length=200, description="A run id from /api/v1/runs.")]
+DataQuery = Annotated[str | None, Query(
+    max_length=500, description="A dataset (its name, e.g. orders, or its source as in /api/v1/runs): its runs only "
+    "(several shops scored into one store); with as_of, that dataset's run of the date.")]
 
 
 def store_of(request: Request) -> OutputsStore:
@@ -166,11 +182,12 @@ def get_list(
     as_of: AsOfQuery = None,
     run_id: RunIdQuery = None,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv.")] = "json",
+    data: DataQuery = None,
 ) -> Response:
     store = store_of(request)
     tier = canonical_tier(tier)
     with store.session():
-        run = store.find_run(run_id, as_of)
+        run = store.find_run(run_id, as_of, dataset=data)
         frame = store.read_list(list_name.value, run_id=run.run_id, top=top, tier=tier)
     headers = {"X-Vipcast-Run-Id": run.run_id, "X-Vipcast-As-Of": run.as_of.isoformat(),
                "X-Vipcast-Model-Version": run.model_version}
@@ -190,18 +207,23 @@ def get_customer(
     customer_id: Annotated[str, Path(max_length=CUSTOMER_ID_MAX_LENGTH, description="The customer's id as in the data.")],
     as_of: AsOfQuery = None,
     run_id: RunIdQuery = None,
+    data: DataQuery = None,
 ) -> dict[str, Any]:
     store = store_of(request)
     with store.session():
-        run = store.find_run(run_id, as_of)
+        run = store.find_run(run_id, as_of, dataset=data)
         rows = store.customer_rows(customer_id, run.run_id)
         if not rows:
-            raise HTTPException(404, f"unknown customer {customer_id!r} in the scoring run as of {run.as_of}")
+            scored = run_out(run)["source"]
+            raise HTTPException(
+                404, f"unknown customer {customer_id!r} in the scoring run {run.run_id} as of {run.as_of}"
+                + (f" (of {scored}; pass data= or run_id= for another dataset's run)" if scored else "")
+            )
         customer_events = []
         if "events" in rows:
             events = store.read_list("events", run_id=run.run_id, customer_id=customer_id)
             customer_events = [record(row) for row in events.to_dict("records")]
-        history = store.customer_history(customer_id)
+        history = store.customer_history(customer_id, of_run=run)
     return {
         "customer_id": customer_id,
         "run": run_out(run),

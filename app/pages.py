@@ -328,7 +328,7 @@ def customer_page(
         events = None
         if "events" in rows:
             events = table_of(store.read_list("events", run_id=run.run_id, customer_id=customer_id))
-        history = store.customer_history(customer_id)
+        history = store.customer_history(customer_id, of_run=run)
     history_columns = [column for column in ("as_of", "model_version", "tier", "rolling_12m_spend", "predicted_spend",
                                              "predicted_ltv", "p_alive", "churn_probability") if column in history]
     scores = rows.get("scores", {})

@@ -52,27 +52,50 @@ def create_app(store: OutputsStore, api_key: str | None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app)
-    document_security(app, api_key)
+    document_errors_and_security(app, api_key)
     app.add_middleware(RequireApiKey, api_key=api_key)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(LogRequests)
     return app
 
 
-def document_security(app: FastAPI, api_key: str | None) -> None:
-    """Declare both ways of sending the key in the OpenAPI schema."""
-    if api_key is None:
-        return
+# Every error answer is {"detail": "<one line>"} (see install_error_handlers), not FastAPI's 422 list.
+ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
+                "properties": {"detail": {"type": "string", "description": "What is wrong, in one line."}}}
+ERROR_RESPONSES = {
+    "400": "A query parameter is not valid (e.g. top=0, an unknown tier or format, a malformed as_of).",
+    "401": "The API key is missing or wrong (send X-API-Key or Authorization: Bearer).",
+    "404": "No such list, run, as-of date or customer, or no scoring run yet.",
+    "503": "The outputs store is busy or cannot be reached; retry after the Retry-After seconds.",
+}
+
+
+def document_errors_and_security(app: FastAPI, api_key: str | None) -> None:
+    """The error answers the API really gives, and (with a key) both ways of sending the key, in the OpenAPI schema."""
 
     def schema() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = FastAPI.openapi(app)
-            components = app.openapi_schema.setdefault("components", {})
-            components["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-            }
-            app.openapi_schema["security"] = [{"bearer": []}, {"apiKeyHeader": []}]
+            document = FastAPI.openapi(app)
+            components = document.setdefault("components", {})
+            schemas = components.setdefault("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            schemas["Error"] = ERROR_SCHEMA
+            errors = {status: text for status, text in ERROR_RESPONSES.items() if status != "401" or api_key is not None}
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.pop("422", None)
+                    for status, text in errors.items():
+                        responses[status] = {"description": text,
+                                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            if api_key is not None:
+                components["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                }
+                document["security"] = [{"bearer": []}, {"apiKeyHeader": []}]
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = schema

@@ -761,6 +761,7 @@ class OutputsStore:
                 if "customer_id" in wanted:
                     connection.execute(f"CREATE INDEX {_quote(name + '_customer_id')} ON {table} (customer_id)")
             return
+        retyped: dict[str, str] = {}
         for column, kind in wanted.items():
             if column not in existing:
                 connection.execute(f"ALTER TABLE {table} ADD COLUMN {_quote(column)} {self._sql_type(kind)}")
@@ -772,11 +773,33 @@ class OutputsStore:
                 # Typed only by empty lists so far (an all-null column reads as text): take the real type.
                 widened = kind
             if widened != existing[column]:
-                sql_type = self._sql_type(widened)
+                retyped[column] = widened
+        if retyped:
+            self._retype_columns(connection, name, retyped)
+
+    def _retype_columns(self, connection: _Connection, name: str, retyped: dict[str, str]) -> None:
+        """Give the list table's columns `retyped` (column -> logical type) their new types, keeping every row."""
+        table = _quote(name)
+        if self._backend.dialect in ("duckdb", "postgresql"):
+            for column, kind in retyped.items():
+                sql_type = self._sql_type(kind)
                 connection.execute(
-                    f"ALTER TABLE {table} ALTER COLUMN {_quote(column)} TYPE {sql_type} "
-                    f"USING CAST({_quote(column)} AS {sql_type})"
+                    f"ALTER TABLE {table} ALTER COLUMN {_quote(column)} TYPE {sql_type} USING CAST({_quote(column)} AS {sql_type})"
                 )
+            return
+        # SQLite (and other databases without ALTER COLUMN ... TYPE): copy the rows into a table of
+        # the new types and put it in the old one's place, in the write's transaction.
+        types = {column: retyped.get(column, kind) for column, kind in connection.columns(name).items()}
+        staging = _quote(f"{name}__retyped")
+        connection.execute(
+            f"CREATE TABLE {staging} ({', '.join(f'{_quote(c)} {self._sql_type(k)}' for c, k in types.items())})"
+        )
+        values = ", ".join(
+            f"CAST({_quote(c)} AS {self._sql_type(k)})" if c in retyped else _quote(c) for c, k in types.items()
+        )
+        connection.execute(f"INSERT INTO {staging} SELECT {values} FROM {table}")
+        connection.execute(f"DROP TABLE {table}")
+        connection.execute(f"ALTER TABLE {staging} RENAME TO {table}")
 
     @staticmethod
     def _only_nulls(connection: _Connection, table: str, column: str) -> bool:
@@ -833,12 +856,23 @@ class OutputsStore:
                 return run
         raise RunNotFound(f"no scoring run with run_id {run_id!r}")
 
-    def find_run(self, run_id: str | None = None, as_of: date | str | None = None) -> RunInfo:
-        """The run by id, else the latest run of an as-of date, else the latest run.
+    def find_run(self, run_id: str | None = None, as_of: date | str | None = None, dataset: str | None = None) -> RunInfo:
+        """The run by id, else the latest run of an as-of date, else the latest run; of `dataset` (a
+        source or its name) when given.
 
         Raises NoRunsYet in an empty store and RunNotFound when nothing matches.
         """
-        return _pick_run(self.runs(), run_id, as_of)
+        runs = self.runs()
+        if dataset is None or not runs:
+            return _pick_run(runs, run_id, as_of)
+        of_dataset = runs_of_dataset(runs, dataset)
+        if not of_dataset:
+            names = ", ".join(sorted({name for name in map(run_dataset, runs) if name}))
+            raise RunNotFound(f"no scoring run of dataset {dataset!r}; the store holds runs of {names or 'unnamed sources'}")
+        try:
+            return _pick_run(of_dataset, run_id, as_of)
+        except RunNotFound as missing:
+            raise RunNotFound(f"{missing} (dataset {dataset!r})") from None
 
     def previous_run(self, run: RunInfo) -> RunInfo | None:
         """The latest run of the same dataset with an earlier as-of date than ``run`` (for movement
@@ -942,8 +976,11 @@ class OutputsStore:
                     found[name] = frame.iloc[0].to_dict()
         return found
 
-    def customer_history(self, customer_id: Any) -> pd.DataFrame:
-        """One row per run in which the customer was scored, oldest first: run, tier and scores."""
+    def customer_history(self, customer_id: Any, of_run: RunInfo | None = None) -> pd.DataFrame:
+        """One row per run in which the customer was scored, oldest first: run, tier and scores.
+
+        With `of_run`, only the runs of that run's dataset (another shop's customer may have the same id).
+        """
         with self._reading() as connection:
             if connection is None or not connection.columns(RUNS_TABLE):
                 return pd.DataFrame()
@@ -953,12 +990,17 @@ class OutputsStore:
             score_columns = [column for column in connection.columns("scores")
                              if column not in RESERVED_COLUMNS and column != "customer_id"]
             selected = "".join(f", s.{_quote(column)}" for column in score_columns)
-            return connection.fetch_df(
+            history = connection.fetch_df(
                 f"SELECT r.run_id, r.as_of, r.model_name, r.model_version{selected} "
                 f"FROM scores s JOIN {RUNS_TABLE} r ON r.run_id = s.run_id "
                 f"WHERE {condition[0]} ORDER BY r.as_of, r.created_at",
                 {"customer_id": condition[1]},
             )
+            dataset = None if of_run is None else run_dataset(of_run)
+            if dataset is None or history.empty:
+                return history
+            same_dataset = {run.run_id for run, _ in self._runs(connection) if run_dataset(run) in (None, dataset)}
+            return history[history["run_id"].isin(same_dataset)].reset_index(drop=True)
 
     def tier_summary(self, run_id: str) -> pd.DataFrame:
         """Per tier of one run's scores: customers, and totals or means of the scores it has."""

@@ -209,5 +209,54 @@ def test_openapi_documents_the_api(client) -> None:
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {"/api/v1/runs", "/api/v1/lists/{list_name}", "/api/v1/customers/{customer_id}"}
     parameters = {item["name"] for item in schema["paths"]["/api/v1/lists/{list_name}"]["get"]["parameters"]}
-    assert parameters == {"list_name", "top", "tier", "as_of", "run_id", "format"}
+    assert parameters == {"list_name", "top", "tier", "as_of", "run_id", "format", "data"}
     assert "text/csv" in schema["paths"]["/api/v1/lists/{list_name}"]["get"]["responses"]["200"]["content"]
+
+    # The errors it really answers: 400/401/404/503 with {"detail": string}, no FastAPI 422 list.
+    for path in schema["paths"].values():
+        responses = path["get"]["responses"]
+        assert {"400", "401", "404", "503"} <= set(responses) and "422" not in responses
+        assert responses["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert schema["components"]["schemas"]["Error"]["properties"]["detail"]["type"] == "string"
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    bad = client.get("/api/v1/lists/tiers?top=0")
+    assert bad.status_code == 400 and isinstance(bad.json()["detail"], str)
+
+
+def test_data_picks_one_shop_of_a_shared_store_and_history_keeps_to_it(tmp_path) -> None:
+    """Two shops scored the same date: as_of answered with either, and a customer's history mixed both."""
+    import dataclasses
+    import json
+
+    from fake_outputs import fake_lists, fake_run_info
+
+    store = OutputsStore(tmp_path / "outputs.duckdb")
+    for source, run_id, seed in (("/data/eu/shop_eu.parquet", "eu-run", 1), ("/data/us/shop_us.parquet", "us-run", 2)):
+        run = dataclasses.replace(fake_run_info(AS_OF_NEW, 50, run_id=run_id), reconciliation=json.dumps({"source": source}))
+        store.write_run(run, fake_lists(50, seed=seed))
+    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
+    for data, run_id in (("shop_eu", "eu-run"), ("/data/us/shop_us.parquet", "us-run")):
+        body = client.get("/api/v1/lists/tiers", params={"data": data, "as_of": AS_OF_NEW.isoformat(), "top": 1}).json()
+        assert body["run"]["run_id"] == run_id
+    customer = store.read_list("tiers", run_id="eu-run", top=1)["customer_id"].iloc[0]
+    body = client.get(f"/api/v1/customers/{customer}", params={"data": "shop_eu"}).json()
+    assert [run["run_id"] for run in body["history"]] == ["eu-run"]
+    missing = client.get("/api/v1/lists/tiers", params={"data": "shop_jp"})
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "no scoring run of dataset 'shop_jp'; the store holds runs of shop_eu, shop_us"
+    wrong_date = client.get("/api/v1/lists/tiers", params={"data": "shop_eu", "as_of": "2026-01-05"})
+    assert wrong_date.status_code == 404 and wrong_date.json()["detail"].endswith("(dataset 'shop_eu')")
+    unknown = client.get("/api/v1/customers/nobody", params={"data": "shop_us"}).json()["detail"]
+    assert unknown == ("unknown customer 'nobody' in the scoring run us-run as of 2026-11-16 "
+                       "(of /data/us/shop_us.parquet; pass data= or run_id= for another dataset's run)")
+
+
+def test_a_query_parameter_the_endpoint_does_not_read_is_refused(client) -> None:
+    """?limit=2 or ?offset=1 answered 200 with the whole list, as if applied."""
+    for query in ({"limit": 2}, {"offset": 1, "top": 2}, {"page": 2, "per_page": 2}):
+        response = client.get("/api/v1/lists/tiers", params=query)
+        assert response.status_code == 400
+        assert response.json()["detail"].startswith("unknown query parameter(s) ")
+        assert "this endpoint reads as_of, data, format, run_id, tier, top" in response.json()["detail"]
+    assert client.get("/api/v1/runs", params={"x": 1}).json()["detail"] == "unknown query parameter(s) x; this endpoint reads none"
+    assert client.get("/api/v1/lists/tiers", params={"top": 2}).status_code == 200

@@ -166,10 +166,12 @@ def test_a_postgres_url_names_the_store_as_sources_do(postgres_url: str) -> None
         OutputsStore(postgres_url.rsplit("/", 1)[0] + "/no_such_db").runs()
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["duckdb", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "duckdb":
         return str(tmp_path / "outputs.duckdb")
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outputs.db'}"
     return request.getfixturevalue("postgres_url")
 
 
@@ -230,6 +232,11 @@ def test_the_previous_run_is_of_the_same_dataset(store: OutputsStore) -> None:
     assert store.previous_run(store.get_run("cdnow-1")) is None
     store.write_run(run_info("unnamed", date(2026, 4, 6)), five_customers())  # stored before runs named their source
     assert store.previous_run(store.get_run("unnamed")).run_id == "shop-2"
+
+    # A customer's history (API and customer page) keeps to the run's shop: cdnow's customer 4 is another person.
+    assert store.customer_history("4", of_run=store.get_run("shop-2"))["run_id"].tolist() == ["shop-1", "shop-2", "unnamed"]
+    assert store.customer_history("4", of_run=store.get_run("cdnow-1"))["run_id"].tolist() == ["cdnow-1", "unnamed"]
+    assert len(store.customer_history("4")) == 4
 
 
 def test_missing_runs_and_lists_are_clear_errors(store: OutputsStore) -> None:
@@ -311,6 +318,17 @@ def test_columns_first_seen_in_an_empty_list_take_their_type_later(store: Output
     at_risk = store.read_list("at_risk")
     assert at_risk["churn_probability"].tolist() == [0.6] and at_risk["days_since_last_order"].tolist() == [120]
     assert list(store.read_list("at_risk", run_id="r1").columns) == list(nobody.columns)
+
+
+def test_a_text_column_first_stored_from_an_empty_float_column_takes_text_later(store: OutputsStore) -> None:
+    """An empty rising-stars list made reason_1 a float column; on SQLite the next run with reasons
+    failed at ALTER COLUMN ... TYPE (SQLite has none), on every retry."""
+    stars = five_customers()["rising_stars"]
+    empty = stars.iloc[:0].astype({"reason_1": "float64"})
+    store.write_run(run_info("r1", AS_OF_1), {"rising_stars": empty})
+    store.write_run(run_info("r2", AS_OF_2), {"rising_stars": stars})
+    assert_frame_matches(store.read_list("rising_stars", run_id="r2"), stars)
+    assert store.read_list("rising_stars", run_id="r1").empty
 
 
 def test_reserved_and_unknown_names_are_refused(store: OutputsStore) -> None:
