@@ -37,10 +37,11 @@ class BacktestResult:
     model: CustomerValueModel
     predictions: pd.DataFrame
     baselines: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         """``{"cutoff", "horizon_days", "n_customers", "models": {NAME: {metric: value}}, "champion",
-        "baselines": {NAME: {metric: value}}}``."""
+        "baselines": {NAME: {metric: value}}, "warnings": [text]}``."""
         return {
             "cutoff": self.cutoff.isoformat(),
             "horizon_days": self.horizon_days,
@@ -48,10 +49,12 @@ class BacktestResult:
             "models": self.metrics,
             "champion": self.champion,
             "baselines": self.baselines,
+            "warnings": self.warnings,
         }
 
 
 NAIVE_BASELINE = "naive_last_12m"
+TEXTBOOK = "bgnbd_gg"
 
 
 def naive_baseline(features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
@@ -133,7 +136,6 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
     span = transactions.aggregate(first=transactions.order_ts.min(), last=transactions.order_ts.max()).execute()
     first_order, last_order = (pd.Timestamp(span[column].iloc[0]).date() for column in ("first", "last"))
     check_horizon_covered(cutoff, horizon_days, last_order, first_order)
-    model = CustomerValueModel(horizon_days=horizon_days, **settings).fit(transactions, cutoff)
     time_unit = settings.get("time_unit", "days")
     windows_days = settings.get("windows_days", (30, 90, 180, 365))
     features = (
@@ -148,6 +150,14 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
         actual_orders=labels["horizon_orders"].astype("float64"),
         churned=labels["churned"].astype(bool),
     )
+    window_spend = float(predictions["actual_spend"].sum())
+    if not window_spend > 0:
+        end = cutoff + dt.timedelta(days=horizon_days)
+        raise ValueError(
+            f"the backtest window ({cutoff}, {end}] holds no positive net spend ({window_spend:,.2f} net of refunds among "
+            "the customers known at the cutoff), so no ranking of spend can be scored; use an earlier cutoff or a longer horizon"
+        )
+    model = CustomerValueModel(horizon_days=horizon_days, **settings).fit(transactions, cutoff)
     metrics = {}
     for name, candidate in model.candidate_predictions(features).items():
         predictions[f"{name}_spend"] = candidate["predicted_spend"]
@@ -164,4 +174,9 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
         )
     }
     predictions["btyd_expected_orders"] = model.purchase_model_.predict(features, horizon_days / {"days": 1, "weeks": 7}[time_unit])["expected_orders"]
-    return BacktestResult(cutoff, horizon_days, metrics, champion_rule(metrics), model, predictions, baselines)
+    # A booster without splits was not tested: its candidates only rescale the BTYD forecast here, while
+    # the refit on more customers may split and ship a booster no backtest measured.
+    flat = model.booster_warnings()
+    champion = champion_rule(metrics) if not flat else TEXTBOOK
+    warnings = [f"in the backtest at {cutoff}: {text}; so {TEXTBOOK} is the champion (the boosters were not tested)" for text in flat]
+    return BacktestResult(cutoff, horizon_days, metrics, champion, model, predictions, baselines, warnings)

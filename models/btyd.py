@@ -446,8 +446,9 @@ class PurchaseModel:
                     fitter = fitter_class(penalizer_coef=self.penalizer).fit(*args[:3], weights=args[3], **options)
             except ConvergenceError as error:
                 raise ModelFitError(
+                    # Not a coarser time unit: weeks are days / 7 and the fit rescales time, so it sees the same numbers.
                     f"{self.model} did not converge; try a small penalizer (penalizer=0.001; config key model.penalizer) "
-                    "or a coarser time unit (time_unit='weeks'; config key features.time_unit)"
+                    "or another purchase model (config key model.btyd: bgnbd)"
                 ) from error
             params = fitter.params_.astype(float)
         if not np.all(np.isfinite(params.to_numpy())) or np.any(params.to_numpy() <= 0):

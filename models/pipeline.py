@@ -83,17 +83,22 @@ def champion_rule(metrics: dict[str, dict[str, float]], textbook: str = "bgnbd_g
     """The candidate to ship, from ``{name: {metric: value}}``.
 
     A candidate is eligible when it is no worse than the textbook model on normalized_gini,
-    decile_mape and |total_error| at once; among eligible candidates the highest normalized_gini
-    wins (ties: lower decile_mape). If none is eligible the textbook model ships.
+    decile_mape and |total_error| at once, and better on at least one of them (a candidate that
+    only ties is the textbook model again: a booster without splits); among eligible candidates
+    the highest normalized_gini wins (ties: lower decile_mape). If none is eligible the textbook
+    model ships.
     """
     base = metrics[textbook]
+
+    def compared(values: dict[str, float]) -> tuple[float, float, float]:  # larger is better on each
+        return values["normalized_gini"], -values["decile_mape"], -abs(values["total_error"])
+
     eligible = [
         name
         for name, values in metrics.items()
         if name != textbook
-        and values["normalized_gini"] >= base["normalized_gini"]
-        and values["decile_mape"] <= base["decile_mape"]
-        and abs(values["total_error"]) <= abs(base["total_error"])
+        and all(mine >= theirs for mine, theirs in zip(compared(values), compared(base)))
+        and compared(values) != compared(base)
     ]
     if not eligible:
         return textbook

@@ -100,7 +100,7 @@ def plot_matrix(model: PurchaseModel, quantity: str, *, max_frequency: int, max_
 def plot_probability_alive_matrix(model: PurchaseModel, *, max_frequency: int = 30, max_recency: int = 40, ax: Axes | None = None) -> Axes:
     """P(alive) by frequency and recency for customers of age T = ``max_recency``."""
     ax = plot_matrix(model, "p_alive", max_frequency=max_frequency, max_recency=max_recency, horizon=0.0, ax=ax)
-    ax.set_title(f"Probability alive (T = {max_recency})")
+    ax.set_title(f"Probability alive (customers of age T = {max_recency} time units)")
     return ax
 
 

@@ -25,11 +25,30 @@ def sample_result(cdnow_sample):
 
 def test_to_dict_has_the_design_shape(sample_result):
     report = json.loads(json.dumps(sample_result.to_dict()))
-    assert set(report) == {"cutoff", "horizon_days", "n_customers", "models", "champion", "baselines"}
+    assert set(report) == {"cutoff", "horizon_days", "n_customers", "models", "champion", "baselines", "warnings"}
+    assert report["warnings"] == []
     assert report["cutoff"] == "1997-09-30" and report["horizon_days"] == 273 and report["n_customers"] == 2357
     assert set(report["models"]) == {"bgnbd_gg", "lightgbm", "blend"}
     assert all(set(metrics) == set(METRIC_NAMES) for metrics in report["models"].values())
     assert report["champion"] in report["models"]
+
+
+def test_boosters_without_splits_in_the_backtest_leave_the_textbook_champion(cdnow_sample):
+    """800 customers: the backtest's boosters were one leaf, lightgbm tied bgnbd_gg and shipped; the refit
+    on more customers split, so a booster no backtest measured went out without a word."""
+    result = backtest(cdnow_sample, dt.date(1997, 9, 30), 273, n_estimators=5, min_child_samples=100_000, champion="blend")
+    assert result.champion == "bgnbd_gg"
+    (warning,) = result.warnings
+    assert warning.startswith("in the backtest at 1997-09-30: LightGBM's spend and churn booster found no split")
+    assert warning.endswith("so bgnbd_gg is the champion (the boosters were not tested)")
+
+
+def test_a_window_without_positive_spend_is_named_before_any_fit():
+    """Every order after the cutoff at $0: "normalized_gini needs a positive total actual spend", after the fits."""
+    transactions, _ = generate_transactions(1500, 3)
+    transactions.loc[transactions["order_ts"] >= "2025-01-01", "amount"] = 0.0
+    with pytest.raises(ValueError, match=r"^the backtest window \(2024-12-31, 2025-12-31\] holds no positive net spend \(0.00 net"):
+        backtest(ibis.memtable(transactions), dt.date(2024, 12, 31), 365)
 
 
 def test_the_naive_baseline_is_scored_on_the_same_customers_and_never_ships(sample_result, cdnow_sample_frame):

@@ -249,6 +249,10 @@ def test_champion_rule():
     best_gini_but_biased = {"normalized_gini": 0.8, "decile_mape": 0.15, "total_error": 0.2}
     assert champion_rule({"bgnbd_gg": base, "blend": better, "lightgbm": best_gini_but_biased}) == "blend"
     assert champion_rule({"bgnbd_gg": base, "lightgbm": best_gini_but_biased}) == "bgnbd_gg"
+    # A candidate that only ties (a booster without splits rescales nothing) is the textbook model again.
+    assert champion_rule({"bgnbd_gg": base, "lightgbm": dict(base)}) == "bgnbd_gg"
+    assert champion_rule({"bgnbd_gg": base, "lightgbm": {**base, "total_error": 0.1}}) == "bgnbd_gg"  # |-0.1| = |0.1|
+    assert champion_rule({"bgnbd_gg": base, "lightgbm": {**base, "decile_mape": 0.19}}) == "lightgbm"
 
 
 def test_discount_factor_equals_the_per_step_curve(fitted, features):
