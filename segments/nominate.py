@@ -20,6 +20,7 @@ from segments.at_risk import at_risk_members
 from segments.economics import programme_economics
 from segments.events import tier_events
 from segments.inputs import (
+    CHURN_PROBABILITY,
     CUSTOMER_ID,
     ROLLING_12M_SPEND,
     STATE_COLUMNS,
@@ -31,6 +32,7 @@ from segments.inputs import (
 from segments.keys import ranked_order, tier_names
 from segments.rising_stars import rising_stars
 from segments.settings import TIER_RANK, VIP_TIERS, SegmentSettings
+from segments.texts import money_text
 from segments.tiers import held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
 
 TIERS_COLUMNS = (
@@ -74,6 +76,9 @@ class Segments:
     state: pd.DataFrame
     tier_thresholds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    #: Customers of the previous tier state, and how many of them this run scored (0 and 0 on a first run).
+    previous_customers: int = 0
+    carried_customers: int = 0
 
 
 def nominate(
@@ -161,7 +166,9 @@ def nominate(
         economics=economics,
         state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
         tier_thresholds=amounts,
-        warnings=_warnings(tier_rank, state, previous, settings),
+        warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, state, previous, settings, horizon_days),
+        previous_customers=0 if state is None else len(state),
+        carried_customers=0 if state is None else _carried(previous),
     )
 
 
@@ -191,20 +198,65 @@ def _with_columns(tiers: pd.DataFrame, columns: pd.DataFrame) -> pd.DataFrame:
     return tiers
 
 
+# Fewer VIPs than this share of at least FEW_VIPS_MIN_CUSTOMERS customers: the absolute thresholds
+# are probably not this shop's money (another currency or scale; CDNOW spends ~$100 a year).
+FEW_VIPS_SHARE = 0.01
+FEW_VIPS_MIN_CUSTOMERS = 100
+
+
+def _carried(previous: pd.DataFrame) -> int:
+    """Customers of the previous state scored on this run (`previous` is aligned with this run's customers)."""
+    return int((previous["tier_rank"].to_numpy() >= 0).sum())
+
+
+# At least this many VIP members, and at least this share of them at or above the churn threshold:
+# the threshold does not suit the horizon (churn_probability is P(no order in the horizon)).
+CHURNING_VIPS_MIN_MEMBERS = 20
+CHURNING_VIPS_SHARE = 0.5
+
+
 def _warnings(
-    tier_rank: np.ndarray, state: pd.DataFrame | None, previous: pd.DataFrame, settings: SegmentSettings
+    tier_rank: np.ndarray,
+    in_grace: np.ndarray,
+    table: pd.DataFrame,
+    state: pd.DataFrame | None,
+    previous: pd.DataFrame,
+    settings: SegmentSettings,
+    horizon_days: int,
 ) -> list[str]:
     messages = []
+    rolling_spend = table[ROLLING_12M_SPEND]
     customers = len(tier_rank)
-    vips = int((tier_rank >= TIER_RANK[VIP_TIERS[0]]).sum())
+    is_vip = tier_rank >= TIER_RANK[VIP_TIERS[0]]
+    vips = int(is_vip.sum())
     if customers and vips / customers > settings.vip_share_warning:
+        graced = int((is_vip & in_grace).sum())
+        advice = "consider higher tier thresholds"
+        if graced:
+            advice = (f"{graced} of them hold their tier by a grace period (below its threshold now): consider higher "
+                      "tier thresholds or a shorter segments.grace_days")
         messages.append(
             f"{vips / customers:.1%} of customers ({vips} of {customers}) are in VIP tiers (Silver and above), "
-            f"more than the {settings.vip_share_warning:.0%} warning level; consider higher tier thresholds"
+            f"more than the {settings.vip_share_warning:.0%} warning level; {advice}"
+        )
+    thresholds = settings.tiers
+    if thresholds.mode == "absolute" and customers >= FEW_VIPS_MIN_CUSTOMERS and vips / customers < FEW_VIPS_SHARE:
+        messages.append(
+            f"only {vips} of {customers} customers ({vips / customers:.1%}) are in VIP tiers: the Silver threshold is "
+            f"{money_text(thresholds.silver)} and the median 12-month spend {money_text(float(rolling_spend.median()))}, "
+            "so the tier lists and rising stars stay (nearly) empty; set segments.tiers to this shop's spend levels, "
+            "or mode: share (top shares of customers)"
+        )
+    churning = int((is_vip & (table[CHURN_PROBABILITY].to_numpy() >= settings.churn_threshold)).sum())
+    if vips >= CHURNING_VIPS_MIN_MEMBERS and churning >= CHURNING_VIPS_SHARE * vips:
+        messages.append(
+            f"{churning} of {vips} VIP members ({churning / vips:.0%}) are at risk for a churn probability of at least "
+            f"{settings.churn_threshold:g}: churn_probability is P(no order in the next {horizon_days} days), which most "
+            "customers reach on a short horizon; raise segments.churn_threshold or train for a longer horizon"
         )
     if state is not None:
         # Ids are unique on both sides, so the state rows not matched are those of unscored customers.
-        dropped = len(state) - int((previous["tier_rank"].to_numpy() >= 0).sum())
+        dropped = len(state) - _carried(previous)
         if dropped:
             messages.append(
                 f"{dropped} customer(s) in the previous tier state are not scored on this run; "

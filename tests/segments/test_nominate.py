@@ -12,6 +12,7 @@ from segment_tables import AS_OF, DEFAULTS, customers_table, state_table
 
 from features.build import customer_features
 from segments import SegmentSettings, nominate
+from segments.settings import TierThresholds
 
 
 def random_customers(n: int, seed: int) -> pd.DataFrame:
@@ -106,6 +107,49 @@ def test_vip_share_warning_only_above_the_limit():
     assert len(warnings) == 1 and warnings[0].startswith("40.0% of customers (2 of 5) are in VIP tiers")
     looser = SegmentSettings(vip_share_warning=0.5)
     assert nominate(forty, None, AS_OF, looser, 365).warnings == []
+
+
+def test_vip_share_warning_names_grace_periods_when_they_hold_the_vips():
+    """The excess came from grace periods, yet the advice was only "consider higher tier thresholds"."""
+    customers = customers_table({"rolling_12m_spend": 2000.0}, {"rolling_12m_spend": 100.0}, {}, {}, {})
+    previous = state_table({"customer_id": "c2", "tier": "Gold"})
+    warnings = nominate(customers, previous, AS_OF, SegmentSettings(), 365).warnings
+    assert warnings == [
+        "40.0% of customers (2 of 5) are in VIP tiers (Silver and above), more than the 20% warning level; 1 of them "
+        "hold their tier by a grace period (below its threshold now): consider higher tier thresholds or a shorter "
+        "segments.grace_days",
+    ]
+
+
+def test_almost_no_vips_on_absolute_thresholds_is_a_warning_naming_the_median_spend():
+    """CDNOW (about $100 a year) on the default $2,000 thresholds: 20 VIPs of 23,570 and no rising star, silently."""
+    spends = [{"rolling_12m_spend": 50.0 + position} for position in range(199)] + [{"rolling_12m_spend": 2500.0}]
+    warnings = nominate(customers_table(*spends), None, AS_OF, SegmentSettings(), 365).warnings
+    assert warnings == [
+        "only 1 of 200 customers (0.5%) are in VIP tiers: the Silver threshold is $2,000 and the median 12-month spend "
+        "$149.50, so the tier lists and rising stars stay (nearly) empty; set segments.tiers to this shop's spend "
+        "levels, or mode: share (top shares of customers)"
+    ]
+    two_percent = spends[:196] + [{"rolling_12m_spend": 2500.0}] * 4
+    assert nominate(customers_table(*two_percent), None, AS_OF, SegmentSettings(), 365).warnings == []
+    assert nominate(customers_table(*spends[:99]), None, AS_OF, SegmentSettings(), 365).warnings == []  # too few to tell
+    share = SegmentSettings(tiers=TierThresholds(mode="share", silver=0.004, gold=0.002, platinum=0.001))
+    assert not any("only" in w for w in nominate(customers_table(*spends), None, AS_OF, share, 365).warnings)
+
+
+def test_most_vips_churning_names_the_horizon_and_the_threshold():
+    """A 7-day horizon: churn_probability (no order in 7 days) passed 0.5 for 266 of 277 VIPs, silently."""
+    members = [{"rolling_12m_spend": 3000.0, "churn_probability": 0.75 if position < 10 else 0.2} for position in range(20)]
+    (warning,) = [w for w in nominate(customers_table(*members), None, AS_OF, SegmentSettings(), 7).warnings if "churn" in w]
+    assert warning == (
+        "10 of 20 VIP members (50%) are at risk for a churn probability of at least 0.5: churn_probability is P(no order "
+        "in the next 7 days), which most customers reach on a short horizon; raise segments.churn_threshold or train "
+        "for a longer horizon"
+    )
+    fewer = members[1:] + [{"rolling_12m_spend": 3000.0, "churn_probability": 0.2}]
+    assert not any("churn" in w for w in nominate(customers_table(*fewer), None, AS_OF, SegmentSettings(), 7).warnings)
+    looser = SegmentSettings(churn_threshold=0.8)
+    assert not any("churn" in w for w in nominate(customers_table(*members), None, AS_OF, looser, 7).warnings)
 
 
 def test_customers_missing_from_this_run_are_reported():
