@@ -49,7 +49,9 @@ Data = Annotated[
 AsOf = Annotated[
     Optional[str], typer.Option("--as-of", help="Cutoff date YYYY-MM-DD (default: the date of the last transaction).")
 ]
-HorizonDays = Annotated[Optional[int], typer.Option("--horizon-days", min=7, help="Prediction horizon in days.")]
+# configs.schema.MAX_HORIZON_DAYS (a test keeps them equal; importing the schema here would load pydantic for --help).
+MAX_HORIZON_DAYS = 36_500
+HorizonDays = Annotated[Optional[int], typer.Option("--horizon-days", min=7, max=MAX_HORIZON_DAYS, help="Prediction horizon in days.")]
 Engine = Annotated[Optional[str], typer.Option("--engine", help="duckdb (default) or spark.")]
 UsePrefect = Annotated[
     Optional[bool],
@@ -108,6 +110,19 @@ def _context(workdir: Path | None, config: str | None, **overrides):
     return Context.create(workdir=workdir, config=config, **overrides)
 
 
+# Built-in data that comes with its own config (configs/cdnow.yaml: share-mode tiers, a 39-week horizon):
+# on base.yaml's $2,000+ thresholds CDNOW's ~$100-a-year customers leave every list empty.
+BUILTIN_DATA_CONFIGS = {"cdnow": "cdnow", "cdnow-sample": "cdnow"}
+
+
+def _config_for(config: str | None, data: str | None) -> str | None:
+    """`--config`, or the built-in config of built-in `--data` when none is given (said on stderr)."""
+    if config is None and data in BUILTIN_DATA_CONFIGS:
+        config = BUILTIN_DATA_CONFIGS[data]
+        typer.echo(f"note: --data {data} uses its built-in config configs/{config}.yaml (pass --config to choose another)", err=True)
+    return config
+
+
 @app.command()
 def demo(
     workdir: Workdir = None,
@@ -118,9 +133,7 @@ def demo(
     """End to end on the built-in data: load, train, score, and show the results."""
     from flows.pipeline import run_demo
 
-    # The built-in CDNOW data comes with its own config (share-mode tiers, a 39-week horizon).
-    default_config = "cdnow" if data in ("cdnow", "cdnow-sample") else "demo"
-    ctx = _context(workdir, config or default_config)
+    ctx = _context(workdir, config or BUILTIN_DATA_CONFIGS.get(data, "demo"))
     echo_summary(run_demo(ctx, data=data))
 
 
@@ -155,6 +168,8 @@ def features(
     """Build per-customer features as of a date and write them to Parquet."""
     from flows.pipeline import write_features
 
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        raise click.BadParameter(f"{out} is not a .parquet file name (features are written as Parquet)", param_hint="--out")
     ctx = _context(workdir, config, engine=engine)
     summary = write_features(ctx, data=data, as_of=parse_date(as_of, "--as-of"), out=out)
     echo_summary(summary)
@@ -173,6 +188,7 @@ def train(
 ) -> None:
     """Build features, fit the models, backtest them, log to MLflow and promote the winner if no worse."""
     cutoff = parse_date(as_of, "--as-of")
+    config = _config_for(config, data)
     if use_prefect(prefect):
         from flows.orchestration import console_without_tracebacks, run_flow, train as train_flow
         from flows.pipeline import check_request
@@ -205,6 +221,7 @@ def score(
 ) -> None:
     """Score every customer with the champion model, nominate the lists and write the outputs."""
     cutoff = parse_date(as_of, "--as-of")
+    config = _config_for(config, data)
     ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
     if use_prefect(prefect):
         if out is not None or horizon_days is not None:
@@ -239,9 +256,9 @@ def backtest(
     debug: Debug = False,
 ) -> None:
     """Fit every candidate on data up to the cutoff and compare them on the horizon after it."""
-    from flows.pipeline import run_backtest, summary_table
+    from flows.pipeline import run_backtest, summary_table, warning_lines
 
-    ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
+    ctx = _context(workdir, _config_for(config, data), horizon_days=horizon_days, engine=engine)
     from flows.workspace import write_atomic
 
     for path in (json_out, predictions_out):
@@ -255,14 +272,16 @@ def backtest(
         # per candidate and baseline NAME, NAME_spend and NAME_churn: every metric can be recomputed.
         frame = result.predictions.reset_index()
         write_atomic(predictions_out, lambda tmp: frame.to_parquet(tmp, index=False))
-    typer.echo(summary_table(result.to_dict()))
+    typer.echo("\n".join([summary_table(result.to_dict()), *warning_lines(result.warnings)]))
 
 
 @app.command("lists")
 def lists_command(
     name: Annotated[ListName, typer.Argument(help="Which list.")],
     top: Annotated[Optional[int], typer.Option("--top", min=1, max=MAX_TOP, help="Only the first N rows.")] = None,
-    fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.csv,
+    fmt: Annotated[
+        Optional[ListFormat], typer.Option("--format", help="Output format (default: from the --out file's extension, else csv).")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", dir_okay=False, help="Write to this file instead of stdout.")] = None,
     data: Annotated[
         Optional[str], typer.Option("--data", help="The latest run of this dataset (default: the latest run of any).")
@@ -275,6 +294,7 @@ def lists_command(
     """Print or export a list from the latest scoring run."""
     from flows.pipeline import read_list, render_list
 
+    fmt = _list_format(fmt, out)
     ctx = _context(workdir, config, reader=True)
     frame = read_list(ctx, name.value, top=top, data=data, as_of=parse_date(as_of, "--as-of"))
     if out is None and fmt is ListFormat.parquet:
@@ -282,6 +302,17 @@ def lists_command(
     text = render_list(frame, fmt.value, out)
     if text is not None:
         typer.echo(text, nl=False)
+
+
+def _list_format(fmt: ListFormat | None, out: Path | None) -> ListFormat:
+    """--format, or the one the --out file's extension names (csv without either); a mismatch is refused."""
+    named = {f".{member.value}": member for member in ListFormat}.get(out.suffix.lower()) if out is not None else None
+    if fmt is None:
+        return named or ListFormat.csv
+    if named is not None and named is not fmt:
+        raise click.BadParameter(f"{fmt.value} does not match the --out file {out.name}: drop --format or name the file *.{fmt.value}",
+                                 param_hint="--format")
+    return fmt
 
 
 @app.command()

@@ -44,7 +44,7 @@ def build_deployments(ctx: Context, data: str | None = None, config: str | None 
     scoring = score.to_deployment(
         name=SCORE_DEPLOYMENT,
         schedules=[Cron(schedule.score_cron, timezone=schedule.timezone)],
-        parameters=parameters,
+        parameters={**parameters, "scheduled": True},
         description="Score every customer with the champion model and refresh the lists",
         tags=["vipcast", "score"],
     )

@@ -9,7 +9,8 @@ Each run leaves a markdown summary artifact (and the score flow a table of the t
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from prefect import flow, task
@@ -115,10 +116,16 @@ def score(
     config: str | None = None,
     top_rising_stars: int = 20,
     engine: str | None = None,
+    scheduled: bool = False,
 ) -> dict[str, Any]:
-    """Load the champion, score everyone as of a date, nominate, and write the outputs."""
+    """Load the champion, score everyone as of a date, nominate, and write the outputs.
+
+    `scheduled` (the weekly deployment sets it): warn when the data end long before today, since a
+    scheduled run takes the data's last date as its as-of and cannot see a stopped feed otherwise.
+    """
     ctx = pipeline.Context.create(workdir, config, engine=engine)
-    summary = pipeline.run_score(ctx, data, _date(as_of), step=PrefectSteps())
+    today = datetime.now(ZoneInfo(ctx.config.schedule.timezone)).date() if scheduled else None
+    summary = pipeline.run_score(ctx, data, _date(as_of), step=PrefectSteps(), today=today)
     create_markdown_artifact(f"# vipcast scoring run\n\n```\n{summary}\n```\n", key="vipcast-score-summary", description="vipcast scoring run")
     top = summary.rising_stars.head(top_rising_stars)
     if len(top):

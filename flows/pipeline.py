@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -113,11 +114,18 @@ def write_side_files(target_dir: Path, report: dict[str, Any], quarantine: pd.Da
     """The reconciliation report and (when rows were set aside) the quarantine, next to the outputs they explain."""
     if len(quarantine):
         write_parquet(target_dir / f"{prefix}quarantine.parquet", quarantine)
+    else:  # a re-scored date (corrected data) must not keep the rows an earlier run set aside
+        (target_dir / f"{prefix}quarantine.parquet").unlink(missing_ok=True)
     return write_json(target_dir / f"{prefix}reconciliation.json", report)
 
 
 def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path) -> str:
     """`vipcast features`: features for every customer as of a date, written to Parquet."""
+    from flows.ingest import parse_source, reads_path
+
+    source = parse_source(data or ctx.config.dataset, ctx.config.source.table)
+    if reads_path(source, out):
+        raise ValueError(f"--out {out} would write over the source {source.label} (or into the folder it reads): choose another path")
     step = LocalSteps(3)
     ingested = step("loading and checking transactions", ingest, ctx, data, as_of)
     spec = ctx.config.features
@@ -428,7 +436,7 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     close_figures(figures)
     return TrainSummary(
         ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest,
-        (*model.booster_warnings(), *churn_warnings(backtest), *data_warnings(ingested.report, ingested.as_of)),
+        (*backtest["warnings"], *model.booster_warnings(), *churn_warnings(backtest), *data_warnings(ingested.report, ingested.as_of)),
     )
 
 
@@ -717,34 +725,80 @@ def settings_warnings(config: VipcastConfig, model, model_version: str) -> list[
     if not differ:
         return []
     changes = "; ".join(f"{SETTING_KEYS.get(key, key)} {_setting(wanted[key])} (champion: {_setting(trained[key])})" for key in differ)
-    return [f"the config's model settings differ from the champion {model_version}'s, which scored: {changes}; "
-            "run `vipcast train` with this config to use them"]
+    advice = "run `vipcast train` with this config to use them"
+    if "horizon_days" in differ:  # `train --horizon-days N` is not kept in the config: every score would say so
+        advice += (f", or set model.horizon_days: {trained['horizon_days']} in the config if the champion's horizon "
+                   "came from `train --horizon-days`")
+    return [f"the config's model settings differ from the champion {model_version}'s, which scored: {changes}; {advice}"]
 
 
 def _setting(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-def same_name_warnings(runs, report: dict[str, Any], dataset: str) -> list[str]:
+# At least this share of the previous tier state's customers scored again: the same shop's data,
+# whatever path it came from (dated extract folders, a moved mount, a `current` symlink).
+SAME_SHOP_SHARE = 0.5
+
+
+def same_name_warnings(runs, report: dict[str, Any], dataset: str, previous_customers: int = 0, carried_customers: int = 0) -> list[str]:
     """Runs of this dataset name that read other data: two shops' `orders.csv` share one champion
-    and one tier history (a dataset is named by its file stem or table), which a user should hear."""
+    and one tier history (a dataset is named by its file stem or table), which a user should hear.
+    Silent when most of the previous run's customers are scored again (the same shop's newer extract)."""
     from flows.tracking import dataset_slug
 
     here = report.get("source_identity")
     elsewhere = sorted({identity for run in runs if (identity := run.report_field("source_identity")) not in (None, here)})
     if here is None or not elsewhere:
         return []
+    if previous_customers and carried_customers >= SAME_SHOP_SHARE * previous_customers:
+        return []
     return [
-        f"runs of dataset '{dataset_slug(dataset)}' in this workspace read {', '.join(elsewhere)}, this one reads {here}: "
-        "datasets are named by file stem or table, so they share one champion model and one tier history; "
+        f"runs of dataset '{dataset_slug(dataset)}' in this workspace read {', '.join(elsewhere)}, this one reads {here}"
+        + (f" and scores {carried_customers:,} of the previous run's {previous_customers:,} customers" if previous_customers else "")
+        + ": datasets are named by file stem or table, so they share one champion model and one tier history; "
         "rename one of the files or score it in another workspace (--workdir)"
     ]
 
 
+def feed_warnings(report: dict[str, Any], run, replaced, as_of_given: bool, today: date | None) -> list[str]:
+    """A feed that stopped: a scheduled run (`today` given) whose data end long before today, or a run
+    at the data's last date that replaces a stored run of the same date with the same data."""
+    warnings = []
+    last_order = report_day(report, "last_order")
+    if today is not None and (today - last_order).days > STALE_DATA_DAYS:
+        warnings.append(
+            f"the data end {last_order}, {(today - last_order).days} days before today ({today}): this scheduled run "
+            "scores that date again; check that the extract is still being refreshed"
+        )
+    if not as_of_given and replaced is not None and replaced.data_digest == run.data_digest:
+        warnings.append(
+            f"no new data since the stored run of {run.as_of} (the same rows as then): this run replaces it; "
+            "if orders were expected since, check that the extract is still being refreshed"
+        )
+    return warnings
+
+
+def lookahead_warnings(model, model_version: str, as_of: date) -> list[str]:
+    """A past date scored with a champion fitted on later data: its lists are not what a model of the time gave."""
+    fitted = getattr(model, "cutoff_", None)
+    if fitted is None or fitted <= as_of:
+        return []
+    return [
+        f"the champion {model_version} was fitted on data up to {fitted}, after this as-of date {as_of}: the scores of "
+        "this past date use what the model learnt from later orders (a look-ahead), so its lists can differ from those "
+        "of the model of the time"
+    ]
+
+
 def run_score(
-    ctx: Context, data: str | None, as_of: date | None, out: Path | None = None, *, horizon_days: int | None = None, step=None
+    ctx: Context, data: str | None, as_of: date | None, out: Path | None = None, *, horizon_days: int | None = None, step=None,
+    today: date | None = None,
 ) -> ScoreSummary:
-    """`vipcast score`: champion model -> features -> scores -> segments -> outputs store and exports."""
+    """`vipcast score`: champion model -> features -> scores -> segments -> outputs store and exports.
+
+    `today` (scheduled runs): warn when the data end more than STALE_DATA_DAYS before it.
+    """
     from flows import tracking
 
     step = step or LocalSteps(6)
@@ -773,10 +827,14 @@ def run_score(
     runs_of_this_dataset = dataset_runs(store, dataset)
     later_runs = [run for run in runs_of_this_dataset if run.as_of > ingested.as_of]
     run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments, later_runs)
+    replaced = next((stored for stored in runs_of_this_dataset if stored.run_id == run.run_id), None)
+    report["warnings"] += feed_warnings(report, run, replaced, as_of is not None, today)
+    report["warnings"] += lookahead_warnings(model, model_version, ingested.as_of)
+    run = dataclasses.replace(run, reconciliation=json.dumps(report, default=str))
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
     notes = settings_warnings(ctx.config, model, model_version)
-    notes += same_name_warnings(runs_of_this_dataset, ingested.report, dataset)
+    notes += same_name_warnings(runs_of_this_dataset, ingested.report, dataset, segments.previous_customers, segments.carried_customers)
     return ScoreSummary(
         run.run_id,
         ingested.as_of,
@@ -803,6 +861,9 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
     run_id = None
     if data is not None:
         runs = [run for run in dataset_runs(store, data) if as_of is None or run.as_of == as_of]
+        if not runs and as_of is not None and (of_dataset := dataset_runs(store, data)):
+            dates = ", ".join(sorted({run.as_of.isoformat() for run in of_dataset}))
+            raise LookupError(f"no scoring run of {data} as of {as_of} in {ctx.workspace.root}; its runs are as of {dates}")
         if not runs:
             from flows.store import run_dataset
 

@@ -47,10 +47,12 @@ def test_bad_date_is_a_usage_error():
     "args, message",
     [
         (("score", "--horizon-days", "0"), "Invalid value for '--horizon-days'"),
+        (("train", "--horizon-days", "3650000"), "Invalid value for '--horizon-days'"),  # was an internal OverflowError
         (("lists", "tiers", "--top", "0"), "Invalid value for '--top'"),
         (("lists", "tiers", "--top", "99999999999999999999"), "Invalid value for '--top'"),
         (("score", "--as-of", "2025-02-29"), "'2025-02-29' is not a calendar date (day is out of range for month)"),
         (("lists", "foo"), "'foo' is not one of"),
+        (("lists", "at-risk", "--format", "json", "--out", "y.csv"), "json does not match the --out file y.csv"),
         (("generate", "--customers", "10", "--seed", "-1", "--out", "x.parquet"), "Invalid value for '--seed'"),
         (("score", "--bogus"), "No such option: --bogus"),
         (("nosuch",), "No such command 'nosuch'"),
@@ -60,6 +62,46 @@ def test_usage_errors_name_the_option_and_exit_2(args, message, tmp_path):
     result = vipcast(*args, "--workdir", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_list_file_s_extension_names_its_format():
+    """`lists --out y.parquet` wrote CSV text into y.parquet."""
+    from pathlib import Path
+
+    from flows.cli import ListFormat, _list_format
+
+    assert _list_format(None, Path("y.parquet")) is ListFormat.parquet
+    assert _list_format(None, Path("Y.JSON")) is ListFormat.json
+    assert _list_format(None, Path("list.txt")) is ListFormat.csv and _list_format(None, None) is ListFormat.csv
+    assert _list_format(ListFormat.json, Path("list.txt")) is ListFormat.json
+
+
+def test_the_horizon_bounds_agree_with_the_config_schema():
+    from configs import ConfigError, load_config
+    from configs.schema import MAX_HORIZON_DAYS
+    from flows.cli import MAX_HORIZON_DAYS as CLI_MAX
+
+    assert CLI_MAX == MAX_HORIZON_DAYS
+    with pytest.raises(ConfigError, match="model.horizon_days: Input should be less than or equal to 36500"):
+        load_config(overrides={"model": {"horizon_days": 3_650_000}})
+
+
+def test_features_never_write_over_their_source(tmp_path):
+    """`features --data orders.csv --out orders.csv` replaced the transactions with Parquet bytes, exit 0."""
+    source = tmp_path / "orders.csv"
+    source.write_text("customer_id,order_ts,amount\nA,2024-01-01,10\nA,2024-02-01,5\n")
+    before = source.read_bytes()
+    result = vipcast("features", "--data", str(source), "--out", str(source), "--workdir", str(tmp_path))
+    assert result.returncode == 2 and "is not a .parquet file name" in result.stderr
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    pd.read_csv(source).to_parquet(folder / "orders.parquet")
+    for data, out in ((folder / "orders.parquet", folder / "orders.parquet"), (folder, folder / "features.parquet"),
+                      (f"{folder}/*.parquet", folder / "new.parquet")):
+        result = vipcast("features", "--data", str(data), "--out", str(out), "--workdir", str(tmp_path))
+        assert result.returncode == 2, result.stderr
+        assert f"--out {out} would write over the source" in result.stderr
+    assert source.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["orders.parquet"]
 
 
 def test_missing_file_is_one_line_with_a_hint(tmp_path):

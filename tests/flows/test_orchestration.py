@@ -23,6 +23,23 @@ def test_serve_registers_both_schedules(prefect_server, workdir):
     assert [s.schedule.cron for s in weekly.schedules] == ["0 6 * * 1"]
     assert [s.schedule.cron for s in monthly.schedules] == ["0 3 1 * *"]
     assert weekly.parameters["data"] == "demo" and weekly.parameters["workdir"] == str(ctx.workspace.root)
+    # The scheduled scoring run checks its data against today (it cannot see a stopped feed otherwise).
+    assert weekly.parameters["scheduled"] is True and "scheduled" not in monthly.parameters
+
+
+def test_prefect_yaml_deployments_match_what_serve_registers():
+    """prefect.yaml (work pools) starts from base.yaml's schedules and marks the scoring run as scheduled."""
+    from pathlib import Path
+
+    import yaml
+
+    from configs import load_config
+
+    deployments = {d["name"]: d for d in yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())["deployments"]}
+    schedule = load_config().schedule
+    assert deployments["weekly-scoring"]["schedules"][0]["cron"] == schedule.score_cron
+    assert deployments["scheduled-training"]["schedules"][0]["cron"] == schedule.train_cron
+    assert deployments["weekly-scoring"]["parameters"]["scheduled"] is True
 
 
 def test_serve_parameters_do_not_depend_on_the_working_directory(prefect_server, workdir, tmp_path, monkeypatch):

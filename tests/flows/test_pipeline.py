@@ -100,8 +100,11 @@ def test_config_settings_other_than_the_champions_are_named_not_ignored(tmp_path
     assert warning == (
         "the config's model settings differ from the champion vipcast-shop/1's, which scored: model.horizon_days 90 "
         "(champion: 182); model.btyd pareto (champion: bgnbd); features.windows_days [60, 120, 365] (champion: [30, 90, 180, 365]); "
-        "run `vipcast train` with this config to use them"
+        "run `vipcast train` with this config to use them, or set model.horizon_days: 182 in the config if the "
+        "champion's horizon came from `train --horizon-days`"
     )
+    windows_only = load_config(overrides={"model": {"horizon_days": 182}, "features": {"windows_days": [60, 120, 365]}})
+    assert pipeline.settings_warnings(windows_only, champion, "vipcast-shop/1")[0].endswith("run `vipcast train` with this config to use them")
 
 
 def test_two_sources_with_one_name_are_named_in_a_warning():
@@ -118,6 +121,20 @@ def test_two_sources_with_one_name_are_named_in_a_warning():
     assert pipeline.same_name_warnings([run("/data/us/orders.csv"), run(None)], report, "us/orders.csv") == []
     (warning,) = pipeline.same_name_warnings([run("/data/eu/orders.csv"), run("/data/us/orders.csv")], report, "us/orders.csv")
     assert warning.startswith("runs of dataset 'orders' in this workspace read /data/eu/orders.csv, this one reads /data/us/orders.csv")
+    # Dated extracts of one shop (exports/<date>/orders.csv): most of the previous run's customers are scored again.
+    weekly = [run("/x/2025-11-16/orders.csv"), run("/x/2025-11-23/orders.csv")]
+    assert pipeline.same_name_warnings(weekly, {"source_identity": "/x/2025-11-30/orders.csv"}, "orders.csv", 3000, 2990) == []
+    (warning,) = pipeline.same_name_warnings(weekly, {"source_identity": "/y/orders.csv"}, "orders.csv", 3000, 12)
+    assert "this one reads /y/orders.csv and scores 12 of the previous run's 3,000 customers: datasets are named" in warning
+
+
+def test_a_run_without_rows_set_aside_removes_an_earlier_quarantine(tmp_path):
+    """Re-scoring a date with corrected data kept the first run's quarantine.parquet next to a report of 0 rows."""
+    quarantine = pd.DataFrame({"source_row": [7], "reason": ["duplicate_record"]})
+    pipeline.write_side_files(tmp_path, {"rows_set_aside": 1}, quarantine)
+    assert (tmp_path / "quarantine.parquet").exists()
+    pipeline.write_side_files(tmp_path, {"rows_set_aside": 0}, quarantine.iloc[:0])
+    assert not (tmp_path / "quarantine.parquet").exists() and (tmp_path / "reconciliation.json").exists()
 
 
 def test_render_list_formats(tmp_path):
@@ -247,7 +264,8 @@ def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
     # --as-of: that date's run, of any dataset or of one.
     assert pipeline.read_list(ctx, "tiers", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
     assert pipeline.read_list(ctx, "tiers", data="g1.parquet", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
-    with pytest.raises(LookupError, match="no scoring run of g2.parquet as of 2025-09-30"):
+    # The dataset is known, only the date is not: its dates, not "pass one of those to --data" (it was passed).
+    with pytest.raises(LookupError, match=r"^no scoring run of g2.parquet as of 2025-09-30 in .*; its runs are as of 2025-12-31$"):
         pipeline.read_list(ctx, "tiers", data="g2.parquet", as_of=date(2025, 9, 30))
     with pytest.raises(LookupError, match="no scoring run as of 2024-01-01 .*; runs are as of 2025-09-30, 2025-12-31"):
         pipeline.read_list(ctx, "tiers", as_of=date(2024, 1, 1))
@@ -358,3 +376,26 @@ def test_mlflow_params_name_what_the_fit_chose():
     assert pipeline.fitted_choices(blend) == {"champion": "blend", "label_window_days": 136, "churn_source": "bgnbd_gg"}
     booster = SimpleNamespace(champion_="lightgbm", label_window_days_=365)
     assert pipeline.fitted_choices(booster) == {"champion": "lightgbm", "label_window_days": 365}
+
+
+def test_a_stopped_feed_is_named_on_scheduled_runs_and_on_an_unchanged_rerun():
+    """A scheduled run takes the data's last date as its as-of: a feed that stopped re-scored that date every week, silently."""
+    import dataclasses
+
+    report = {"last_order": "2025-11-30 18:00:00"}
+    run = stored_run("r", date(2025, 11, 30), "orders.csv")  # data digest "d"
+    same_rows, new_rows = dataclasses.replace(run), dataclasses.replace(run, data_digest="other")
+    assert pipeline.feed_warnings(report, run, None, False, date(2025, 12, 31)) == []  # 31 days: not yet stale
+    (stale,) = pipeline.feed_warnings(report, run, None, False, date(2026, 1, 1))
+    assert stale.startswith("the data end 2025-11-30, 32 days before today (2026-01-01): this scheduled run")
+    (unchanged,) = pipeline.feed_warnings(report, run, same_rows, False, None)
+    assert unchanged.startswith("no new data since the stored run of 2025-11-30 (the same rows as then)")
+    assert pipeline.feed_warnings(report, run, new_rows, False, None) == []  # corrected data
+    assert pipeline.feed_warnings(report, run, same_rows, True, None) == []  # an explicit --as-of re-run is deliberate
+
+
+def test_a_backfill_scored_with_a_later_champion_is_named():
+    model = SimpleNamespace(cutoff_=date(2025, 11, 2))
+    assert pipeline.lookahead_warnings(model, "vipcast-orders/4", date(2025, 11, 2)) == []
+    (warning,) = pipeline.lookahead_warnings(model, "vipcast-orders/4", date(2025, 9, 7))
+    assert warning.startswith("the champion vipcast-orders/4 was fitted on data up to 2025-11-02, after this as-of date 2025-09-07")
