@@ -151,7 +151,7 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
         churned=labels["churned"].astype(bool),
     )
     window_spend = float(predictions["actual_spend"].sum())
-    if not window_spend > 0:
+    if len(features) and not window_spend > 0:  # no customer at all: the fit names why (e.g. refunds only)
         end = cutoff + dt.timedelta(days=horizon_days)
         raise ValueError(
             f"the backtest window ({cutoff}, {end}] holds no positive net spend ({window_spend:,.2f} net of refunds among "
