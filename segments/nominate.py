@@ -236,16 +236,17 @@ def _warnings(
             advice = (f"{graced} of them hold their tier by a grace period (below its threshold now): consider higher "
                       "tier thresholds or a shorter segments.grace_days")
         messages.append(
-            f"{vips / customers:.1%} of customers ({vips} of {customers}) are in VIP tiers (Silver and above), "
+            f"{vips / customers:.1%} of customers ({vips:,} of {customers:,}) are in VIP tiers (Silver and above), "
             f"more than the {settings.vip_share_warning:.0%} warning level; {advice}"
         )
     thresholds = settings.tiers
     if thresholds.mode == "absolute" and customers >= FEW_VIPS_MIN_CUSTOMERS and vips / customers < FEW_VIPS_SHARE:
+        buying = rolling_spend[rolling_spend > 0]
+        median = f"{money_text(float(buying.median()))} among the {len(buying):,} who bought" if len(buying) else "$0"
         messages.append(
-            f"only {vips} of {customers} customers ({vips / customers:.1%}) are in VIP tiers: the Silver threshold is "
-            f"{money_text(thresholds.silver)} and the median 12-month spend {money_text(float(rolling_spend.median()))}, "
-            "so the tier lists and rising stars stay (nearly) empty; set segments.tiers to this shop's spend levels, "
-            "or mode: share (top shares of customers)"
+            f"only {vips:,} of {customers:,} customers ({vips / customers:.1%}) are in VIP tiers: the Silver threshold is "
+            f"{money_text(thresholds.silver)} and the median 12-month spend {median}, so the tier lists and rising stars "
+            "stay (nearly) empty; set segments.tiers to this shop's spend levels, or mode: share (top shares of customers)"
         )
     churning = int((is_vip & (table[CHURN_PROBABILITY].to_numpy() >= settings.churn_threshold)).sum())
     if vips >= CHURNING_VIPS_MIN_MEMBERS and churning >= CHURNING_VIPS_SHARE * vips:

@@ -127,8 +127,8 @@ def test_almost_no_vips_on_absolute_thresholds_is_a_warning_naming_the_median_sp
     warnings = nominate(customers_table(*spends), None, AS_OF, SegmentSettings(), 365).warnings
     assert warnings == [
         "only 1 of 200 customers (0.5%) are in VIP tiers: the Silver threshold is $2,000 and the median 12-month spend "
-        "$149.50, so the tier lists and rising stars stay (nearly) empty; set segments.tiers to this shop's spend "
-        "levels, or mode: share (top shares of customers)"
+        "$149.50 among the 200 who bought, so the tier lists and rising stars stay (nearly) empty; set segments.tiers "
+        "to this shop's spend levels, or mode: share (top shares of customers)"
     ]
     two_percent = spends[:196] + [{"rolling_12m_spend": 2500.0}] * 4
     assert nominate(customers_table(*two_percent), None, AS_OF, SegmentSettings(), 365).warnings == []
