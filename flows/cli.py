@@ -325,6 +325,7 @@ def serve(
     """Serve the train and score flows as Prefect deployments on their schedules."""
     from flows.deployments import serve_deployments
 
+    config = _config_for(config, data)
     ctx = _context(workdir, config)
     serve_deployments(ctx, data=data, config=config)
 
