@@ -133,7 +133,7 @@ def demo(
     """End to end on the built-in data: load, train, score, and show the results."""
     from flows.pipeline import run_demo
 
-    ctx = _context(workdir, config or BUILTIN_DATA_CONFIGS.get(data, "demo"))
+    ctx = _context(workdir, _config_for(config, data) or "demo")
     echo_summary(run_demo(ctx, data=data))
 
 
@@ -350,7 +350,7 @@ def app_command(
 
 HINTS = {
     "IngestError": "check the source path and the column mapping (source.columns in your config)",
-    "ConfigError": "see configs/base.yaml for the keys and their types",
+    "ConfigError": "see configs/schema.py for every key and its type (configs/base.yaml sets the common ones)",
     "ModelFitError": "see docs/models.md for what the models need; the error names the config key to change",
     "InsufficientDataError": "see docs/models.md for how much history the models need",
     "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
