@@ -306,7 +306,8 @@ def lists_command(
 
 def _list_format(fmt: ListFormat | None, out: Path | None) -> ListFormat:
     """--format, or the one the --out file's extension names (csv without either); a mismatch is refused."""
-    named = {f".{member.value}": member for member in ListFormat}.get(out.suffix.lower()) if out is not None else None
+    suffixes = {f".{member.value}": member for member in ListFormat} | {".pq": ListFormat.parquet}
+    named = suffixes.get(out.suffix.lower()) if out is not None else None
     if fmt is None:
         return named or ListFormat.csv
     if named is not None and named is not fmt:

@@ -144,7 +144,11 @@ def reads_path(source: Source, path: Path) -> bool:
     target = path.resolve()
     location = Path(source.location)
     if any(ch in source.location for ch in "*?["):
-        return target in {Path(name).resolve() for name in glob.glob(source.location)} or fnmatch.fnmatch(str(target), str(location.absolute()))
+        patterns = {str(location.absolute())}
+        if not any(ch in str(location.parent) for ch in "*?["):  # a symlinked folder (current -> 2025-12-31)
+            patterns.add(str(location.parent.resolve() / location.name))
+        return target in {Path(name).resolve() for name in glob.glob(source.location)} or any(
+            fnmatch.fnmatch(str(target), pattern) for pattern in patterns)
     if location.is_dir():
         return target.is_relative_to(location.resolve())
     return target == location.resolve()

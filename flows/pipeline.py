@@ -119,13 +119,22 @@ def write_side_files(target_dir: Path, report: dict[str, Any], quarantine: pd.Da
     return write_json(target_dir / f"{prefix}reconciliation.json", report)
 
 
-def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path) -> str:
-    """`vipcast features`: features for every customer as of a date, written to Parquet."""
+def check_out_not_source(ctx: Context, dataset: str, out: Path | None, written: Path | None = None) -> None:
+    """A ValueError when a file `--out` writes (`written`, default `out` itself) would replace a source
+    file or land where the source reads (a folder source reads every file under it, so the next run
+    would read the outputs too)."""
     from flows.ingest import parse_source, reads_path
 
-    source = parse_source(data or ctx.config.dataset, ctx.config.source.table)
-    if reads_path(source, out):
+    if out is None:
+        return
+    source = parse_source(dataset, ctx.config.source.table)
+    if reads_path(source, written or out):
         raise ValueError(f"--out {out} would write over the source {source.label} (or into the folder it reads): choose another path")
+
+
+def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path) -> str:
+    """`vipcast features`: features for every customer as of a date, written to Parquet."""
+    check_out_not_source(ctx, data or ctx.config.dataset, out)
     step = LocalSteps(3)
     ingested = step("loading and checking transactions", ingest, ctx, data, as_of)
     spec = ctx.config.features
@@ -736,28 +745,24 @@ def _setting(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-# At least this share of the previous tier state's customers scored again: the same shop's data,
-# whatever path it came from (dated extract folders, a moved mount, a `current` symlink).
-SAME_SHOP_SHARE = 0.5
-
-
-def same_name_warnings(runs, report: dict[str, Any], dataset: str, previous_customers: int = 0, carried_customers: int = 0) -> list[str]:
-    """Runs of this dataset name that read other data: two shops' `orders.csv` share one champion
-    and one tier history (a dataset is named by its file stem or table), which a user should hear.
-    Silent when most of the previous run's customers are scored again (the same shop's newer extract)."""
+def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None, digest: str | None = None) -> list[str]:
+    """The previous run of this dataset name read other data: two shops' `orders.csv` share one
+    champion and one tier history (a dataset is named by its file stem or table), which a user should
+    hear; the same shop's newer extract at a new path reads the same way, and the text says so.
+    Silent when the rows are those of the run this one replaces (the same data moved)."""
     from flows.tracking import dataset_slug
 
     here = report.get("source_identity")
-    elsewhere = sorted({identity for run in runs if (identity := run.report_field("source_identity")) not in (None, here)})
-    if here is None or not elsewhere:
+    before = next((identity for run in runs if (identity := run.report_field("source_identity")) is not None), None)
+    if here is None or before is None or before == here:
         return []
-    if previous_customers and carried_customers >= SAME_SHOP_SHARE * previous_customers:
+    if replaced is not None and digest is not None and replaced.data_digest == digest:
         return []
     return [
-        f"runs of dataset '{dataset_slug(dataset)}' in this workspace read {', '.join(elsewhere)}, this one reads {here}"
-        + (f" and scores {carried_customers:,} of the previous run's {previous_customers:,} customers" if previous_customers else "")
-        + ": datasets are named by file stem or table, so they share one champion model and one tier history; "
-        "rename one of the files or score it in another workspace (--workdir)"
+        f"the previous run of dataset '{dataset_slug(dataset)}' in this workspace read {before}, this one reads {here}: "
+        "datasets are named by file stem or table, so they share one champion model and one tier history; nothing to "
+        "do if this is the same shop's newer extract, but if it is another shop, rename one of the files or score it "
+        "in another workspace (--workdir)"
     ]
 
 
@@ -766,12 +771,13 @@ def feed_warnings(report: dict[str, Any], run, replaced, as_of_given: bool, toda
     at the data's last date that replaces a stored run of the same date with the same data."""
     warnings = []
     last_order = report_day(report, "last_order")
-    if today is not None and (today - last_order).days > STALE_DATA_DAYS:
+    if today is not None and not as_of_given and (today - last_order).days > STALE_DATA_DAYS:
         warnings.append(
             f"the data end {last_order}, {(today - last_order).days} days before today ({today}): this scheduled run "
             "scores that date again; check that the extract is still being refreshed"
         )
-    if not as_of_given and replaced is not None and replaced.data_digest == run.data_digest:
+    same_scoring = replaced is not None and (replaced.model_version, replaced.config_digest) == (run.model_version, run.config_digest)
+    if not as_of_given and same_scoring and replaced.data_digest == run.data_digest:  # a retrain or new config is a reason
         warnings.append(
             f"no new data since the stored run of {run.as_of} (the same rows as then): this run replaces it; "
             "if orders were expected since, check that the extract is still being refreshed"
@@ -803,6 +809,7 @@ def run_score(
 
     step = step or LocalSteps(6)
     dataset = check_request(ctx, data, as_of, "score")  # a mistyped path is "no such file", not "no champion: train"
+    check_out_not_source(ctx, dataset, out, out / "scores.parquet" if out is not None else None)
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     check_horizon(horizon_days, model, model_version)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
@@ -834,7 +841,7 @@ def run_score(
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
     notes = settings_warnings(ctx.config, model, model_version)
-    notes += same_name_warnings(runs_of_this_dataset, ingested.report, dataset, segments.previous_customers, segments.carried_customers)
+    notes += same_name_warnings(runs_of_this_dataset, ingested.report, dataset, replaced, run.data_digest)
     return ScoreSummary(
         run.run_id,
         ingested.as_of,

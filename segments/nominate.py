@@ -76,9 +76,6 @@ class Segments:
     state: pd.DataFrame
     tier_thresholds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
-    #: Customers of the previous tier state, and how many of them this run scored (0 and 0 on a first run).
-    previous_customers: int = 0
-    carried_customers: int = 0
 
 
 def nominate(
@@ -167,8 +164,6 @@ def nominate(
         state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
         tier_thresholds=amounts,
         warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, state, previous, settings, horizon_days),
-        previous_customers=0 if state is None else len(state),
-        carried_customers=0 if state is None else _carried(previous),
     )
 
 
@@ -239,14 +234,14 @@ def _warnings(
             f"{vips / customers:.1%} of customers ({vips:,} of {customers:,}) are in VIP tiers (Silver and above), "
             f"more than the {settings.vip_share_warning:.0%} warning level; {advice}"
         )
-    thresholds = settings.tiers
-    if thresholds.mode == "absolute" and customers >= FEW_VIPS_MIN_CUSTOMERS and vips / customers < FEW_VIPS_SHARE:
-        buying = rolling_spend[rolling_spend > 0]
-        median = f"{money_text(float(buying.median()))} among the {len(buying):,} who bought" if len(buying) else "$0"
+    # Measured among the customers who bought in the last 12 months: a large dormant base is no reason.
+    thresholds, buying = settings.tiers, rolling_spend[rolling_spend > 0]
+    if thresholds.mode == "absolute" and len(buying) >= FEW_VIPS_MIN_CUSTOMERS and vips / len(buying) < FEW_VIPS_SHARE:
         messages.append(
-            f"only {vips:,} of {customers:,} customers ({vips / customers:.1%}) are in VIP tiers: the Silver threshold is "
-            f"{money_text(thresholds.silver)} and the median 12-month spend {median}, so the tier lists and rising stars "
-            "stay (nearly) empty; set segments.tiers to this shop's spend levels, or mode: share (top shares of customers)"
+            f"only {vips:,} of the {len(buying):,} customers who bought in the last 12 months ({vips / len(buying):.1%}) are "
+            f"in VIP tiers: the Silver threshold is {money_text(thresholds.silver)} and their median 12-month spend "
+            f"{money_text(float(buying.median()))}, so the tier lists and rising stars stay (nearly) empty; set "
+            "segments.tiers to this shop's spend levels, or mode: share (top shares of customers)"
         )
     churning = int((is_vip & (table[CHURN_PROBABILITY].to_numpy() >= settings.churn_threshold)).sum())
     if vips >= CHURNING_VIPS_MIN_MEMBERS and churning >= CHURNING_VIPS_SHARE * vips:

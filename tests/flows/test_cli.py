@@ -71,7 +71,7 @@ def test_a_list_file_s_extension_names_its_format():
     from flows.cli import ListFormat, _list_format
 
     assert _list_format(None, Path("y.parquet")) is ListFormat.parquet
-    assert _list_format(None, Path("Y.JSON")) is ListFormat.json
+    assert _list_format(None, Path("Y.JSON")) is ListFormat.json and _list_format(None, Path("t.pq")) is ListFormat.parquet
     assert _list_format(None, Path("list.txt")) is ListFormat.csv and _list_format(None, None) is ListFormat.csv
     assert _list_format(ListFormat.json, Path("list.txt")) is ListFormat.json
 
@@ -318,3 +318,18 @@ def test_backtest_writes_metrics_and_the_predictions_they_come_from(tmp_path):
     for name, values in {**metrics["models"], **metrics["baselines"]}.items():
         again = backtest_metrics(frame[f"{name}_spend"], frame["actual_spend"], frame[f"{name}_churn"], frame["churned"].astype(float))
         assert again == pytest.approx(values, rel=1e-9), name
+
+
+def test_score_out_and_symlinked_globs_never_land_where_the_source_reads(tmp_path):
+    """`score --out shopdir/results` was accepted and the next run on shopdir failed; a glob through a
+    `current -> <date>` symlink let `features --out` write into the folder it read."""
+    dated = tmp_path / "extracts" / "2025-12-31"
+    dated.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["A", "A"], "order_ts": ["2024-01-01", "2024-02-01"], "amount": [10.0, 5.0]}).to_parquet(dated / "orders.parquet")
+    (tmp_path / "extracts" / "current").symlink_to("2025-12-31")
+    current = tmp_path / "extracts" / "current"
+    result = vipcast("features", "--data", f"{current}/*.parquet", "--out", str(current / "features.parquet"), "--workdir", str(tmp_path))
+    assert result.returncode == 2 and "would write over the source" in result.stderr, result.stderr
+    result = vipcast("score", "--data", str(dated), "--out", str(dated / "results"), "--workdir", str(tmp_path / "ws"))
+    assert result.returncode == 2 and f"--out {dated / 'results'} would write over the source" in result.stderr, result.stderr
+    assert sorted(p.name for p in dated.iterdir()) == ["orders.parquet"]

@@ -120,12 +120,16 @@ def test_two_sources_with_one_name_are_named_in_a_warning():
     report = {"source_identity": "/data/us/orders.csv"}
     assert pipeline.same_name_warnings([run("/data/us/orders.csv"), run(None)], report, "us/orders.csv") == []
     (warning,) = pipeline.same_name_warnings([run("/data/eu/orders.csv"), run("/data/us/orders.csv")], report, "us/orders.csv")
-    assert warning.startswith("runs of dataset 'orders' in this workspace read /data/eu/orders.csv, this one reads /data/us/orders.csv")
-    # Dated extracts of one shop (exports/<date>/orders.csv): most of the previous run's customers are scored again.
-    weekly = [run("/x/2025-11-16/orders.csv"), run("/x/2025-11-23/orders.csv")]
-    assert pipeline.same_name_warnings(weekly, {"source_identity": "/x/2025-11-30/orders.csv"}, "orders.csv", 3000, 2990) == []
-    (warning,) = pipeline.same_name_warnings(weekly, {"source_identity": "/y/orders.csv"}, "orders.csv", 3000, 12)
-    assert "this one reads /y/orders.csv and scores 12 of the previous run's 3,000 customers: datasets are named" in warning
+    assert warning.startswith("the previous run of dataset 'orders' in this workspace read /data/eu/orders.csv, this one reads /data/us/orders.csv")
+    # Customer ids overlap between two shops numbered alike, so they cannot tell one shop from two: the
+    # text says what to do in both cases (a dated extract of the same shop: nothing).
+    assert "nothing to do if this is the same shop's newer extract, but if it is another shop, rename" in warning
+    # Only the previous run is compared (weekly dated extracts listed every path ever read).
+    weekly = [run("/x/2025-11-23/orders.csv"), run("/x/2025-11-16/orders.csv")]
+    (warning,) = pipeline.same_name_warnings(weekly, {"source_identity": "/x/2025-11-30/orders.csv"}, "orders.csv")
+    assert "read /x/2025-11-23/orders.csv, this one reads /x/2025-11-30/orders.csv" in warning and "11-16" not in warning
+    # The same rows read from a new path (a moved copy re-scored): no warning.
+    assert pipeline.same_name_warnings(weekly, {"source_identity": "/y/orders.csv"}, "orders.csv", weekly[0], "d") == []
 
 
 def test_a_run_without_rows_set_aside_removes_an_earlier_quarantine(tmp_path):
@@ -392,6 +396,9 @@ def test_a_stopped_feed_is_named_on_scheduled_runs_and_on_an_unchanged_rerun():
     assert unchanged.startswith("no new data since the stored run of 2025-11-30 (the same rows as then)")
     assert pipeline.feed_warnings(report, run, new_rows, False, None) == []  # corrected data
     assert pipeline.feed_warnings(report, run, same_rows, True, None) == []  # an explicit --as-of re-run is deliberate
+    retrained = dataclasses.replace(run, model_version="2")  # a new champion (or config) is a reason to re-score
+    assert pipeline.feed_warnings(report, retrained, same_rows, False, None) == []
+    assert pipeline.feed_warnings(report, run, None, True, date(2026, 6, 1)) == []  # a scheduled backfill names its date
 
 
 def test_a_backfill_scored_with_a_later_champion_is_named():

@@ -126,13 +126,16 @@ def test_almost_no_vips_on_absolute_thresholds_is_a_warning_naming_the_median_sp
     spends = [{"rolling_12m_spend": 50.0 + position} for position in range(199)] + [{"rolling_12m_spend": 2500.0}]
     warnings = nominate(customers_table(*spends), None, AS_OF, SegmentSettings(), 365).warnings
     assert warnings == [
-        "only 1 of 200 customers (0.5%) are in VIP tiers: the Silver threshold is $2,000 and the median 12-month spend "
-        "$149.50 among the 200 who bought, so the tier lists and rising stars stay (nearly) empty; set segments.tiers "
-        "to this shop's spend levels, or mode: share (top shares of customers)"
+        "only 1 of the 200 customers who bought in the last 12 months (0.5%) are in VIP tiers: the Silver threshold is "
+        "$2,000 and their median 12-month spend $149.50, so the tier lists and rising stars stay (nearly) empty; set "
+        "segments.tiers to this shop's spend levels, or mode: share (top shares of customers)"
     ]
     two_percent = spends[:196] + [{"rolling_12m_spend": 2500.0}] * 4
     assert nominate(customers_table(*two_percent), None, AS_OF, SegmentSettings(), 365).warnings == []
     assert nominate(customers_table(*spends[:99]), None, AS_OF, SegmentSettings(), 365).warnings == []  # too few to tell
+    # A dormant base (no spend in the year) is no reason: 4 VIPs of 200 buyers is 2%, whatever the 5,000 lapsed.
+    lapsed = [{"rolling_12m_spend": 0.0}] * 5000
+    assert nominate(customers_table(*two_percent, *lapsed), None, AS_OF, SegmentSettings(), 365).warnings == []
     share = SegmentSettings(tiers=TierThresholds(mode="share", silver=0.004, gold=0.002, platinum=0.001))
     assert not any("only" in w for w in nominate(customers_table(*spends), None, AS_OF, share, 365).warnings)
 
