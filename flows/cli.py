@@ -76,6 +76,10 @@ class ListName(str, Enum):
     economics = "economics"
 
 
+#: File names read as Parquet (flows.ingest reads the same; this module keeps ingest's imports out of --help).
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
 class ListFormat(str, Enum):
     csv = "csv"
     parquet = "parquet"
@@ -168,7 +172,7 @@ def features(
     """Build per-customer features as of a date and write them to Parquet."""
     from flows.pipeline import write_features
 
-    if out.suffix.lower() not in (".parquet", ".pq"):
+    if out.suffix.lower() not in PARQUET_SUFFIXES:
         raise click.BadParameter(f"{out} is not a .parquet file name (features are written as Parquet)", param_hint="--out")
     ctx = _context(workdir, config, engine=engine)
     summary = write_features(ctx, data=data, as_of=parse_date(as_of, "--as-of"), out=out)
@@ -306,7 +310,7 @@ def lists_command(
 
 def _list_format(fmt: ListFormat | None, out: Path | None) -> ListFormat:
     """--format, or the one the --out file's extension names (csv without either); a mismatch is refused."""
-    suffixes = {f".{member.value}": member for member in ListFormat} | {".pq": ListFormat.parquet}
+    suffixes = {f".{member.value}": member for member in ListFormat} | dict.fromkeys(PARQUET_SUFFIXES, ListFormat.parquet)
     named = suffixes.get(out.suffix.lower()) if out is not None else None
     if fmt is None:
         return named or ListFormat.csv

@@ -119,22 +119,21 @@ def write_side_files(target_dir: Path, report: dict[str, Any], quarantine: pd.Da
     return write_json(target_dir / f"{prefix}reconciliation.json", report)
 
 
-def check_out_not_source(ctx: Context, dataset: str, out: Path | None, written: Path | None = None) -> None:
-    """A ValueError when a file `--out` writes (`written`, default `out` itself) would replace a source
-    file or land where the source reads (a folder source reads every file under it, so the next run
+def check_out_not_source(source, out: Path | None, written: Path | None = None) -> None:
+    """A ValueError when a file `--out` writes (`written`, default `out` itself) would replace a file
+    of `source` or land where it reads (a folder source reads every file under it, so the next run
     would read the outputs too)."""
-    from flows.ingest import parse_source, reads_path
+    from flows.ingest import reads_path
 
-    if out is None:
-        return
-    source = parse_source(dataset, ctx.config.source.table)
-    if reads_path(source, written or out):
+    if out is not None and reads_path(source, written or out):
         raise ValueError(f"--out {out} would write over the source {source.label} (or into the folder it reads): choose another path")
 
 
 def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path) -> str:
     """`vipcast features`: features for every customer as of a date, written to Parquet."""
-    check_out_not_source(ctx, data or ctx.config.dataset, out)
+    from flows.ingest import parse_source
+
+    check_out_not_source(parse_source(data or ctx.config.dataset, ctx.config.source.table), out)
     step = LocalSteps(3)
     ingested = step("loading and checking transactions", ingest, ctx, data, as_of)
     spec = ctx.config.features
@@ -386,9 +385,11 @@ def fitted_choices(model) -> dict[str, Any]:
 CHURN_AUC_SLACK = 0.02
 
 
-def churn_warnings(backtest: dict[str, Any], textbook: str = "bgnbd_gg") -> list[str]:
+def churn_warnings(backtest: dict[str, Any]) -> list[str]:
     """A warning when the backtest's champion ranks churners clearly worse than BG/NBD, or than chance:
     the champion rule weighs spend, and the at-risk list reads the shipped churn."""
+    from models.pipeline import TEXTBOOK as textbook
+
     shipped, base = backtest["models"][backtest["champion"]], backtest["models"].get(textbook, {})
     auc, base_auc = shipped.get("churn_auc"), base.get("churn_auc")
     if auc is None or backtest["champion"] == textbook:
@@ -414,15 +415,15 @@ def check_not_future(as_of: date | None, command: str) -> None:
         )
 
 
-def check_request(ctx: Context, data: str | None, as_of: date | None, command: str) -> str:
+def check_request(ctx: Context, data: str | None, as_of: date | None, command: str, out: Path | None = None) -> str:
     """The dataset of a train or score request, after the checks that need no data read: a future
     as-of date, a source path that does not exist (before a champion lookup, or a Prefect server
-    start of 20 s, makes a typo look like something else)."""
+    start of 20 s, makes a typo look like something else), a `score --out` folder where the source reads."""
     from flows.ingest import parse_source
 
     dataset = data or ctx.config.dataset
     check_not_future(as_of or ctx.config.as_of, command)
-    parse_source(dataset, ctx.config.source.table)
+    check_out_not_source(parse_source(dataset, ctx.config.source.table), out, out / "scores.parquet" if out is not None else None)
     return dataset
 
 
@@ -681,15 +682,16 @@ def warning_lines(warnings) -> list[str]:
     return [f"warning: {text}" for text in warnings]
 
 
-def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str, features, predictions, segments, later_runs=()):
-    """The run record and the tables of one scoring run."""
+def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str, features, predictions, segments,
+                 later_runs=(), replaced=None, as_of_given: bool = True, today: date | None = None):
+    """The run record and the tables of one scoring run (`replaced`: the stored run of the same id;
+    `as_of_given` and `today` as `feed_warnings` reads them)."""
     from flows.ingest import data_digest
     from flows.store import RunInfo
 
     scores = score_table(features, predictions, segments)
     report = account_for_customers(ingested.report, len(features))
     report["customers_scored"] = len(scores)
-    report["warnings"] = [*data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs)]
     digest = data_digest(ingested.connection)
     run = RunInfo(
         run_id=run_id_for(ingested.as_of, dataset),
@@ -701,8 +703,13 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
         n_customers=len(scores),
         data_digest=digest,
         config_digest=config_digest(ctx.config),
-        reconciliation=json.dumps(report, default=str),
+        reconciliation="{}",  # the report, once its warnings (which read the run's digests) are in
     )
+    report["warnings"] = [
+        *data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs),
+        *feed_warnings(report, run, replaced, as_of_given, today), *lookahead_warnings(model, model_version, ingested.as_of),
+    ]
+    run = dataclasses.replace(run, reconciliation=json.dumps(report, default=str))
     tables = {
         "scores": scores,
         "tiers": segments.tiers,
@@ -808,8 +815,7 @@ def run_score(
     from flows import tracking
 
     step = step or LocalSteps(6)
-    dataset = check_request(ctx, data, as_of, "score")  # a mistyped path is "no such file", not "no champion: train"
-    check_out_not_source(ctx, dataset, out, out / "scores.parquet" if out is not None else None)
+    dataset = check_request(ctx, data, as_of, "score", out)  # a mistyped path is "no such file", not "no champion: train"
     model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
     check_horizon(horizon_days, model, model_version)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
@@ -833,11 +839,9 @@ def run_score(
     )
     runs_of_this_dataset = dataset_runs(store, dataset)
     later_runs = [run for run in runs_of_this_dataset if run.as_of > ingested.as_of]
-    run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments, later_runs)
-    replaced = next((stored for stored in runs_of_this_dataset if stored.run_id == run.run_id), None)
-    report["warnings"] += feed_warnings(report, run, replaced, as_of is not None, today)
-    report["warnings"] += lookahead_warnings(model, model_version, ingested.as_of)
-    run = dataclasses.replace(run, reconciliation=json.dumps(report, default=str))
+    replaced = next((run for run in runs_of_this_dataset if run.run_id == run_id_for(ingested.as_of, dataset)), None)
+    run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments,
+                                       later_runs, replaced, as_of is not None, today)
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
     notes = settings_warnings(ctx.config, model, model_version)
@@ -867,15 +871,16 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
     store = open_store(ctx)
     run_id = None
     if data is not None:
-        runs = [run for run in dataset_runs(store, data) if as_of is None or run.as_of == as_of]
-        if not runs and as_of is not None and (of_dataset := dataset_runs(store, data)):
+        of_dataset = dataset_runs(store, data)
+        runs = [run for run in of_dataset if as_of is None or run.as_of == as_of]
+        if not runs and of_dataset:
             dates = ", ".join(sorted({run.as_of.isoformat() for run in of_dataset}))
             raise LookupError(f"no scoring run of {data} as of {as_of} in {ctx.workspace.root}; its runs are as of {dates}")
         if not runs:
-            from flows.store import run_dataset
+            from flows.store import dataset_names
 
             when = f" as of {as_of}" if as_of else ""
-            scored = sorted({name for name in map(run_dataset, store.runs()) if name})
+            scored = dataset_names(store.runs())
             known = f"; the store holds runs of {', '.join(scored)}: pass one of those to --data, or" if scored else ":"
             raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root}{known} run `vipcast score --data {data}` first")
         run_id = runs[0].run_id  # the store lists the latest first

@@ -611,6 +611,11 @@ def run_dataset(run: RunInfo) -> str | None:
     return dataset_slug(source) if source else None
 
 
+def dataset_names(runs: Sequence[RunInfo]) -> list[str]:
+    """The names of the datasets the runs scored, sorted (runs stored without a source left out)."""
+    return sorted({name for name in map(run_dataset, runs) if name})
+
+
 def runs_of_dataset(runs: Sequence[RunInfo], dataset: str) -> list[RunInfo]:
     """The runs (in their order) of one dataset, a source or its registry name; a run stored without
     its source counts as any dataset's."""
@@ -867,7 +872,7 @@ class OutputsStore:
             return _pick_run(runs, run_id, as_of)
         of_dataset = runs_of_dataset(runs, dataset)
         if not of_dataset:
-            names = ", ".join(sorted({name for name in map(run_dataset, runs) if name}))
+            names = ", ".join(dataset_names(runs))
             raise RunNotFound(f"no scoring run of dataset {dataset!r}; the store holds runs of {names or 'unnamed sources'}")
         try:
             return _pick_run(of_dataset, run_id, as_of)
@@ -999,7 +1004,7 @@ class OutputsStore:
             dataset = None if of_run is None else run_dataset(of_run)
             if dataset is None or history.empty:
                 return history
-            same_dataset = {run.run_id for run, _ in self._runs(connection) if run_dataset(run) in (None, dataset)}
+            same_dataset = {run.run_id for run in runs_of_dataset([run for run, _ in self._runs(connection)], dataset)}
             return history[history["run_id"].isin(same_dataset)].reset_index(drop=True)
 
     def tier_summary(self, run_id: str) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from features.build import customer_features_frame
 from features.labels import horizon_labels
 from models.metrics import backtest_metrics
 from models.btyd import InsufficientDataError
-from models.pipeline import CustomerValueModel, champion_rule, label_window_days
+from models.pipeline import TEXTBOOK, CustomerValueModel, champion_rule, label_window_days
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,6 @@ class BacktestResult:
 
 
 NAIVE_BASELINE = "naive_last_12m"
-TEXTBOOK = "bgnbd_gg"
 
 
 def naive_baseline(features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:

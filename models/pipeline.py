@@ -68,6 +68,8 @@ BTYD_FACTORS = {"frequency": "btyd_expected_orders", "monetary_value": "btyd_exp
 SMALLEST_SPEND = 1e-6
 PROBABILITY_CLIP = 1e-6
 CANDIDATES = ("bgnbd_gg", "lightgbm", "blend")
+#: The textbook candidate every other one must beat (BTYD orders x Gamma-Gamma order value).
+TEXTBOOK = CANDIDATES[0]
 # The layout of a fitted model's attributes; bumped when a fitted model from older code can no
 # longer score (2: the spend booster reads percentiles, ``quantiles_`` and ``level_shift_``).
 MODEL_FORMAT = 2
@@ -79,7 +81,7 @@ DAYS_PER_UNIT = {"days": 1, "weeks": 7}
 DAYS_PER_YEAR = 365
 
 
-def champion_rule(metrics: dict[str, dict[str, float]], textbook: str = "bgnbd_gg") -> str:
+def champion_rule(metrics: dict[str, dict[str, float]], textbook: str = TEXTBOOK) -> str:
     """The candidate to ship, from ``{name: {metric: value}}``.
 
     A candidate is eligible when it is no worse than the textbook model on normalized_gini,

@@ -199,11 +199,6 @@ FEW_VIPS_SHARE = 0.01
 FEW_VIPS_MIN_CUSTOMERS = 100
 
 
-def _carried(previous: pd.DataFrame) -> int:
-    """Customers of the previous state scored on this run (`previous` is aligned with this run's customers)."""
-    return int((previous["tier_rank"].to_numpy() >= 0).sum())
-
-
 # At least this many VIP members, and at least this share of them at or above the churn threshold:
 # the threshold does not suit the horizon (churn_probability is P(no order in the horizon)).
 CHURNING_VIPS_MIN_MEMBERS = 20
@@ -246,13 +241,13 @@ def _warnings(
     churning = int((is_vip & (table[CHURN_PROBABILITY].to_numpy() >= settings.churn_threshold)).sum())
     if vips >= CHURNING_VIPS_MIN_MEMBERS and churning >= CHURNING_VIPS_SHARE * vips:
         messages.append(
-            f"{churning} of {vips} VIP members ({churning / vips:.0%}) are at risk for a churn probability of at least "
+            f"{churning:,} of {vips:,} VIP members ({churning / vips:.0%}) are at risk for a churn probability of at least "
             f"{settings.churn_threshold:g}: churn_probability is P(no order in the next {horizon_days} days), which most "
             "customers reach on a short horizon; raise segments.churn_threshold or train for a longer horizon"
         )
     if state is not None:
         # Ids are unique on both sides, so the state rows not matched are those of unscored customers.
-        dropped = len(state) - _carried(previous)
+        dropped = len(state) - int((previous["tier_rank"].to_numpy() >= 0).sum())
         if dropped:
             messages.append(
                 f"{dropped} customer(s) in the previous tier state are not scored on this run; "
