@@ -1,6 +1,7 @@
 """Speed and memory of vipcast's feature build against lifetimes' summary_data_from_transaction_data.
 
     python benchmarks/features.py --customers 1000000 [--customers 100000] [--runs 3]
+    python benchmarks/features.py --customers 1000000 --kernels   (raw DuckDB: what distinct purchase days cost)
 
 For each size it simulates transactions with ``features.synthetic.generate_transactions`` (no
 refunds, so lifetimes' and vipcast's purchase-day rules coincide), writes them to a temporary
@@ -211,12 +212,103 @@ def print_table(results: list[dict]) -> None:
               f"{r['speedup']:>8.1f}{r['cpu_speedup']:>7.1f}{r['btyd_max_abs_diff']:>17.2e}")
 
 
+# --kernels: raw DuckDB queries over the copied rows (days_ago precomputed), each one way of counting a
+# customer's distinct purchase days, the column that forces the customer x day grain. Together with
+# the one-pass row they show what the exact BTYD summary costs beyond hashing every row once.
+KERNEL_BASE = ("count(*) AS n, max(days_ago) FILTER (amount >= 0) AS first_ago, "
+               "min(days_ago) FILTER (amount >= 0) AS last_ago, sum(round(amount * 1e6, 0)) AS total, "
+               "arg_max(amount, days_ago) AS first_amount")
+
+
+def kernel_queries(span_days: int) -> dict[str, str]:
+    """name -> SQL over the table `rows` (customer_id, days_ago, amount)."""
+    words = ", ".join(
+        f"bit_or(1::UBIGINT << (days_ago % 64)) FILTER (days_ago // 64 = {k}) AS w{k}" for k in range(span_days // 64 + 1)
+    )
+    return {
+        "one pass by customer, no distinct days": f"SELECT customer_id, {KERNEL_BASE} FROM rows GROUP BY ALL",
+        f"+ exact day bitmask ({span_days // 64 + 1} x 64-bit words)":
+            f"SELECT customer_id, {KERNEL_BASE}, {words} FROM rows GROUP BY ALL",
+        "+ len(list_distinct(list(day)))":
+            f"SELECT customer_id, {KERNEL_BASE}, len(list_distinct(list(days_ago))) AS days FROM rows GROUP BY ALL",
+        "+ count(DISTINCT day)": f"SELECT customer_id, {KERNEL_BASE}, count(DISTINCT days_ago) AS days FROM rows GROUP BY ALL",
+        "customer x day, then customer": (
+            "WITH daily AS (SELECT customer_id, days_ago, sum(round(amount * 1e6, 0)) AS amount, max(amount) >= 0 AS buy "
+            "FROM rows GROUP BY ALL) SELECT customer_id, count(*) FILTER (buy) AS days, max(days_ago) FILTER (buy) AS first_ago, "
+            "min(days_ago) FILTER (buy) AS last_ago, sum(amount) AS total, arg_max(amount, days_ago) FILTER (buy) AS first_amount "
+            "FROM daily GROUP BY ALL"
+        ),
+    }
+
+
+def run_kernels(data: Path, cutoff: dt.date, runs: int) -> list[tuple[str, float, int | None]]:
+    """(step, median seconds, customer-days counted) for the copies and each kernel query, in this process."""
+    import duckdb
+    import pyarrow as pa
+
+    frame = pd.read_parquet(data)
+    connection = duckdb.connect()
+    end = f"DATE '{cutoff.isoformat()}'"
+    prepare = (f"SELECT customer_id, date_diff('day', order_ts::DATE, {end})::INT AS days_ago, amount FROM {{source}} "
+               f"WHERE order_ts < {end} + 1")
+
+    def median_seconds(sql: str) -> float:
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            connection.execute(sql)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    connection.register("frame", frame)
+    connection.register("arrow", pa.Table.from_pandas(frame, preserve_index=False))
+    timings = [
+        ("copy the pandas frame into DuckDB",
+         median_seconds(f"CREATE OR REPLACE TEMP TABLE copied AS {prepare.format(source='frame')}"), None),
+        ("copy its Arrow view into DuckDB",
+         median_seconds(f"CREATE OR REPLACE TEMP TABLE rows AS {prepare.format(source='arrow')}"), None),
+    ]
+    span_days = connection.execute("SELECT max(days_ago) FROM rows").fetchone()[0]
+    bitmask_days = " + ".join(f"coalesce(bit_count(w{k}), 0)::BIGINT" for k in range(span_days // 64 + 1))
+    for name, sql in kernel_queries(span_days).items():
+        seconds = median_seconds(f"CREATE OR REPLACE TEMP TABLE result AS {sql}")
+        columns = [row[0] for row in connection.execute("DESCRIBE result").fetchall()]
+        counted = "sum(days)" if "days" in columns else f"sum({bitmask_days})" if "w0" in columns else "NULL"
+        timings.append((name, seconds, connection.execute(f"SELECT {counted} FROM result").fetchone()[0]))
+    return timings
+
+
+def kernels(customers: int, runs: int, seed: int, workdir: Path) -> None:
+    """Print the --kernels table for `customers` simulated customers (raw DuckDB in a fresh process)."""
+    from features.synthetic import generate_transactions
+
+    frame, _ = generate_transactions(customers, seed, refund_share=0.0)
+    data = workdir / f"transactions_{customers}.parquet"
+    frame[["customer_id", "order_ts", "amount"]].to_parquet(data)
+    cutoff = frame.order_ts.max().date()
+    rows = len(frame)
+    del frame
+    command = [sys.executable, __file__, "--kernels-child", "--data", str(data), "--cutoff", cutoff.isoformat(),
+               "--runs", str(runs)]
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"kernels failed:\n{finished.stderr[-3000:]}")
+    print(f"{customers:,} customers, {rows:,} rows; raw DuckDB, median of {runs} runs")
+    print(f"{'step':<48}{'wall s':>8}{'customer-days':>15}")
+    print("-" * 71)
+    for name, seconds, days in json.loads(finished.stdout.strip().splitlines()[-1]):
+        print(f"{name:<48}{seconds:>8.2f}{'' if days is None else f'{days:,}':>15}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, action="append", help="simulated customers (repeatable)")
     parser.add_argument("--runs", type=int, default=3, help="runs per tool; the median time is shown")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kernels", action="store_true",
+                        help="time raw DuckDB ways of counting distinct purchase days instead of the tools")
     parser.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--kernels-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cutoff", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -224,12 +316,20 @@ def main() -> None:
     if args.child:
         run_child(args.child, args.data, args.cutoff, args.out)
         return
+    if args.kernels_child:
+        print(json.dumps(run_kernels(args.data, args.cutoff, args.runs)))
+        return
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     sizes = args.customers or [100_000]
     if any(size < 1 for size in sizes):
         parser.error("--customers must be at least 1")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; DuckDB uses all of them by default")
+    if args.kernels:
+        with tempfile.TemporaryDirectory(prefix="vipcast-bench-") as workdir:
+            for size in sizes:
+                kernels(size, args.runs, args.seed, Path(workdir))
+        return
     with tempfile.TemporaryDirectory(prefix="vipcast-bench-") as workdir:
         results = [row for size in sizes for row in benchmark(size, args.runs, args.seed, Path(workdir))]
     print_table(results)
