@@ -1143,6 +1143,7 @@ def load_transactions(
     report["warnings"] = set_aside_warnings(report, quarantine)
     if source.kind == "csv":
         report["warnings"] += line_break_warnings(raw, schema)
+    report["warnings"] += unread_quantity_warnings(raw, mapping[contract.QUANTITY], date_format, engine, source)
     if report["rows_used"] == 0:
         set_aside_counts = {k: v for k, v in report["rows_set_aside"].items() if v}
         why = ""
@@ -1252,6 +1253,28 @@ def line_break_warnings(raw, columns: list[str]) -> list[str]:
         f"{rows:,} row(s) hold a line break inside a quoted value, joining {int(found['lines']):,} more line(s) of "
         f"the file into them (first: data row {int(found['first'])}); a stray quote makes every line up to the next "
         "quote one value: check those rows if they were not meant to"
+    ]
+
+
+def unread_quantity_warnings(raw, src_name: str | None, date_format: str | None, engine: str, source: Source) -> list[str]:
+    """A warning when a mapped quantity column of text holds values that are not numbers ("2 pcs").
+
+    They are read as empty without setting the row aside (quantity is optional); but quantity is part
+    of an order line's record, so two lines of one order that differ only in such quantities would
+    count as one record copied twice (duplicate_record).
+    """
+    if src_name is None or not is_textual(raw[src_name], KINDS[contract.QUANTITY], date_format):
+        return []
+    text = without_markers(trimmed_text(as_text(raw[src_name]), engine))
+    values = raw.select(_row=raw[ROW_NUMBER].cast("int64"), value=raw[src_name], _unread=text.notnull() & parsed_number(text, engine, clean=True).isnull())
+    unread = values.filter(values._unread).drop("_unread")
+    count = int(_python_rows(unread.aggregate(rows=unread.count()))[0]["rows"] or 0)
+    if not count:
+        return []
+    return [
+        f"column '{src_name}' (for quantity) does not hold numbers in {count:,} row(s), read as empty: e.g. "
+        f"{_examples(unread, src_name, source)}; rows of one order id that differ only there count as one record "
+        "copied (duplicate_record): convert the column to numbers, or leave quantity unmapped"
     ]
 
 

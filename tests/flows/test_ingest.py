@@ -386,6 +386,28 @@ def test_line_breaks_inside_values_are_counted_whatever_their_kind(tmp_path, new
             "(first: data row 1)") in " ".join(result.report["warnings"])
 
 
+def test_a_quantity_column_of_words_is_warned_about(tmp_path):
+    """Quantities like "2 pcs" were read as empty in silence, and two lines of one order differing only
+    there became one record copied (the second set aside as duplicate_record)."""
+    rows = [("a", "2024-01-01", "10", "o1", "2 pcs"), ("a", "2024-01-01", "10", "o1", "3 pcs"),
+            ("b", "2024-01-02", "5", "o2", " 4 "), ("b", "2024-01-03", "5", "o3", ""), ("b", "2024-01-04", "5", "o4", "NULL")]
+    path = write_csv(tmp_path / "q.csv", rows, header=("cust", "when", "value", "oid", "qty"))
+    result = load(path, tmp_path, columns=MAPPED.model_copy(update={"quantity": "qty"}))
+    assert result.report["rows_set_aside"]["duplicate_record"] == 1
+    warnings = [w for w in result.report["warnings"] if "for quantity" in w]
+    assert warnings == [
+        "column 'qty' (for quantity) does not hold numbers in 2 row(s), read as empty: e.g. data row 1: qty='2 pcs'; "
+        "data row 2: qty='3 pcs'; rows of one order id that differ only there count as one record copied "
+        "(duplicate_record): convert the column to numbers, or leave quantity unmapped"
+    ]
+    # Numbers, blanks and missing-value markers are read without a word.
+    path = write_csv(tmp_path / "fine.csv", [r[:4] + (q,) for r, q in zip(rows, ["2", "3", " 4 ", "", "NULL"])],
+                     header=("cust", "when", "value", "oid", "qty"))
+    result = load(path, tmp_path, columns=MAPPED.model_copy(update={"quantity": "qty"}))
+    assert not [w for w in result.report["warnings"] if "quantity" in w]
+    assert result.report["rows_set_aside"].get("duplicate_record", 0) == 0
+
+
 def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
     frame = pd.DataFrame({"cust": ["a", "b", "c"], "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2025-01-01"]),
                           "value": [1.0, 2.0, 3.0], "year": [2024, 2024, 2025]})
