@@ -173,8 +173,10 @@ class ScheduleConfig(Strict):
             # Six fields read as seconds first here (cronsim) but seconds last in Prefect's scheduler:
             # the same text would run on other days than the ones checked.
             raise ValueError(f"not a cron expression: {len(fields)} field(s), expected {shape}")
+        # '?' (no specific value) as the whole day-of-month or day-of-week field is '*' to Prefect's scheduler.
+        fields = [("*" if field == "?" and position in (2, 4) else field) for position, field in enumerate(fields)]
         try:
-            CronSim(expression, datetime(2000, 1, 1))
+            CronSim(" ".join(fields), datetime(2000, 1, 1))
         except CronSimError as error:
             raise ValueError(f"not a cron expression ({error}): {shape}") from None
         # cronsim reads these; Prefect's scheduler refuses them when `vipcast serve` registers the schedule.
