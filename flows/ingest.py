@@ -22,6 +22,7 @@ import functools
 import glob
 import gzip
 import hashlib
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -957,13 +958,20 @@ def _shown(value) -> str:
 
 def source_column(name: str | None, schema: list[str]) -> str | None:
     """The source column a mapping names; a header with blanks around the name (which the CSV reader
-    trims) matches the trimmed name."""
-    if name is None or name in schema or name.strip() not in schema:
+    trims) matches the trimmed name, and a name in other letter case (Customer_ID for customer_id)
+    matches when it is the only one: the readers tell names apart without regard to case, and a
+    folder's files are joined under the first file's spelling."""
+    if name is None or name in schema:
         return name
-    return name.strip()
+    if name.strip() in schema:
+        return name.strip()
+    folded = [column for column in schema if column.casefold() == name.strip().casefold()]
+    return folded[0] if len(folded) == 1 else name
 
 
 CSV_DELIMITERS = ",;\t|"
+# How many non-blank lines of a CSV file are searched for its header (title lines may come first).
+HEADER_SEARCH_LINES = 50
 
 
 def _csv_header(lines) -> tuple[str | None, str | None]:
@@ -980,12 +988,29 @@ def _open_csv_text(name: str):
     return opener(name, "rt", newline="", encoding="utf-8", errors="replace")
 
 
+def check_csv_encoding(name: str) -> None:
+    """Raise IngestError for a UTF-16 file (Excel's "Unicode Text"): read as UTF-8 its NUL bytes
+    split no line the way the header does, and the reader's complaint is about fields, not the encoding."""
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(name, "rb") as handle:
+        start = handle.read(4096)
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in start:
+        raise IngestError(f"{name}: the file is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save it as UTF-8 (Excel: 'CSV UTF-8')")
+
+
 def check_csv_quotes(name: str) -> None:
     """Raise IngestError naming the line where a quoted field opens and the file ends inside it
-    (RFC 4180: a field's quotes are doubled inside it, so an odd count of quotes on a line toggles)."""
+    (RFC 4180: a field's quotes are doubled inside it, so an odd count of quotes on a line toggles),
+    or the first line outside quotes that holds only spaces or tabs (the reader then splits the
+    header into no columns; an empty line is fine)."""
     opened = None
     with _open_csv_text(name) as handle:
         for number, line in enumerate(handle, start=1):
+            if opened is None and line.strip("\r\n") and not line.strip():
+                raise IngestError(
+                    f"{name}: line {number} holds only blanks (spaces or tabs), which the CSV reader cannot split "
+                    "into the header's columns; delete that line (empty lines are fine)"
+                )
             if line.count('"') % 2:
                 opened = number if opened is None else None
     if opened is not None:
@@ -1002,6 +1027,7 @@ def check_csv_shape(source: Source) -> None:
     import csv
 
     for name in source_files(source):
+        check_csv_encoding(name)
         check_csv_quotes(name)
         with _open_csv_text(name) as handle:
             lines = (line for line in handle if line.strip())
@@ -1019,20 +1045,39 @@ def check_csv_shape(source: Source) -> None:
                     )
 
 
-def check_csv_header_names(source: Source, mapped: list[str]) -> None:
+def check_csv_header_names(source: Source, mapped: list[str], required: list[str]) -> None:
     """Refuse a CSV file whose header names a mapped column twice (IngestError naming the file, the
     column and its positions): the reader renames the second one (amount -> amount_1), so which of
-    the two columns the mapping reads would be a silent guess."""
+    the two columns the mapping reads would be a silent guess. In a source of several files, refuse
+    a file whose header lacks a `required` column: a file without a header had its first order read
+    as the header (its values became column names) and the rest as rows without an id."""
     import csv
 
     # The reader tells names apart without regard to case (Amount and amount: amount_1) and drops a BOM.
     wanted = {name.strip().casefold() for name in mapped}
-    for name in source_files(source):
+    required_names = {column.strip().casefold() for column in required}
+
+    def fields(line: str) -> list[str]:
+        delimiter = max(CSV_DELIMITERS, key=line.count)
+        split = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter)) if line.count(delimiter) else [line]
+        return [field.strip().casefold() for field in split]
+
+    files = source_files(source)
+    for name in files:
         with _open_csv_text(name) as handle:
-            header, delimiter = _csv_header(line for line in handle if line.strip())
-        if header is None or delimiter is None:
+            # The reader skips title lines above the header: the header is the first line naming the required columns.
+            first = list(itertools.islice((line for line in handle if line.strip()), HEADER_SEARCH_LINES))
+        if not first:
             continue
-        names = [field.strip().casefold() for field in next(csv.reader([header.lstrip("\ufeff")], delimiter=delimiter))]
+        header = next((line for line in first if required_names <= set(fields(line))), None)
+        if header is None and len(files) > 1:
+            absent = [column for column in required if column.strip().casefold() not in fields(first[0])]
+            raise IngestError(
+                f"{name}: no header naming column {', '.join(map(repr, absent))} (mapped in source.columns); "
+                f"its first line is {first[0].strip()!r}. Every file of the source needs a header naming the mapped "
+                "columns (a file without one would lose its first order as the header)"
+            )
+        names = fields(header or first[0])
         for column in sorted(wanted):
             positions = [str(index) for index, field in enumerate(names, start=1) if field == column]
             if len(positions) > 1:
@@ -1072,7 +1117,11 @@ def load_transactions(
 
     mapping = {field_name: source_column(getattr(columns, field_name), schema) for field_name in contract.REQUIRED_COLUMNS + contract.OPTIONAL_COLUMNS}
     if source.kind == "csv":
-        check_csv_header_names(source, [getattr(columns, name) for name in mapping if getattr(columns, name)])
+        check_csv_header_names(
+            source,
+            [getattr(columns, name) for name in mapping if getattr(columns, name)],
+            [getattr(columns, name) for name in contract.REQUIRED_COLUMNS],
+        )
     missing = [f"'{src_name}' (for {name})" for name, src_name in mapping.items() if src_name and src_name not in schema]
     if missing:
         if source.kind == "csv":
@@ -1083,9 +1132,12 @@ def load_transactions(
         )
 
     typed = materialize(con, "vipcast_typed", typed_rows(raw, mapping, date_format, engine))
+    # A row counts against a column only if the rules before it pass (REASONS order): a row with no
+    # id at all (a spreadsheet's padding line ';;') is set aside as null_customer_id, not blamed on the dates.
+    has_id = typed[contract.CUSTOMER_ID].notnull()
     checks = {
-        "unparseable_date": typed[contract.ORDER_TS].isnull(),
-        "non_numeric_amount": typed[contract.AMOUNT].isnull(),
+        "unparseable_date": has_id & typed[contract.ORDER_TS].isnull(),
+        "non_numeric_amount": has_id & typed[contract.ORDER_TS].notnull() & typed[contract.AMOUNT].isnull(),
     }
     # One pass for the size, the type checks, the customers and the default as-of date (each pass
     # is a Spark job).

@@ -145,7 +145,7 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
     return (
         f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {ingested.as_of} -> {out}\n"
         f"rows read {report['rows_read']:,}, used {report['rows_used']:,}, set aside {set_aside:,}"
-        f" (report: {report_path})"
+        f" (report: {report_path}" + (f"; rows set aside: {report_path.parent / (out.stem + '.quarantine.parquet')}" if set_aside else "") + ")"
         + "".join(f"\n{line}" for line in warning_lines(data_warnings(report, ingested.as_of)))
     )
 
@@ -602,6 +602,8 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     latest = dataset_runs(store, dataset)[0] if dataset else run
     store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
     write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
+    if len(quarantine):  # the set-aside warnings say "in the quarantine file": this is where
+        paths.append(ctx.workspace.run_dir(run.run_id) / "quarantine.parquet")
     if out is not None:
         write_score_folder(out, tables, report, quarantine)
         paths.append(out)
@@ -930,8 +932,10 @@ def command_path(name: str) -> str:
 
 def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, dataset: str = "demo", top: int = 5) -> str:
     """What `vipcast demo` prints at the end."""
-    lines = ["", "== vipcast demo ==", str(train), "", str(score), "", f"top {top} rising stars:"]
-    for row in score.rising_stars.head(top).itertuples(index=False):
+    shown = score.rising_stars.head(top)
+    lines = ["", "== vipcast demo ==", str(train), "", str(score), "",
+             f"top {len(shown)} rising stars:" if len(shown) else "no rising stars in this run"]
+    for row in shown.itertuples(index=False):
         reasons = "; ".join(str(getattr(row, f"reason_{i}")) for i in (1, 2, 3) if isinstance(getattr(row, f"reason_{i}", None), str))
         lines.append(f"  {row.customer_id}: {row.tier} -> {row.target_tier} ({reasons})")
     lines += [

@@ -143,6 +143,7 @@ def test_features_command_writes_features_report_and_quarantine(tmp_path):
     assert "warning: 1 customer(s) have only refunds (no purchase day) up to 2024-03-01" in result.stderr
     quarantine = pd.read_parquet(out.parent / "features.quarantine.parquet")
     assert list(quarantine["reason"]) == ["null_customer_id"]
+    assert f"rows set aside: {out.parent / 'features.quarantine.parquet'})" in result.stdout  # was never named
 
 
 def test_generate_writes_transactions_and_truth(tmp_path):

@@ -432,8 +432,46 @@ def test_examples_from_a_folder_name_the_file_they_are_in(tmp_path):
     folder.mkdir()
     write_csv(folder / "a.csv", GOOD_ROWS)
     (folder / "b.csv").write_text("d,2024-01-03,7,o8\nd,2024-01-04,8,o9\ne,2024-01-05,9,o10\n")
+    # Its first order became column names, out of every count: refused before reading, naming the file.
+    with pytest.raises(IngestError, match=r"b.csv: no header naming column 'cust', 'when', 'value' \(mapped in "
+                                          r"source.columns\); its first line is 'd,2024-01-03,7,o8'"):
+        load(folder, tmp_path)
+    # With a header, a row's file and its row there are named.
+    (folder / "b.csv").write_text("cust,when,value,oid\nd,,7,o8\nd,2024-01-04,8,o9\n")
     with pytest.raises(IngestError, match=r"data row 6 \(b.csv, its data row 1\): when=\(empty\)"):
         load(folder, tmp_path)
+
+
+def test_folder_files_may_spell_headers_in_other_case_or_open_with_a_title(tmp_path):
+    """The first file's spelling named the joined columns, and the mapping's was 'missing'."""
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    (folder / "2024-01.csv").write_text("Cust,WHEN,Value\na,2024-01-01,10\n")
+    (folder / "2024-02.csv").write_text("Orders export\n\ncust,when,value\nb,2024-02-01,20\n")
+    result = load(folder, tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    assert result.report["rows_read"] == 2 and result.report["rows_used"] == 2
+    assert sorted(result.transactions.to_pandas().customer_id) == ["a", "b"]
+
+
+def test_a_blank_only_line_or_utf16_text_is_named(tmp_path):
+    """A line of spaces made the reader see one column ("missing column 'cust'"); UTF-16 was "a value
+    holding an unquoted ','?"."""
+    path = tmp_path / "blanks.csv"
+    path.write_text("cust,when,value,oid\na,2024-01-01,10,o1\n \t\nb,2024-01-02,5,o2\n")
+    with pytest.raises(IngestError, match=r"blanks.csv: line 3 holds only blanks \(spaces or tabs\)"):
+        load(path, tmp_path)
+    path = tmp_path / "unicode.csv"
+    path.write_text("cust,when,value,oid\na,2024-01-01,10,o1\n", encoding="utf-16")
+    with pytest.raises(IngestError, match=r"unicode.csv: the file is UTF-16 text .* save it as UTF-8"):
+        load(path, tmp_path)
+
+
+def test_padding_rows_without_any_value_are_set_aside_not_blamed_on_the_dates(tmp_path):
+    """A spreadsheet's ';;' lines (2% of the rows) stopped the run as dates that are not dates."""
+    rows = [(f"c{i}", f"2024-01-{1 + i % 28:02d}", str(i), f"o{i}") for i in range(98)] + [("", "", "", "")] * 2
+    result = load(write_csv(tmp_path / "padded.csv", rows), tmp_path)
+    assert result.report["rows_set_aside"]["null_customer_id"] == 2
+    assert result.report["rows_used"] == 98
 
 
 def test_a_database_password_never_reaches_messages_or_reports(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +31,10 @@ def test_demo_report_names_tiers_reasons_and_where_things_are(tmp_path):
     assert "C1: Silver -> Gold (spent $1,240 in the last 90 days; orders every 21 days, faster than before)" in report
     assert "tiers: Platinum 1, Gold 2, Silver 3, Base 4" in report
     assert "mlflow ui --backend-store-uri sqlite:///" in report
+    # "top 5 rising stars:" stood above the 4 there were.
+    assert f"top {min(5, len(rising_stars_frame()))} rising stars:" in report
+    empty = dataclasses.replace(score, rising_stars=rising_stars_frame().iloc[:0])
+    assert "no rising stars in this run" in pipeline.demo_report(train, empty, ctx)
 
 
 def test_one_run_id_per_dataset_and_date():
