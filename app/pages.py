@@ -37,7 +37,7 @@ LIST_HELP = {
     ListName.rising_stars: "Customers the model expects to climb to a higher tier, best prospects first, with the "
                            "reasons behind each forecast.",
     ListName.at_risk: "VIP members likely to leave or to lose their tier, most to lose first.",
-    ListName.tiers: "Every customer's tier, rolling 12-month spend and distance to the next tier.",
+    ListName.tiers: "Every customer's tier, rolling 12-month spend (the 365 days up to the as-of date) and distance to the next tier.",
     ListName.events: "What changed since the previous scoring run: upgrades, downgrades, grace periods, "
                      "new rising stars and at-risk members.",
     ListName.economics: "Per tier over the horizon: members, predicted revenue and orders, the benefits' costs "
@@ -343,8 +343,16 @@ def customer_page(
         "grace_until": cell("grace_until", tier_row["grace_until"])["text"] if tier_row.get("grace_until") is not None else None,
         "rising_star": rows.get("rising_stars"), "at_risk": rows.get("at_risk"), "events": events,
         "history": table_of(history.loc[:, history_columns]) if len(history) else None,
-        "progress": progress_of(tier_row or scores),
+        "progress": progress_of(tier_row or scores), "keep": keep_of(tier_row),
     })
+
+
+def keep_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """For a member in grace below the held tier's threshold: the threshold and the amount that keeps the tier."""
+    threshold, spend = row.get("tier_threshold"), row.get("rolling_12m_spend")
+    if not row.get("in_grace") or is_missing(threshold) or is_missing(spend) or spend >= threshold:
+        return None
+    return {"threshold": threshold, "amount": threshold - spend}
 
 
 def progress_of(row: dict[str, Any]) -> dict[str, Any] | None:

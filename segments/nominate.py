@@ -163,7 +163,7 @@ def nominate(
         economics=economics,
         state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
         tier_thresholds=amounts,
-        warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, state, previous, settings, horizon_days),
+        warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, state, state_rows, settings, horizon_days),
     )
 
 
@@ -210,7 +210,7 @@ def _warnings(
     in_grace: np.ndarray,
     table: pd.DataFrame,
     state: pd.DataFrame | None,
-    previous: pd.DataFrame,
+    state_rows: np.ndarray,
     settings: SegmentSettings,
     horizon_days: int,
 ) -> list[str]:
@@ -247,10 +247,16 @@ def _warnings(
         )
     if state is not None:
         # Ids are unique on both sides, so the state rows not matched are those of unscored customers.
-        dropped = len(state) - int((previous["tier_rank"].to_numpy() >= 0).sum())
-        if dropped:
+        unmatched = np.ones(len(state), dtype=bool)
+        unmatched[state_rows[state_rows >= 0]] = False
+        if unmatched.any():
+            gone = state.loc[unmatched]
+            members = gone[gone["tier"].astype(str).isin(VIP_TIERS)]
+            named = members if len(members) else gone
+            examples = ", ".join(f"{cid} ({tier})" for cid, tier in zip(named[CUSTOMER_ID].head(3), named["tier"].head(3)))
             messages.append(
-                f"{dropped} customer(s) in the previous tier state are not scored on this run; "
-                "their tier state is not carried forward"
+                f"{int(unmatched.sum()):,} customer(s) in the previous tier state are not scored on this run "
+                f"({len(members):,} of them VIP members), e.g. {examples}; their tier state is not carried forward "
+                "and no event is written for them"
             )
     return messages

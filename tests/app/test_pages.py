@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from app_testing import API_KEY, AS_OF_NEW, AS_OF_OLD, N_CUSTOMERS, make_client, two_weekly_runs
@@ -124,6 +125,23 @@ def test_customer_page_shows_the_grace_date_as_a_date(client, filled_store: Outp
     customer = tiers.loc[tiers["in_grace"].astype(bool), "customer_id"].iloc[0]
     text = text_of(client.get(f"/customers/{customer}").text)
     assert "in grace period until 2026-12-31" in text and "2026-12-31 00:00" not in text
+    # Below the held tier's threshold: what keeps the tier, not only the way to the tier above.
+    assert "To keep" not in text  # its spend still reaches its tier
+
+
+def test_a_member_in_grace_below_the_tier_is_told_what_keeps_it(tmp_path) -> None:
+    """The page said only "0% of the way to Platinum ($10,000): $5,200 to go" to a Gold member $200 short of Gold."""
+    lists = fake_lists(50)
+    tiers = lists["tiers"]
+    gold = tiers.index[tiers["tier"] == "Gold"][0]
+    tiers.loc[gold, ["rolling_12m_spend", "in_grace", "grace_until"]] = [4800.0, True, pd.Timestamp("2026-03-01")]
+    store = OutputsStore(tmp_path / "outputs.duckdb")
+    store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
+    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
+    text = text_of(client.get(f"/customers/{tiers.loc[gold, 'customer_id']}").text)
+    assert "To keep Gold ($5,000): $200 more by 2026-03-01, when the grace period ends." in text
+    silver = tiers.loc[tiers["tier"] == "Silver", "customer_id"].iloc[0]
+    assert "To keep" not in text_of(client.get(f"/customers/{silver}").text)
 
 
 def test_customer_page_of_a_text_id_is_linked_from_the_lists(text_id_client, text_id_store: OutputsStore) -> None:
