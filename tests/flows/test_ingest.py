@@ -408,6 +408,43 @@ def test_a_quantity_column_of_words_is_warned_about(tmp_path):
     assert result.report["rows_set_aside"].get("duplicate_record", 0) == 0
 
 
+def test_a_date_format_that_reads_every_date_both_ways_warns(tmp_path):
+    """DD/MM data read with '%m/%d/%Y' moved the as-of from 2024-11-12 to 2024-12-11 in silence."""
+    rows = [("a", "01/02/2024", "10", "o1"), ("a", "05/03/2024", "20", "o2"), ("b", "12/11/2024", "5", "o3")]
+    path = write_csv(tmp_path / "dates.csv", rows)
+    result = load(path, tmp_path, date_format="%m/%d/%Y")
+    assert result.as_of == date(2024, 12, 11)
+    assert ("every date in column 'when' also reads with day and month the other way round ('%d/%m/%Y'): e.g. data "
+            "row 1: when='01/02/2024' is 2024-01-02 with date_format '%m/%d/%Y', 2024-02-01 with '%d/%m/%Y'") in " ".join(
+        result.report["warnings"])
+    # One day past the 12th settles it; year-month-day formats are not doubted.
+    path = write_csv(tmp_path / "settled.csv", rows + [("b", "25/11/2024", "5", "o4")])
+    assert not [w for w in load(path, tmp_path, date_format="%d/%m/%Y").report["warnings"] if "other way round" in w]
+    path = write_csv(tmp_path / "iso.csv", [("a", "2024/01/02", "10", "o1"), ("b", "2024/03/05", "5", "o2")])
+    assert not [w for w in load(path, tmp_path, date_format="%Y/%m/%d").report["warnings"] if "other way round" in w]
+
+
+def test_amounts_that_look_like_dot_grouped_thousands_warn(tmp_path):
+    """German exports write 1.299 for 1,299: read as 1.299 in silence, the big spenders a thousand times too small."""
+    rows = [("k1", "2024-01-05", "49", "o1"), ("k1", "2024-02-05", "1.299", "o2"), ("k2", "2024-02-06", "2.450", "o3")]
+    result = load(write_csv(tmp_path / "de.csv", rows), tmp_path)
+    assert ("2 of 3 amounts in column 'value' have exactly three digits after the point and none has other decimals: "
+            "e.g. data row 2: value='1.299'; data row 3: value='2.450'. If the file groups thousands") in " ".join(
+        result.report["warnings"])
+    # One amount with cents settles it.
+    result = load(write_csv(tmp_path / "us.csv", rows + [("k2", "2024-02-07", "12.50", "o4")]), tmp_path)
+    assert not [w for w in result.report["warnings"] if "three digits" in w]
+
+
+def test_unix_times_in_too_fine_a_unit_are_refused(tmp_path):
+    """Seconds read as milliseconds put three years of orders in January 1970, in silence."""
+    path = write_csv(tmp_path / "epoch.csv", [("a", "1672674852", "10", "o1"), ("b", "1735603200", "5", "o2")])
+    with pytest.raises(IngestError, match=r"epoch.csv: column 'when' read with date_format 'epoch_ms' puts every order "
+                                          r"before 1971 \(the last on 1970-01-21\)"):
+        load(path, tmp_path, date_format="epoch_ms")
+    assert load(path, tmp_path, date_format="epoch").as_of == date(2024, 12, 31)
+
+
 def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
     frame = pd.DataFrame({"cust": ["a", "b", "c"], "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2025-01-01"]),
                           "value": [1.0, 2.0, 3.0], "year": [2024, 2024, 2025]})
