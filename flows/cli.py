@@ -386,7 +386,13 @@ def main() -> None:
     """Entry point: run the app; turn known errors into one line and a hint."""
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        # Without standalone mode Typer returns an exit code instead of raising it: Ctrl-C inside a
+        # command comes back as 130 (its Exit(130)), which ended the process with 0.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            if code == 130:
+                typer.echo("interrupted", err=True)
+            sys.exit(code)
     except ABORTS:
         typer.echo("aborted", err=True)
         sys.exit(130)

@@ -191,6 +191,23 @@ def test_errors_of_the_machine_are_one_line_not_internal(monkeypatch, capsys, er
     assert (err[1].startswith(hint) if hint else len(err) == 1)
 
 
+def test_ctrl_c_inside_a_command_exits_130_not_0(monkeypatch, capsys, tmp_path):
+    """Typer turns a KeyboardInterrupt inside a command into a returned 130 when not standalone: an
+    interrupted score exited 0, and a scheduler counted it a success."""
+    import flows.cli as cli
+    import flows.pipeline
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flows.pipeline, "write_features", interrupted)
+    monkeypatch.setattr(sys, "argv", ["vipcast", "features", "--data", "demo", "--out", str(tmp_path / "f.parquet"),
+                                      "--workdir", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
+
+
 @pytest.mark.parametrize(
     "url, line, code",
     [
