@@ -407,19 +407,21 @@ def main() -> None:
     except Exception as exc:
         if debug:
             raise
+        from flows.ingest import hide_password  # a driver's or a hint's text may quote a database URL
+
         name = type(exc).__name__
         expected = isinstance(exc, EXPECTED_TYPES) or name in EXPECTED
         environment = not expected and (isinstance(exc, OSError) or name in ENVIRONMENT_HINTS)
         if expected:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {hide_password(str(exc))}", err=True)
             if name in HINTS:  # the message itself says what to do otherwise
                 typer.echo(f"hint: {HINTS[name]}", err=True)
             sys.exit(2)
         if environment:
-            typer.echo(f"error: {environment_message(exc)}", err=True)
+            typer.echo(f"error: {hide_password(environment_message(exc))}", err=True)
             typer.echo(f"hint: {ENVIRONMENT_HINTS.get(name, ENVIRONMENT_HINTS['OSError'])}", err=True)
             sys.exit(1)
-        typer.echo(f"internal error ({name}): {exc}", err=True)
+        typer.echo(f"internal error ({name}): {hide_password(str(exc))}", err=True)
         typer.echo("hint: run again with --debug for the full traceback", err=True)
         sys.exit(1)
 

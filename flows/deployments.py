@@ -62,4 +62,15 @@ def serve_deployments(ctx: Context, data: str | None = None, config: str | None 
     """Register both deployments and serve them until interrupted."""
     from prefect import serve
 
+    from flows.ingest import hide_password
+
+    if data is not None and hide_password(data) != data:
+        import sys
+
+        print(
+            "warning: --data holds a password, which Prefect stores with the deployments' parameters (its database, "
+            "`prefect deployment inspect`); give it by environment instead (PostgreSQL: PGPASSWORD, with a URL "
+            "without the password)",
+            file=sys.stderr,
+        )
     serve(*build_deployments(ctx, data, config), pause_on_shutdown=False)

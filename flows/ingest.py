@@ -264,6 +264,9 @@ def _numbered_frame(frame) -> Any:
             elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
                 values = [None if value is None else value.hex() for value in frame.column(index).to_pylist()]
                 frame = frame.set_column(index, column.name, pa.array(values, pa.string()))
+        # Kept in Arrow: through pandas a DECIMAL column with a NULL became Decimal objects and None,
+        # which Ibis could not turn back into a table (a nullable NUMERIC(12,2) failed the read).
+        return ibis.memtable(frame.add_column(0, ROW_NUMBER, pa.array(range(1, len(frame) + 1), pa.int64())))
     frame = frame.to_pandas() if hasattr(frame, "to_pandas") and not isinstance(frame, pd.DataFrame) else frame
     numbered = frame.copy()
     numbered.insert(0, ROW_NUMBER, range(1, len(frame) + 1))

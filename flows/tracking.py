@@ -184,7 +184,9 @@ def log_training(
             config = shareable_config(config)
             mlflow.log_params(flat_params(config, "config."))
             mlflow.log_dict(config, "config.json")  # the whole config, to train again with `--config`
-        mlflow.set_tags({"vipcast.dataset": dataset, "vipcast.data_digest": data_info.get("digest", ""), **code_version()})
+        from flows.ingest import hide_password  # the tag held the --data URL's password (the params did not)
+
+        mlflow.set_tags({"vipcast.dataset": hide_password(dataset), "vipcast.data_digest": data_info.get("digest", ""), **code_version()})
         mlflow.log_metrics({k: float(v) for k, v in data_info.items() if isinstance(v, (int, float))})
         if backtest is not None:
             mlflow.log_dict(backtest, "backtest.json")

@@ -171,6 +171,11 @@ def test_lists_before_any_scoring_run_says_what_to_do(tmp_path):
          "error: (sqlite3.DatabaseError) file is not a database", "hint: a database file of the workspace", 1),
         (LookupError("no champion model for dataset 'shop': run `vipcast train --data shop.csv` first"),
          "error: no champion model for dataset 'shop'", None, 2),
+        # A message quoting a database URL (the no-champion hint, a driver's error) printed its password.
+        (LookupError("no champion model for dataset 'orders': run `vipcast train --data postgres://u:S3cr%2Ft@h/db#orders` first"),
+         "error: no champion model for dataset 'orders': run `vipcast train --data postgres://u:***@h/db#orders` first", None, 2),
+        (ValueError("Don't know how to connect to 'postgresql+psycopg://u:S3cr%2Ft@h/db'"),
+         "error: Don't know how to connect to 'postgresql+psycopg://u:***@h/db'", None, 2),
         (ZeroDivisionError("boom"), "internal error (ZeroDivisionError): boom", "hint: run again with --debug", 1),
     ],
 )

@@ -408,6 +408,22 @@ def test_a_quantity_column_of_words_is_warned_about(tmp_path):
     assert result.report["rows_set_aside"].get("duplicate_record", 0) == 0
 
 
+def test_database_numeric_columns_with_nulls_and_an_empty_table(tmp_path, monkeypatch):
+    """A NULL in any NUMERIC column (an unmapped discount too) was an internal TypeError; an empty
+    table with a NUMERIC amount an internal IbisTypeError instead of 'the input has no rows'."""
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("create table o (cust text, \"when\" timestamp, value numeric(12,2), discount decimal(10,2))")
+        db.executemany("insert into o values (?, ?, ?, ?)", [("a", "2025-01-01", 3, None), ("b", "2025-01-02", 5.25, 1.5)]
+                       + [(f"c{i}", "2025-01-03", 1, None) for i in range(200)] + [("z", "2025-01-04", None, None)])
+        db.execute("create table e (cust text, \"when\" timestamp, value numeric(12,2))")
+    result = load("sqlite:///shop.db#o", tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+    assert result.report["rows_read"] == 203 and result.report["rows_set_aside"]["non_numeric_amount"] == 1
+    assert result.report["net_revenue"] == pytest.approx(208.25)
+    with pytest.raises(IngestError, match=r"sqlite:///shop.db#e: the input has no rows"):
+        load("sqlite:///shop.db#e", tmp_path, columns=ColumnMapping(customer_id="cust", order_ts="when", amount="value"))
+
+
 def test_a_date_format_that_reads_every_date_both_ways_warns(tmp_path):
     """DD/MM data read with '%m/%d/%Y' moved the as-of from 2024-11-12 to 2024-12-11 in silence."""
     rows = [("a", "01/02/2024", "10", "o1"), ("a", "05/03/2024", "20", "o2"), ("b", "12/11/2024", "5", "o3")]

@@ -27,6 +27,22 @@ def test_serve_registers_both_schedules(prefect_server, workdir):
     assert weekly.parameters["scheduled"] is True and "scheduled" not in monthly.parameters
 
 
+def test_serve_warns_when_data_holds_a_password(monkeypatch, capsys, workdir):
+    """Prefect keeps a deployment's parameters in its database and shows them: a URL's password with them."""
+    import prefect
+
+    from flows.deployments import serve_deployments
+
+    served = []
+    monkeypatch.setattr(prefect, "serve", lambda *deployments, **_: served.extend(deployments))
+    ctx = Context.create(workdir)
+    serve_deployments(ctx, data="postgres://shop:s3cret@db.example/sales#orders")
+    assert len(served) == 2
+    assert "warning: --data holds a password, which Prefect stores with the deployments' parameters" in capsys.readouterr().err
+    serve_deployments(ctx, data="postgres://shop@db.example/sales#orders")
+    assert "password" not in capsys.readouterr().err
+
+
 def test_prefect_yaml_deployments_match_what_serve_registers():
     """prefect.yaml (work pools) starts from base.yaml's schedules and marks the scoring run as scheduled."""
     from pathlib import Path

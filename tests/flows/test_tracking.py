@@ -192,7 +192,8 @@ def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
     }).model_dump(mode="json")
     assert len(json.dumps(config)) > 500
     logged = tracking.log_training(
-        workspace, "shop", {"weights": 1}, params={"windows_days": (30, 90), "n_estimators": None, "as_of": "2024-06-30"},
+        workspace, "postgres://shop:hun/ter2@db.example/sales#orders", {"weights": 1},
+        params={"windows_days": (30, 90), "n_estimators": None, "as_of": "2024-06-30"},
         backtest=None, data_info={}, figures={}, config=config,
     )
     run = mlflow.MlflowClient(workspace.tracking_uri).get_run(logged.run_id)
@@ -207,8 +208,10 @@ def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
     assert params["config.engine.spark_conf.spark.hadoop.fs.s3a.bucket.my bucket_x.endpoint"] == "v"  # '@' is no MLflow name
     logged_config = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/config.json")
     assert logged_config["model"] == config["model"]
-    assert not any(secret in json.dumps(logged_config) + json.dumps(params) for secret in ("hun/ter2", "ssl2", "r3d1s", "jdbcpw", "s3cr3t"))
+    assert tags["vipcast.dataset"] == "postgres://shop:***@db.example/sales#orders"  # the tag held the password
+    assert not any(secret in json.dumps(logged_config) + json.dumps(params) + json.dumps(tags)
+                   for secret in ("hun/ter2", "ssl2", "r3d1s", "jdbcpw", "s3cr3t"))
     assert tags["vipcast.version"] == version("vipcast")
-    requirements = (Path(mlflow.artifacts.download_artifacts(f"models:/vipcast-shop/{logged.version}", dst_path=str(tmp_path / "m")))
+    requirements = (Path(mlflow.artifacts.download_artifacts(f"models:/vipcast-orders/{logged.version}", dst_path=str(tmp_path / "m")))
                     / "requirements.txt").read_text()
     assert f"lightgbm=={version('lightgbm')}" in requirements and f"pandas=={version('pandas')}" in requirements
