@@ -377,6 +377,8 @@ ENVIRONMENT_HINTS = {
                           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (90 s here), or run without --prefect",
     "StoreUnreachable": "check outputs.store_url in your config: is the database server running and reachable, "
                         "and are the user, password and database right?",
+    "SourceUnreachable": "check the --data URL: is the database server running and reachable, and are the user, "
+                         "password (or PGPASSWORD) and database right?",
 }
 # Errors of the user's input or paths (e.g. --out naming a folder, --workdir naming a file).
 EXPECTED_TYPES = (ValueError, LookupError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)

@@ -60,6 +60,11 @@ class IngestError(ValueError):
     """Input that cannot be used: names the source, the column and example rows."""
 
 
+class SourceUnreachable(Exception):
+    """A source database that does not answer or refuses the connection (the machine's or the
+    server's problem, not the data's)."""
+
+
 # Query or connection-string parameters that carry credentials (?password=, sslpassword=, ;pwd=, &token=).
 SECRET_PARAMETER = re.compile(r"([?&;,]\s*[^=?&;,]*(?:pass|pwd|secret|token|key|auth|credential)[^=?&;,]*=)[^&;,]*", re.IGNORECASE)
 
@@ -278,6 +283,16 @@ def _builtin_or_database_frame(source: Source):
         return _cdnow_frame(sample=source.location == "cdnow-sample")
     try:
         backend = connect_database(source)
+    except IngestError:
+        raise
+    except ValueError as exc:  # Ibis knows no backend for the URL's scheme
+        raise IngestError(
+            f"{source.label}: cannot read this URL ({first_line(exc)}); source URLs look like "
+            "postgres://user@host:5432/db#table, sqlite:///shop.db#table or duckdb:///shop.duckdb#table"
+        ) from exc
+    except Exception as exc:  # driver errors vary: a refused connection, a wrong password or database
+        raise SourceUnreachable(f"{source.label}: cannot connect to the database ({type(exc).__name__}: {first_line(exc)})") from exc
+    try:
         remote = backend.table(source.table)
         try:
             return remote.to_pyarrow()
@@ -291,7 +306,12 @@ def _builtin_or_database_frame(source: Source):
     except IngestError:
         raise
     except Exception as exc:  # driver errors vary by database; the message says which
-        raise IngestError(f"{source.label}: cannot read the table ({type(exc).__name__}: {exc})") from exc
+        raise IngestError(f"{source.label}: cannot read the table ({type(exc).__name__}: {first_line(exc)})") from exc
+
+
+def first_line(exc: Exception) -> str:
+    """An exception's message in one line (drivers add hints and SQL on further lines), its password masked."""
+    return hide_password((str(exc).strip().splitlines() or [type(exc).__name__])[0].strip())
 
 
 # Databases kept in one file: their URL names the file the way SQLAlchemy reads it (the outputs
@@ -499,7 +519,14 @@ def read_raw(con, source: Source, workdir: Path):
     if source.kind == "builtin" and source.location == "demo":
         source = Source("parquet", str(ensure_demo_dataset(workdir)))
     if source.kind in ("builtin", "database"):
-        rows = _numbered_frame(_builtin_or_database_frame(source))
+        frame = _builtin_or_database_frame(source)
+        if engine != "duckdb" and isinstance(frame, pa.Table):
+            # Ibis hands Spark a DECIMAL column through pandas as Decimal objects, and a NULL among
+            # them fails: such columns go as their exact text, read like a CSV's.
+            frame = frame.cast(pa.schema([
+                field.with_type(pa.string()) if pa.types.is_decimal(field.type) else field for field in frame.schema
+            ]))
+        rows = _numbered_frame(frame)
         if engine == "duckdb":
             con.create_table(RAW_VIEW, rows, overwrite=True)
         else:

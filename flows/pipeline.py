@@ -343,9 +343,33 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
             f"this model's horizon is {settings['horizon_days']} days"
         )
     if champion_settings == settings_of(CustomerValueModel(**settings)):
-        return tracking.Promotion(True, f"same settings as the champion, refitted on data up to {ingested.as_of}")
+        if champion_cutoff is None or champion_cutoff < ingested.as_of:
+            return tracking.Promotion(True, f"same settings as the champion, refitted on newer data (up to {ingested.as_of})")
+        return same_date_refit(ctx, dataset, ingested)
     result = backtest_models(ingested, cutoff, champion_settings).to_dict()
     return tracking.decide_promotion(backtest["models"][backtest["champion"]], result["models"][result["champion"]])
+
+
+def same_date_refit(ctx: Context, dataset: str, ingested):
+    """The champion's settings refitted on data up to the champion's own date: the backtests would be
+    the same recipe on the same split, so the data decide. The same data, or a corrected extract of at
+    least as many rows, replace it; fewer rows look like a partial reload and keep the champion."""
+    from flows import tracking
+    from flows.ingest import data_digest
+
+    trained = tracking.champion_training_data(ctx.workspace, dataset)
+    rows, before = ingested.report["rows_used"], trained.get("rows_used")
+    if trained.get("digest") == data_digest(ingested.connection):
+        return tracking.Promotion(True, f"same settings and the same data up to {ingested.as_of} as the champion")
+    if before is not None and rows < before:
+        return tracking.Promotion(
+            False,
+            f"not promoted: same settings and data up to the same date {ingested.as_of} as the champion, but {rows:,} rows "
+            f"instead of the {before:,} it was trained on (a partial extract?); to use this version anyway, move the "
+            "champion alias to it",
+        )
+    counted = f"{rows:,} rows, the champion's {before:,}" if before is not None else f"{rows:,} rows"
+    return tracking.Promotion(True, f"same settings as the champion, refitted on changed data up to the same date {ingested.as_of} ({counted})")
 
 
 def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[str, Any], backtest: dict[str, Any], figures, promotion):
@@ -366,7 +390,8 @@ def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[s
     }
     logged = tracking.log_training(
         ctx.workspace, dataset, model, params=params, backtest=backtest, data_info=data_info, figures=figures,
-        config=ctx.config.model_dump(mode="json"),
+        # The config as this run used it: its dataset is the source read (`--data`), not the file's default.
+        config={**ctx.config.model_dump(mode="json"), "dataset": ingested.report["source"]},
     )
     tracking.set_champion(ctx.workspace, logged, promotion)
     return logged

@@ -295,6 +295,18 @@ def champion_version(workspace: Workspace, dataset: str):
         return None
 
 
+def champion_training_data(workspace: Workspace, dataset: str) -> dict[str, Any]:
+    """What the champion was trained on, from its MLflow run: the data digest and rows_used (empty if unknown)."""
+    version = champion_version(workspace, dataset)
+    if version is None or not version.run_id:
+        return {}
+    run = _mlflow(workspace).MlflowClient().get_run(version.run_id)
+    found = {"digest": run.data.tags.get("vipcast.data_digest")}
+    if "rows_used" in run.data.metrics:
+        found["rows_used"] = int(run.data.metrics["rows_used"])
+    return found
+
+
 #: The backtest metrics a new model must be no worse on (the champion's settings refitted on the
 #: same split): ranking, calibration by decile, the planning total and the churn ranking. Gini alone
 #: let a heavily penalised model (better gini, decile_mape 0.41 vs 0.20) replace the champion.

@@ -107,8 +107,8 @@ def decile_means(predicted, actual, groups: int = 10) -> pd.DataFrame:
 def decile_mape(predicted, actual) -> float:
     """Mean over the 10 prediction deciles of |mean predicted - mean actual| / mean actual.
 
-    Deciles whose customers spent nothing in total have no relative error and are left out of the
-    mean; if every decile is like that the metric is undefined and an error is raised. Tied
+    Deciles whose customers spent nothing, or less than nothing (refunds outweighing orders), in total
+    have no relative error and are left out of the mean; if every decile is like that the metric is undefined and an error is raised. Tied
     predictions count in each decile they straddle in proportion (`decile_means`).
     """
     means = decile_means(predicted, actual)

@@ -159,6 +159,25 @@ def test_ingest_csv_is_the_same_on_spark(case, tmp_path, spark_backend):
 
 
 @pytest.mark.spark
+def test_a_database_table_with_nullable_numeric_columns_reads_the_same_on_both_engines(tmp_path, spark_backend, monkeypatch):
+    """A NULL in a NUMERIC column failed the read on both engines (Decimal objects through pandas)."""
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("create table o (customer_id text, order_ts timestamp, amount numeric(12,2), discount decimal(10,2))")
+        db.executemany("insert into o values (?, ?, ?, ?)",
+                       [("a", "2025-01-01", 3, None), ("b", "2025-01-02", 5.25, 1.5), ("c", "2025-01-03", None, None)])
+    columns = ColumnMapping(customer_id="customer_id", order_ts="order_ts", amount="amount")
+    duck, spark = on_both("sqlite:///shop.db#o", tmp_path, spark_backend, columns=columns, max_invalid_share=0.5)
+    assert duck.report == spark.report and duck.report["rows_set_aside"]["non_numeric_amount"] == 1
+    for result in (duck, spark):
+        clean = result.transactions.to_pandas().sort_values("customer_id")
+        assert clean["amount"].tolist() == [3.0, 5.25]
+        assert result.quarantine["source_row"].tolist() == [3]
+
+
+@pytest.mark.spark
 def test_whole_number_float_ids_are_read_as_integers_on_both_engines(tmp_path, spark_backend):
     """pandas stores an integer id column with a missing value as float: 12345.0 is customer "12345"."""
     path = tmp_path / "float_ids.parquet"

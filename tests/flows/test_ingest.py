@@ -527,6 +527,22 @@ def test_padding_rows_without_any_value_are_set_aside_not_blamed_on_the_dates(tm
     assert result.report["rows_used"] == 98
 
 
+def test_an_unreachable_database_or_an_unknown_scheme_is_named_in_one_line(tmp_path):
+    """A refused connection was an input error (exit 2, "check the column mapping") over two lines; the
+    store's URL form postgresql+psycopg:// printed its password in Ibis's message."""
+    from flows.ingest import SourceUnreachable
+
+    with pytest.raises(SourceUnreachable) as refused:
+        load("postgres://shop:s3cret@127.0.0.1:1/sales#orders", tmp_path)
+    message = str(refused.value)
+    assert message.startswith("postgres://shop:***@127.0.0.1:1/sales#orders: cannot connect to the database (OperationalError: ")
+    assert "\n" not in message and "s3cret" not in message
+    with pytest.raises(IngestError) as unknown:
+        load("postgresql+psycopg://shop:s3cret@127.0.0.1:1/sales#orders", tmp_path)
+    assert "cannot read this URL" in str(unknown.value) and "source URLs look like postgres://" in str(unknown.value)
+    assert "s3cret" not in str(unknown.value)
+
+
 def test_a_database_password_never_reaches_messages_or_reports(tmp_path):
     """The label (error messages, reconciliation.json, the runs table, run.json) held user:password@."""
     source = parse_source("postgresql://shop:s3cret@db.example:5432/sales#orders")

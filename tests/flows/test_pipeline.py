@@ -299,6 +299,40 @@ def test_a_model_for_a_new_horizon_replaces_the_champion_of_another(tmp_path, mo
     assert promotion.reason == f"replaces a champion trained for a {champion_horizon}-day horizon: this model's horizon is 365 days"
 
 
+@pytest.mark.parametrize(
+    "as_of, digest, rows, promoted, reason",
+    [
+        (date(1998, 7, 31), "other", 900, True, "same settings as the champion, refitted on newer data (up to 1998-07-31)"),
+        (date(1998, 6, 30), "d1", 1000, True, "same settings and the same data up to 1998-06-30 as the champion"),
+        (date(1998, 6, 30), "other", 1200, True,
+         "same settings as the champion, refitted on changed data up to the same date 1998-06-30 (1,200 rows, the champion's 1,000)"),
+        (date(1998, 6, 30), "other", 900, False,
+         "not promoted: same settings and data up to the same date 1998-06-30 as the champion, but 900 rows instead of the "
+         "1,000 it was trained on (a partial extract?); to use this version anyway, move the champion alias to it"),
+    ],
+)
+def test_a_refit_of_the_champions_settings_on_the_same_date_is_decided_by_the_data(
+    tmp_path, monkeypatch, as_of, digest, rows, promoted, reason
+):
+    """A partial reload ending on the champion's date replaced it, said to be "refitted on data up to" that date."""
+    import flows.ingest
+    from flows import tracking
+    from models.pipeline import CustomerValueModel
+
+    ctx = pipeline.Context.create(tmp_path)
+    settings = pipeline.model_settings(ctx.config)
+    champion = CustomerValueModel(**settings)
+    champion.cutoff_ = date(1998, 6, 30)
+    monkeypatch.setattr(tracking, "champion_version", lambda workspace, dataset: "1")
+    monkeypatch.setattr(tracking, "load_champion", lambda workspace, dataset: (champion, "vipcast-cdnow/1"))
+    monkeypatch.setattr(tracking, "champion_training_data", lambda workspace, dataset: {"digest": "d1", "rows_used": 1000})
+    monkeypatch.setattr(flows.ingest, "data_digest", lambda connection: digest)
+    monkeypatch.setattr(pipeline, "backtest_models", lambda *args: pytest.fail("the same recipe backtested again"))
+    ingested = SimpleNamespace(as_of=as_of, report={"rows_used": rows}, connection=None)
+    promotion = pipeline.compare_with_champion(ctx, "cdnow", ingested, date(1997, 6, 30), settings, {})
+    assert (promotion.promoted, promotion.reason) == (promoted, reason)
+
+
 def test_scores_show_the_spend_the_tiers_compared():
     """scores.csv and the API showed a Silver customer at 1999.9999999999998 (the tiers list: 2000.0)."""
     features = pd.DataFrame({"customer_id": ["h21"], "rolling_12m_spend": [155.57 + 574.31 + 1270.12]})

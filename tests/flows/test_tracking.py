@@ -58,12 +58,15 @@ def test_champion_is_cached_until_the_registry_changes(tmp_path, monkeypatch):
     workspace = Workspace.resolve(tmp_path)
 
     def register(model):
-        logged = tracking.log_training(workspace, "shop", model, params={}, backtest=None, data_info={}, figures={})
+        data_info = {"digest": f"d{model['weights']}", "rows_used": 100 * model["weights"]}
+        logged = tracking.log_training(workspace, "shop", model, params={}, backtest=None, data_info=data_info, figures={})
         tracking.set_champion(workspace, logged, tracking.Promotion(True, "test"))
         return logged
 
+    assert tracking.champion_training_data(workspace, "shop") == {}
     register({"weights": 1})
     assert tracking.load_champion(workspace, "shop") == ({"weights": 1}, "vipcast-shop/1")
+    assert tracking.champion_training_data(workspace, "shop") == {"digest": "d1", "rows_used": 100}
 
     def no_mlflow(_workspace):
         raise AssertionError("MLflow was used although the registry did not change")
