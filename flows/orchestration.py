@@ -13,7 +13,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -85,6 +85,14 @@ class PrefectSteps:
         return runner(*args, **kwargs)
 
 
+def log_warnings(warnings) -> None:
+    """The run's warnings as WARNING lines of the flow run's log (the UI, `prefect flow-run logs`, alerts):
+    a scheduled run's stale-feed warning was only in its artifact."""
+    logger = get_run_logger()
+    for warning in warnings:
+        logger.warning(warning)
+
+
 def _date(value: str | date | None) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
@@ -101,6 +109,7 @@ def train(
     """Build features, backtest the candidates, fit, log to MLflow, promote if no worse."""
     ctx = pipeline.Context.create(workdir, config, horizon_days=horizon_days, engine=engine)
     summary = pipeline.run_train(ctx, data, _date(as_of), step=PrefectSteps())
+    log_warnings(summary.warnings)
     create_markdown_artifact(summary.markdown(), key="vipcast-train-summary", description="vipcast training run")
     return {
         "as_of": str(summary.as_of), "model_version": summary.model_version, "promoted": summary.promoted,
@@ -126,6 +135,7 @@ def score(
     ctx = pipeline.Context.create(workdir, config, engine=engine)
     today = datetime.now(ZoneInfo(ctx.config.schedule.timezone)).date() if scheduled else None
     summary = pipeline.run_score(ctx, data, _date(as_of), step=PrefectSteps(), today=today)
+    log_warnings(summary.warnings)
     create_markdown_artifact(f"# vipcast scoring run\n\n```\n{summary}\n```\n", key="vipcast-score-summary", description="vipcast scoring run")
     top = summary.rising_stars.head(top_rising_stars)
     if len(top):

@@ -102,8 +102,26 @@ def test_train_then_score_flows(prefect_server, workdir, small_transactions):
     # Re-running the same as-of date is idempotent: the run is replaced, not duplicated, and the
     # export files are the same bytes (rows came in the engine's grouping order, sums varied with it).
     exported = {path.name: path.read_bytes() for path in ctx.workspace.exports_dir.glob("*.csv")}
-    again = score(data=data, workdir=str(workdir))
+    import logging
+
+    class Kept(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    kept, flow_runs = Kept(), logging.getLogger("prefect.flow_runs")
+    flow_runs.addHandler(kept)
+    try:
+        again = score(data=data, workdir=str(workdir))
+    finally:
+        flow_runs.removeHandler(kept)
     assert again["run_id"] == scored["run_id"]
+    # Its warnings (here: the same rows again, a stopped feed?) are WARNING lines of the flow run's
+    # log, not only in its artifact.
+    assert any(record.getMessage().startswith("no new data since the stored run") for record in kept.records)
     assert {path.name: path.read_bytes() for path in ctx.workspace.exports_dir.glob("*.csv")} == exported
     assert scores["customer_id"].is_monotonic_increasing
     assert len([r for r in store.runs() if r.run_id == scored["run_id"]]) == 1
