@@ -863,6 +863,11 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
         value, clean = cleaned[name], name in textual
         if kind == "timestamp":
             columns[name] = parsed_timestamp(value, date_format, engine, clean=clean)
+            swapped = day_month_swapped(date_format)
+            if clean and swapped:  # does every date read the other way round too?
+                other = parsed_timestamp(value, swapped, engine, clean=True)
+                columns[ONE_WAY_ONLY] = columns[name].notnull() & other.isnull()
+                columns[OTHER_WAY] = columns[name].notnull() & (other != columns[name])
         elif name == contract.AMOUNT:  # no order is worth 10**15; features sum money exactly below 10**32
             amount = parsed_number(value, engine, clean=clean)
             columns[name] = (amount.abs() < MAX_ABS_AMOUNT).ifelse(amount, ibis.null("float64"))
@@ -881,7 +886,18 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
 LINE_BREAKS = "_line_breaks"
 UNREAD_QUANTITY = "_quantity_unread"
 THREE_DECIMALS, OTHER_DECIMALS = "_three_decimals", "_other_decimals"
-SHAPE_FLAGS = (UNREAD_QUANTITY, THREE_DECIMALS, OTHER_DECIMALS)
+ONE_WAY_ONLY, OTHER_WAY = "_date_one_way_only", "_date_other_way"
+SHAPE_FLAGS = (UNREAD_QUANTITY, THREE_DECIMALS, OTHER_DECIMALS, ONE_WAY_ONLY, OTHER_WAY)
+
+
+def day_month_swapped(date_format: str | None) -> str | None:
+    """The format with day and month exchanged, for a day-first or month-first format (else None:
+    year-month-day is never written year-day-month)."""
+    if not date_format or date_format in EPOCH_UNITS or "%d" not in date_format or "%m" not in date_format:
+        return None
+    if date_format.startswith("%Y") and date_format.index("%m") < date_format.index("%d"):
+        return None
+    return date_format.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
 
 
 def decimal_shapes(text) -> dict[str, Any]:
@@ -1223,7 +1239,7 @@ def load_transactions(
             )
 
     format_warnings = dotted_thousands_warnings(typed, raw, mapping[contract.AMOUNT], counts, rows_read, source)
-    format_warnings += date_format_doubts(raw, mapping[contract.ORDER_TS], date_format, engine, source, counts["last_order"])
+    format_warnings += date_format_doubts(typed, raw, mapping[contract.ORDER_TS], date_format, source, counts)
     if as_of is None:
         if counts["last_order"] is None:
             raise IngestError(f"{source.label}: no row has both a customer id and a valid date")
@@ -1391,36 +1407,30 @@ def raw_values_of(raw, src_name: str, rows):
 EPOCH_TOO_EARLY = datetime(1971, 1, 1)
 
 
-def date_format_doubts(raw, src_name: str, date_format: str | None, engine: str, source: Source, last_order: datetime | None) -> list[str]:
+def date_format_doubts(typed, raw, src_name: str, date_format: str | None, source: Source, counts: dict[str, Any]) -> list[str]:
     """Check an explicit date_format against what it read: Unix times that all land before 1971 (an
     IngestError naming the units), or day-first / month-first formats that read every date the other
     way round too (a warning with an example: 01/02/2024 is a date either way)."""
-    if date_format in EPOCH_UNITS:
-        if last_order is not None and last_order < EPOCH_TOO_EARLY:
-            raise IngestError(
-                f"{source.label}: column '{src_name}' read with date_format {date_format!r} puts every order before "
-                f"1971 (the last on {last_order.date()}): the numbers are in a coarser unit; date_format 'epoch' reads "
-                "seconds, 'epoch_ms' milliseconds, 'epoch_us' microseconds"
-            )
+    last_order = counts["last_order"]
+    if date_format in EPOCH_UNITS and last_order is not None and last_order < EPOCH_TOO_EARLY:
+        raise IngestError(
+            f"{source.label}: column '{src_name}' read with date_format {date_format!r} puts every order before "
+            f"1971 (the last on {last_order.date()}): the numbers are in a coarser unit; date_format 'epoch' reads "
+            "seconds, 'epoch_ms' milliseconds, 'epoch_us' microseconds"
+        )
+    if int(counts.get(ONE_WAY_ONLY) or 0) or not int(counts.get(OTHER_WAY) or 0):
         return []
-    if not date_format or "%d" not in date_format or "%m" not in date_format or not is_textual(raw[src_name], "timestamp", date_format):
-        return []
-    if date_format.startswith("%Y") and date_format.index("%m") < date_format.index("%d"):
-        return []  # year-month-day: nobody writes year-day-month
-    swapped = date_format.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
-    text = without_markers(trimmed_text(as_text(raw[src_name]), engine))
-    read = parsed_timestamp(text, date_format, engine, clean=True)
-    other = parsed_timestamp(text, swapped, engine, clean=True)
-    rows = raw.select(_row=raw[ROW_NUMBER].cast("int64"), value=raw[src_name], read=read, other=other)
-    rows = rows.filter(rows.read.notnull())
-    found = _python_rows(rows.aggregate(only_one_way=rows.other.isnull().sum(), differ=(rows.other != rows.read).sum()))[0]
-    if int(found["only_one_way"] or 0) or not int(found["differ"] or 0):
-        return []
-    example = _python_rows(rows.filter(rows.other != rows.read).order_by("_row").limit(1))[0]
+    swapped = day_month_swapped(date_format)
+    first = typed.filter(typed[OTHER_WAY]).order_by("_row").limit(1)
+    example = _python_rows(raw_values_of(raw, src_name, first).join(first.select("_row", read=first[contract.ORDER_TS]), "_row"))[0]
+    try:
+        other = f", {datetime.strptime(str(example['value']).strip(), swapped).date()} with {swapped!r}"
+    except ValueError:  # a directive Python reads otherwise than the engine: the example without it
+        other = ""
     return [
         f"every date in column '{src_name}' also reads with day and month the other way round ({swapped!r}): "
         f"e.g. data row {example['_row']}: {src_name}={_shown(example['value'])} is {example['read'].date()} with "
-        f"date_format {date_format!r}, {example['other'].date()} with {swapped!r}; check that the configured format is this file's"
+        f"date_format {date_format!r}{other}; check that the configured format is this file's"
     ]
 
 

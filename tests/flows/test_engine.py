@@ -116,6 +116,11 @@ CASES = {
         [("a", "19970101", "1", "o1"), ("a", "19970205", "2", "o2"), ("b", "1997-02-05", "2", "o3")],
         {"date_format": "%Y%m%d", "max_invalid_share": 0.5},
     ),
+    # Day-first dates that read month-first too, and amounts that look like dot-grouped thousands: warnings.
+    "ambiguous_dates_and_dotted_amounts": (
+        [("a", "01/02/2024", "1.299", "o1"), ("b", "05/03/2024", "2.450", "o2"), ("b", "06/03/2024", "7", "o3")],
+        {"date_format": "%d/%m/%Y"},
+    ),
     # Unix times (one with a fraction, one past the supported range) and amounts with thousands separators.
     "epoch_and_grouped_amounts": (
         [
@@ -149,6 +154,10 @@ def test_ingest_csv_is_the_same_on_spark(case, tmp_path, spark_backend):
         assert {"g", "k", "vif"} <= set(spark.transactions.to_pandas()["customer_id"])
     elif case == "wrong_type_amount":
         assert "data row 2: value='n/a'" in spark
+    elif case == "ambiguous_dates_and_dotted_amounts":
+        warnings = " ".join(spark.report["warnings"])
+        assert "also reads with day and month the other way round ('%m/%d/%Y')" in warnings
+        assert "2 of 3 amounts in column 'value' have exactly three digits after the point" in warnings
     elif case == "epoch_and_grouped_amounts":
         clean = duck.transactions.to_pandas().sort_values("order_ts")
         assert clean["amount"].tolist() == [1587.65, -12000.0]
