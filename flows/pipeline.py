@@ -110,12 +110,17 @@ def account_for_customers(report: dict[str, Any], n_featured: int) -> dict[str, 
     return accounted
 
 
+def quarantine_path(target_dir: Path, prefix: str = "") -> Path:
+    """Where `write_side_files` puts the rows set aside."""
+    return target_dir / f"{prefix}quarantine.parquet"
+
+
 def write_side_files(target_dir: Path, report: dict[str, Any], quarantine: pd.DataFrame, prefix: str = "") -> Path:
     """The reconciliation report and (when rows were set aside) the quarantine, next to the outputs they explain."""
     if len(quarantine):
-        write_parquet(target_dir / f"{prefix}quarantine.parquet", quarantine)
+        write_parquet(quarantine_path(target_dir, prefix), quarantine)
     else:  # a re-scored date (corrected data) must not keep the rows an earlier run set aside
-        (target_dir / f"{prefix}quarantine.parquet").unlink(missing_ok=True)
+        quarantine_path(target_dir, prefix).unlink(missing_ok=True)
     return write_json(target_dir / f"{prefix}reconciliation.json", report)
 
 
@@ -145,7 +150,7 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
     return (
         f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {ingested.as_of} -> {out}\n"
         f"rows read {report['rows_read']:,}, used {report['rows_used']:,}, set aside {set_aside:,}"
-        f" (report: {report_path}" + (f"; rows set aside: {report_path.parent / (out.stem + '.quarantine.parquet')}" if set_aside else "") + ")"
+        f" (report: {report_path}" + (f"; rows set aside: {quarantine_path(out.parent, out.stem + '.')}" if set_aside else "") + ")"
         + "".join(f"\n{line}" for line in warning_lines(data_warnings(report, ingested.as_of)))
     )
 
@@ -628,7 +633,7 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
     write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     if len(quarantine):  # the set-aside warnings say "in the quarantine file": this is where
-        paths.append(ctx.workspace.run_dir(run.run_id) / "quarantine.parquet")
+        paths.append(quarantine_path(ctx.workspace.run_dir(run.run_id)))
     if out is not None:
         write_score_folder(out, tables, report, quarantine)
         paths.append(out)

@@ -37,6 +37,27 @@ def test_demo_report_names_tiers_reasons_and_where_things_are(tmp_path):
     assert "no rising stars in this run" in pipeline.demo_report(train, empty, ctx)
 
 
+def test_score_outputs_name_the_quarantine_file_when_rows_were_set_aside(tmp_path):
+    """The set-aside warning said "they are in the quarantine file" and no output named it."""
+    run = stored_run("20251231-abc", date(2025, 12, 31), "shop.csv")
+
+    class Store:
+        def write_run(self, run, tables):
+            pass
+
+        def runs(self):
+            return [run]
+
+        def export_run(self, run_id, folder, formats):
+            pass
+
+    ctx = pipeline.Context.create(tmp_path)
+    quarantine = pd.DataFrame({"source_row": [7], "reason": ["null_customer_id"]})
+    paths = pipeline.write_outputs(ctx, Store(), run, {}, {"rows_set_aside": {"null_customer_id": 1}}, quarantine, None)
+    assert paths[-1] == ctx.workspace.run_dir(run.run_id) / "quarantine.parquet" and paths[-1].exists()
+    assert pipeline.write_outputs(ctx, Store(), run, {}, {}, quarantine.iloc[:0], None) == [ctx.workspace.exports_dir]
+
+
 def test_one_run_id_per_dataset_and_date():
     first = pipeline.run_id_for(date(2025, 1, 6), "shop/orders.parquet")
     assert first.startswith("20250106-")
