@@ -886,8 +886,9 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
 LINE_BREAKS = "_line_breaks"
 UNREAD_QUANTITY = "_quantity_unread"
 THREE_DECIMALS, OTHER_DECIMALS = "_three_decimals", "_other_decimals"
+COMMA_DECIMALS, COMMA_THOUSANDS = "_comma_decimals", "_comma_thousands"
 ONE_WAY_ONLY, OTHER_WAY = "_date_one_way_only", "_date_other_way"
-SHAPE_FLAGS = (UNREAD_QUANTITY, THREE_DECIMALS, OTHER_DECIMALS, ONE_WAY_ONLY, OTHER_WAY)
+SHAPE_FLAGS = (UNREAD_QUANTITY, THREE_DECIMALS, OTHER_DECIMALS, COMMA_DECIMALS, COMMA_THOUSANDS, ONE_WAY_ONLY, OTHER_WAY)
 
 
 def day_month_swapped(date_format: str | None) -> str | None:
@@ -901,10 +902,19 @@ def day_month_swapped(date_format: str | None) -> str | None:
 
 
 def decimal_shapes(text) -> dict[str, Any]:
-    """Whether an amount's text has exactly three digits after the point, 1-3 before it (1.299), or other decimals."""
+    """An amount text's shape: three digits after the point and 1-3 before it (1.299), other decimals
+    after a point; without a point, one or two characters after the first comma (12,50: a decimal
+    comma, set aside) or three (1,250: read as thousands)."""
     point = text.find(".")  # 0-based, -1 without one
     after = text.length() - point - 1
-    return {THREE_DECIMALS: (point >= 1) & (point <= 4) & (after == 3), OTHER_DECIMALS: (point >= 0) & (after != 3)}
+    # Digits after the first comma, for the few values with a comma and no point (-1 for the rest: the
+    # engine then computes it on those values only).
+    after_comma = (text.contains(",") & (point < 0)).ifelse(text.length() - text.find(",") - 1, -1)
+    return {
+        THREE_DECIMALS: (point >= 1) & (point <= 4) & (after == 3), OTHER_DECIMALS: (point >= 0) & (after != 3),
+        COMMA_DECIMALS: (after_comma >= 1) & (after_comma <= 2) & ~text.startswith(","),
+        COMMA_THOUSANDS: (after_comma == 3) & ~text.startswith(","),
+    }
 
 
 def row_reason(typed, end_of_as_of: datetime):
@@ -1239,6 +1249,7 @@ def load_transactions(
             )
 
     format_warnings = dotted_thousands_warnings(typed, raw, mapping[contract.AMOUNT], counts, rows_read, source)
+    format_warnings += comma_decimal_warnings(typed, raw, mapping[contract.AMOUNT], counts, source)
     format_warnings += date_format_doubts(typed, raw, mapping[contract.ORDER_TS], date_format, source, counts)
     if as_of is None:
         if counts["last_order"] is None:
@@ -1394,6 +1405,23 @@ def dotted_thousands_warnings(typed, raw, src_name: str, counts: dict[str, Any],
         f"has other decimals: e.g. {_examples(raw_values_of(raw, src_name, typed.filter(typed[THREE_DECIMALS])), src_name, source)}. "
         "If the file groups thousands with a dot (1.299 for 1,299), they are read a thousand times too small: convert "
         "the column first (in a currency with three decimals, such as KWD or BHD, they are read right)"
+    ]
+
+
+def comma_decimal_warnings(typed, raw, src_name: str, counts: dict[str, Any], source: Source) -> list[str]:
+    """A warning when a text amount column holds decimal commas (12,50: set aside) beside values read as
+    comma-grouped thousands (1,250 read as 1250, which in such a file is 1.25)."""
+    decimals, thousands = int(counts.get(COMMA_DECIMALS) or 0), int(counts.get(COMMA_THOUSANDS) or 0)
+    if not decimals or not thousands:
+        return []
+
+    def example(flag: str) -> str:
+        return _examples(raw_values_of(raw, src_name, typed.filter(typed[flag])), src_name, source, limit=1)
+
+    return [
+        f"column '{src_name}' holds {decimals:,} amount(s) with a decimal comma, set aside ({example(COMMA_DECIMALS)}), "
+        f"and {thousands:,} with three digits after a comma, read as thousands ({example(COMMA_THOUSANDS)}): if the "
+        "file writes decimals with a comma, those are a thousand times too big: convert the column first"
     ]
 
 

@@ -452,6 +452,19 @@ def test_amounts_that_look_like_dot_grouped_thousands_warn(tmp_path):
     assert not [w for w in result.report["warnings"] if "three digits" in w]
 
 
+def test_decimal_commas_beside_comma_grouped_amounts_warn(tmp_path):
+    """In a file of decimal commas, '12,50' was set aside and '1,250' read as 1250 (1.25 there), in silence."""
+    rows = [("k1", "2024-01-05", "49", "o1"), ("k1", "2024-02-05", "1,250", "o2"), ("k2", "2024-02-06", "12,50", "o3")]
+    rows += [(f"c{i}", "2024-03-01", "10", f"p{i}") for i in range(200)]
+    result = load(write_csv(tmp_path / "de.csv", rows), tmp_path)
+    assert result.report["rows_set_aside"]["non_numeric_amount"] == 1
+    assert ("column 'value' holds 1 amount(s) with a decimal comma, set aside (data row 3: value='12,50'), and 1 with "
+            "three digits after a comma, read as thousands (data row 2: value='1,250')") in " ".join(result.report["warnings"])
+    # Thousands separators alone (and with a point) are read without a word.
+    rows = [("k1", "2024-01-05", "1,250", "o1"), ("k2", "2024-02-06", "1,587.65", "o2"), ("k2", "2024-02-07", "3", "o3")]
+    assert not [w for w in load(write_csv(tmp_path / "us.csv", rows), tmp_path).report["warnings"] if "comma" in w]
+
+
 def test_unix_times_in_too_fine_a_unit_are_refused(tmp_path):
     """Seconds read as milliseconds put three years of orders in January 1970, in silence."""
     path = write_csv(tmp_path / "epoch.csv", [("a", "1672674852", "10", "o1"), ("b", "1735603200", "5", "o2")])
