@@ -10,6 +10,8 @@ Event types (in the order the list is ranked, most urgent first):
 - new_at_risk: at risk now, not at risk in the previous state. from_tier = tier, to_tier = None.
 - tier_upgrade: the held tier is higher than in the previous state. A customer absent from the
   previous state counts as Base then ("new customer" in details).
+- kept_tier: in grace in the previous state, and now back at the held tier's threshold: the grace
+  period ends early and the tier is kept. from_tier = to_tier = the tier.
 - new_rising_star: a rising star now, not in the previous state. to_tier = target tier.
 - near_next_tier: a standing event, repeated on every run while it holds: not in grace and the
   amount to the next tier is <= near_next_tier_amount or <= near_next_tier_share x the next
@@ -36,6 +38,7 @@ EVENT_TYPES = (
     "entered_grace",
     "new_at_risk",
     "tier_upgrade",
+    "kept_tier",
     "new_rising_star",
     "near_next_tier",
 )
@@ -129,6 +132,14 @@ def tier_events(
         )
         qualified = TIER_NAMES[tiers["qualified_rank"].to_numpy()[rows]]
         add(rows, "entered_grace", held, qualified, details)
+        previous_grace = pd.to_datetime(previous["grace_until"])
+        rows = np.flatnonzero(~in_grace & previous_grace.notna().to_numpy() & (tier_rank == previous_rank) & ~is_new_customer)
+        kept = TIER_NAMES[tier_rank[rows]]
+        details = (
+            "spend " + money_texts(spend[rows]) + " back at the " + kept + " threshold " + money_texts(threshold[rows])
+            + "; the grace period to " + day_texts(previous_grace.take(rows)) + " ends early"
+        )
+        add(rows, "kept_tier", kept, kept, details)
 
     amount_to_next = tiers["amount_to_next_tier"].to_numpy()
     near_limit = np.maximum(near_next_tier_amount, near_next_tier_share * tiers["next_tier_threshold"].to_numpy())

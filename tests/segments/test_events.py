@@ -110,6 +110,19 @@ def test_second_run_events():
     assert order.index("tier_downgrade") < order.index("entered_grace") < order.index("tier_upgrade")
     assert list(events["rank"]) == list(range(1, len(events) + 1))
 
+    # "slipping" is back above Gold within its grace: the tier is kept, and an event says the grace is over.
+    third_customers = second_customers.copy()
+    third_customers.loc[third_customers["customer_id"] == "slipping", "rolling_12m_spend"] = 5200.0
+    third = nominate(third_customers, second.state, SECOND + dt.timedelta(days=2), SegmentSettings(grace_days=5), 365,
+                     previous_as_of=SECOND)
+    kept = third.events[third.events["event"] == "kept_tier"]
+    assert kept["customer_id"].tolist() == ["slipping"]
+    assert (kept.iloc[0]["from_tier"], kept.iloc[0]["to_tier"]) == ("Gold", "Gold")
+    assert kept.iloc[0]["details"] == "spend $5,200 back at the Gold threshold $5,000; the grace period to 2024-06-15 ends early"
+    # Still below the threshold: still in grace, no event.
+    assert "kept_tier" not in set(nominate(second_customers, second.state, SECOND + dt.timedelta(days=2),
+                                           SegmentSettings(grace_days=5), 365, previous_as_of=SECOND).events["event"])
+
 
 def test_a_run_before_the_previous_one_is_refused():
     customers = customers_table({"rolling_12m_spend": 100.0})
