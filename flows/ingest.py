@@ -1311,37 +1311,58 @@ def check_as_of_range(as_of: date, source: Source) -> None:
         raise IngestError(f"{source.label}: the as-of date {as_of} is outside the supported range {first} to {last}; pass a date in that range")
 
 
+# How many stray-looking ends are stepped over to find the date a suggested --as-of should be.
+STRAY_STEPS = 5
+
+
 def check_last_order(typed, raw, source: Source, date_column: str, last_order: datetime, rows_read: int) -> None:
-    """Refuse a default as-of date that a few stray rows far after the rest would set."""
+    """Refuse a default as-of date that a few stray rows far after the rest would set; the suggested
+    --as-of is where the data really end (stepping over several strays: a 2050 typo below a 2099 one)."""
+    has_customer = typed[contract.CUSTOMER_ID].notnull()
+    tail = _stray_tail(typed, has_customer, last_order, rows_read)
+    if tail is None:
+        return
+    stray, rest_end, trailing = tail
+    suggested = rest_end
+    for _ in range(STRAY_STEPS):
+        further = _stray_tail(typed, has_customer, datetime.combine(suggested, time.max), rows_read)
+        if further is None:
+            break
+        suggested = further[1]
+    values = raw_values_of(raw, date_column, typed.filter(trailing & has_customer))
+    raise IngestError(
+        f"{source.label}: the last order date {last_order.date()} stands apart from the data: {stray:,} of {rows_read:,} rows "
+        f"fall in the {TRAILING_DAYS} days up to it and the others end {rest_end} (a mistyped date?); e.g. "
+        f"{_examples(values, date_column, source)}. Fix those rows, or pass --as-of {suggested} to set them aside"
+        + (f" ({rest_end} stands apart too)" if suggested != rest_end else "")
+    )
+
+
+def _stray_tail(typed, has_customer, last_order: datetime, rows_read: int):
+    """(rows in the trailing window, the end of the rest, the window's condition) when the rows up to
+    `last_order`'s trailing window stand apart from the rest; None when they do not."""
     try:
         window_start = last_order - timedelta(days=TRAILING_DAYS)
     except OverflowError:
-        return
-    has_customer = typed[contract.CUSTOMER_ID].notnull()
-    trailing = typed[contract.ORDER_TS] > ibis.literal(window_start, type="timestamp")
+        return None
+    upto = typed[contract.ORDER_TS] <= ibis.literal(last_order, type="timestamp")
+    trailing = (typed[contract.ORDER_TS] > ibis.literal(window_start, type="timestamp")) & upto
     tail = _python_rows(
         typed.aggregate(
             rows=(trailing & has_customer).sum(),
-            rest_end=typed[contract.ORDER_TS].max(where=~trailing & has_customer),
+            rest_end=typed[contract.ORDER_TS].max(where=~trailing & upto & has_customer),
         )
     )[0]
     stray = int(tail["rows"] or 0)
     if tail["rest_end"] is None:
-        return
+        return None
     rest_end = tail["rest_end"].date()
     few = stray < TRAILING_MIN_SHARE * rows_read or (
         rows_read >= STRAY_MIN_ROWS
         and stray <= max(STRAY_ROWS, STRAY_MAX_SHARE * rows_read)
         and (last_order.date() - rest_end).days > STRAY_GAP_DAYS
     )
-    if not few:
-        return
-    values = raw_values_of(raw, date_column, typed.filter(trailing & has_customer))
-    raise IngestError(
-        f"{source.label}: the last order date {last_order.date()} stands apart from the data: {stray:,} of {rows_read:,} rows "
-        f"fall in the {TRAILING_DAYS} days up to it and the others end {rest_end} (a mistyped date?); e.g. "
-        f"{_examples(values, date_column, source)}. Fix those rows, or pass --as-of {rest_end} to set them aside"
-    )
+    return (stray, rest_end, trailing) if few else None
 
 
 # Rows set aside for one reason beyond this share of the input get a warning (with an example):

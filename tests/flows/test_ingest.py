@@ -319,6 +319,12 @@ def test_a_stray_far_future_date_does_not_become_the_default_as_of(tmp_path):
     path = write_csv(tmp_path / "t300.csv", [*rows[:300], ("c1", "2099-01-01", "5", "typo")])
     with pytest.raises(IngestError, match="the last order date 2099-01-01 stands apart from the data: 1 of 301 rows"):
         load(path, tmp_path)
+    # Two typos: the suggested --as-of steps over both (it named 2050-06-01, itself a lone row).
+    path = write_csv(tmp_path / "two.csv", [*rows, ("c1", "2099-01-01", "5", "typo"), ("c2", "2050-06-01", "5", "typo2")])
+    with pytest.raises(IngestError) as err:
+        load(path, tmp_path)
+    assert "the others end 2050-06-01" in str(err.value)
+    assert "pass --as-of 2024-12-28 to set them aside (2050-06-01 stands apart too)" in str(err.value)
     # A shop's last month after a quiet spell under a year is data, not a typo.
     quiet = [*rows[:300], ("c1", "2025-09-01", "5", "late1"), ("c2", "2025-09-02", "5", "late2")]
     assert load(write_csv(tmp_path / "quiet.csv", quiet), tmp_path).as_of == date(2025, 9, 2)
