@@ -258,9 +258,15 @@ ROW_NUMBER = "_vipcast_row"
 RAW_VIEW = "vipcast_raw"
 
 
-def _numbered_frame(frame) -> Any:
-    """An in-memory source (pandas or Arrow) with its row numbers, as an Ibis memtable."""
+def _numbered_frame(frame, engine: str) -> Any:
+    """An in-memory source (pandas or Arrow) with its row numbers, as an Ibis memtable for `engine`."""
     if isinstance(frame, pa.Table):
+        if engine != "duckdb":
+            # Ibis hands Spark a DECIMAL column through pandas as Decimal objects, and a NULL among
+            # them fails: such columns go as their exact text, read like a CSV's.
+            frame = frame.cast(pa.schema([
+                field.with_type(pa.string()) if pa.types.is_decimal(field.type) else field for field in frame.schema
+            ]))
         # A database column that holds only NULLs, or bytes (BLOB), has no type DuckDB takes from
         # pandas: text (bytes as hex).
         for index, column in enumerate(frame.schema):
@@ -519,14 +525,7 @@ def read_raw(con, source: Source, workdir: Path):
     if source.kind == "builtin" and source.location == "demo":
         source = Source("parquet", str(ensure_demo_dataset(workdir)))
     if source.kind in ("builtin", "database"):
-        frame = _builtin_or_database_frame(source)
-        if engine != "duckdb" and isinstance(frame, pa.Table):
-            # Ibis hands Spark a DECIMAL column through pandas as Decimal objects, and a NULL among
-            # them fails: such columns go as their exact text, read like a CSV's.
-            frame = frame.cast(pa.schema([
-                field.with_type(pa.string()) if pa.types.is_decimal(field.type) else field for field in frame.schema
-            ]))
-        rows = _numbered_frame(frame)
+        rows = _numbered_frame(_builtin_or_database_frame(source), engine)
         if engine == "duckdb":
             con.create_table(RAW_VIEW, rows, overwrite=True)
         else:
@@ -1137,8 +1136,8 @@ def check_csv_header_names(source: Source, mapped: list[str], required: list[str
     required_names = {column.strip().casefold() for column in required}
 
     def fields(line: str) -> list[str]:
-        delimiter = max(CSV_DELIMITERS, key=line.count)
-        split = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter)) if line.count(delimiter) else [line]
+        _, delimiter = _csv_header(iter([line]))
+        split = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter)) if delimiter else [line]
         return [field.strip().casefold() for field in split]
 
     files = source_files(source)
@@ -1245,7 +1244,7 @@ def load_transactions(
             )
             raise IngestError(
                 f"{source.label}: column '{src_name}' (for {name}) does not hold {expected} in {count:,} of "
-                f"{rows_read:,} rows; e.g. {_examples(raw_values_of(raw, src_name, typed.filter(condition)), src_name, source)}"
+                f"{rows_read:,} rows; e.g. {raw_examples(raw, src_name, typed.filter(condition), source)}"
             )
 
     format_warnings = dotted_thousands_warnings(typed, raw, mapping[contract.AMOUNT], counts, rows_read, source)
@@ -1329,11 +1328,10 @@ def check_last_order(typed, raw, source: Source, date_column: str, last_order: d
         if further is None:
             break
         suggested = further[1]
-    values = raw_values_of(raw, date_column, typed.filter(trailing & has_customer))
     raise IngestError(
         f"{source.label}: the last order date {last_order.date()} stands apart from the data: {stray:,} of {rows_read:,} rows "
         f"fall in the {TRAILING_DAYS} days up to it and the others end {rest_end} (a mistyped date?); e.g. "
-        f"{_examples(values, date_column, source)}. Fix those rows, or pass --as-of {suggested} to set them aside"
+        f"{raw_examples(raw, date_column, typed.filter(trailing & has_customer), source)}. Fix those rows, or pass --as-of {suggested} to set them aside"
         + (f" ({rest_end} stands apart too)" if suggested != rest_end else "")
     )
 
@@ -1423,7 +1421,7 @@ def dotted_thousands_warnings(typed, raw, src_name: str, counts: dict[str, Any],
         return []
     return [
         f"{three:,} of {rows_read:,} amounts in column '{src_name}' have exactly three digits after the point and none "
-        f"has other decimals: e.g. {_examples(raw_values_of(raw, src_name, typed.filter(typed[THREE_DECIMALS])), src_name, source)}. "
+        f"has other decimals: e.g. {raw_examples(raw, src_name, typed.filter(typed[THREE_DECIMALS]), source)}. "
         "If the file groups thousands with a dot (1.299 for 1,299), they are read a thousand times too small: convert "
         "the column first (in a currency with three decimals, such as KWD or BHD, they are read right)"
     ]
@@ -1437,13 +1435,18 @@ def comma_decimal_warnings(typed, raw, src_name: str, counts: dict[str, Any], so
         return []
 
     def example(flag: str) -> str:
-        return _examples(raw_values_of(raw, src_name, typed.filter(typed[flag])), src_name, source, limit=1)
+        return raw_examples(raw, src_name, typed.filter(typed[flag]), source, limit=1)
 
     return [
         f"column '{src_name}' holds {decimals:,} amount(s) with a decimal comma, set aside ({example(COMMA_DECIMALS)}), "
         f"and {thousands:,} with three digits after a comma, read as thousands ({example(COMMA_THOUSANDS)}): if the "
         "file writes decimals with a comma, those are a thousand times too big: convert the column first"
     ]
+
+
+def raw_examples(raw, src_name: str, rows, source: Source, limit: int = 3) -> str:
+    """A few of the typed `rows` as the source wrote them in column `src_name` (`_examples`)."""
+    return _examples(raw_values_of(raw, src_name, rows), src_name, source, limit)
 
 
 def raw_values_of(raw, src_name: str, rows):
@@ -1495,7 +1498,7 @@ def unread_quantity_warnings(typed, raw, src_name: str | None, counts: dict[str,
         return []
     return [
         f"column '{src_name}' (for quantity) does not hold numbers in {count:,} row(s), read as empty: e.g. "
-        f"{_examples(raw_values_of(raw, src_name, typed.filter(typed[UNREAD_QUANTITY])), src_name, source)}; rows of one "
+        f"{raw_examples(raw, src_name, typed.filter(typed[UNREAD_QUANTITY]), source)}; rows of one "
         "order id that differ only there count as one record copied (duplicate_record): convert the column to numbers, "
         "or leave quantity unmapped"
     ]
