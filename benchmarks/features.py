@@ -232,6 +232,10 @@ def kernel_queries(span_days: int) -> dict[str, str]:
         "+ len(list_distinct(list(day)))":
             f"SELECT customer_id, {KERNEL_BASE}, len(list_distinct(list(days_ago))) AS days FROM rows GROUP BY ALL",
         "+ count(DISTINCT day)": f"SELECT customer_id, {KERNEL_BASE}, count(DISTINCT days_ago) AS days FROM rows GROUP BY ALL",
+        "+ bit_count(bitstring_agg(day))": (
+            f"SELECT customer_id, {KERNEL_BASE}, bit_count(bitstring_agg(days_ago, 0, {span_days})) AS days "
+            "FROM rows GROUP BY ALL"
+        ),
         "customer x day, then customer": (
             "WITH daily AS (SELECT customer_id, days_ago, sum(round(amount * 1e6, 0)) AS amount, max(amount) >= 0 AS buy "
             "FROM rows GROUP BY ALL) SELECT customer_id, count(*) FILTER (buy) AS days, max(days_ago) FILTER (buy) AS first_ago, "

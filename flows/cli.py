@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 from datetime import date
 from enum import Enum
@@ -384,9 +385,27 @@ ENVIRONMENT_HINTS = {
 EXPECTED_TYPES = (ValueError, LookupError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
+class Terminated(BaseException):
+    """SIGTERM: a scheduler, `timeout` or a service manager stopping the command.
+
+    Python's default action ends the process on the spot, which left a `--prefect` run's temporary
+    Prefect server running with no parent and the MLflow run marked RUNNING. Raised as an exception
+    instead, it unwinds like Ctrl-C: every `with` block closes (the server stops, the MLflow run ends
+    as FAILED, a store transaction rolls back). Prefect's own handler inside a flow run reports the
+    run as crashed, then passes the signal on to this one.
+    """
+
+
+def terminate(signum: int, frame: object) -> None:
+    """SIGTERM handler: raise `Terminated` once; a second SIGTERM ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated()
+
+
 def main() -> None:
     """Entry point: run the app; turn known errors into one line and a hint."""
     debug = "--debug" in sys.argv[1:]
+    signal.signal(signal.SIGTERM, terminate)
     try:
         # Without standalone mode Typer returns an exit code instead of raising it: Ctrl-C inside a
         # command comes back as 130 (its Exit(130)), which ended the process with 0.
@@ -406,6 +425,9 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Terminated:
+        typer.echo("terminated", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as exc:
         if debug:
             raise

@@ -213,6 +213,40 @@ def test_ctrl_c_inside_a_command_exits_130_not_0(monkeypatch, capsys, tmp_path):
     assert exit_.value.code == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
 
 
+def test_sigterm_inside_a_command_unwinds_and_exits_143(monkeypatch, capsys, tmp_path):
+    """SIGTERM (a scheduler's stop, `timeout`) ended the process on the spot: no `finally` ran, so a
+    --prefect run's temporary server outlived it. It now unwinds like Ctrl-C and exits 128 + 15."""
+    import os
+    import signal
+    import time
+
+    import flows.cli as cli
+    import flows.pipeline
+
+    unwound = []
+
+    def stopped_by_the_scheduler(*_, **__):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises in here
+        finally:
+            unwound.append(True)
+
+    monkeypatch.setattr(flows.pipeline, "write_features", stopped_by_the_scheduler)
+    monkeypatch.setattr(sys, "argv", ["vipcast", "features", "--data", "demo", "--out", str(tmp_path / "f.parquet"),
+                                      "--workdir", str(tmp_path)])
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert exit_.value.code == 143 and capsys.readouterr().err.strip().splitlines()[-1] == "terminated"
+    assert unwound == [True]
+    assert after == signal.SIG_DFL  # a second SIGTERM while unwinding ends the process at once
+
+
 @pytest.mark.parametrize(
     "url, line, code",
     [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from flows import pipeline, tracking
@@ -238,3 +241,36 @@ def test_cli_prefect_runs_log_failures_without_tracebacks():
             logging.getLogger(name).filters.clear()
     (record,) = keep.records
     assert record.exc_info is None and record.getMessage() == "Encountered exception during execution"
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_prefect_run_stops_its_temporary_server(workdir, small_transactions, tmp_path):
+    """A `--prefect` run stopped by SIGTERM left its temporary Prefect server running with no parent."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    vipcast = Path(sys.executable).parent / "vipcast"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    log = tmp_path / "train.log"
+    with log.open("w") as stream:
+        run = subprocess.Popen([str(vipcast), "train", "--data", str(small_transactions), "--workdir", str(workdir),
+                                "--prefect"], stderr=subprocess.STDOUT, stdout=stream, env=environment)
+    try:
+        deadline = time.monotonic() + 150
+        while "Beginning flow run" not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert run.poll() is None, log.read_text()
+        children = psutil.Process(run.pid).children(recursive=True)
+        assert any("prefect" in " ".join(child.cmdline()) for child in children), "no temporary server started"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 143
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], [child.cmdline() for child in alive]
+        assert "terminated" in log.read_text().splitlines(), log.read_text()
+    finally:
+        if run.poll() is None:
+            run.kill()
