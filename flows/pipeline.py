@@ -525,13 +525,18 @@ def dataset_runs(store, dataset: str) -> list:
         return []
 
 
-def previous_state(store, as_of: date, dataset: str):
-    """The tier state and as-of date of the dataset's latest run strictly before `as_of` (None on a
-    first run): another dataset scored into the same store has other customers' tiers."""
+def previous_run(store, as_of: date, dataset: str):
+    """The dataset's latest stored run strictly before `as_of` (None on a first run): another dataset
+    scored into the same store has other customers' tiers."""
     runs = [run for run in dataset_runs(store, dataset) if run.as_of < as_of]
-    if not runs:
+    return max(runs, key=lambda run: (run.as_of, run.created_at)) if runs else None
+
+
+def previous_state(store, as_of: date, dataset: str):
+    """The tier state and as-of date of `previous_run` ((None, None) on a first run)."""
+    last = previous_run(store, as_of, dataset)
+    if last is None:
         return None, None
-    last = max(runs, key=lambda run: (run.as_of, run.created_at))
     return store.read_list("state", run_id=last.run_id), last.as_of
 
 
@@ -567,8 +572,10 @@ def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: 
     from segments import nominate
 
     customers = with_predictions(features, predictions)
-    state, previous_as_of = previous_state(store, as_of, dataset)
-    return nominate(
+    last = previous_run(store, as_of, dataset)
+    state = None if last is None else store.read_list("state", run_id=last.run_id)
+    previous_as_of = None if last is None else last.as_of
+    segments = nominate(
         customers,
         state,
         as_of,
@@ -578,6 +585,14 @@ def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: 
         feature_values=features.set_index("customer_id"),
         previous_as_of=previous_as_of,
     )
+    return segments, scored_from(last)
+
+
+def scored_from(run) -> dict[str, str | None] | None:
+    """What a run's tiers were computed from: the previous run's date and the digest of its tier state
+    (its report's `state_digest`, None for runs stored before it was kept; no previous run: None).
+    Kept in the run's report as `previous_state`."""
+    return None if run is None else {"as_of": run.as_of.isoformat(), "state_digest": run.report_field("state_digest")}
 
 
 def config_digest(config: VipcastConfig) -> str:
@@ -699,11 +714,30 @@ def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     return warnings
 
 
-def backfill_warnings(later_runs) -> list[str]:
-    """A run scored before stored runs of later dates: their tier history did not see it."""
+def backfill_warnings(later_runs, this_run: dict[str, str | None] | None = None) -> list[str]:
+    """Stored runs of later dates whose tier history is not this run: the next one was scored from
+    another previous run, or from this date's run with another tier state (`this_run`: this run as a
+    later run's `previous_state` would name it). Re-scoring a date and getting the same state
+    changes nothing after it."""
     if not later_runs:
         return []
+    following = min(later_runs, key=lambda run: (run.as_of, run.created_at))
+    seen = following.report_field("previous_state")
+    if this_run is not None and this_run["state_digest"] is not None and seen == this_run:
+        return []
     dates = ", ".join(sorted({run.as_of.isoformat() for run in later_runs}))
+    if this_run is not None and isinstance(seen, dict) and seen.get("as_of") == this_run["as_of"]:
+        if seen.get("state_digest") is None:  # scored by a version that kept no digests
+            return [
+                f"this run replaced the stored run of {this_run['as_of']} that the stored runs of later dates ({dates}) "
+                "were scored from: if its tiers changed, score those dates again, in date order, to update them "
+                "(exports and lists stay on the latest run)"
+            ]
+        return [
+            f"this run replaced the stored run of {this_run['as_of']} with another tier state; the stored runs of later "
+            f"dates ({dates}) were scored from the old one: score them again, in date order, to update them (exports "
+            "and lists stay on the latest run)"
+        ]
     return [
         f"the store holds runs of later dates ({dates}) scored without this one: their tier grace periods do not "
         "count it; score those dates again, in date order, to update them (exports and lists stay on the latest run)"
@@ -715,15 +749,21 @@ def warning_lines(warnings) -> list[str]:
 
 
 def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str, features, predictions, segments,
-                 later_runs=(), replaced=None, as_of_given: bool = True, today: date | None = None):
+                 later_runs=(), replaced=None, as_of_given: bool = True, today: date | None = None,
+                 previous: dict[str, str] | None = None):
     """The run record and the tables of one scoring run (`replaced`: the stored run of the same id;
-    `as_of_given` and `today` as `feed_warnings` reads them)."""
+    `as_of_given` and `today` as `feed_warnings` reads them; `previous`: what its tiers were scored
+    from, see `scored_from`)."""
+    from segments.inputs import state_digest
+
     from flows.ingest import data_digest
     from flows.store import RunInfo
 
     scores = score_table(features, predictions, segments)
     report = account_for_customers(ingested.report, len(features))
     report["customers_scored"] = len(scores)
+    report["previous_state"] = previous
+    report["state_digest"] = state_digest(segments.state)
     digest = data_digest(ingested.connection)
     run = RunInfo(
         run_id=run_id_for(ingested.as_of, dataset),
@@ -738,7 +778,7 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
         reconciliation="{}",  # the report, once its warnings (which read the run's digests) are in
     )
     report["warnings"] = [
-        *data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs),
+        *data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs, {"as_of": ingested.as_of.isoformat(), "state_digest": report["state_digest"]}),
         *feed_warnings(report, run, replaced, as_of_given, today), *lookahead_warnings(model, model_version, ingested.as_of),
     ]
     run = dataclasses.replace(run, reconciliation=json.dumps(report, default=str))
@@ -865,7 +905,7 @@ def run_score(
     else:
         predictions = step(f"scoring {len(features):,} customers", score_customers, model, features)
     store = open_store(ctx)
-    segments = step(
+    segments, previous = step(
         "nominating tiers, rising stars and at-risk members",
         nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, io=True,
     )
@@ -873,7 +913,7 @@ def run_score(
     later_runs = [run for run in runs_of_this_dataset if run.as_of > ingested.as_of]
     replaced = next((run for run in runs_of_this_dataset if run.run_id == run_id_for(ingested.as_of, dataset)), None)
     run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments,
-                                       later_runs, replaced, as_of is not None, today)
+                                       later_runs, replaced, as_of is not None, today, previous)
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
     notes = settings_warnings(ctx.config, model, model_version)

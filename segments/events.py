@@ -10,8 +10,9 @@ Event types (in the order the list is ranked, most urgent first):
 - new_at_risk: at risk now, not at risk in the previous state. from_tier = tier, to_tier = None.
 - tier_upgrade: the held tier is higher than in the previous state. A customer absent from the
   previous state counts as Base then ("new customer" in details).
-- kept_tier: in grace in the previous state, and now back at the held tier's threshold: the grace
-  period ends early and the tier is kept. from_tier = to_tier = the tier.
+- kept_tier: in grace in the previous state, and now back at the held tier's threshold: the tier is
+  kept, and the grace period ends early (or, when it ran out between the two runs, the details say
+  so). from_tier = to_tier = the tier.
 - new_rising_star: a rising star now, not in the previous state. to_tier = target tier.
 - near_next_tier: a standing event, repeated on every run while it holds: not in grace and the
   amount to the next tier is <= near_next_tier_amount or <= near_next_tier_share x the next
@@ -135,9 +136,12 @@ def tier_events(
         previous_grace = pd.to_datetime(previous["grace_until"])
         rows = np.flatnonzero(~in_grace & previous_grace.notna().to_numpy() & (tier_rank == previous_rank) & ~is_new_customer)
         kept = TIER_NAMES[tier_rank[rows]]
+        grace_ends = previous_grace.take(rows)
+        # A grace period that ran out between two runs (90 days is not whole weeks) did not end early.
+        ending = np.where((grace_ends >= as_of).to_numpy(), " ends early", " had run out before this run")
         details = (
             "spend " + money_texts(spend[rows]) + " back at the " + kept + " threshold " + money_texts(threshold[rows])
-            + "; the grace period to " + day_texts(previous_grace.take(rows)) + " ends early"
+            + "; the grace period to " + day_texts(grace_ends) + ending
         )
         add(rows, "kept_tier", kept, kept, details)
 

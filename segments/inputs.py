@@ -22,6 +22,7 @@ a customer_id column), one column per model feature (models.pipeline.CustomerVal
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,26 @@ def check_previous_state(
     # The tier as a categorical over TIERS: its codes are the tier ranks the rules work with.
     state["tier"] = pd.Categorical.from_codes(ranks, categories=list(TIERS))
     return state, rows
+
+
+def state_digest(state: pd.DataFrame | None) -> str | None:
+    """A digest of a tier state table (None for no state): equal for equal states, whatever the row
+    order or the dtypes a store gives back (text or categorical tiers, date precision).
+
+    Row hashes are summed (mod 2**64), so no sort is needed: 1M customers in ~0.3 s.
+    """
+    if state is None or len(state) == 0:
+        return None
+    plain = pd.DataFrame({
+        CUSTOMER_ID: state[CUSTOMER_ID].astype(str).to_numpy(),
+        "tier": tier_ranks(state["tier"]),
+        "grace_until": pd.to_datetime(state["grace_until"]).to_numpy().astype("datetime64[D]").astype(np.int64),
+        "is_rising_star": state["is_rising_star"].fillna(False).astype(bool).to_numpy(),
+        "is_at_risk": state["is_at_risk"].fillna(False).astype(bool).to_numpy(),
+    })
+    rows = pd.util.hash_pandas_object(plain, index=False, categorize=False).to_numpy()
+    total = np.add.reduce(rows, dtype=np.uint64)
+    return hashlib.sha256(f"{len(rows)}:{int(total)}".encode()).hexdigest()[:16]
 
 
 def check_shap(

@@ -274,3 +274,36 @@ def test_sigterm_during_a_prefect_run_stops_its_temporary_server(workdir, small_
     finally:
         if run.poll() is None:
             run.kill()
+
+
+def test_re_scoring_a_date_warns_of_later_runs_only_when_the_tier_state_changed(workdir, small_transactions, tmp_path):
+    """Re-scoring a week with the same data told the user to re-score every later week: those were
+    scored from this week's stored run, which the re-run reproduced exactly."""
+    from datetime import date
+
+    import pandas as pd
+
+    data = tmp_path / "shop.parquet"
+    transactions = pd.read_parquet(small_transactions)
+    transactions.to_parquet(data, index=False)
+    ctx = Context.create(workdir, horizon_days=180)
+    assert pipeline.run_train(ctx, str(data), None, step=pipeline.LocalSteps(6, quiet=True)).promoted
+
+    def backfill_lines(as_of: date) -> list[str]:
+        summary = pipeline.run_score(ctx, str(data), as_of, step=pipeline.LocalSteps(6, quiet=True))
+        return [line for line in summary.warnings if "later dates" in line]
+
+    weeks = [date(2025, 12, 1), date(2025, 12, 8), date(2025, 12, 15)]
+    assert backfill_lines(weeks[0]) == [] and backfill_lines(weeks[2]) == []
+    # A missed week scored after the next one: the later run did not see it.
+    (missed,) = backfill_lines(weeks[1])
+    assert "later dates (2025-12-15) scored without this one" in missed
+    pipeline.run_score(ctx, str(data), weeks[2], step=pipeline.LocalSteps(6, quiet=True))  # now in date order
+    assert backfill_lines(weeks[1]) == []  # the same data again: the later run's history is this run's
+    # A corrected extract that moves one customer's tier: the later run was scored from the old state.
+    biggest = transactions.groupby("customer_id").amount.sum().idxmax()
+    corrected = transactions[~((transactions.customer_id == biggest) & (transactions.order_ts >= "2025-01-01"))]
+    corrected.to_parquet(data, index=False)
+    (changed,) = backfill_lines(weeks[1])
+    assert changed.startswith("this run replaced the stored run of 2025-12-08 with another tier state; the stored "
+                              "runs of later dates (2025-12-15) were scored from the old one")

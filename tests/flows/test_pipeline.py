@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
@@ -466,3 +467,22 @@ def test_a_backfill_scored_with_a_later_champion_is_named():
     assert pipeline.lookahead_warnings(model, "vipcast-orders/4", date(2025, 11, 2)) == []
     (warning,) = pipeline.lookahead_warnings(model, "vipcast-orders/4", date(2025, 9, 7))
     assert warning.startswith("the champion vipcast-orders/4 was fitted on data up to 2025-11-02, after this as-of date 2025-09-07")
+
+
+def test_backfill_warnings_name_what_the_next_run_was_scored_from():
+    from datetime import datetime, timezone
+
+    def later(previous):
+        run = stored_run("w3", date(2025, 12, 15), "shop.parquet")
+        return [dataclasses.replace(run, reconciliation=json.dumps({"previous_state": previous}),
+                                    created_at=datetime(2026, 1, 2, tzinfo=timezone.utc))]
+
+    this = {"as_of": "2025-12-08", "state_digest": "abc"}
+    assert pipeline.backfill_warnings(later(this), this) == []  # scored from this very state
+    (other,) = pipeline.backfill_warnings(later({"as_of": "2025-12-08", "state_digest": "old"}), this)
+    assert other.startswith("this run replaced the stored run of 2025-12-08 with another tier state")
+    (unknown,) = pipeline.backfill_warnings(later({"as_of": "2025-12-08", "state_digest": None}), this)
+    assert "if its tiers changed, score those dates again" in unknown
+    (missed,) = pipeline.backfill_warnings(later({"as_of": "2025-12-01", "state_digest": "abc"}), this)
+    assert "later dates (2025-12-15) scored without this one" in missed
+    assert "scored without this one" in pipeline.backfill_warnings(later(None), this)[0]  # stored before digests

@@ -119,6 +119,12 @@ def test_second_run_events():
     assert kept["customer_id"].tolist() == ["slipping"]
     assert (kept.iloc[0]["from_tier"], kept.iloc[0]["to_tier"]) == ("Gold", "Gold")
     assert kept.iloc[0]["details"] == "spend $5,200 back at the Gold threshold $5,000; the grace period to 2024-06-15 ends early"
+    # Back only after the grace period ran out (no run in between saw it end): kept, but not "early".
+    late = nominate(third_customers, second.state, dt.date(2024, 6, 20), SegmentSettings(grace_days=5), 365,
+                    previous_as_of=SECOND).events
+    assert late.loc[late["event"] == "kept_tier", "details"].tolist() == [
+        "spend $5,200 back at the Gold threshold $5,000; the grace period to 2024-06-15 had run out before this run"
+    ]
     # Still below the threshold: still in grace, no event.
     assert "kept_tier" not in set(nominate(second_customers, second.state, SECOND + dt.timedelta(days=2),
                                            SegmentSettings(grace_days=5), 365, previous_as_of=SECOND).events["event"])
