@@ -56,6 +56,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             first_lines[key] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node):
+        """A date, or for text shaped like one that is none (`2025-13-01`) the text: the schema then
+        names the key; PyYAML's own ValueError ("month must be in 1..12") named neither key nor file."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+
 
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     try:

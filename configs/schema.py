@@ -8,6 +8,7 @@ never live here: they come from the environment.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Literal
 
@@ -39,6 +40,20 @@ class ColumnMapping(Strict):
         if value is not None and not value.strip():
             raise ValueError("an empty column name: name the source column (optional fields: leave the key out)")
         return value
+
+    @model_validator(mode="after")
+    def _one_column_per_field(self) -> ColumnMapping:
+        # Source headers match in any letter case, so `Amount` and `amount` are one column too.
+        fields: dict[str, list[str]] = {}
+        for field, column in self.model_dump().items():
+            if column is not None:
+                fields.setdefault(column.casefold(), []).append(field)
+        shared = [names for names in fields.values() if len(names) > 1]
+        if shared:
+            *first, last = shared[0]
+            raise ValueError(f"{', '.join(first)} and {last} name the same source column {getattr(self, last)!r}: "
+                             "each field needs a column of its own")
+        return self
 
 
 class SourceConfig(Strict):
@@ -208,6 +223,18 @@ class EngineConfig(Strict):
 class OutputsConfig(Strict):
     store_url: str | None = Field(default=None, description="SQLAlchemy URL; None = DuckDB file in the workspace")
     export_formats: tuple[Literal["csv", "parquet"], ...] = ("csv",)
+
+    @field_validator("store_url")
+    @classmethod
+    def _a_url(cls, value: str | None) -> str | None:
+        # A typo (`postgresql//host/db`) or a bare name was taken as a DuckDB file path relative to
+        # whatever folder the command ran in: the run "succeeded" into a store nobody reads.
+        if value is not None and not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", value):
+            raise ValueError(
+                "must be a database URL such as postgresql://user@host/db or duckdb:///path/outputs.duckdb "
+                "(leave the key out for <workdir>/outputs.duckdb)"
+            )
+        return value
 
 
 class VipcastConfig(Strict):

@@ -173,8 +173,7 @@ def features(
     """Build per-customer features as of a date and write them to Parquet."""
     from flows.pipeline import write_features
 
-    if out.suffix.lower() not in PARQUET_SUFFIXES:
-        raise click.BadParameter(f"{out} is not a .parquet file name (features are written as Parquet)", param_hint="--out")
+    require_parquet_name(out, "--out", "features")
     ctx = _context(workdir, config, engine=engine)
     summary = write_features(ctx, data=data, as_of=parse_date(as_of, "--as-of"), out=out)
     echo_summary(summary)
@@ -245,6 +244,12 @@ def score(
     echo_summary(run_score(ctx, data=data, as_of=cutoff, out=out, horizon_days=horizon_days))
 
 
+def require_parquet_name(path: Path, option: str, what: str) -> None:
+    """A file written as Parquet must be named so: `preds.csv` holding Parquet bytes opens as garbage."""
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
+        raise click.BadParameter(f"{path} is not a .parquet file name ({what} are written as Parquet)", param_hint=option)
+
+
 @app.command()
 def backtest(
     data: Data = None,
@@ -263,6 +268,8 @@ def backtest(
     """Fit every candidate on data up to the cutoff and compare them on the horizon after it."""
     from flows.pipeline import run_backtest, summary_table, warning_lines
 
+    if predictions_out is not None:
+        require_parquet_name(predictions_out, "--predictions", "predictions")
     ctx = _context(workdir, _config_for(config, data), horizon_days=horizon_days, engine=engine)
     from flows.workspace import write_atomic
 

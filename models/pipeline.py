@@ -348,8 +348,12 @@ class CustomerValueModel:
             train = train.iloc[np.sort(rng.choice(len(train), self.sample_customers, replace=False))]
         is_holdout = rng.random(len(train)) < self.holdout_fraction
         if is_holdout.sum() < 100 or (~is_holdout).sum() < 100:
+            smaller_part = min(self.holdout_fraction, 1 - self.holdout_fraction)
             raise InsufficientDataError(
-                f"{len(train)} training customers are too few to train and hold out (need 100 in each part)"
+                f"{len(train)} training customers (buyers up to {train_cutoff}) are too few to train and hold out: "
+                f"the {self.holdout_fraction:.0%} holdout drew {int(is_holdout.sum())} and the fit "
+                f"{int((~is_holdout).sum())}, and each needs 100 (about {int(np.ceil(100 / smaller_part)):,} customers "
+                "or more): use a later cutoff or more history"
             )
         self.feature_names_ = [*model_feature_columns(self.windows_days), *BTYD_FEATURES]
         x = train[self.feature_names_].astype("float64")

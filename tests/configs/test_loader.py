@@ -233,3 +233,34 @@ def test_an_empty_column_name_is_a_config_error(tmp_path, field):
     path.write_text(f'source:\n  columns: {{{field}: " "}}\n')
     with pytest.raises(ConfigError, match=rf"source.columns.{field}: an empty column name"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        # Amounts were read as customer ids: 4 orders became 3 "customers" 10, 20 and 30, exit 0.
+        ("source:\n  columns: {customer_id: amount}\n",
+         r"source.columns: customer_id and amount name the same source column 'amount'"),
+        ("source:\n  columns: {order_id: Amount, category: AMOUNT}\n",  # headers match in any letter case
+         r"source.columns: amount, order_id and category name the same source column 'AMOUNT'"),
+        # A typo in the URL became a DuckDB file ./postgresql/localhost/shop under the current folder.
+        ('outputs: {store_url: "postgresql//localhost/shop"}', r"outputs.store_url: must be a database URL"),
+        ("outputs: {store_url: outputs.duckdb}", r"outputs.store_url: must be a database URL"),
+        # PyYAML's own "month must be in 1..12" named neither the file nor the key.
+        ("as_of: 2025-13-01", r"as_of: Input should be a valid date .*month value is outside expected range"),
+        ("as_of: 2025-02-30", r"as_of: Input should be a valid date .*day value is outside expected range"),
+    ],
+)
+def test_values_that_cannot_mean_what_they_say_are_named(tmp_path, yaml_text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_store_urls_and_dates_that_are_right_still_load(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text("as_of: 2024-02-29\nsource:\n  table: 2025-13-01\noutputs: {store_url: 'duckdb:///x/outputs.duckdb'}\n")
+    config = load_config(path)
+    assert (str(config.as_of), config.source.table, config.outputs.store_url) == (
+        "2024-02-29", "2025-13-01", "duckdb:///x/outputs.duckdb")

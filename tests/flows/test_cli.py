@@ -54,6 +54,8 @@ def test_bad_date_is_a_usage_error():
         (("lists", "foo"), "'foo' is not one of"),
         (("lists", "at-risk", "--format", "json", "--out", "y.csv"), "json does not match the --out file y.csv"),
         (("generate", "--customers", "10", "--seed", "-1", "--out", "x.parquet"), "Invalid value for '--seed'"),
+        (("backtest", "--cutoff", "2025-06-30", "--predictions", "preds.csv"),
+         "Invalid value for --predictions: preds.csv is not a .parquet file name"),
         (("score", "--bogus"), "No such option: --bogus"),
         (("nosuch",), "No such command 'nosuch'"),
     ],

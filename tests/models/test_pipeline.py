@@ -323,3 +323,17 @@ def test_the_textbook_candidates_churn_is_the_chance_of_no_order_in_the_horizon(
 
     horizon = pd.DataFrame({"btyd_expected_spend": [10.0, 0.5], "btyd_p_alive": [1.0, 1.0], "btyd_p_order": [0.9, 0.05]})
     assert btyd_candidate(horizon)["churn_probability"].tolist() == pytest.approx([0.1, 0.95])
+
+
+def test_too_few_customers_to_hold_out_says_how_many_are_needed(cdnow_sample_frame):
+    """"262 training customers are too few (need 100 in each part)": 262 looked like enough."""
+    import ibis
+
+    first = sorted(cdnow_sample_frame["customer_id"].unique())[:260]
+    few = ibis.memtable(cdnow_sample_frame[cdnow_sample_frame["customer_id"].isin(first)])
+    with pytest.raises(InsufficientDataError) as raised:
+        CustomerValueModel(horizon_days=273, n_estimators=5).fit(few, CUTOFF)
+    message = str(raised.value)
+    assert message.startswith("260 training customers (buyers up to 1997-05-17) are too few to train and hold out: "
+                              "the 30% holdout drew ")
+    assert message.endswith("each needs 100 (about 334 customers or more): use a later cutoff or more history")
