@@ -173,7 +173,12 @@ def test_share_mode_error_shows_the_thresholds_it_got(tmp_path):
     ],
 )
 def test_schedule_values_are_checked_on_load_not_only_by_serve(tmp_path, yaml_text, message):
-    path = tmp_path / "schedule.yaml"
+    assert_config_error(tmp_path, yaml_text, message)
+
+
+def assert_config_error(tmp_path, yaml_text: str, message: str) -> None:
+    """Loading a file of `yaml_text` fails with a ConfigError matching `message`."""
+    path = tmp_path / "bad.yaml"
     path.write_text(yaml_text + "\n")
     with pytest.raises(ConfigError, match=message):
         load_config(path)
@@ -252,10 +257,7 @@ def test_an_empty_column_name_is_a_config_error(tmp_path, field):
     ],
 )
 def test_values_that_cannot_mean_what_they_say_are_named(tmp_path, yaml_text, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml_text + "\n")
-    with pytest.raises(ConfigError, match=message):
-        load_config(path)
+    assert_config_error(tmp_path, yaml_text, message)
 
 
 def test_store_urls_and_dates_that_are_right_still_load(tmp_path):
