@@ -19,8 +19,8 @@ from flows.store import OutputsStore, RunInfo
 from segments.settings import TIERS
 
 def refuse_unknown_parameters(request: Request) -> None:
-    """400 for a query parameter the endpoint does not read: a guessed `limit` or `offset` returned the
-    whole list as if it had been applied."""
+    """400 for a query parameter the endpoint does not read (a guessed `limit` or `offset` returned the
+    whole list as if it had been applied) or one given twice."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
@@ -29,6 +29,10 @@ def refuse_unknown_parameters(request: Request) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         raise HTTPException(400, f"unknown query parameter(s) {', '.join(unknown)}; this endpoint reads {', '.join(sorted(known)) or 'none'}")
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # `tier=gold&tier=silver` answered Silver alone, as if the first had not been asked
+        raise HTTPException(400, f"query parameter(s) {', '.join(repeated)} given more than once; give each once")
 
 
 router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(refuse_unknown_parameters)])

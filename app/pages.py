@@ -12,18 +12,30 @@ from urllib.parse import quote, urlencode
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app.api import CUSTOMER_ID_MAX_LENGTH, AsOfQuery, ListName, RunIdQuery, TierQuery, canonical_tier, store_of
+from app.api import (
+    CUSTOMER_ID_MAX_LENGTH,
+    AsOfQuery,
+    DataQuery,
+    ListName,
+    RunIdQuery,
+    TierQuery,
+    canonical_tier,
+    refuse_unknown_parameters,
+    store_of,
+)
 from app.auth import SESSION_COOKIE, SESSION_SECONDS, keys_match, new_session_cookie
 from app.charts import bar_chart, compact_money
-from flows.store import NoRunsYet, OutputsStore, RunInfo
+from flows.store import NoRunsYet, OutputsStore, RunInfo, dataset_names, run_dataset, runs_of_dataset
 from segments.settings import TIERS, VIP_TIERS
 from segments.texts import money_text
 
-router = APIRouter(include_in_schema=False)
+# Pages refuse what they do not read, as the API does: `?data=odd` showed another dataset's list as if
+# it had been applied.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_unknown_parameters)])
 templates = Jinja2Templates(directory=str(FilePath(__file__).parent / "templates"))
 
 LIST_TITLES = {
@@ -137,29 +149,53 @@ templates.env.globals.update(column_title=column_title, tiers=TIERS_HIGH_FIRST, 
 
 # Run selection shared by every page
 
-def page_context(request: Request, store: OutputsStore, run_id: str | None, as_of: date | None) -> dict[str, Any]:
-    """The run a page shows (NoRunsYet in an empty store) and what the run banner needs."""
+def page_context(request: Request, store: OutputsStore, run_id: str | None, as_of: date | None,
+                 data: str | None = None) -> dict[str, Any]:
+    """The run a page shows (NoRunsYet in an empty store) and what the run banner needs.
+
+    ``run_params`` keep the reader's choice in the navigation (a run, a dataset's latest run, or the
+    latest run); ``pinned_params`` name the run shown, for what the page lists from it (downloads,
+    customer pages): those must not turn into another run's, or another shop's, once a new run lands.
+    """
     runs = store.runs()
     if not runs:
         raise NoRunsYet()
-    run = store.find_run(run_id, as_of) if (run_id or as_of) else runs[0]
-    is_latest = run.run_id == runs[0].run_id
+    run = store.find_run(run_id, as_of, dataset=data)
+    dataset = run_dataset(run)
+    is_latest = run.run_id == (runs_of_dataset(runs, dataset) if dataset else runs)[0].run_id
+    selection = {"run_id": run.run_id} if (run_id or as_of) else {"data": data} if data else {}
     return {
         "request": request,
         "run": run,
         "runs": runs,
+        "dataset": dataset,
+        "several_datasets": len(dataset_names(runs)) > 1,
         "is_latest": is_latest,
-        "run_params": {} if is_latest else {"run_id": run.run_id},
+        "run_params": selection,
+        "pinned_params": {"run_id": run.run_id},
         "auth_enabled": request.app.state.api_key is not None,
     }
 
 
+DOT_SEGMENTS = (".", "..")
+
+
+def customer_path(customer_id: str) -> str:
+    """The customer page's address. Ids `.` and `..` are dot segments that every client removes from a
+    path, encoded or not (`/customers/..` opened the overview): their page is at /customers?customer_id=."""
+    if customer_id in DOT_SEGMENTS:
+        return with_params("/customers", {"customer_id": customer_id})
+    return "/customers/" + quote(customer_id, safe="")
+
+
 def with_params(path: str, params: dict[str, Any]) -> str:
     kept = {key: value for key, value in params.items() if value not in (None, "")}
-    return path + ("?" + urlencode(kept) if kept else "")
+    return path + (("&" if "?" in path else "?") + urlencode(kept) if kept else "")
 
 
 templates.env.globals["with_params"] = with_params
+templates.env.globals["customer_path"] = customer_path
+templates.env.globals["run_dataset"] = run_dataset
 
 
 # Overview
@@ -254,10 +290,10 @@ def movement_matrix(movement: pd.DataFrame) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, run_id: RunIdQuery = None, as_of: AsOfQuery = None) -> Response:
+def overview(request: Request, run_id: RunIdQuery = None, as_of: AsOfQuery = None, data: DataQuery = None) -> Response:
     store = store_of(request)
     with store.session():
-        context = page_context(request, store, run_id, as_of)
+        context = page_context(request, store, run_id, as_of, data)
         run = context["run"]
         previous = store.previous_run(run)
         key = (run.run_id, run.created_at, previous.run_id if previous else None,
@@ -283,16 +319,17 @@ def list_page(
     top: Annotated[int, Query(ge=1, le=max(PAGE_SIZES))] = 200,
     run_id: RunIdQuery = None,
     as_of: AsOfQuery = None,
+    data: DataQuery = None,
 ) -> Response:
     store = store_of(request)
     tier = canonical_tier(tier)
     with store.session():
-        context = page_context(request, store, run_id, as_of)
+        context = page_context(request, store, run_id, as_of, data)
         run = context["run"]
         frame = store.read_list(list_name.value, run_id=run.run_id, top=top + 1, tier=tier)
     more = len(frame) > top
     download = with_params(f"/api/v1/lists/{list_name.value}",
-                           {"format": "csv", "tier": tier, **context["run_params"]})
+                           {"format": "csv", "tier": tier, **context["pinned_params"]})
     return templates.TemplateResponse(request, "list.html", {
         **context, "page": list_name.value, "list_name": list_name, "title": LIST_TITLES[list_name],
         "help": LIST_HELP[list_name], "table": table_of(frame.head(top)), "tier": tier, "top": top,
@@ -306,8 +343,11 @@ def list_page(
 
 @router.get("/customers", response_class=HTMLResponse)
 def find_customer(request: Request, customer_id: Annotated[str, Query(min_length=1, max_length=CUSTOMER_ID_MAX_LENGTH)],
-                  run_id: RunIdQuery = None) -> Response:
-    target = with_params(f"/customers/{quote(customer_id.strip(), safe='')}", {"run_id": run_id})
+                  run_id: RunIdQuery = None, data: DataQuery = None) -> Response:
+    customer_id = customer_id.strip()
+    if customer_id in DOT_SEGMENTS:  # no path can carry them: the page is answered here
+        return customer_page(request, customer_id, run_id=run_id, data=data)
+    target = with_params(customer_path(customer_id), {"run_id": run_id, "data": data})
     return RedirectResponse(target, status_code=303)
 
 
@@ -317,14 +357,17 @@ def customer_page(
     customer_id: Annotated[str, Path(max_length=CUSTOMER_ID_MAX_LENGTH)],
     run_id: RunIdQuery = None,
     as_of: AsOfQuery = None,
+    data: DataQuery = None,
 ) -> Response:
     store = store_of(request)
     with store.session():
-        context = page_context(request, store, run_id, as_of)
+        context = page_context(request, store, run_id, as_of, data)
         run = context["run"]
         rows = store.customer_rows(customer_id, run.run_id)
         if not rows:
-            raise HTTPException(404, f"Customer {customer_id} is not in the scoring run as of {run.as_of}.")
+            of = f" of {context['dataset']}" if context["dataset"] else ""
+            other = " (another dataset's run: pick it under Show run)" if context["several_datasets"] else ""
+            raise HTTPException(404, f"Customer {customer_id} is not in the scoring run{of} as of {run.as_of}.{other}")
         events = None
         if "events" in rows:
             events = table_of(store.read_list("events", run_id=run.run_id, customer_id=customer_id))
@@ -373,9 +416,9 @@ def progress_of(row: dict[str, Any]) -> dict[str, Any] | None:
 # Runs
 
 @router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request, run_id: RunIdQuery = None, as_of: AsOfQuery = None) -> Response:
+def runs_page(request: Request, run_id: RunIdQuery = None, as_of: AsOfQuery = None, data: DataQuery = None) -> Response:
     store = store_of(request)
-    context = page_context(request, store, run_id, as_of)
+    context = page_context(request, store, run_id, as_of, data)
     return templates.TemplateResponse(request, "runs.html", {**context, "page": "runs"})
 
 

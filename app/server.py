@@ -28,7 +28,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import api, pages
 from app.auth import ApiKeyMissing, RequireApiKey, resolve_api_key, wants_json
-from flows.store import NoRunsYet, OutputsStore, RunNotFound, StoreBusy, StoreError, StoreUnreachable, UnknownList
+from flows.store import (
+    AmbiguousRun,
+    NoRunsYet,
+    OutputsStore,
+    RunNotFound,
+    StoreBusy,
+    StoreError,
+    StoreUnreachable,
+    UnknownList,
+)
 
 __all__ = ["ApiKeyMissing", "create_app", "resolve_api_key", "run"]
 
@@ -103,7 +112,8 @@ def document_errors_and_security(app: FastAPI, api_key: str | None) -> None:
 
 # Errors: a clear 4xx message as JSON (API) or a page, never a stack trace.
 
-STORE_ERROR_STATUS = {NoRunsYet: 404, RunNotFound: 404, UnknownList: 404, StoreBusy: 503, StoreUnreachable: 503}
+STORE_ERROR_STATUS = {NoRunsYet: 404, RunNotFound: 404, UnknownList: 404, AmbiguousRun: 400, StoreBusy: 503,
+                      StoreUnreachable: 503}
 
 
 def error_response(request: Request, status: int, message: str) -> Response:

@@ -118,6 +118,10 @@ class UnknownList(StoreError, ValueError):
     """A list name that is not one of LIST_NAMES."""
 
 
+class AmbiguousRun(StoreError, ValueError):
+    """An as-of date that runs of several datasets share, with no dataset named."""
+
+
 class StoreBusy(StoreError):
     """Another process held the DuckDB file's lock for longer than the lock timeout."""
 
@@ -1136,6 +1140,10 @@ def _pick_run(runs: Sequence[RunInfo], run_id: str | None, as_of: date | str | N
         if not matches:
             dates = ", ".join(sorted({run.as_of.isoformat() for run in runs}, reverse=True)[:5])
             raise RunNotFound(f"no scoring run as of {wanted}; latest as-of dates: {dates}")
+        names = dataset_names(matches)
+        if len(names) > 1:  # the first of them was shown, and nothing said whose list it was
+            raise AmbiguousRun(f"runs of several datasets are as of {wanted} ({', '.join(names)}): name the dataset "
+                               "(vipcast lists --data, the API's data=) or the run_id")
         return matches[0]
     return runs[0]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from html import unescape
 
 import pandas as pd
 import pytest
@@ -84,9 +85,11 @@ def test_rising_stars_page_filters_by_tier_and_links_the_filtered_csv(client, fi
     expected = filled_store.read_list("rising_stars", tier="Gold")
     assert html.count("<tr>") - 1 == len(expected) > 0
     assert '<option value="Gold" selected>' in html
-    assert 'href="/api/v1/lists/rising-stars?format=csv&amp;tier=Gold"' in html
+    # Links to what the page lists name its run: a newer run (of any dataset) must not answer them.
+    run_id = filled_store.latest_run().run_id
+    assert f'href="/api/v1/lists/rising-stars?format=csv&amp;tier=Gold&amp;run_id={run_id}"' in html
     first = expected.iloc[0]
-    assert f'href="/customers/{first["customer_id"]}"' in html
+    assert f'href="/customers/{first["customer_id"]}?run_id={run_id}"' in html
     assert first["reason_1"] in html
     assert 'class="data sortable"' in html
 
@@ -147,7 +150,7 @@ def test_a_member_in_grace_below_the_tier_is_told_what_keeps_it(tmp_path) -> Non
 def test_customer_page_of_a_text_id_is_linked_from_the_lists(text_id_client, text_id_store: OutputsStore) -> None:
     star = text_id_store.read_list("rising_stars", tier="Silver", top=1).iloc[0]
     customer = star["customer_id"]
-    assert f'href="/customers/{customer}"' in text_id_client.get("/lists/rising-stars").text
+    assert f'href="/customers/{customer}?run_id={text_id_store.latest_run().run_id}"' in text_id_client.get("/lists/rising-stars").text
     response = text_id_client.get(f"/customers/{customer}")
     assert response.status_code == 200
     text = text_of(response.text)
@@ -213,3 +216,59 @@ def test_a_300_character_customer_id_has_a_page_and_an_api_record(tmp_path) -> N
     assert client.get("/api/v1/customers/" + customer).json()["customer_id"] == customer
     page = client.get("/customers", params={"customer_id": customer})
     assert page.status_code == 200 and customer in text_of(page.text)
+
+
+@pytest.fixture(scope="module")
+def two_shops(tmp_path_factory) -> OutputsStore:
+    """shop_eu scored twice, shop_us once, on the date of shop_eu's second run; text ids, one of them '..'."""
+    import dataclasses
+    import json
+
+    store = OutputsStore(tmp_path_factory.mktemp("shops") / "outputs.duckdb")
+    for source, run_id, as_of, seed in (("/data/eu/shop_eu.parquet", "eu-old", AS_OF_OLD, 1),
+                                        ("/data/eu/shop_eu.parquet", "eu-new", AS_OF_NEW, 2),
+                                        ("/data/us/shop_us.parquet", "us-new", AS_OF_NEW, 3)):
+        run = dataclasses.replace(fake_run_info(as_of, 60, run_id=run_id), reconciliation=json.dumps({"source": source}))
+        lists = {name: frame.assign(customer_id=frame["customer_id"].astype(str).replace({"1000": ".."}))
+                 if "customer_id" in frame else frame for name, frame in fake_lists(60, seed=seed).items()}
+        store.write_run(run, lists)
+    return store
+
+
+def test_pages_of_a_shared_store_name_the_dataset_and_pin_what_they_list(two_shops: OutputsStore) -> None:
+    """Download and customer links of the latest run answered whatever run was latest when followed
+    (another shop's list under the same file name); `?data=` was ignored on pages."""
+    client = make_client(two_shops, API_KEY, headers={"X-API-Key": API_KEY})
+    html = client.get("/lists/tiers", params={"data": "shop_eu"}).text
+    assert "dataset <strong>shop_eu</strong>" in html and "latest of shop_eu" in html
+    assert 'href="/api/v1/lists/tiers?format=csv&amp;run_id=eu-new"' in html
+    assert 'href="/customers/1001?run_id=eu-new"' in html
+    assert '<input type="hidden" name="data" value="shop_eu">' in html  # the filters keep the dataset
+    older = client.get("/lists/tiers", params={"run_id": "eu-old"}).text
+    assert "not the latest run of shop_eu" in older
+    # The id '..' is a dot segment no client keeps in a path: its page is answered by the find route.
+    assert 'href="/customers?customer_id=..&amp;run_id=eu-new"' in html
+    page = client.get("/customers", params={"customer_id": "..", "run_id": "eu-new"})
+    assert page.status_code == 200 and "Customer .." in text_of(page.text)
+    missing = client.get("/customers/nobody", params={"data": "shop_us"})
+    assert missing.status_code == 404
+    assert ("Customer nobody is not in the scoring run of shop_us as of 2026-11-16. (another dataset's run: pick it "
+            "under Show run)") in unescape(text_of(missing.text))
+
+
+@pytest.mark.parametrize("path, query, status, message", [
+    ("/lists/tiers", "limit=5", 400, "unknown query parameter(s) limit"),
+    ("/lists/tiers", "data=shop_jp", 404, "no scoring run of dataset 'shop_jp'"),
+    ("/api/v1/lists/tiers", "tier=gold&tier=silver", 400, "query parameter(s) tier given more than once"),
+    ("/api/v1/lists/tiers", "top=1&top=2", 400, "query parameter(s) top given more than once"),
+    ("/api/v1/lists/tiers", "as_of=2026-11-16", 400,
+     "runs of several datasets are as of 2026-11-16 (shop_eu, shop_us): name the dataset"),
+    ("/lists/tiers", "as_of=2026-11-16", 400, "runs of several datasets are as of 2026-11-16"),
+])
+def test_requests_that_cannot_mean_one_list_are_refused(two_shops: OutputsStore, path, query, status, message) -> None:
+    """Pages ignored unknown parameters; a repeated one answered with the last; an as-of date two shops
+    share answered with one of them, naming neither."""
+    client = make_client(two_shops, API_KEY, headers={"X-API-Key": API_KEY})
+    response = client.get(f"{path}?{query}")
+    assert response.status_code == status
+    assert message in (response.json()["detail"] if path.startswith("/api") else unescape(text_of(response.text)))
