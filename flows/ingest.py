@@ -60,6 +60,11 @@ class IngestError(ValueError):
     """Input that cannot be used: names the source, the column and example rows."""
 
 
+class FileFormatError(IngestError):
+    """A file the reader cannot split into rows (encoding, line endings, quotes, ragged lines): the
+    message names the line and what to do; the CLI's hint about paths and column mappings would mislead."""
+
+
 class SourceUnreachable(Exception):
     """A source database that does not answer or refuses the connection (the machine's or the
     server's problem, not the data's)."""
@@ -1073,7 +1078,7 @@ def check_csv_encoding(name: str) -> None:
     with opener(name, "rb") as handle:
         start = handle.read(4096)
     if start.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in start:
-        raise IngestError(f"{name}: the file is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save it as UTF-8 (Excel: 'CSV UTF-8')")
+        raise FileFormatError(f"{name}: the file is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save it as UTF-8 (Excel: 'CSV UTF-8')")
 
 
 def check_csv_quotes(name: str) -> None:
@@ -1085,16 +1090,37 @@ def check_csv_quotes(name: str) -> None:
     with _open_csv_text(name) as handle:
         for number, line in enumerate(handle, start=1):
             if opened is None and line.strip("\r\n") and not line.strip():
-                raise IngestError(
+                raise FileFormatError(
                     f"{name}: line {number} holds only blanks (spaces or tabs), which the CSV reader cannot split "
                     "into the header's columns; delete that line (empty lines are fine)"
                 )
             if line.count('"') % 2:
                 opened = number if opened is None else None
     if opened is not None:
-        raise IngestError(
+        raise FileFormatError(
             f"{name}: line {opened} opens a quoted field (\") that is never closed, so the rest of the file "
             "reads as one value; close or remove that quote"
+        )
+
+
+def check_csv_line_endings(name: str) -> None:
+    """Refuse a file whose lines end in both CRLF and LF (a script appending to a spreadsheet's export):
+    the reader cannot detect its dialect and said only "Error when sniffing file"."""
+    windows = unix = 0
+    first_unix = first_windows = None
+    with open(name, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.endswith(b"\r\n"):
+                windows += 1
+                first_windows = first_windows or number
+            elif line.endswith(b"\n"):
+                unix += 1
+                first_unix = first_unix or number
+    if windows and unix:
+        raise FileFormatError(
+            f"{name}: mixed line endings: {windows:,} line(s) end in CRLF (Windows; first: line {first_windows}) "
+            f"and {unix:,} in LF (first: line {first_unix}); the CSV reader needs one kind: save the file again "
+            "with one (e.g. `dos2unix`)"
         )
 
 
@@ -1106,6 +1132,7 @@ def check_csv_shape(source: Source) -> None:
 
     for name in source_files(source):
         check_csv_encoding(name)
+        check_csv_line_endings(name)
         check_csv_quotes(name)
         with _open_csv_text(name) as handle:
             lines = (line for line in handle if line.strip())
@@ -1117,7 +1144,7 @@ def check_csv_shape(source: Source) -> None:
             width = len(next(csv.reader([header], delimiter=delimiter)))
             for number, fields in enumerate(csv.reader(lines, delimiter=delimiter), start=2):
                 if len(fields) != width:
-                    raise IngestError(
+                    raise FileFormatError(
                         f"{name}: line {number} has {len(fields)} fields where the header has {width} "
                         f"(a value holding an unquoted {delimiter!r}?); quote or fix that line"
                     )

@@ -538,6 +538,25 @@ def test_a_blank_only_line_or_utf16_text_is_named(tmp_path):
         load(path, tmp_path)
 
 
+def test_mixed_line_endings_are_named_without_the_path_and_mapping_hint(tmp_path):
+    """A script's LF lines appended to a spreadsheet's CRLF export: 'Error when sniffing file ""' and a
+    hint to check the path and the column mapping."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"cust,when,value,oid\r\na,2024-01-01,10,o1\r\nb,2024-01-02,20,o2\nc,2024-01-03,30,o3\n")
+    with pytest.raises(IngestError, match=r"mixed.csv: mixed line endings: 2 line\(s\) end in CRLF \(Windows; first: "
+                                          r"line 1\) and 2 in LF \(first: line 3\)"):
+        load(path, tmp_path)
+    vipcast = Path(sys.executable).parent / "vipcast"
+    result = subprocess.run([str(vipcast), "features", "--data", str(path), "--as-of", "2024-01-03", "--out",
+                             str(tmp_path / "f.parquet"), "--workdir", str(tmp_path / "ws")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "mixed line endings" in result.stderr and "hint:" not in result.stderr
+
+
 def test_padding_rows_without_any_value_are_set_aside_not_blamed_on_the_dates(tmp_path):
     """A spreadsheet's ';;' lines (2% of the rows) stopped the run as dates that are not dates."""
     rows = [(f"c{i}", f"2024-01-{1 + i % 28:02d}", str(i), f"o{i}") for i in range(98)] + [("", "", "", "")] * 2
