@@ -219,6 +219,17 @@ class EngineConfig(Strict):
     spark_master: str = "local[*]"
     spark_conf: dict[str, str] = {}
 
+    @field_validator("spark_conf")
+    @classmethod
+    def _utc_sessions(cls, value: dict[str, str]) -> dict[str, str]:
+        # vipcast's sessions are always UTC (flows.engine.SPARK_FIXED): another zone was ignored
+        # while the MLflow run recorded it as if it had applied.
+        zone = value.get("spark.sql.session.timeZone")
+        if zone is not None and zone.strip().upper() not in ("UTC", "Z", "ETC/UTC", "+00:00"):
+            raise ValueError(f"spark.sql.session.timeZone is always UTC in vipcast (so naive timestamps mean the same "
+                             f"instant on both engines), got {zone!r}: remove the key")
+        return value
+
 
 class OutputsConfig(Strict):
     store_url: str | None = Field(default=None, description="SQLAlchemy URL; None = DuckDB file in the workspace")

@@ -10,6 +10,7 @@ engines, whatever the machines' time zones.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -57,6 +58,37 @@ def java_reason(exc: BaseException) -> str:
     return f"{kind.rsplit('.', 1)[-1]}: {message}" if separator and "." in kind and " " not in kind else reason
 
 
+# Master URLs Spark accepts (a typo like `foo` failed with "Java gateway process exited").
+MASTER_URL = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[.+\]|spark://.+|yarn|k8s://.+|mesos://.+)$")
+MASTER_CONNECT_SECONDS = 5.0
+
+
+def check_master(master: str) -> None:
+    """Refuse a master that is no Spark master URL, or a standalone master (spark://host:port[,host:port])
+    no listed host answers, with the reason: Spark retried for over a minute and buried the reason
+    (UnknownHostException, Connection refused) in Java stack traces above a generic last line."""
+    import socket
+
+    if not MASTER_URL.match(master):
+        raise SparkStartError(f"engine.spark_master {master!r} is not a Spark master URL: use local[*], local[N], "
+                              "spark://host:7077, yarn or k8s://https://host:port")
+    if not master.startswith("spark://"):
+        return
+    problems = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            host, port = address, "7077"
+        try:
+            socket.create_connection((host, int(port)), timeout=MASTER_CONNECT_SECONDS).close()
+            return
+        except socket.gaierror:
+            problems.append(f"no host named {host!r} is known")
+        except OSError as exc:
+            problems.append(f"nothing answers at {host}:{port} ({exc.strerror or type(exc).__name__})")
+    raise SparkStartError(f"cannot reach engine.spark_master {master!r}: {'; '.join(problems)}")
+
+
 def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = APP_NAME):
     """A SparkSession for vipcast: `master`, the defaults, `conf`, and the UTC session time zone.
 
@@ -73,6 +105,7 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
         # `python3` is on the PATH (PySpark reads the variable when the context starts). On a
         # cluster, point PYSPARK_PYTHON at the executors' Python that has vipcast installed.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    check_master(master)
     properties = session_properties(master, conf)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in properties.items():

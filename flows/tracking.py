@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ ROUTINE_MLFLOW_MESSAGES = {
     "mlflow.pyfunc": ("Passing a Python object as `python_model`", "Failed to infer model signature"),
     # A uv-made environment has no pip; the model's requirements are written without pip's version.
     "mlflow.utils.environment": ("Failed to resolve installed pip version",),
+    # spark_udf: which backend serves the python_function flavour.
+    "mlflow.models.flavor_backend_registry": ("Selected backend for flavor",),
 }
 
 
@@ -84,7 +87,9 @@ class _RoutineMlflowMessages(logging.Filter):
 
 
 def quiet_routine_mlflow_logs() -> None:
-    """Drop MLflow's routine remarks (ROUTINE_MLFLOW_MESSAGES); its other warnings and errors pass."""
+    """Drop MLflow's routine remarks (ROUTINE_MLFLOW_MESSAGES) and its artifact progress bars (they drew
+    "Downloading artifacts: 100%" over the step lines); its other warnings and errors pass."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name, prefixes in ROUTINE_MLFLOW_MESSAGES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _RoutineMlflowMessages) for f in logger.filters):
@@ -243,6 +248,10 @@ def flat_params(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 # spark_conf values under keys like these are credentials (fs.s3a.secret.key, ...password, ...token).
 SECRET_KEY_PATTERN = re.compile(r"secret|pass|pwd|token|credential|private|auth|key", re.IGNORECASE)
+# ... and `name=value` settings inside a value: `-Djavax.net.ssl.trustStorePassword=...` in
+# spark.driver.extraJavaOptions, `sslpassword=...` in a URL's query.
+SECRET_SETTING = re.compile(r"(?<![\w.-])([\w.-]*(?:secret|pass|pwd|token|credential|private|auth|key)[\w.-]*=)(\"[^\"]*\"|'[^']*'|[^\s&;]+)",
+                            re.IGNORECASE)
 # MLflow parameter names allow these characters only (a spark_conf key may hold others).
 PARAM_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /:]")
 
@@ -257,7 +266,7 @@ def shareable_config(values: Any, key: str = "") -> Any:
     if isinstance(values, list):
         return [shareable_config(value, key) for value in values]
     if isinstance(values, str):
-        return "***" if SECRET_KEY_PATTERN.search(key) else hide_password(values)
+        return "***" if SECRET_KEY_PATTERN.search(key) else SECRET_SETTING.sub(r"\1***", hide_password(values))
     return values
 
 
@@ -433,4 +442,5 @@ def spark_udf(session, model_uri: str, result_type: str, env_manager: str = "loc
     """A registered model as a Spark UDF (the tracking URI must already point at its registry)."""
     import mlflow.pyfunc
 
+    quiet_routine_mlflow_logs()
     return mlflow.pyfunc.spark_udf(session, model_uri, result_type=result_type, env_manager=env_manager)

@@ -266,3 +266,12 @@ def test_store_urls_and_dates_that_are_right_still_load(tmp_path):
     config = load_config(path)
     assert (str(config.as_of), config.source.table, config.outputs.store_url) == (
         "2024-02-29", "2025-13-01", "duckdb:///x/outputs.duckdb")
+
+
+def test_a_spark_session_time_zone_other_than_utc_is_refused(tmp_path):
+    """It was overridden to UTC without a word, while MLflow recorded the zone as if it had applied."""
+    assert_config_error(tmp_path, "engine: {spark_conf: {spark.sql.session.timeZone: America/New_York}}",
+                        r"engine.spark_conf: spark.sql.session.timeZone is always UTC in vipcast")
+    path = tmp_path / "utc.yaml"
+    path.write_text("engine: {spark_conf: {spark.sql.session.timeZone: UTC}}\n")
+    assert load_config(path).engine.spark_conf == {"spark.sql.session.timeZone": "UTC"}

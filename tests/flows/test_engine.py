@@ -298,11 +298,14 @@ def test_cdnow_on_spark_matches_duckdb_and_the_published_size(tmp_path, spark_ba
     assert len(data_digest(spark.connection)) == 16
 
 
-@pytest.mark.spark
 def test_a_bad_spark_master_is_one_error_naming_the_config_key(tmp_path):
-    """In a process of its own: a running session (this test session's) would be reused."""
+    """Checked before Spark starts: `foo` failed with "Java gateway process exited", and an unreachable
+    spark://host:port after a minute of retries with the reason buried in Java stack traces."""
+    import socket
     import subprocess
     import sys
+
+    from flows.engine import SparkStartError, check_master
 
     config = tmp_path / "spark.yaml"
     config.write_text('engine: {name: spark, spark_master: "bogus-url"}\n')
@@ -312,8 +315,20 @@ def test_a_bad_spark_master_is_one_error_naming_the_config_key(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2
-    assert "error: cannot start Spark with engine.spark_master 'bogus-url'" in result.stderr
+    assert "error: engine.spark_master 'bogus-url' is not a Spark master URL: use local[*]" in result.stderr
     assert "internal error" not in result.stderr and "hint: check engine.spark_master" in result.stderr
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(SparkStartError, match=rf"cannot reach engine.spark_master 'spark://127.0.0.1:{port}': "
+                                              rf"nothing answers at 127.0.0.1:{port} \(Connection refused\)"):
+        check_master(f"spark://127.0.0.1:{port}")
+    with socket.socket() as listening:  # one of several masters answering is enough
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_master(f"spark://127.0.0.1:{port},127.0.0.1:{listening.getsockname()[1]}")
+    for master in ("local", "local[*]", "local[2]", "local[4,2]", "yarn", "k8s://https://h:6443"):
+        check_master(master)
 
 
 def test_a_spark_start_error_names_the_innermost_java_cause():

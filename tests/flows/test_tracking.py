@@ -191,7 +191,9 @@ def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
         "outputs": {"store_url": "postgresql+psycopg://shop:hun/ter2@db.example/marketing?sslpassword=ssl2&sslmode=require"},
         "engine": {"spark_conf": {"spark.hadoop.fs.s3a.secret.key": "s3cr3t", "spark.sql.shuffle.partitions": "8",
                                   "spark.redis.auth": "r3d1s", "spark.jdbc.url": "jdbc:postgresql://h/db?user=a&password=jdbcpw",
-                                  "spark.hadoop.fs.s3a.bucket.my bucket@x.endpoint": "v"}},
+                                  "spark.hadoop.fs.s3a.bucket.my bucket@x.endpoint": "v",
+                                  # A password inside an ordinary key's value was logged as written.
+                                  "spark.driver.extraJavaOptions": "-Djavax.net.ssl.trustStorePassword=tsPW7 -Xmx2g"}},
     }).model_dump(mode="json")
     assert len(json.dumps(config)) > 500
     logged = tracking.log_training(
@@ -208,12 +210,13 @@ def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
     assert params["config.outputs.store_url"] == "postgresql+psycopg://shop:***@db.example/marketing?sslpassword=***&sslmode=require"
     assert params["config.engine.spark_conf.spark.redis.auth"] == "***"
     assert params["config.engine.spark_conf.spark.jdbc.url"] == "jdbc:postgresql://h/db?user=a&password=***"
+    assert params["config.engine.spark_conf.spark.driver.extraJavaOptions"] == "-Djavax.net.ssl.trustStorePassword=*** -Xmx2g"
     assert params["config.engine.spark_conf.spark.hadoop.fs.s3a.bucket.my bucket_x.endpoint"] == "v"  # '@' is no MLflow name
     logged_config = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/config.json")
     assert logged_config["model"] == config["model"]
     assert tags["vipcast.dataset"] == "postgres://shop:***@db.example/sales#orders"  # the tag held the password
     assert not any(secret in json.dumps(logged_config) + json.dumps(params) + json.dumps(tags)
-                   for secret in ("hun/ter2", "ssl2", "r3d1s", "jdbcpw", "s3cr3t"))
+                   for secret in ("hun/ter2", "ssl2", "r3d1s", "jdbcpw", "s3cr3t", "tsPW7"))
     assert tags["vipcast.version"] == version("vipcast")
     requirements = (Path(mlflow.artifacts.download_artifacts(f"models:/vipcast-orders/{logged.version}", dst_path=str(tmp_path / "m")))
                     / "requirements.txt").read_text()
