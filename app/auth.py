@@ -3,7 +3,8 @@
 - API clients send ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
 - People log in once on ``/login`` with the key; the app sets ``vipcast_session``, an HttpOnly,
   SameSite=Lax cookie holding an expiry time and a random nonce signed with HMAC-SHA256 under a
-  key derived from the API key (changing the API key ends every session).
+  key derived from the API key (changing the API key ends every session). Logging out ends the
+  session: the app keeps the logged-out cookies until they expire (in memory: per app process).
 - Every path except the login form, logout and the static CSS/JS refuses a request without a
   valid key: ``/api/...`` and ``/openapi.json`` with 401 and a JSON message, pages with a 303
   redirect to the login form. Neither body holds any data.
@@ -97,6 +98,23 @@ def session_is_valid(cookie: str | None, api_key: str, now: float | None = None)
     return expires.isdigit() and int(expires) > (now if now is not None else time.time())
 
 
+class LoggedOutSessions:
+    """Session cookies ended by a log-out, until they expire: a replayed cookie worked for 12 hours."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, int] = {}
+
+    def add(self, cookie: str | None, api_key: str) -> None:
+        if session_is_valid(cookie, api_key):
+            self._expiry[cookie] = int(cookie.split(".", 1)[0])
+
+    def __contains__(self, cookie: str | None) -> bool:
+        now = time.time()
+        for ended in [key for key, expires in self._expiry.items() if expires <= now]:
+            del self._expiry[ended]
+        return cookie in self._expiry
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
 
@@ -109,14 +127,15 @@ def _cookie(headers: dict[str, str], name: str) -> str | None:
     return None
 
 
-def request_is_authorized(headers: dict[str, str], api_key: str) -> bool:
-    """A valid key in Authorization: Bearer, X-API-Key, or a valid session cookie."""
+def request_is_authorized(headers: dict[str, str], api_key: str, logged_out: LoggedOutSessions | None = None) -> bool:
+    """A valid key in Authorization: Bearer, X-API-Key, or a valid session cookie not logged out."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and keys_match(token.strip(), api_key):
         return True
     if keys_match(headers.get("x-api-key", "").strip(), api_key):
         return True
-    return session_is_valid(_cookie(headers, SESSION_COOKIE), api_key)
+    cookie = _cookie(headers, SESSION_COOKIE)
+    return session_is_valid(cookie, api_key) and (logged_out is None or cookie not in logged_out)
 
 
 def wants_json(path: str) -> bool:
@@ -127,9 +146,10 @@ def wants_json(path: str) -> bool:
 class RequireApiKey:
     """ASGI middleware: refuse every non-public request without a valid key (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+    def __init__(self, app: ASGIApp, api_key: str | None, logged_out: LoggedOutSessions | None = None) -> None:
         self.app = app
         self.api_key = api_key
+        self.logged_out = logged_out
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.api_key is None:
@@ -139,7 +159,7 @@ class RequireApiKey:
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
-        if request_is_authorized(_headers(scope), self.api_key):
+        if request_is_authorized(_headers(scope), self.api_key, self.logged_out):
             await self.app(scope, receive, send)
             return
         if wants_json(path):

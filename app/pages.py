@@ -455,7 +455,9 @@ def login(request: Request, api_key: Annotated[str, Form(max_length=1000)] = "",
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    if request.app.state.api_key is not None:
+        request.app.state.logged_out.add(request.cookies.get(SESSION_COOKIE), request.app.state.api_key)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import api, pages
-from app.auth import ApiKeyMissing, RequireApiKey, resolve_api_key, wants_json
+from app.auth import ApiKeyMissing, LoggedOutSessions, RequireApiKey, resolve_api_key, wants_json
 from flows.store import (
     AmbiguousRun,
     NoRunsYet,
@@ -62,7 +62,8 @@ def create_app(store: OutputsStore, api_key: str | None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app)
     document_errors_and_security(app, api_key)
-    app.add_middleware(RequireApiKey, api_key=api_key)
+    app.state.logged_out = LoggedOutSessions()
+    app.add_middleware(RequireApiKey, api_key=api_key, logged_out=app.state.logged_out)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(LogRequests)
     return app

@@ -75,8 +75,13 @@ def test_login_sets_a_signed_http_only_cookie_that_opens_pages_and_downloads(ano
     assert anonymous.get("/lists/at-risk").status_code == 200
     assert anonymous.get("/api/v1/lists/at-risk?format=csv").status_code == 200
 
+    session = anonymous.cookies.get(auth.SESSION_COOKIE)
     anonymous.post("/logout")
     assert anonymous.get("/lists/at-risk").status_code == 303
+    # The cookie itself is over: replayed after the log-out it opened everything for 12 hours.
+    anonymous.cookies.set(auth.SESSION_COOKIE, session)
+    assert anonymous.get("/lists/at-risk").status_code == 303
+    assert anonymous.get("/api/v1/runs").status_code == 401
 
 
 def test_a_tampered_or_expired_cookie_is_refused(anonymous) -> None:
