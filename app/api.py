@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from flows.listformats import list_csv, list_json
-from flows.store import OutputsStore, RunInfo
+from flows.store import OutputsStore, RunInfo, run_dataset
 from segments.settings import TIERS
 
 def refuse_unknown_parameters(request: Request) -> None:
@@ -163,7 +163,9 @@ def frame_to_csv(frame: pd.DataFrame) -> bytes:
 
 
 def csv_filename(name: str, run: RunInfo, tier: str | None) -> str:
-    return f"{name}_{run.as_of.isoformat()}{'_' + tier.lower() if tier else ''}.csv"
+    """`at-risk_shop_eu_2026-11-16_gold.csv`: two shops' lists of one date had the same name."""
+    dataset = run_dataset(run)
+    return f"{name}_{dataset + '_' if dataset else ''}{run.as_of.isoformat()}{'_' + tier.lower() if tier else ''}.csv"
 
 
 @router.get("/runs", response_model=RunsOut, summary="Every scoring run, latest first")
@@ -194,7 +196,7 @@ def get_list(
         run = store.find_run(run_id, as_of, dataset=data)
         frame = store.read_list(list_name.value, run_id=run.run_id, top=top, tier=tier)
     headers = {"X-Vipcast-Run-Id": run.run_id, "X-Vipcast-As-Of": run.as_of.isoformat(),
-               "X-Vipcast-Model-Version": run.model_version}
+               "X-Vipcast-Model-Version": run.model_version, "X-Vipcast-Dataset": run_dataset(run) or ""}
     if format == "csv":
         headers["Content-Disposition"] = f'attachment; filename="{csv_filename(list_name.value, run, tier)}"'
         return Response(frame_to_csv(frame), media_type="text/csv; charset=utf-8", headers=headers)

@@ -244,6 +244,9 @@ def test_pages_of_a_shared_store_name_the_dataset_and_pin_what_they_list(two_sho
     assert 'href="/api/v1/lists/tiers?format=csv&amp;run_id=eu-new"' in html
     assert 'href="/customers/1001?run_id=eu-new"' in html
     assert '<input type="hidden" name="data" value="shop_eu">' in html  # the filters keep the dataset
+    download = client.get("/api/v1/lists/tiers", params={"format": "csv", "run_id": "eu-new", "tier": "gold"})
+    assert download.headers["content-disposition"] == 'attachment; filename="tiers_shop_eu_2026-11-16_gold.csv"'
+    assert download.headers["x-vipcast-dataset"] == "shop_eu"
     older = client.get("/lists/tiers", params={"run_id": "eu-old"}).text
     assert "not the latest run of shop_eu" in older
     # The id '..' is a dot segment no client keeps in a path: its page is answered by the find route.
