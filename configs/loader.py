@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,9 @@ def _problem(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] not in ("extra_forbidden", "missing", "value_error") and not isinstance(error.get("input"), dict):
         message += f" (got {error['input']!r:.60})"
+    given = error.get("input")
+    if isinstance(given, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", given.strip()):
+        message += f"; YAML reads {given} as text: write it with a point and a signed exponent (1.0e+6) or in full"
     return f"{key}: {message}"
 
 

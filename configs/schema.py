@@ -139,15 +139,36 @@ class TierBenefits(Strict):
     """What one tier's benefits cost: a discount on spend, shipping per order, a yearly gift."""
 
     discount_rate: StrictFloat = Field(default=0.0, ge=0, lt=1)
-    shipping_per_order: StrictFloat = Field(default=0.0, ge=0)
-    gift_per_member: StrictFloat = Field(default=0.0, ge=0)
+    # Money per order / member: bounded so costs stay finite (1e308 per order gave inf in CSV, null in JSON).
+    shipping_per_order: StrictFloat = Field(default=0.0, ge=0, le=1e9)
+    gift_per_member: StrictFloat = Field(default=0.0, ge=0, le=1e9)
+
+
+TIER_BENEFIT_DEFAULTS = {
+    "silver": {"discount_rate": 0.05, "shipping_per_order": 0.0, "gift_per_member": 20.0},
+    "gold": {"discount_rate": 0.08, "shipping_per_order": 5.0, "gift_per_member": 50.0},
+    "platinum": {"discount_rate": 0.10, "shipping_per_order": 8.0, "gift_per_member": 150.0},
+}
 
 
 class EconomicsConfig(Strict):
     gross_margin: StrictFloat = Field(default=0.35, gt=0, le=1)
-    silver: TierBenefits = TierBenefits(discount_rate=0.05, shipping_per_order=0.0, gift_per_member=20)
-    gold: TierBenefits = TierBenefits(discount_rate=0.08, shipping_per_order=5.0, gift_per_member=50)
-    platinum: TierBenefits = TierBenefits(discount_rate=0.10, shipping_per_order=8.0, gift_per_member=150)
+    silver: TierBenefits = TierBenefits(**TIER_BENEFIT_DEFAULTS["silver"])
+    gold: TierBenefits = TierBenefits(**TIER_BENEFIT_DEFAULTS["gold"])
+    platinum: TierBenefits = TierBenefits(**TIER_BENEFIT_DEFAULTS["platinum"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tier_defaults_for_keys_left_out(cls, values):
+        # `platinum: {gift_per_member: 300}` set Platinum's discount and shipping to 0 (TierBenefits'
+        # own defaults): the programme's cost read ~48k low. A key left out keeps the tier's default.
+        if not isinstance(values, dict):
+            return values
+        filled = dict(values)
+        for tier, defaults in TIER_BENEFIT_DEFAULTS.items():
+            if isinstance(values.get(tier), dict):
+                filled[tier] = {**defaults, **values[tier]}
+        return filled
 
 
 class SegmentsConfig(Strict):

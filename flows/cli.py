@@ -6,6 +6,7 @@ Heavy libraries are imported inside the commands so `vipcast --help` answers at 
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import signal
@@ -13,7 +14,7 @@ import sys
 from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import click
 import typer
@@ -142,9 +143,14 @@ def demo(
     echo_summary(run_demo(ctx, data=data))
 
 
+# About 13 orders per customer: 100M customers is ~1.3 billion rows (a 2**63 count was an OverflowError).
+MAX_GENERATED_CUSTOMERS = 100_000_000
+
+
 @app.command()
 def generate(
-    customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 20_000,
+    customers: Annotated[int, typer.Option("--customers", min=1, max=MAX_GENERATED_CUSTOMERS,
+                                           help="Number of customers (up to 100 million).")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (a whole number >= 0).")] = 0,
     out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Output Parquet file; ground truth goes to FILE.truth.parquet.")] = Path(
         "transactions.parquet"
@@ -154,8 +160,12 @@ def generate(
     debug: Debug = False,
 ) -> None:
     """Generate synthetic transactions with heterogeneous buy-till-you-die behaviour."""
+    from configs import load_config
     from flows.pipeline import generate_dataset
 
+    require_parquet_name(out, "--out", "transactions")
+    if config is not None:
+        load_config(config)  # nothing in it changes the data, but a wrong --config is still named
     transactions_path, truth_path, rows = generate_dataset(customers, seed, out)
     typer.echo(f"wrote {rows:,} transactions of {customers:,} customers to {transactions_path}; ground truth: {truth_path}")
 
@@ -376,7 +386,9 @@ EXPECTED = tuple(HINTS)
 # The machine's, not the input's: a full disk, a read-only folder, a damaged database file. One line
 # naming it (exit 1), not "internal error" and a traceback hint.
 ENVIRONMENT_HINTS = {
-    "OSError": "check that the folder is writable and the disk has free space",
+    "OSError": "check that the folder is writable and the disk has free space (temporary files go to TMPDIR, /tmp by default)",
+    "EOFError": "a file vipcast read is truncated (a full disk during `make setup` or a training run?): run `make setup` "
+                "again, or train again if the champion model's files are damaged",
     "IOException": "check that the workspace folder is writable and the disk has free space",
     "DatabaseError": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged "
                      "or not a database: restore it, or start over in a new --workdir",
@@ -421,7 +433,9 @@ def main() -> None:
             if code == 130:
                 typer.echo("interrupted", err=True)
             sys.exit(code)
-    except ABORTS:
+    except ABORTS as exc:
+        if isinstance(exc.__context__, EOFError):  # click turns any EOFError into Abort: a truncated file, not the user
+            report_failure(exc.__context__, debug)
         typer.echo("aborted", err=True)
         sys.exit(130)
     except CLICK_ERRORS as exc:
@@ -436,32 +450,56 @@ def main() -> None:
         typer.echo("terminated", err=True)
         sys.exit(128 + signal.SIGTERM)
     except Exception as exc:
-        if debug:
-            raise
-        from flows.ingest import hide_password  # a driver's or a hint's text may quote a database URL
+        report_failure(exc, debug)
 
-        name = type(exc).__name__
-        expected = isinstance(exc, EXPECTED_TYPES) or name in EXPECTED
-        environment = not expected and (isinstance(exc, OSError) or name in ENVIRONMENT_HINTS)
-        if expected:
-            typer.echo(f"error: {hide_password(str(exc))}", err=True)
-            if name in HINTS:  # the message itself says what to do otherwise
-                typer.echo(f"hint: {HINTS[name]}", err=True)
-            sys.exit(2)
-        if environment:
-            typer.echo(f"error: {hide_password(environment_message(exc))}", err=True)
-            typer.echo(f"hint: {ENVIRONMENT_HINTS.get(name, ENVIRONMENT_HINTS['OSError'])}", err=True)
-            sys.exit(1)
-        typer.echo(f"internal error ({name}): {hide_password(str(exc))}", err=True)
-        typer.echo("hint: run again with --debug for the full traceback", err=True)
+
+# OS errors of the machine, wherever they sit in an exception's chain: MLflow reported a full TMPDIR as
+# "Failed to serialize Python model" (an internal error) with the OSError as its cause.
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+def machine_cause(exc: BaseException) -> OSError | None:
+    """The first OSError of the machine (full disk, quota, read-only or failing device) in `exc`'s chain."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def report_failure(exc: BaseException, debug: bool) -> NoReturn:
+    """Print one line (and a hint) for a failed command and exit: 2 for the user's input, 1 for the
+    machine's or an internal error; with --debug, raise it for the traceback."""
+    if debug:
+        raise exc
+    from flows.ingest import hide_password  # a driver's or a hint's text may quote a database URL
+
+    exc = machine_cause(exc) or exc
+    name = type(exc).__name__
+    expected = isinstance(exc, EXPECTED_TYPES) or name in EXPECTED
+    environment = not expected and (isinstance(exc, OSError) or name in ENVIRONMENT_HINTS)
+    if expected:
+        typer.echo(f"error: {hide_password(str(exc))}", err=True)
+        if name in HINTS:  # the message itself says what to do otherwise
+            typer.echo(f"hint: {HINTS[name]}", err=True)
+        sys.exit(2)
+    if environment:
+        typer.echo(f"error: {hide_password(environment_message(exc))}", err=True)
+        typer.echo(f"hint: {ENVIRONMENT_HINTS.get(name, ENVIRONMENT_HINTS['OSError'])}", err=True)
         sys.exit(1)
+    typer.echo(f"internal error ({name}): {hide_password(str(exc))}", err=True)
+    typer.echo("hint: run again with --debug for the full traceback", err=True)
+    sys.exit(1)
 
 
-def environment_message(exc: Exception) -> str:
+def environment_message(exc: BaseException) -> str:
     """One line for an error of the machine: the OS's reason and the path, or the message's first line."""
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"a file ended early ({first})" if isinstance(exc, EOFError) else first
 
 
 if __name__ == "__main__":

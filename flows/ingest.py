@@ -1077,6 +1077,8 @@ def check_csv_encoding(name: str) -> None:
     opener = gzip.open if name.endswith(".gz") else open
     with opener(name, "rb") as handle:
         start = handle.read(4096)
+    if start.startswith(b"PAR1"):  # read as text its NUL bytes looked like UTF-16
+        raise FileFormatError(f"{name}: this is a Parquet file, not CSV text (it starts with PAR1): give it a .parquet name")
     if start.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in start:
         raise FileFormatError(f"{name}: the file is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save it as UTF-8 (Excel: 'CSV UTF-8')")
 
@@ -1135,18 +1137,23 @@ def check_csv_shape(source: Source) -> None:
         check_csv_line_endings(name)
         check_csv_quotes(name)
         with _open_csv_text(name) as handle:
-            lines = (line for line in handle if line.strip())
-            header, delimiter = _csv_header(lines)
+            header_line, header = 0, None
+            for header_line, line in enumerate(handle, start=1):
+                if line.strip():
+                    header = line
+                    break
             if header is None:
                 raise IngestError(f"{name}: the file is empty (no header, no rows)")
+            _, delimiter = _csv_header(iter([header]))
             if delimiter is None:
                 continue
             width = len(next(csv.reader([header], delimiter=delimiter)))
-            for number, fields in enumerate(csv.reader(lines, delimiter=delimiter), start=2):
-                if len(fields) != width:
+            rows = csv.reader(handle, delimiter=delimiter)
+            for fields in rows:  # line numbers of the file: blank lines and quoted line breaks counted
+                if fields and len(fields) != width:
                     raise FileFormatError(
-                        f"{name}: line {number} has {len(fields)} fields where the header has {width} "
-                        f"(a value holding an unquoted {delimiter!r}?); quote or fix that line"
+                        f"{name}: line {header_line + rows.line_num} has {len(fields)} fields where the header has "
+                        f"{width} (a value holding an unquoted {delimiter!r}?); quote or fix that line"
                     )
 
 
@@ -1192,6 +1199,29 @@ def check_csv_header_names(source: Source, mapped: list[str], required: list[str
                 )
 
 
+def check_parquet_file_columns(source: Source, mapped: list[str]) -> None:
+    """Refuse a Parquet source where a file lacks a mapped column the others have: read by name across
+    files, its rows got nulls there, and a file with `cust` for `customer_id` lost its customers as
+    "null ids" (exit 0). Reads only the files' schemas."""
+    import pyarrow.parquet as pq
+
+    files = source_files(source)
+    if len(files) < 2 or not mapped:
+        return
+    for name in files:
+        try:
+            present = {field.casefold() for field in pq.read_schema(name).names}
+        except Exception:  # an unreadable file: the reader has named it already, or will
+            continue
+        absent = [column for column in mapped if column.casefold() not in present]
+        if absent:
+            raise IngestError(
+                f"{name}: no column {', '.join(map(repr, absent))} (mapped in source.columns), which other files of "
+                f"{source.label} have; its columns: {', '.join(map(repr, pq.read_schema(name).names))}. Every file needs "
+                "the mapped columns under the same names"
+            )
+
+
 def load_transactions(
     src: str,
     *,
@@ -1227,6 +1257,8 @@ def load_transactions(
             [getattr(columns, name) for name in mapping if getattr(columns, name)],
             [getattr(columns, name) for name in contract.REQUIRED_COLUMNS],
         )
+    if source.kind == "parquet":
+        check_parquet_file_columns(source, [src_name for src_name in mapping.values() if src_name and src_name in schema])
     missing = [f"'{src_name}' (for {name})" for name, src_name in mapping.items() if src_name and src_name not in schema]
     if missing:
         if source.kind == "csv":

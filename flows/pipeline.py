@@ -63,8 +63,9 @@ def generate_dataset(customers: int, seed: int, out: Path) -> tuple[Path, Path, 
 
     transactions, truth = generate_transactions(customers, seed)
     truth_path = out.with_name(out.stem + ".truth.parquet")
-    write_parquet(out, transactions)
+    # Ground truth first: a truth file that cannot be written left the transactions without theirs.
     write_parquet(truth_path, truth)
+    write_parquet(out, transactions)
     return out, truth_path, len(transactions)
 
 

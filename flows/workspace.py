@@ -88,6 +88,9 @@ def process_alive(pid: int) -> bool:
 
 def write_atomic(path: Path, write) -> Path:
     """Write a file through a temporary sibling and a rename, so readers never see half a file."""
+    blocking = next((folder for folder in [path.parent, *path.parent.parents] if folder.is_file()), None)
+    if blocking is not None:  # mkdir said only "[Errno 17] File exists: 'exist.parquet'"
+        raise NotADirectoryError(f"{blocking} is a file, not a folder: cannot write {path} inside it")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphaned_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -96,6 +99,11 @@ def write_atomic(path: Path, write) -> Path:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is not None and Path(exc.filename).name == tmp.name:
+            # "Read-only file system: ro/.x.parquet.tmp-22379" named a file the user never asked for.
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -254,6 +254,8 @@ def test_an_empty_column_name_is_a_config_error(tmp_path, field):
         # PyYAML's own "month must be in 1..12" named neither the file nor the key.
         ("as_of: 2025-13-01", r"as_of: Input should be a valid date .*month value is outside expected range"),
         ("as_of: 2025-02-30", r"as_of: Input should be a valid date .*day value is outside expected range"),
+        # YAML 1.1 reads 1e6 (no point, no sign) as text: "Input should be a valid number (got '1e6')".
+        ("segments: {tiers: {silver: 2e3}}", r"segments.tiers.silver: .*YAML reads 2e3 as text: write it with a point"),
     ],
 )
 def test_values_that_cannot_mean_what_they_say_are_named(tmp_path, yaml_text, message):
@@ -275,3 +277,17 @@ def test_a_spark_session_time_zone_other_than_utc_is_refused(tmp_path):
     path = tmp_path / "utc.yaml"
     path.write_text("engine: {spark_conf: {spark.sql.session.timeZone: UTC}}\n")
     assert load_config(path).engine.spark_conf == {"spark.sql.session.timeZone": "UTC"}
+
+
+def test_one_benefit_of_a_tier_overrides_only_that_benefit(tmp_path):
+    """`platinum: {gift_per_member: 300}` zeroed Platinum's discount and shipping: costs read ~48k low."""
+    from configs.schema import EconomicsConfig
+
+    path = tmp_path / "gift.yaml"
+    path.write_text("segments:\n  economics:\n    platinum: {gift_per_member: 300}\n")
+    platinum = load_config(path).segments.economics.platinum
+    assert (platinum.discount_rate, platinum.shipping_per_order, platinum.gift_per_member) == (0.10, 8.0, 300.0)
+    # The same without base.yaml underneath (a config built in code).
+    assert EconomicsConfig(gold={"shipping_per_order": 0.0}).gold.model_dump() == {
+        "discount_rate": 0.08, "shipping_per_order": 0.0, "gift_per_member": 50.0}
+    assert EconomicsConfig().model_dump() == load_config().segments.economics.model_dump()  # base.yaml = defaults

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import click
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -54,6 +55,10 @@ def test_bad_date_is_a_usage_error():
         (("lists", "foo"), "'foo' is not one of"),
         (("lists", "at-risk", "--format", "json", "--out", "y.csv"), "json does not match the --out file y.csv"),
         (("generate", "--customers", "10", "--seed", "-1", "--out", "x.parquet"), "Invalid value for '--seed'"),
+        # Parquet bytes in orders.csv, which vipcast then read as "UTF-16 text"; 2**66 was an OverflowError.
+        (("generate", "--customers", "10", "--out", "orders.csv"), "Invalid value for --out: orders.csv is not a .parquet"),
+        (("generate", "--customers", "99999999999999999999"), "Invalid value for '--customers'"),
+        (("generate", "--customers", "10", "--config", "nonexist.yaml"), "nonexist.yaml"),
         (("backtest", "--cutoff", "2025-06-30", "--predictions", "preds.csv"),
          "Invalid value for --predictions: preds.csv is not a .parquet file name"),
         (("score", "--bogus"), "No such option: --bogus"),
@@ -164,6 +169,12 @@ def test_lists_before_any_scoring_run_says_what_to_do(tmp_path):
     assert "no scoring run" in result.stderr and "vipcast score" in result.stderr
 
 
+def chained(error: BaseException, cause: BaseException) -> BaseException:
+    """`error` raised while handling `cause`."""
+    error.__context__ = cause
+    return error
+
+
 @pytest.mark.parametrize(
     "error, line, hint, code",
     [
@@ -179,6 +190,12 @@ def test_lists_before_any_scoring_run_says_what_to_do(tmp_path):
         (ValueError("Don't know how to connect to 'postgresql+psycopg://u:S3cr%2Ft@h/db'"),
          "error: Don't know how to connect to 'postgresql+psycopg://u:***@h/db'", None, 2),
         (ZeroDivisionError("boom"), "internal error (ZeroDivisionError): boom", "hint: run again with --debug", 1),
+        # A full TMPDIR under MLflow's "Failed to serialize Python model" was an internal error.
+        (chained(RuntimeError("Failed to serialize Python model"), OSError(28, "No space left on device")),
+         "error: No space left on device", "hint: check that the folder is writable and the disk has free space", 1),
+        # click turns an EOFError (a truncated model file or .pyc) into Abort: it printed "aborted", exit 130.
+        (chained(click.exceptions.Abort(), EOFError("Ran out of input")), "error: a file ended early (Ran out of input)",
+         "hint: a file vipcast read is truncated", 1),
     ],
 )
 def test_errors_of_the_machine_are_one_line_not_internal(monkeypatch, capsys, error, line, hint, code):

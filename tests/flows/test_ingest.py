@@ -338,6 +338,10 @@ def test_csv_files_that_cannot_be_split_into_columns(tmp_path):
     ragged.write_text("cust,when,value,oid\na,2024-01-01,1,o1\nb,2024-01-02,2,o2,extra,fields\n")
     with pytest.raises(IngestError, match="ragged.csv: line 3 has 6 fields where the header has 4"):
         load(ragged, tmp_path)
+    # The file's own line numbers: blank lines above it and a quoted line break counted (it said line 4).
+    ragged.write_text('\ncust,when,value,oid\na,2024-01-01,1,"o\n1"\n\nb,2024-01-02,2,o2,extra\n')
+    with pytest.raises(IngestError, match="ragged.csv: line 6 has 5 fields where the header has 4"):
+        load(ragged, tmp_path)
     latin = tmp_path / "latin.csv"
     latin.write_bytes("cust,when,value,oid\nJos\xe9,2024-01-01,1,o1\n".encode("latin-1"))
     with pytest.raises(IngestError, match="not utf-8 encoded.*save the file as UTF-8"):
@@ -532,6 +536,10 @@ def test_a_blank_only_line_or_utf16_text_is_named(tmp_path):
     path.write_text("cust,when,value,oid\na,2024-01-01,10,o1\n \t\nb,2024-01-02,5,o2\n")
     with pytest.raises(IngestError, match=r"blanks.csv: line 3 holds only blanks \(spaces or tabs\)"):
         load(path, tmp_path)
+    parquet = tmp_path / "orders.csv"
+    pd.DataFrame({"cust": ["a"]}).to_parquet(parquet)
+    with pytest.raises(IngestError, match=r"orders.csv: this is a Parquet file, not CSV text .* give it a .parquet name"):
+        load(parquet, tmp_path)
     path = tmp_path / "unicode.csv"
     path.write_text("cust,when,value,oid\na,2024-01-01,10,o1\n", encoding="utf-16")
     with pytest.raises(IngestError, match=r"unicode.csv: the file is UTF-16 text .* save it as UTF-8"):
@@ -650,6 +658,21 @@ def test_a_parquet_folder_mixing_integer_and_float_ids_keeps_every_customer(tmp_
     assert ids == ["42", "6006491234567890123", "6006491234567890124", "6006491234567890125"]
     assert result.report["customers_read"] == 4 and result.report["rows_set_aside"]["null_customer_id"] == 1
     assert list(result.quarantine["source_row"]) == [4]  # rows numbered across the files
+
+
+@pytest.mark.parametrize("renamed", ["cust", "value", "oid"])
+def test_a_parquet_folder_file_without_a_mapped_column_is_refused(tmp_path, renamed):
+    """Read by name across the files, a file with `customer_id` spelt `id` had its customers set aside as
+    null ids and the run exited 0 (5 of 40 customers gone); a renamed amount quietly lost its rows."""
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    rows = pd.DataFrame({"cust": ["a", "b"], "when": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+                         "value": [10.0, 20.0], "oid": ["o1", "o2"]})
+    rows.to_parquet(folder / "1.parquet", index=False)
+    rows.assign(oid=["o3", "o4"]).rename(columns={renamed: "other"}).to_parquet(folder / "2.parquet", index=False)
+    with pytest.raises(IngestError, match=rf"2.parquet: no column '{renamed}' \(mapped in source.columns\), which other "
+                                          rf"files of .*pq have; its columns: .*'other'"):
+        load(folder, tmp_path, as_of=date(2024, 2, 28))
 
 
 def test_a_parquet_folder_mixing_text_with_float_ids_or_utc_timestamps_reads_each_file_alike(tmp_path):

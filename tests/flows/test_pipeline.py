@@ -193,6 +193,23 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path):
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == [".x.json.tmp-1", "x.json"]
 
 
+def test_write_errors_name_the_file_asked_for_not_the_temporary_one(tmp_path):
+    """"Read-only file system: ro/.x.parquet.tmp-22379"; "[Errno 17] File exists: 'exist.parquet'"."""
+    import errno
+
+    from flows.workspace import write_atomic
+
+    def read_only(tmp):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp))
+
+    with pytest.raises(OSError) as raised:
+        write_atomic(tmp_path / "x.parquet", read_only)
+    assert (raised.value.errno, raised.value.filename) == (errno.EROFS, str(tmp_path / "x.parquet"))
+    (tmp_path / "exist.parquet").write_text("a file")
+    with pytest.raises(NotADirectoryError, match=r"exist.parquet is a file, not a folder: cannot write .*exist.parquet/x.parquet"):
+        write_atomic(tmp_path / "exist.parquet" / "x.parquet", read_only)
+
+
 def test_the_gamma_gamma_penalizer_reaches_the_model():
     from configs import load_config
 
