@@ -990,14 +990,15 @@ def _examples(values, label: str, source: Source | None = None, limit: int = 3) 
     """
     rows = _python_rows(values.order_by("_row").limit(limit))
     starts = file_row_starts(source) if source is not None else None
+    return "; ".join(f"{data_row_place(row['_row'], starts)}: {label}={_shown(row['value'])}" for row in rows)
 
-    def where(row_number: int) -> str:
-        if not starts:
-            return f"data row {row_number}"
-        name, before = next((name, before) for name, before in reversed(starts) if before < row_number)
-        return f"data row {row_number} ({Path(name).name}, its data row {row_number - before})"
 
-    return "; ".join(f"{where(row['_row'])}: {label}={_shown(row['value'])}" for row in rows)
+def data_row_place(row_number: int, starts: list[tuple[str, int]] | None) -> str:
+    """'data row 301', or in a source of several files (`file_row_starts`) 'data row 301 (b.csv, its data row 101)'."""
+    if not starts:
+        return f"data row {row_number}"
+    name, before = next((name, before) for name, before in reversed(starts) if before < row_number)
+    return f"data row {row_number} ({Path(name).name}, its data row {row_number - before})"
 
 
 def file_row_starts(source: Source) -> list[tuple[str, int]] | None:
@@ -1303,7 +1304,9 @@ def load_transactions(
             )
             raise IngestError(
                 f"{source.label}: column '{src_name}' (for {name}) does not hold {expected} in {count:,} of "
-                f"{rows_read:,} rows; e.g. {raw_examples(raw, src_name, typed.filter(condition), source)}"
+                f"{rows_read:,} rows (empty values included; more than source.max_invalid_share, {max_invalid_share:.0%}: "
+                "fix the column, or raise that share to set such rows aside); "
+                f"e.g. {raw_examples(raw, src_name, typed.filter(condition), source)}"
             )
 
     format_warnings = dotted_thousands_warnings(typed, raw, mapping[contract.AMOUNT], counts, rows_read, source)
@@ -1331,7 +1334,7 @@ def load_transactions(
         transactions = materialize(con, "vipcast_transactions", clean.select(*canonical))
     quarantine = quarantine_rows(raw, typed, set_aside, mapping, canonical) if by_reason else empty_quarantine(typed, mapping, canonical, raw)
     report = reconciliation_report(transactions, source, counts, by_reason, as_of)
-    report["warnings"] = set_aside_warnings(report, quarantine)
+    report["warnings"] = set_aside_warnings(report, quarantine, source)
     report["warnings"] += line_break_warnings(typed, raw, schema)
     report["warnings"] += unread_quantity_warnings(typed, raw, mapping[contract.QUANTITY], counts, source)
     report["warnings"] += format_warnings
@@ -1524,10 +1527,15 @@ def date_format_doubts(typed, raw, src_name: str, date_format: str | None, sourc
     way round too (a warning with an example: 01/02/2024 is a date either way)."""
     last_order = counts["last_order"]
     if date_format in EPOCH_UNITS and last_order is not None and last_order < EPOCH_TOO_EARLY:
+        # Read as seconds, every day number up to 2119 (Excel's serial dates: 45292 is 2024-01-01) lands
+        # on 1970-01-01 or 02; no epoch unit reads them.
+        days = last_order < datetime(1970, 1, 3) if date_format == "epoch" else last_order < datetime(1970, 1, 1, 0, 3)
         raise IngestError(
             f"{source.label}: column '{src_name}' read with date_format {date_format!r} puts every order before "
-            f"1971 (the last on {last_order.date()}): the numbers are in a coarser unit; date_format 'epoch' reads "
-            "seconds, 'epoch_ms' milliseconds, 'epoch_us' microseconds"
+            f"1971 (the last on {last_order.date()}): the numbers are in a coarser unit; "
+            + ("they look like day numbers such as Excel's serial dates (45292 is 2024-01-01), which no date_format "
+               "reads: format the column as dates in the spreadsheet and save again"
+               if days else "date_format 'epoch' reads seconds, 'epoch_ms' milliseconds, 'epoch_us' microseconds")
         )
     if int(counts.get(ONE_WAY_ONLY) or 0) or not int(counts.get(OTHER_WAY) or 0):
         return []
@@ -1563,20 +1571,23 @@ def unread_quantity_warnings(typed, raw, src_name: str | None, counts: dict[str,
     ]
 
 
-def set_aside_warnings(report: dict[str, Any], quarantine: pd.DataFrame) -> list[str]:
-    """Plain-language warnings for reasons that set aside more than WARN_SET_ASIDE_SHARE of the rows."""
+def set_aside_warnings(report: dict[str, Any], quarantine: pd.DataFrame, source: Source | None = None) -> list[str]:
+    """Plain-language warnings for reasons that set aside more than WARN_SET_ASIDE_SHARE of the rows
+    (an example's row names its file in a source of several files)."""
     warnings = []
     rows_read = report["rows_read"]
+    starts = None
     for reason, column in REASON_COLUMNS.items():
         count = report["rows_set_aside"][reason]
         if count <= WARN_SET_ASIDE_SHARE * rows_read:
             continue
         example = quarantine.loc[quarantine["reason"] == reason].head(1)
         raw = f"raw_{column}"
-        shown = (
-            f" (e.g. data row {int(example['source_row'].iloc[0])}: {_shown(example[raw].iloc[0])})"
-            if len(example) and raw in example else ""
-        )
+        shown = ""
+        if len(example) and raw in example:
+            starts = starts or (file_row_starts(source) if source is not None else None)
+            place = data_row_place(int(example["source_row"].iloc[0]), starts)
+            shown = f" (e.g. {place}: {_shown(example[raw].iloc[0])})"
         warnings.append(
             f"{count:,} of {rows_read:,} rows ({count / rows_read:.1%}) set aside as {reason}{shown}; "
             "they are in the quarantine file"

@@ -145,6 +145,8 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
     spec = ctx.config.features
     frame = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, spec.time_unit, spec.windows_days)
     report = account_for_customers(ingested.report, len(frame))
+    # The report keeps the warnings printed (the refunds-only and stale-extract ones were only on stderr).
+    report["warnings"] = data_warnings(report, ingested.as_of)
     step(f"writing {out}", write_parquet, out, frame)
     report_path = write_side_files(out.parent, report, ingested.quarantine, prefix=out.stem + ".")
     set_aside = sum(report["rows_set_aside"].values())
@@ -152,7 +154,7 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
         f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {ingested.as_of} -> {out}\n"
         f"rows read {report['rows_read']:,}, used {report['rows_used']:,}, set aside {set_aside:,}"
         f" (report: {report_path}" + (f"; rows set aside: {quarantine_path(out.parent, out.stem + '.')}" if set_aside else "") + ")"
-        + "".join(f"\n{line}" for line in warning_lines(data_warnings(report, ingested.as_of)))
+        + "".join(f"\n{line}" for line in warning_lines(report["warnings"]))
     )
 
 

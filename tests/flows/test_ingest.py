@@ -91,6 +91,8 @@ def test_wrong_type_amount_column_is_an_error_with_examples(tmp_path):
     message = str(err.value)
     assert "column 'value' (for amount) does not hold numbers (a decimal point, an optional sign" in message
     assert "decimal commas as in 260,67, currency signs and (5.00) negatives are not read" in message and "in 2 of 5 rows" in message
+    # The limit that stopped the run, and the setting that sets such rows aside instead, are named.
+    assert "(empty values included; more than source.max_invalid_share, 1%: fix the column, or raise" in message
     assert "data row 2: value='n/a'" in message
 
 
@@ -482,6 +484,10 @@ def test_unix_times_in_too_fine_a_unit_are_refused(tmp_path):
                                           r"before 1971 \(the last on 1970-01-21\)"):
         load(path, tmp_path, date_format="epoch_ms")
     assert load(path, tmp_path, date_format="epoch").as_of == date(2024, 12, 31)
+    # Excel's serial day numbers: "a coarser unit" named only finer ones.
+    serial = write_csv(tmp_path / "serial.csv", [("a", "45292", "10", "o1"), ("b", "45300", "5", "o2")])
+    with pytest.raises(IngestError, match=r"they look like day numbers such as Excel's serial dates \(45292 is 2024-01-01\)"):
+        load(serial, tmp_path, date_format="epoch")
 
 
 def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
@@ -516,6 +522,11 @@ def test_examples_from_a_folder_name_the_file_they_are_in(tmp_path):
     (folder / "b.csv").write_text("cust,when,value,oid\nd,,7,o8\nd,2024-01-04,8,o9\n")
     with pytest.raises(IngestError, match=r"data row 6 \(b.csv, its data row 1\): when=\(empty\)"):
         load(folder, tmp_path)
+    # So does the example of a warning about rows set aside (it gave only "data row 6").
+    more = [(f"m{i}", "2024-01-02", "1", f"m{i}") for i in range(150)]
+    write_csv(folder / "a.csv", GOOD_ROWS + more)
+    result = load(folder, tmp_path)
+    assert "set aside as unparseable_date (e.g. data row 156 (b.csv, its data row 1): (empty))" in " ".join(result.report["warnings"])
 
 
 def test_folder_files_may_spell_headers_in_other_case_or_open_with_a_title(tmp_path):
