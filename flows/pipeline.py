@@ -336,7 +336,7 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
         return tracking.Promotion(
             True, f"replaces an outdated champion ({outdated.version}, model format {outdated.found}; this version reads {outdated.expected})"
         )
-    champion_cutoff = getattr(champion, "cutoff_", None)
+    champion_cutoff = fitted_through(champion)
     if champion_cutoff is not None and champion_cutoff > ingested.as_of:
         # Data that end earlier cannot replace a model of later data, whatever the backtests say.
         return tracking.Promotion(
@@ -867,9 +867,17 @@ def feed_warnings(report: dict[str, Any], run, replaced, as_of_given: bool, toda
     return warnings
 
 
+def fitted_through(model) -> date | None:
+    """The last date whose orders a model saw: its cutoff, or its data's last purchase day when the
+    data end before it (`train --as-of` a few days past the last order saw no later orders)."""
+    cutoff = getattr(model, "cutoff_", None)
+    data_end = getattr(model, "data_end_", None)  # models saved before it was kept have only the cutoff
+    return cutoff if cutoff is None or data_end is None else min(cutoff, data_end)
+
+
 def lookahead_warnings(model, model_version: str, as_of: date) -> list[str]:
     """A past date scored with a champion fitted on later data: its lists are not what a model of the time gave."""
-    fitted = getattr(model, "cutoff_", None)
+    fitted = fitted_through(model)
     if fitted is None or fitted <= as_of:
         return []
     return [

@@ -379,6 +379,8 @@ class CustomerValueModel:
         self.boosted_customers_ = int(fit_rows.sum())
         self.train_cutoff_ = train_cutoff
         self.cutoff_ = cutoff
+        # The last purchase day it saw: a cutoff a few days past the data saw no later orders.
+        self.data_end_ = cutoff - dt.timedelta(days=int(at_cutoff["days_since_last_order"].min()))
         self.fit_level(at_cutoff)
         self.model_format_ = MODEL_FORMAT
         self.select_blend(x[holdout_rows], y_spend[holdout_rows], y_churn[holdout_rows], train_btyd.loc[x.index[holdout_rows]], train_grid)

@@ -484,6 +484,11 @@ def test_a_backfill_scored_with_a_later_champion_is_named():
     assert pipeline.lookahead_warnings(model, "vipcast-orders/4", date(2025, 11, 2)) == []
     (warning,) = pipeline.lookahead_warnings(model, "vipcast-orders/4", date(2025, 9, 7))
     assert warning.startswith("the champion vipcast-orders/4 was fitted on data up to 2025-11-02, after this as-of date 2025-09-07")
+    # `train --as-of` three days past the last order: no later orders were seen, so no look-ahead.
+    past_the_data = SimpleNamespace(cutoff_=date(2025, 7, 3), data_end_=date(2025, 6, 30))
+    assert pipeline.fitted_through(past_the_data) == date(2025, 6, 30)
+    assert pipeline.lookahead_warnings(past_the_data, "vipcast-orders/5", date(2025, 6, 30)) == []
+    assert pipeline.lookahead_warnings(past_the_data, "vipcast-orders/5", date(2025, 6, 29)) != []
 
 
 def test_backfill_warnings_name_what_the_next_run_was_scored_from():

@@ -169,6 +169,12 @@ def test_a_booster_without_a_split_is_named(cdnow_sample, fitted):
     assert "(at least 100000 a leaf)" in warning and "model.lightgbm.min_child_samples" in warning
 
 
+def test_the_model_keeps_the_last_purchase_day_it_saw(fitted, cdnow_sample_frame):
+    """A cutoff past the data's end saw no later orders (look-ahead warning and promotion read this)."""
+    seen = cdnow_sample_frame[cdnow_sample_frame["order_ts"] < pd.Timestamp(CUTOFF) + pd.Timedelta(days=1)]
+    assert fitted.data_end_ == seen["order_ts"].max().date() <= fitted.cutoff_
+
+
 def test_errors(cdnow_sample, features, fitted):
     with pytest.raises(NotFittedError):
         CustomerValueModel(horizon_days=10).predict(features)
