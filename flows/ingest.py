@@ -1214,6 +1214,8 @@ def check_parquet_file_columns(source: Source, mapped: list[str]) -> None:
             present = {field.casefold() for field in pq.read_schema(name).names}
         except Exception:  # an unreadable file: the reader has named it already, or will
             continue
+        # Hive-partitioned folders (category=books/part.parquet) hold a column in the path instead.
+        present |= {part.split("=", 1)[0].casefold() for part in Path(name).parent.parts if "=" in part}
         absent = [column for column in mapped if column.casefold() not in present]
         if absent:
             raise IngestError(
