@@ -387,6 +387,8 @@ def customer_page(
         "rising_star": rows.get("rising_stars"), "at_risk": rows.get("at_risk"), "events": events,
         "history": table_of(history.loc[:, history_columns]) if len(history) else None,
         "progress": progress_of(tier_row or scores), "keep": keep_of(tier_row),
+        # The run picker submits to this page's path; for '.' and '..' that is /customers, which needs the id.
+        "extra_params": {"customer_id": customer_id} if customer_id in DOT_SEGMENTS else None,
     })
 
 

@@ -46,8 +46,8 @@ class ColumnMapping(Strict):
         # Source headers match in any letter case, so `Amount` and `amount` are one column too.
         fields: dict[str, list[str]] = {}
         for field, column in self.model_dump().items():
-            if column is not None:
-                fields.setdefault(column.casefold(), []).append(field)
+            if column is not None:  # headers match trimmed and in any letter case: so does this check
+                fields.setdefault(column.strip().casefold(), []).append(field)
         shared = [names for names in fields.values() if len(names) > 1]
         if shared:
             *first, last = shared[0]
@@ -235,6 +235,10 @@ class ScheduleConfig(Strict):
         return value
 
 
+# Names Spark reads as UTC.
+UTC_NAMES = {"UTC", "Z", "GMT", "UCT", "ETC/UTC", "ETC/GMT", "ETC/UCT", "UTC+0", "UTC+00:00", "GMT+0", "GMT+00:00", "+00:00"}
+
+
 class EngineConfig(Strict):
     name: Literal["duckdb", "spark"] = "duckdb"
     spark_master: str = "local[*]"
@@ -246,7 +250,7 @@ class EngineConfig(Strict):
         # vipcast's sessions are always UTC (flows.engine.SPARK_FIXED): another zone was ignored
         # while the MLflow run recorded it as if it had applied.
         zone = value.get("spark.sql.session.timeZone")
-        if zone is not None and zone.strip().upper() not in ("UTC", "Z", "ETC/UTC", "+00:00"):
+        if zone is not None and zone.strip().upper() not in UTC_NAMES:
             raise ValueError(f"spark.sql.session.timeZone is always UTC in vipcast (so naive timestamps mean the same "
                              f"instant on both engines), got {zone!r}: remove the key")
         return value

@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -450,7 +451,30 @@ def main() -> None:
         typer.echo("terminated", err=True)
         sys.exit(128 + signal.SIGTERM)
     except Exception as exc:
+        # DuckDB turns a signal handler's exception inside a query into "RuntimeError: Query interrupted"
+        # (the Terminated or KeyboardInterrupt as its cause): still a stop, not an internal error.
+        stop = stop_in_chain(exc)
+        if isinstance(stop, Terminated):
+            typer.echo("terminated", err=True)
+            sys.exit(128 + signal.SIGTERM)
+        if isinstance(stop, KeyboardInterrupt):
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
         report_failure(exc, debug)
+
+
+def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from (its cause, else its context), and so on."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def stop_in_chain(exc: BaseException) -> BaseException | None:
+    """The Terminated or KeyboardInterrupt an exception was raised from, if any."""
+    return next((link for link in exception_chain(exc) if isinstance(link, (Terminated, KeyboardInterrupt))), None)
 
 
 # OS errors of the machine, wherever they sit in an exception's chain: MLflow reported a full TMPDIR as
@@ -460,13 +484,7 @@ MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 
 def machine_cause(exc: BaseException) -> OSError | None:
     """The first OSError of the machine (full disk, quota, read-only or failing device) in `exc`'s chain."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS:
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((link for link in exception_chain(exc) if isinstance(link, OSError) and link.errno in MACHINE_ERRNOS), None)
 
 
 def report_failure(exc: BaseException, debug: bool) -> NoReturn:

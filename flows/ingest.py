@@ -1106,24 +1106,35 @@ def check_csv_quotes(name: str) -> None:
         )
 
 
+LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+LINE_BREAK_NAMES = {b"\r\n": "CRLF (Windows)", b"\n": "LF", b"\r": "CR (old Mac)"}
+
+
 def check_csv_line_endings(name: str) -> None:
-    """Refuse a file whose lines end in both CRLF and LF (a script appending to a spreadsheet's export):
-    the reader cannot detect its dialect and said only "Error when sniffing file"."""
-    windows = unix = 0
-    first_unix = first_windows = None
-    with open(name, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.endswith(b"\r\n"):
-                windows += 1
-                first_windows = first_windows or number
-            elif line.endswith(b"\n"):
-                unix += 1
-                first_unix = first_unix or number
-    if windows and unix:
+    """Refuse a file whose lines end in more than one way (CRLF, LF, a bare CR: a script appending to a
+    spreadsheet's export): the reader cannot detect its dialect and said only "Error when sniffing file"."""
+    counts: dict[bytes, int] = {}
+    first: dict[bytes, int] = {}
+    line, carry = 1, b""
+    with (gzip.open if name.endswith(".gz") else open)(name, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            chunk, carry = carry + chunk, b""
+            if chunk.endswith(b"\r"):  # its \n may open the next chunk
+                chunk, carry = chunk[:-1], b"\r"
+            for found in LINE_BREAK.finditer(chunk):
+                kind = found.group()
+                counts[kind] = counts.get(kind, 0) + 1
+                first.setdefault(kind, line)
+                line += 1
+    if carry:
+        counts[b"\r"] = counts.get(b"\r", 0) + 1
+        first.setdefault(b"\r", line)
+    if len(counts) > 1:
+        kinds = " and ".join(f"{count:,} in {LINE_BREAK_NAMES[kind]} (first: line {first[kind]})"
+                             for kind, count in sorted(counts.items(), key=lambda item: first[item[0]]))
         raise FileFormatError(
-            f"{name}: mixed line endings: {windows:,} line(s) end in CRLF (Windows; first: line {first_windows}) "
-            f"and {unix:,} in LF (first: line {first_unix}); the CSV reader needs one kind: save the file again "
-            "with one (e.g. `dos2unix`)"
+            f"{name}: mixed line endings: {kinds}; the CSV reader needs one kind: save the file again with one "
+            "(e.g. `dos2unix`)"
         )
 
 

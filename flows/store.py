@@ -545,7 +545,7 @@ def _engine(url: str) -> Any:
                 driver = "; install its driver into vipcast's environment" if isinstance(error, ImportError) else ""
                 raise StoreUrlError(
                     f"outputs store URL {_hidden(url)} cannot be used: {reason}{driver} "
-                    "(or use a DuckDB file path, sqlite:///FILE or postgresql://...)"
+                    "(or use duckdb:///PATH, sqlite:///FILE or postgresql://...)"
                 ) from error
         return _ENGINES[url]
 
@@ -1143,7 +1143,7 @@ def _pick_run(runs: Sequence[RunInfo], run_id: str | None, as_of: date | str | N
         names = dataset_names(matches)
         if len(names) > 1:  # the first of them was shown, and nothing said whose list it was
             raise AmbiguousRun(f"runs of several datasets are as of {wanted} ({', '.join(names)}): name the dataset "
-                               "(vipcast lists --data, the API's data=) or the run_id")
+                               "(data= in the address, --data on the command line) or the run (run_id=)")
         return matches[0]
     return runs[0]
 

@@ -253,6 +253,8 @@ def test_pages_of_a_shared_store_name_the_dataset_and_pin_what_they_list(two_sho
     assert 'href="/customers?customer_id=..&amp;run_id=eu-new"' in html
     page = client.get("/customers", params={"customer_id": "..", "run_id": "eu-new"})
     assert page.status_code == 200 and "Customer .." in text_of(page.text)
+    # Its run picker submits to /customers, so it carries the id (picking a run gave a 400).
+    assert '<input type="hidden" name="customer_id" value="..">' in page.text
     missing = client.get("/customers/nobody", params={"data": "shop_us"})
     assert missing.status_code == 404
     assert ("Customer nobody is not in the scoring run of shop_us as of 2026-11-16. (another dataset's run: pick it "

@@ -246,6 +246,8 @@ def test_an_empty_column_name_is_a_config_error(tmp_path, field):
         # Amounts were read as customer ids: 4 orders became 3 "customers" 10, 20 and 30, exit 0.
         ("source:\n  columns: {customer_id: amount}\n",
          r"source.columns: customer_id and amount name the same source column 'amount'"),
+        ("source:\n  columns: {customer_id: 'amount '}\n",  # ... and trimmed: ids became the amounts, exit 0
+         r"source.columns: customer_id and amount name the same source column 'amount'"),
         ("source:\n  columns: {order_id: Amount, category: AMOUNT}\n",  # headers match in any letter case
          r"source.columns: amount, order_id and category name the same source column 'AMOUNT'"),
         # A typo in the URL became a DuckDB file ./postgresql/localhost/shop under the current folder.
@@ -275,8 +277,9 @@ def test_a_spark_session_time_zone_other_than_utc_is_refused(tmp_path):
     assert_config_error(tmp_path, "engine: {spark_conf: {spark.sql.session.timeZone: America/New_York}}",
                         r"engine.spark_conf: spark.sql.session.timeZone is always UTC in vipcast")
     path = tmp_path / "utc.yaml"
-    path.write_text("engine: {spark_conf: {spark.sql.session.timeZone: UTC}}\n")
-    assert load_config(path).engine.spark_conf == {"spark.sql.session.timeZone": "UTC"}
+    for zone in ("UTC", "GMT", "Etc/UTC", "+00:00"):
+        path.write_text(f"engine: {{spark_conf: {{spark.sql.session.timeZone: '{zone}'}}}}\n")
+        assert load_config(path).engine.spark_conf == {"spark.sql.session.timeZone": zone}
 
 
 def test_one_benefit_of_a_tier_overrides_only_that_benefit(tmp_path):

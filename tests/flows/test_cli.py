@@ -234,6 +234,24 @@ def test_ctrl_c_inside_a_command_exits_130_not_0(monkeypatch, capsys, tmp_path):
     assert exit_.value.code == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
 
 
+@pytest.mark.parametrize("stop, code, line", [(None, 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")])
+def test_a_stop_inside_a_duckdb_query_is_still_a_stop(monkeypatch, capsys, stop, code, line):
+    """DuckDB turns the signal handler's exception into "RuntimeError: Query interrupted": it was an
+    internal error (exit 1), or "cannot read as csv" blaming the file (exit 2)."""
+    import flows.cli as cli
+    from flows.ingest import IngestError
+
+    def interrupted_query(**_):
+        query = chained(RuntimeError("Query interrupted"), stop or cli.Terminated())
+        raise IngestError("big.csv: cannot read as csv (Query interrupted)") from query
+
+    monkeypatch.setattr(cli, "app", interrupted_query)
+    monkeypatch.setattr(sys, "argv", ["vipcast", "train"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == code and capsys.readouterr().err.strip().splitlines() == [line]
+
+
 def test_sigterm_inside_a_command_unwinds_and_exits_143(monkeypatch, capsys, tmp_path):
     """SIGTERM (a scheduler's stop, `timeout`) ended the process on the spot: no `finally` ran, so a
     --prefect run's temporary server outlived it. It now unwinds like Ctrl-C and exits 128 + 15."""

@@ -566,9 +566,14 @@ def test_mixed_line_endings_are_named_without_the_path_and_mapping_hint(tmp_path
 
     path = tmp_path / "mixed.csv"
     path.write_bytes(b"cust,when,value,oid\r\na,2024-01-01,10,o1\r\nb,2024-01-02,20,o2\nc,2024-01-03,30,o3\n")
-    with pytest.raises(IngestError, match=r"mixed.csv: mixed line endings: 2 line\(s\) end in CRLF \(Windows; first: "
-                                          r"line 1\) and 2 in LF \(first: line 3\)"):
+    with pytest.raises(IngestError, match=r"mixed.csv: mixed line endings: 2 in CRLF \(Windows\) \(first: line 1\) "
+                                          r"and 2 in LF \(first: line 3\)"):
         load(path, tmp_path)
+    old_mac = tmp_path / "cr.csv"  # bare CRs beside LFs (or CRLFs) said "Error when sniffing file" too
+    old_mac.write_bytes(b"cust,when,value,oid\ra,2024-01-01,10,o1\rb,2024-01-02,20,o2\nc,2024-01-03,30,o3\n")
+    with pytest.raises(IngestError, match=r"cr.csv: mixed line endings: 2 in CR \(old Mac\) \(first: line 1\) and 2 in LF "
+                                          r"\(first: line 3\)"):
+        load(old_mac, tmp_path)
     vipcast = Path(sys.executable).parent / "vipcast"
     result = subprocess.run([str(vipcast), "features", "--data", str(path), "--as-of", "2024-01-03", "--out",
                              str(tmp_path / "f.parquet"), "--workdir", str(tmp_path / "ws")],
