@@ -535,12 +535,16 @@ def previous_run(store, as_of: date, dataset: str):
     return max(runs, key=lambda run: (run.as_of, run.created_at)) if runs else None
 
 
+def run_state(store, run):
+    """The tier state and as-of date of a stored run ((None, None) for no run)."""
+    if run is None:
+        return None, None
+    return store.read_list("state", run_id=run.run_id), run.as_of
+
+
 def previous_state(store, as_of: date, dataset: str):
     """The tier state and as-of date of `previous_run` ((None, None) on a first run)."""
-    last = previous_run(store, as_of, dataset)
-    if last is None:
-        return None, None
-    return store.read_list("state", run_id=last.run_id), last.as_of
+    return run_state(store, previous_run(store, as_of, dataset))
 
 
 def score_customers(model, features: pd.DataFrame) -> pd.DataFrame:
@@ -576,8 +580,7 @@ def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: 
 
     customers = with_predictions(features, predictions)
     last = previous_run(store, as_of, dataset)
-    state = None if last is None else store.read_list("state", run_id=last.run_id)
-    previous_as_of = None if last is None else last.as_of
+    state, previous_as_of = run_state(store, last)
     segments = nominate(
         customers,
         state,
