@@ -27,6 +27,9 @@ SPARK_DEFAULTS = {
     # Spark's console progress bar ("[Stage 43:>  (0 + 1) / 1]") draws over vipcast's step lines;
     # the Spark UI (or spark.ui.showConsoleProgress=true in the config) shows the stages instead.
     "spark.ui.showConsoleProgress": "false",
+    # A feature table's plan has more fields than Spark's default 25 and warned "Truncated the string
+    # representation of a plan" into the step lines; this only sizes plan strings in logs.
+    "spark.sql.debug.maxToStringFields": "200",
 }
 SPARK_FIXED = {"spark.sql.session.timeZone": "UTC"}
 
@@ -122,7 +125,23 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     for key, value in properties.items():
         if session.conf.isModifiable(key):
             session.conf.set(key, str(value))
+    quiet_known_spark_warnings(session)
     return session
+
+
+# Spark's warnings that vipcast expects and documents (docs/scaling.md): the RFM ranks are global
+# windows, and each logged "No Partition Defined for Window operation!" through the step lines.
+KNOWN_SPARK_WARNINGS = ("org.apache.spark.sql.execution.window.WindowExec",)
+
+
+def quiet_known_spark_warnings(session) -> None:
+    """Raise the log level of KNOWN_SPARK_WARNINGS' loggers to ERROR (Spark's log4j2 in the driver JVM)."""
+    try:
+        jvm = session.sparkContext._jvm
+        for name in KNOWN_SPARK_WARNINGS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
+    except Exception:  # a cluster's own logging setup may not allow it: the warnings then stay
+        pass
 
 
 def duckdb_connection():

@@ -346,3 +346,14 @@ def test_a_spark_start_error_names_the_innermost_java_cause():
     assert java_reason(py4j) == "IllegalArgumentException: spark.sql.shuffle.partitions should be int, but was abc"
     assert java_reason(Exception("Could not parse Master URL: 'bogus-url'")) == "Could not parse Master URL: 'bogus-url'"
     assert java_reason(Exception("")) == "Exception"
+
+
+@pytest.mark.spark
+def test_the_window_warnings_vipcast_expects_do_not_reach_the_terminal(spark_backend):
+    """Each RFM rank logged "WARN WindowExec: No Partition Defined for Window operation!" between the
+    step lines (10-20 lines a run); docs/scaling.md explains the global windows instead."""
+    from flows.engine import KNOWN_SPARK_WARNINGS, active_spark_session
+
+    jvm = active_spark_session().sparkContext._jvm
+    for name in KNOWN_SPARK_WARNINGS:
+        assert str(jvm.org.apache.logging.log4j.LogManager.getLogger(name).getLevel()) == "ERROR"
