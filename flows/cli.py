@@ -444,23 +444,24 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except Terminated:
-        typer.echo("terminated", err=True)
-        sys.exit(128 + signal.SIGTERM)
+    except (KeyboardInterrupt, Terminated) as exc:
+        exit_stopped(exc)
     except Exception as exc:
         # DuckDB turns a signal handler's exception inside a query into "RuntimeError: Query interrupted"
         # (the Terminated or KeyboardInterrupt as its cause): still a stop, not an internal error.
         stop = stop_in_chain(exc)
-        if isinstance(stop, Terminated):
-            typer.echo("terminated", err=True)
-            sys.exit(128 + signal.SIGTERM)
-        if isinstance(stop, KeyboardInterrupt):
-            typer.echo("interrupted", err=True)
-            sys.exit(130)
+        if stop is not None:
+            exit_stopped(stop)
         report_failure(exc, debug)
+
+
+def exit_stopped(stop: BaseException) -> NoReturn:
+    """Say how the command was stopped and exit: 143 after SIGTERM, 130 after Ctrl-C."""
+    if isinstance(stop, Terminated):
+        typer.echo("terminated", err=True)
+        sys.exit(128 + signal.SIGTERM)
+    typer.echo("interrupted", err=True)
+    sys.exit(130)
 
 
 def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
