@@ -87,15 +87,21 @@ def new_session_cookie(api_key: str, now: float | None = None) -> str:
     return f"{payload}.{_signature(api_key, payload)}"
 
 
-def session_is_valid(cookie: str | None, api_key: str, now: float | None = None) -> bool:
-    """True when the cookie was signed under this API key and has not expired."""
+def session_expiry(cookie: str | None, api_key: str) -> int | None:
+    """The expiry time of a cookie signed under this API key (None for any other value)."""
     if not cookie or cookie.count(".") != 2:
-        return False
+        return None
     payload, signature = cookie.rsplit(".", 1)
     if not hmac.compare_digest(signature.encode(), _signature(api_key, payload).encode()):
-        return False
+        return None
     expires = payload.split(".", 1)[0]
-    return expires.isdigit() and int(expires) > (now if now is not None else time.time())
+    return int(expires) if expires.isdigit() else None
+
+
+def session_is_valid(cookie: str | None, api_key: str, now: float | None = None) -> bool:
+    """True when the cookie was signed under this API key and has not expired."""
+    expires = session_expiry(cookie, api_key)
+    return expires is not None and expires > (now if now is not None else time.time())
 
 
 class LoggedOutSessions:
@@ -106,7 +112,7 @@ class LoggedOutSessions:
 
     def add(self, cookie: str | None, api_key: str) -> None:
         if session_is_valid(cookie, api_key):
-            self._expiry[cookie] = int(cookie.split(".", 1)[0])
+            self._expiry[cookie] = session_expiry(cookie, api_key)
 
     def __contains__(self, cookie: str | None) -> bool:
         now = time.time()

@@ -1222,16 +1222,17 @@ def check_parquet_file_columns(source: Source, mapped: list[str]) -> None:
         return
     for name in files:
         try:
-            present = {field.casefold() for field in pq.read_schema(name).names}
+            names = pq.read_schema(name).names
         except Exception:  # an unreadable file: the reader has named it already, or will
             continue
+        present = {field.casefold() for field in names}
         # Hive-partitioned folders (category=books/part.parquet) hold a column in the path instead.
         present |= {part.split("=", 1)[0].casefold() for part in Path(name).parent.parts if "=" in part}
         absent = [column for column in mapped if column.casefold() not in present]
         if absent:
             raise IngestError(
                 f"{name}: no column {', '.join(map(repr, absent))} (mapped in source.columns), which other files of "
-                f"{source.label} have; its columns: {', '.join(map(repr, pq.read_schema(name).names))}. Every file needs "
+                f"{source.label} have; its columns: {', '.join(map(repr, names))}. Every file needs "
                 "the mapped columns under the same names"
             )
 

@@ -542,11 +542,6 @@ def run_state(store, run):
     return store.read_list("state", run_id=run.run_id), run.as_of
 
 
-def previous_state(store, as_of: date, dataset: str):
-    """The tier state and as-of date of `previous_run` ((None, None) on a first run)."""
-    return run_state(store, previous_run(store, as_of, dataset))
-
-
 def score_customers(model, features: pd.DataFrame) -> pd.DataFrame:
     """Predictions for every featured customer."""
     return model.predict(features)

@@ -247,11 +247,11 @@ def flat_params(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 # spark_conf values under keys like these are credentials (fs.s3a.secret.key, ...password, ...token).
-SECRET_KEY_PATTERN = re.compile(r"secret|pass|pwd|token|credential|private|auth|key", re.IGNORECASE)
+SECRET_WORDS = r"secret|pass|pwd|token|credential|private|auth|key"
+SECRET_KEY_PATTERN = re.compile(SECRET_WORDS, re.IGNORECASE)
 # ... and `name=value` settings inside a value: `-Djavax.net.ssl.trustStorePassword=...` in
 # spark.driver.extraJavaOptions, `sslpassword=...` in a URL's query.
-SECRET_SETTING = re.compile(r"(?<![\w.-])([\w.-]*(?:secret|pass|pwd|token|credential|private|auth|key)[\w.-]*=)(\"[^\"]*\"|'[^']*'|[^\s&;]+)",
-                            re.IGNORECASE)
+SECRET_SETTING = re.compile(rf"(?<![\w.-])([\w.-]*(?:{SECRET_WORDS})[\w.-]*=)(\"[^\"]*\"|'[^']*'|[^\s&;]+)", re.IGNORECASE)
 # MLflow parameter names allow these characters only (a spark_conf key may hold others).
 PARAM_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /:]")
 

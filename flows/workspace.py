@@ -88,10 +88,14 @@ def process_alive(pid: int) -> bool:
 
 def write_atomic(path: Path, write) -> Path:
     """Write a file through a temporary sibling and a rename, so readers never see half a file."""
-    blocking = next((folder for folder in [path.parent, *path.parent.parents] if folder.is_file()), None)
-    if blocking is not None:  # mkdir said only "[Errno 17] File exists: 'exist.parquet'"
-        raise NotADirectoryError(f"{blocking} is a file, not a folder: cannot write {path} inside it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocking = next((folder for folder in [path.parent, *path.parent.parents] if folder.is_file()), None)
+        if blocking is None:
+            raise
+        # mkdir said only "[Errno 17] File exists: 'exist.parquet'".
+        raise NotADirectoryError(f"{blocking} is a file, not a folder: cannot write {path} inside it") from exc
     remove_orphaned_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

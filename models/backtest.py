@@ -97,10 +97,11 @@ def check_horizon_covered(cutoff: dt.date, horizon_days: int, last_order: dt.dat
     if missing <= slack:
         return
     latest_cutoff = last_order - dt.timedelta(days=horizon_days - slack)
-    covered = (last_order - cutoff).days
+    days_of_data = (last_order - cutoff).days
     # The longest horizon this check lets through from this cutoff: its own slack counts too (the
     # suggestion was a day short of what runs for horizons of 100 days and more).
-    while covered + 1 < horizon_days and (covered + 1) - (last_order - cutoff).days <= horizon_slack_days(covered + 1):
+    covered = days_of_data
+    while covered + 1 < horizon_days and covered + 1 - days_of_data <= horizon_slack_days(covered + 1):
         covered += 1
     # A week is the shortest horizon worth suggesting (and the shortest the config accepts).
     shorter = f", or a horizon of at most {covered} days from {cutoff}" if covered >= 7 else ""

@@ -159,23 +159,6 @@ def test_share_mode_error_shows_the_thresholds_it_got(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize(
-    "yaml_text, message",
-    [
-        ('schedule: {score_cron: "61 6 * * 1"}', r"schedule.score_cron: not a cron expression \(Bad minute\)"),
-        ('schedule: {train_cron: "0 3 1 *"}', r"schedule.train_cron: not a cron expression: 4 field\(s\), expected five"),
-        ("schedule: {timezone: Mars/Olympus}", r"schedule.timezone: not an IANA time zone name"),
-        # Six fields: seconds first for cronsim ("Mondays 06:00"), seconds last for Prefect ("the 6th at 00:00:01").
-        ('schedule: {score_cron: "0 0 6 * * 1"}', r"schedule.score_cron: not a cron expression: 6 field\(s\)"),
-        # cronsim reads these, Prefect's scheduler refuses them when serve registers the deployment.
-        ('schedule: {score_cron: "0 6 * * 5L"}', r"schedule.score_cron: Prefect's scheduler reads no 'W' .* no 'L' in the day of the week"),
-        ('schedule: {train_cron: "0 6 LW * *"}', r"schedule.train_cron: Prefect's scheduler reads no 'W' in the day of the month"),
-    ],
-)
-def test_schedule_values_are_checked_on_load_not_only_by_serve(tmp_path, yaml_text, message):
-    assert_config_error(tmp_path, yaml_text, message)
-
-
 def assert_config_error(tmp_path, yaml_text: str, message: str) -> None:
     """Loading a file of `yaml_text` fails with a ConfigError matching `message`."""
     path = tmp_path / "bad.yaml"
@@ -250,6 +233,15 @@ def test_an_empty_column_name_is_a_config_error(tmp_path, field):
          r"source.columns: customer_id and amount name the same source column 'amount'"),
         ("source:\n  columns: {order_id: Amount, category: AMOUNT}\n",  # headers match in any letter case
          r"source.columns: amount, order_id and category name the same source column 'AMOUNT'"),
+        # Schedules are checked on load, not only by serve.
+        ('schedule: {score_cron: "61 6 * * 1"}', r"schedule.score_cron: not a cron expression \(Bad minute\)"),
+        ('schedule: {train_cron: "0 3 1 *"}', r"schedule.train_cron: not a cron expression: 4 field\(s\), expected five"),
+        ("schedule: {timezone: Mars/Olympus}", r"schedule.timezone: not an IANA time zone name"),
+        # Six fields: seconds first for cronsim ("Mondays 06:00"), seconds last for Prefect ("the 6th at 00:00:01").
+        ('schedule: {score_cron: "0 0 6 * * 1"}', r"schedule.score_cron: not a cron expression: 6 field\(s\)"),
+        # cronsim reads these, Prefect's scheduler refuses them when serve registers the deployment.
+        ('schedule: {score_cron: "0 6 * * 5L"}', r"schedule.score_cron: Prefect's scheduler reads no 'W' .* no 'L' in the day of the week"),
+        ('schedule: {train_cron: "0 6 LW * *"}', r"schedule.train_cron: Prefect's scheduler reads no 'W' in the day of the month"),
         # A typo in the URL became a DuckDB file ./postgresql/localhost/shop under the current folder.
         ('outputs: {store_url: "postgresql//localhost/shop"}', r"outputs.store_url: must be a database URL"),
         ("outputs: {store_url: outputs.duckdb}", r"outputs.store_url: must be a database URL"),

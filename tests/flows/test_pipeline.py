@@ -95,10 +95,13 @@ def test_tier_history_comes_from_the_same_datasets_runs():
         stored_run("g2-q4", date(2025, 12, 31), "g2.parquet"),
         stored_run("old", date(2025, 6, 30), None),  # stored before runs named their source
     ])
-    assert pipeline.previous_state(store, date(2026, 3, 31), "g1.parquet") == ("state of g1-q3", date(2025, 9, 30))
-    assert pipeline.previous_state(store, date(2026, 3, 31), "g2.parquet") == ("state of g2-q4", date(2025, 12, 31))
-    assert pipeline.previous_state(store, date(2025, 9, 30), "g1.parquet") == ("state of old", date(2025, 6, 30))
-    assert pipeline.previous_state(store, date(2025, 1, 1), "g1.parquet") == (None, None)
+    def previous_state(as_of, dataset):
+        return pipeline.run_state(store, pipeline.previous_run(store, as_of, dataset))
+
+    assert previous_state(date(2026, 3, 31), "g1.parquet") == ("state of g1-q3", date(2025, 9, 30))
+    assert previous_state(date(2026, 3, 31), "g2.parquet") == ("state of g2-q4", date(2025, 12, 31))
+    assert previous_state(date(2025, 9, 30), "g1.parquet") == ("state of old", date(2025, 6, 30))
+    assert previous_state(date(2025, 1, 1), "g1.parquet") == (None, None)
     later = [run for run in pipeline.dataset_runs(store, "g1.parquet") if run.as_of > date(2025, 8, 15)]
     assert [run.run_id for run in later] == ["g1-q3"]
     assert "later dates (2025-09-30) scored without this one" in pipeline.backfill_warnings(later)[0]
