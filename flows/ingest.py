@@ -693,6 +693,20 @@ def as_text(value):
     return value.isnan().ifelse(ibis.null("string"), whole.ifelse(value.cast("int64").cast("string"), text))
 
 
+# An id written as a whole number with a zero fraction ("13085.0", as pandas writes an integer id
+# column with gaps to CSV): the ids of that whole number, as a float column's are (`as_text`).
+ZERO_FRACTION_ID = r"^-?[0-9]+\.0+$"
+ID_FIELDS = (contract.CUSTOMER_ID, contract.ORDER_ID)
+
+
+def without_zero_fraction(text):
+    """Id text without a zero fraction: "13085.0" and "13085.00" are "13085" (other text unchanged).
+
+    The cheap test runs first, so the pattern is matched only on values ending in a zero."""
+    whole = text.endswith("0") & text.re_search(ZERO_FRACTION_ID)
+    return whole.ifelse(text.re_replace(r"\.0+$", ""), text)
+
+
 def without_markers(trimmed):
     """Trimmed text with the missing-value markers (and the empty string) as null."""
     # The length test first: DuckDB then looks up only short values in the list.
@@ -882,17 +896,20 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
             if clean:  # quantity: text that is not a number is read as empty, and counted for a warning
                 columns[UNREAD_QUANTITY] = value.notnull() & columns[name].isnull()
         else:
-            columns[name] = value
+            columns[name] = without_zero_fraction(value) if name in ID_FIELDS and clean else value
+    if contract.QUANTITY in sources:  # a return's line (negative quantity) priced as a purchase: a unit price?
+        columns[RETURN_PRICED] = (columns[contract.QUANTITY] < 0) & (columns[contract.AMOUNT] > 0)
     return cleaned.select(**columns)
 
 
 # Flags typed_rows adds for text columns, counted in load_transactions' one pass for its warnings.
 LINE_BREAKS = "_line_breaks"
 UNREAD_QUANTITY = "_quantity_unread"
+RETURN_PRICED = "_negative_quantity_positive_amount"
 THREE_DECIMALS, OTHER_DECIMALS = "_three_decimals", "_other_decimals"
 COMMA_DECIMALS, COMMA_THOUSANDS = "_comma_decimals", "_comma_thousands"
 ONE_WAY_ONLY, OTHER_WAY = "_date_one_way_only", "_date_other_way"
-SHAPE_FLAGS = (UNREAD_QUANTITY, THREE_DECIMALS, OTHER_DECIMALS, COMMA_DECIMALS, COMMA_THOUSANDS, ONE_WAY_ONLY, OTHER_WAY)
+SHAPE_FLAGS = (UNREAD_QUANTITY, RETURN_PRICED, THREE_DECIMALS, OTHER_DECIMALS, COMMA_DECIMALS, COMMA_THOUSANDS, ONE_WAY_ONLY, OTHER_WAY)
 
 
 def day_month_swapped(date_format: str | None) -> str | None:
@@ -1084,6 +1101,22 @@ def check_csv_encoding(name: str) -> None:
         raise FileFormatError(f"{name}: the file is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save it as UTF-8 (Excel: 'CSV UTF-8')")
 
 
+def check_csv_utf8(name: str) -> None:
+    """Raise IngestError naming the first line of the file that is not UTF-8 (a Windows-1252 or Latin-1
+    export: 'Côte d’Ivoire' written in one byte per letter). DuckDB's message quotes the line before it."""
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(name, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = line[max(exc.start - 30, 0):exc.start + 30].decode("utf-8", errors="replace").strip()
+                raise FileFormatError(
+                    f"{name}: line {number} is not UTF-8 text (byte 0x{line[exc.start]:02x} in {shown!r}; a Windows-1252 "
+                    "or Latin-1 export?): save the file as UTF-8 (Excel: 'CSV UTF-8')"
+                ) from None
+
+
 def check_csv_quotes(name: str) -> None:
     """Raise IngestError naming the line where a quoted field opens and the file ends inside it
     (RFC 4180: a field's quotes are doubled inside it, so an odd count of quotes on a line toggles),
@@ -1146,6 +1179,7 @@ def check_csv_shape(source: Source) -> None:
 
     for name in source_files(source):
         check_csv_encoding(name)
+        check_csv_utf8(name)
         check_csv_line_endings(name)
         check_csv_quotes(name)
         with _open_csv_text(name) as handle:
@@ -1297,6 +1331,7 @@ def load_transactions(
         typed.aggregate(
             rows_read=typed.count(),
             customers_read=typed[contract.CUSTOMER_ID].nunique(),
+            rows_with_id=has_id.sum(),
             last_order=typed[contract.ORDER_TS].max(where=typed[contract.CUSTOMER_ID].notnull()),
             **{reason: condition.sum() for reason, condition in checks.items()},
             **{flag: typed[flag].sum() for flag in SHAPE_FLAGS if flag in typed.columns},
@@ -1316,9 +1351,12 @@ def load_transactions(
                 "numbers (a decimal point, an optional sign and thousands commas: -12.5, 1,587.65; decimal commas "
                 "as in 260,67, currency signs and (5.00) negatives are not read: convert the column first)"
             )
+            without_id = rows_read - int(counts["rows_with_id"] or 0)
+            of_rows = f"{rows_read:,} rows" if not without_id else f"the {rows_read - without_id:,} rows with a customer id"
+            no_id = f"{without_id:,} rows without one are set aside as null_customer_id; " if without_id else ""
             raise IngestError(
                 f"{source.label}: column '{src_name}' (for {name}) does not hold {expected} in {count:,} of "
-                f"{rows_read:,} rows (empty values included; more than source.max_invalid_share, {max_invalid_share:.0%}: "
+                f"{of_rows} (empty values included; {no_id}more than source.max_invalid_share, {max_invalid_share:.0%}: "
                 "fix the column, or raise that share to set such rows aside); "
                 f"e.g. {raw_examples(raw, src_name, typed.filter(condition), source)}"
             )
@@ -1351,6 +1389,7 @@ def load_transactions(
     report["warnings"] = set_aside_warnings(report, quarantine, source)
     report["warnings"] += line_break_warnings(typed, raw, schema)
     report["warnings"] += unread_quantity_warnings(typed, raw, mapping[contract.QUANTITY], counts, source)
+    report["warnings"] += return_priced_warnings(typed, raw, mapping, counts, source)
     report["warnings"] += format_warnings
     if report["rows_used"] == 0:
         set_aside_counts = {k: v for k, v in report["rows_set_aside"].items() if v}
@@ -1585,6 +1624,22 @@ def unread_quantity_warnings(typed, raw, src_name: str | None, counts: dict[str,
     ]
 
 
+def return_priced_warnings(typed, raw, mapping: dict[str, str | None], counts: dict[str, Any], source: Source) -> list[str]:
+    """A warning when rows have a negative quantity and a positive amount: a return's line counted as a
+    purchase, as when `amount` is mapped to a unit price (vipcast reads amount as the line's net total
+    and uses quantity only to tell repeated lines apart)."""
+    count = int(counts.get(RETURN_PRICED) or 0)
+    if not count:
+        return []
+    amount, quantity = mapping[contract.AMOUNT], mapping[contract.QUANTITY]
+    return [
+        f"{count:,} row(s) have a negative quantity (column '{quantity}') and a positive amount (column '{amount}'), "
+        f"e.g. {raw_examples(raw, quantity, typed.filter(typed[RETURN_PRICED]), source)}: they count as purchases. "
+        "The amount must be the line's net total (quantity x unit price, negative for a return; quantity only tells "
+        "repeated lines apart): if it is a unit price, write the line total into a column and map amount to it"
+    ]
+
+
 def set_aside_warnings(report: dict[str, Any], quarantine: pd.DataFrame, source: Source | None = None) -> list[str]:
     """Plain-language warnings for reasons that set aside more than WARN_SET_ASIDE_SHARE of the rows
     (an example's row names its file in a source of several files)."""
@@ -1604,9 +1659,19 @@ def set_aside_warnings(report: dict[str, Any], quarantine: pd.DataFrame, source:
             shown = f" (e.g. {place}: {_shown(example[raw].iloc[0])})"
         warnings.append(
             f"{count:,} of {rows_read:,} rows ({count / rows_read:.1%}) set aside as {reason}{shown}; "
-            "they are in the quarantine file"
+            f"they are in the quarantine file{REASON_ADVICE.get(reason, '')}"
         )
     return warnings
+
+
+# What a common cause of a reason looks like and what to do about it, after its warning.
+REASON_ADVICE = {
+    "duplicate_record": (
+        ": each repeats an earlier row's order id, customer, time and amount (and category and quantity, when "
+        "mapped); if these are distinct lines of one order told apart only by an unmapped column (a SKU), map "
+        "order_id to a line id, or leave order_id unmapped"
+    ),
+}
 
 
 def set_aside_rows(typed, end_of_as_of: datetime, *, has_order_ids: bool):

@@ -96,6 +96,16 @@ def test_wrong_type_amount_column_is_an_error_with_examples(tmp_path):
     assert "data row 2: value='n/a'" in message
 
 
+def test_the_bad_date_count_says_which_rows_it_counts(tmp_path):
+    """Rows without a customer id are set aside for that, not counted against the dates: the message said
+    "in 2 of 4 rows" when every date failed (guest rows left out of the count, not of the total)."""
+    rows = [("1", "12/13/2009 7:45", "5", "o1"), ("", "12/13/2009 8:00", "6", "o2"), ("", "12/14/2009 8:00", "7", "o3"),
+            ("2", "12/15/2009 9:00", "8", "o4")]
+    with pytest.raises(IngestError, match=r"in 2 of the 2 rows with a customer id \(empty values included; 2 rows without "
+                                          r"one are set aside as null_customer_id; more than source.max_invalid_share"):
+        load(write_csv(tmp_path / "t.csv", rows), tmp_path, date_format="%d/%m/%Y %H:%M")
+
+
 def test_unparseable_dates_over_tolerance_is_an_error(tmp_path):
     rows = GOOD_ROWS + [("d", "31/12/2024", "1", "o9")]
     with pytest.raises(IngestError) as err:
@@ -286,6 +296,14 @@ def test_many_rows_set_aside_for_one_reason_are_a_warning_with_an_example(tmp_pa
         "2 of 1,002 rows (0.2%) set aside as non_numeric_amount (e.g. data row 1001: '$5'); they are in the quarantine file"
     ]
     assert load(write_csv(tmp_path / "few.csv", rows[:1_001]), tmp_path).report["warnings"] == []
+    # Order lines told apart by an unmapped SKU look like copies: the warning says what matched and what to do.
+    lines = [(f"c{i}", "2024-01-01", "1", f"o{i}") for i in range(1_000)] + [("c1", "2024-01-02", "5", "o-y")] * 3
+    assert load(write_csv(tmp_path / "lines.csv", lines), tmp_path).report["warnings"] == [
+        "2 of 1,003 rows (0.2%) set aside as duplicate_record (e.g. data row 1002: 'o-y'); they are in the quarantine "
+        "file: each repeats an earlier row's order id, customer, time and amount (and category and quantity, when "
+        "mapped); if these are distinct lines of one order told apart only by an unmapped column (a SKU), map "
+        "order_id to a line id, or leave order_id unmapped"
+    ]
 
 
 def test_spreadsheet_amounts_with_thousands_separators_are_numbers(tmp_path):
@@ -346,7 +364,12 @@ def test_csv_files_that_cannot_be_split_into_columns(tmp_path):
         load(ragged, tmp_path)
     latin = tmp_path / "latin.csv"
     latin.write_bytes("cust,when,value,oid\nJos\xe9,2024-01-01,1,o1\n".encode("latin-1"))
-    with pytest.raises(IngestError, match="not utf-8 encoded.*save the file as UTF-8"):
+    with pytest.raises(IngestError, match=r"latin.csv: line 2 is not UTF-8 text \(byte 0xe9 in 'Jos.,2024-01-01,1,o1'; a "
+                                          r"Windows-1252 or Latin-1 export\?\): save the file as UTF-8"):
+        load(latin, tmp_path)
+    # The line itself, not DuckDB's quote of the line before it.
+    latin.write_bytes("cust,when,value,oid\na,2024-01-01,1,o1\nb,2024-01-02,2,\"x, y\"\nc,2024-01-03,3,C\xf4te\n".encode("cp1252"))
+    with pytest.raises(IngestError, match=r"latin.csv: line 4 is not UTF-8 text \(byte 0xf4 in 'c,2024-01-03,3,C.te'"):
         load(latin, tmp_path)
 
 
@@ -418,6 +441,23 @@ def test_a_quantity_column_of_words_is_warned_about(tmp_path):
     result = load(path, tmp_path, columns=MAPPED.model_copy(update={"quantity": "qty"}))
     assert not [w for w in result.report["warnings"] if "quantity" in w]
     assert result.report["rows_set_aside"].get("duplicate_record", 0) == 0
+
+
+def test_a_return_line_with_a_positive_amount_is_warned_about(tmp_path):
+    """Online Retail style lines mapped with amount = the unit price: a cancelled line (quantity -12,
+    price 6.95) counted as a 6.95 purchase in silence (net revenue 520k instead of 6.2M)."""
+    rows = [("a", "2024-01-01", "6.95", "o1", "12"), ("a", "2024-01-02", "6.95", "Co1", "-12"),
+            ("b", "2024-01-02", "-83.40", "Co2", "-12"), ("b", "2024-01-03", "0", "o3", "-1")]
+    path = write_csv(tmp_path / "q.csv", rows, header=("cust", "when", "value", "oid", "qty"))
+    result = load(path, tmp_path, columns=MAPPED.model_copy(update={"quantity": "qty"}))
+    warnings = [w for w in result.report["warnings"] if "negative quantity" in w]
+    assert warnings == [
+        "1 row(s) have a negative quantity (column 'qty') and a positive amount (column 'value'), e.g. data row 2: "
+        "qty='-12': they count as purchases. The amount must be the line's net total (quantity x unit price, negative "
+        "for a return; quantity only tells repeated lines apart): if it is a unit price, write the line total into a "
+        "column and map amount to it"
+    ]
+    assert result.report["net_revenue"] == pytest.approx(6.95 * 2 - 83.40)  # read as written: a warning, not a fix
 
 
 def test_database_numeric_columns_with_nulls_and_an_empty_table(tmp_path, monkeypatch):
@@ -705,6 +745,24 @@ def test_a_parquet_folder_mixing_text_with_float_ids_or_utc_timestamps_reads_eac
     assert sorted(set(clean["customer_id"])) == ["103", "C7"]
     assert result.report["rows_set_aside"]["null_customer_id"] == 1 and result.report["rows_set_aside"]["unparseable_date"] == 0
     assert list(clean["order_ts"]) == [pd.Timestamp("2024-01-10"), pd.Timestamp("2024-01-11 08:30"), pd.Timestamp("2024-02-05 10:00:00.25")]
+
+
+def test_ids_written_with_a_zero_fraction_are_the_whole_numbers_in_every_format(tmp_path):
+    """pandas writes an integer id column with gaps (guest orders) as 13085.0: the CSV gave customer
+    "13085.0" where the same data as Parquet or SQLite gave "13085", so switching the format wiped the
+    tier history; a folder of months written with and without gaps made two customers."""
+    rows = [("13085.0", "2024-01-01", "10", "489434.0"), ("13085", "2024-01-02", "20", "489435"),
+            ("-7.00", "2024-01-03", "5", "o3"), ("1.05", "2024-01-04", "3", "o4"), ("A1.0", "2024-01-05", "1", "o5"),
+            ("13085.0", "2024-01-06", "2", "489434")]  # the same order id written both ways: one order
+    csv = load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    frame = csv.transactions.to_pandas().sort_values("order_ts")
+    assert list(frame["customer_id"]) == ["13085", "13085", "-7", "1.05", "A1.0", "13085"]
+    assert list(frame["order_id"]) == ["489434", "489435", "o3", "o4", "o5", "489434"]
+    parquet = tmp_path / "t.parquet"
+    pd.DataFrame({"cust": [13085.0, 13085.0, -7.0, 1.05, None, 13085.0], "when": [r[1] for r in rows], "value": [10.0, 20, 5, 3, 1, 2],
+                  "oid": [r[3] for r in rows]}).to_parquet(parquet, index=False)
+    from_parquet = load(parquet, tmp_path).transactions.to_pandas()
+    assert set(from_parquet["customer_id"]) == {"13085", "-7", "1.05"}
 
 
 def test_utc_offsets_with_or_without_minutes(tmp_path):
