@@ -65,6 +65,12 @@ class FileFormatError(IngestError):
     message names the line and what to do; the CLI's hint about paths and column mappings would mislead."""
 
 
+class DateError(IngestError):
+    """Dates that cannot be used as asked (an as-of date out of range, a last order standing apart, Unix
+    times in the wrong unit, a date_format no engine reads): the message says what to do; the CLI's
+    hint about paths and column mappings would mislead."""
+
+
 class SourceUnreachable(Exception):
     """A source database that does not answer or refuses the connection (the machine's or the
     server's problem, not the data's)."""
@@ -590,8 +596,10 @@ ISO_TIMESTAMP = r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?)
 # 6 minutes, 7 one-digit hours (alone: '+123' is no offset).
 ISO_WITH_OFFSET = (
     r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?) ?"
-    r"(?:UTC|GMT|Z|(?:UTC|GMT)?([+-])(?:(\d{2})(?::?(\d{2}))?|(\d)))$"
+    r"(?:UTC|GMT|Z|(?:UTC|GMT)?([+-])(?:(0\d|1[0-4])(?::?([0-5]\d))?|(\d)))$"
 )
+# Offsets run from -12:00 to +14:00 with minutes 00-59: '+99:99' or '-48' is no offset (the text is
+# then no date: set aside as unparseable_date, not shifted by 100 hours).
 DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 # A number with thousands separators, as spreadsheets export it: 1,587.65 or -12,000.
 GROUPED_NUMBER = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
@@ -742,7 +750,7 @@ def check_date_format(date_format: str | None) -> None:
     try:
         duckdb.connect().execute("select try_strptime('2000-01-01', ?)", [date_format]).fetchall()
     except duckdb.Error as exc:
-        raise IngestError(
+        raise DateError(
             f"source.date_format {date_format!r} is not a date format ({str(exc).splitlines()[0]}); write it with "
             f"strftime codes such as '%d/%m/%Y %H:%M', or 'epoch' / 'epoch_ms' / 'epoch_us' for Unix times"
         ) from None
@@ -1332,7 +1340,9 @@ def load_transactions(
             rows_read=typed.count(),
             customers_read=typed[contract.CUSTOMER_ID].nunique(),
             rows_with_id=has_id.sum(),
-            last_order=typed[contract.ORDER_TS].max(where=typed[contract.CUSTOMER_ID].notnull()),
+            # The default as-of date: the last order of a row that is not set aside on its own (an empty
+            # amount on a late row moved every customer's recency and T by the gap).
+            last_order=typed[contract.ORDER_TS].max(where=has_id & typed[contract.AMOUNT].notnull()),
             **{reason: condition.sum() for reason, condition in checks.items()},
             **{flag: typed[flag].sum() for flag in SHAPE_FLAGS if flag in typed.columns},
         )
@@ -1366,7 +1376,7 @@ def load_transactions(
     format_warnings += date_format_doubts(typed, raw, mapping[contract.ORDER_TS], date_format, source, counts)
     if as_of is None:
         if counts["last_order"] is None:
-            raise IngestError(f"{source.label}: no row has both a customer id and a valid date")
+            raise IngestError(f"{source.label}: no row has a customer id, a valid date and an amount")
         as_of = counts["last_order"].date()
         check_last_order(typed, raw, source, mapping[contract.ORDER_TS], counts["last_order"], rows_read)
     check_as_of_range(as_of, source)
@@ -1422,7 +1432,7 @@ STRAY_MAX_SHARE = 0.01
 def check_as_of_range(as_of: date, source: Source) -> None:
     first, last = AS_OF_RANGE
     if not first <= as_of <= last:
-        raise IngestError(f"{source.label}: the as-of date {as_of} is outside the supported range {first} to {last}; pass a date in that range")
+        raise DateError(f"{source.label}: the as-of date {as_of} is outside the supported range {first} to {last}; pass a date in that range")
 
 
 # How many stray-looking ends are stepped over to find the date a suggested --as-of should be.
@@ -1443,7 +1453,7 @@ def check_last_order(typed, raw, source: Source, date_column: str, last_order: d
         if further is None:
             break
         suggested = further[1]
-    raise IngestError(
+    raise DateError(
         f"{source.label}: the last order date {last_order.date()} stands apart from the data: {stray:,} of {rows_read:,} rows "
         f"fall in the {TRAILING_DAYS} days up to it and the others end {rest_end} (a mistyped date?); e.g. "
         f"{raw_examples(raw, date_column, typed.filter(trailing & has_customer), source)}. Fix those rows, or pass --as-of {suggested} to set them aside"
@@ -1570,8 +1580,10 @@ def raw_values_of(raw, src_name: str, rows):
     return values.filter(values._row.isin(rows._row))
 
 
-# Unix times read in too fine a unit (seconds as milliseconds) put every order in the first weeks of 1970.
+# Unix times read in too fine a unit (seconds as milliseconds) put every order within weeks of
+# 1970-01-01 (after it, or before it for negative numbers); data ending before 1969 are real old dates.
 EPOCH_TOO_EARLY = datetime(1971, 1, 1)
+EPOCH_REAL_BEFORE = datetime(1969, 1, 1)
 
 
 def date_format_doubts(typed, raw, src_name: str, date_format: str | None, source: Source, counts: dict[str, Any]) -> list[str]:
@@ -1579,13 +1591,14 @@ def date_format_doubts(typed, raw, src_name: str, date_format: str | None, sourc
     IngestError naming the units), or day-first / month-first formats that read every date the other
     way round too (a warning with an example: 01/02/2024 is a date either way)."""
     last_order = counts["last_order"]
-    if date_format in EPOCH_UNITS and last_order is not None and last_order < EPOCH_TOO_EARLY:
+    if date_format in EPOCH_UNITS and last_order is not None and EPOCH_REAL_BEFORE <= last_order < EPOCH_TOO_EARLY:
         # Read as seconds, every day number up to 2119 (Excel's serial dates: 45292 is 2024-01-01) lands
         # on 1970-01-01 or 02; no epoch unit reads them.
-        days = last_order < datetime(1970, 1, 3) if date_format == "epoch" else last_order < datetime(1970, 1, 1, 0, 3)
-        raise IngestError(
-            f"{source.label}: column '{src_name}' read with date_format {date_format!r} puts every order before "
-            f"1971 (the last on {last_order.date()}): the numbers are in a coarser unit; "
+        epoch = datetime(1970, 1, 1)
+        days = epoch <= last_order < (datetime(1970, 1, 3) if date_format == "epoch" else datetime(1970, 1, 1, 0, 3))
+        raise DateError(
+            f"{source.label}: column '{src_name}' read with date_format {date_format!r} puts every order in "
+            f"1969-1970 (the last on {last_order.date()}): the numbers are in a coarser unit; "
             + ("they look like day numbers such as Excel's serial dates (45292 is 2024-01-01), which no date_format "
                "reads: format the column as dates in the spreadsheet and save again"
                if days else "date_format 'epoch' reads seconds, 'epoch_ms' milliseconds, 'epoch_us' microseconds")

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.ingest import DateError, IngestError
 
 COMMANDS = ("demo", "generate", "features", "train", "score", "backtest", "lists", "serve", "app")
 
@@ -192,6 +193,9 @@ def chained(error: BaseException, cause: BaseException) -> BaseException:
         (ValueError("Don't know how to connect to 'postgresql+psycopg://u:S3cr%2Ft@h/db'"),
          "error: Don't know how to connect to 'postgresql+psycopg://u:***@h/db'", None, 2),
         (ZeroDivisionError("boom"), "internal error (ZeroDivisionError): boom", "hint: run again with --debug", 1),
+        # Dates that cannot be used name what to do; the path-and-mapping hint sent users the wrong way.
+        (DateError("orders.csv: the as-of date 1899-12-31 is outside the supported range"), "error: orders.csv: the as-of", None, 2),
+        (IngestError("orders.csv: missing column 'amt'"), "error: orders.csv: missing column", "hint: check the source path", 2),
         # A full TMPDIR under MLflow's "Failed to serialize Python model" was an internal error.
         (chained(RuntimeError("Failed to serialize Python model"), OSError(28, "No space left on device")),
          "error: No space left on device", "hint: check that the folder is writable and the disk has free space", 1),

@@ -517,17 +517,33 @@ def test_decimal_commas_beside_comma_grouped_amounts_warn(tmp_path):
     assert not [w for w in load(write_csv(tmp_path / "us.csv", rows), tmp_path).report["warnings"] if "comma" in w]
 
 
+def test_the_default_as_of_is_the_last_usable_order(tmp_path):
+    """A last row with an empty or non-numeric amount (set aside) set the as-of date: every customer's
+    recency and T grew by the gap, and the report's last_order disagreed with its as_of."""
+    rows = [(f"c{i % 50}", f"2024-01-{1 + i // 10:02d}", "10", f"o{i}") for i in range(300)]
+    for amount in ("", "abc"):
+        result = load(write_csv(tmp_path / "t.csv", rows + [("c99", "2024-03-20", amount, "ox")]), tmp_path)
+        assert result.as_of == date(2024, 1, 30) and result.report["rows_set_aside"]["non_numeric_amount"] == 1
+
+
 def test_unix_times_in_too_fine_a_unit_are_refused(tmp_path):
     """Seconds read as milliseconds put three years of orders in January 1970, in silence."""
     path = write_csv(tmp_path / "epoch.csv", [("a", "1672674852", "10", "o1"), ("b", "1735603200", "5", "o2")])
     with pytest.raises(IngestError, match=r"epoch.csv: column 'when' read with date_format 'epoch_ms' puts every order "
-                                          r"before 1971 \(the last on 1970-01-21\)"):
+                                          r"in 1969-1970 \(the last on 1970-01-21\)"):
         load(path, tmp_path, date_format="epoch_ms")
     assert load(path, tmp_path, date_format="epoch").as_of == date(2024, 12, 31)
     # Excel's serial day numbers: "a coarser unit" named only finer ones.
     serial = write_csv(tmp_path / "serial.csv", [("a", "45292", "10", "o1"), ("b", "45300", "5", "o2")])
     with pytest.raises(IngestError, match=r"they look like day numbers such as Excel's serial dates \(45292 is 2024-01-01\)"):
         load(serial, tmp_path, date_format="epoch")
+    # Negative seconds of real 1960s orders are dated as written (they were blamed on Excel's day numbers);
+    # negative seconds read as milliseconds land in the last days of 1969, refused without that hint.
+    sixties = write_csv(tmp_path / "sixties.csv", [("a", "-144676800", "10", "o1"), ("a", "-104676800", "20", "o2")])
+    assert load(sixties, tmp_path, date_format="epoch").as_of == date(1966, 9, 7)
+    with pytest.raises(IngestError, match=r"in 1969-1970 \(the last on 1969-12-30\): the numbers are in a coarser unit; "
+                                          r"date_format 'epoch' reads seconds"):
+        load(sixties, tmp_path, date_format="epoch_ms")
 
 
 def test_folders_written_by_spark_or_hive_partitioned_and_an_empty_folder(tmp_path):
@@ -763,6 +779,19 @@ def test_ids_written_with_a_zero_fraction_are_the_whole_numbers_in_every_format(
                   "oid": [r[3] for r in rows]}).to_parquet(parquet, index=False)
     from_parquet = load(parquet, tmp_path).transactions.to_pandas()
     assert set(from_parquet["customer_id"]) == {"13085", "-7", "1.05"}
+
+
+def test_impossible_utc_offsets_are_not_dates(tmp_path):
+    """'+99:99' was read as a shift of 100 hours and '-48' as 48: orders moved days, across the as-of date."""
+    rows = [(f"c{i}", "2024-03-01 12:00:00", "1", f"o{i}") for i in range(400)]
+    bad = ["2024-03-01 12:00:00+99:99", "2024-03-01 12:00:00+25:00", "2024-03-01 12:00:00-48", "2024-03-01 12:00:00+05:75"]
+    good = ["2024-03-01 23:00:00-12:00", "2024-03-02 01:00:00+14:00", "2024-03-01 12:00:00+0530"]
+    rows += [("x", when, "1", f"b{i}") for i, when in enumerate(bad + good)]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 3, 5))
+    assert result.report["rows_set_aside"]["unparseable_date"] == len(bad)
+    clean = result.transactions.to_pandas()
+    assert sorted(clean.loc[clean["customer_id"] == "x", "order_ts"]) == [
+        pd.Timestamp("2024-03-01 06:30"), pd.Timestamp("2024-03-01 11:00"), pd.Timestamp("2024-03-02 11:00")]
 
 
 def test_utc_offsets_with_or_without_minutes(tmp_path):
