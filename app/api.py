@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
-from flows.listformats import list_csv, list_json
+from flows.listformats import iso_date, list_csv, list_json
 from flows.store import OutputsStore, RunInfo, run_dataset
 from segments.settings import TIERS
 
@@ -94,7 +94,12 @@ class CustomerOut(BaseModel):
 
 TopQuery = Annotated[int | None, Query(ge=1, le=10_000_000, description="Keep the first N rows (best first).")]
 TierQuery = Annotated[str | None, Query(max_length=40, description=f"Current tier: one of {', '.join(TIERS)}.")]
-AsOfQuery = Annotated[date | None, Query(description="As-of date YYYY-MM-DD: the latest run of that date.")]
+def as_of_param(value: Any) -> date | None:
+    """The as_of parameter read as the command line reads --as-of (YYYY-MM-DD only)."""
+    return None if value is None or isinstance(value, date) else iso_date(value)
+
+
+AsOfQuery = Annotated[date | None, BeforeValidator(as_of_param), Query(description="As-of date YYYY-MM-DD: the latest run of that date.")]
 #: Ids as long as the data have them: a 300-character id ranked first on a list had no page (404).
 CUSTOMER_ID_MAX_LENGTH = 4096
 RunIdQuery = Annotated[str | None, Query(max_length=200, description="A run id from /api/v1/runs.")]

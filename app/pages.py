@@ -386,18 +386,21 @@ def customer_page(
         "grace_until": cell("grace_until", tier_row["grace_until"])["text"] if tier_row.get("grace_until") is not None else None,
         "rising_star": rows.get("rising_stars"), "at_risk": rows.get("at_risk"), "events": events,
         "history": table_of(history.loc[:, history_columns]) if len(history) else None,
-        "progress": progress_of(tier_row or scores), "keep": keep_of(tier_row),
+        "progress": progress_of(tier_row or scores), "keep": keep_of(tier_row, rows.get("at_risk")),
         # The run picker submits to this page's path; for '.' and '..' that is /customers, which needs the id.
         "extra_params": {"customer_id": customer_id} if customer_id in DOT_SEGMENTS else None,
     })
 
 
-def keep_of(row: dict[str, Any]) -> dict[str, Any] | None:
-    """For a member in grace below the held tier's threshold: the threshold and the amount that keeps the tier."""
+def keep_of(row: dict[str, Any], at_risk: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """For a member in grace below the held tier's threshold: the threshold and the amount that keeps the
+    tier, the at-risk list's spend_to_keep_tier (it counts the spend leaving the 12-month window before
+    the grace ends; today's shortfall alone promised a tier the member then lost)."""
     threshold, spend = row.get("tier_threshold"), row.get("rolling_12m_spend")
     if not row.get("in_grace") or is_missing(threshold) or is_missing(spend) or spend >= threshold:
         return None
-    return {"threshold": threshold, "amount": threshold - spend}
+    amount = None if at_risk is None else at_risk.get("spend_to_keep_tier")
+    return {"threshold": threshold, "amount": threshold - spend if is_missing(amount) else amount}
 
 
 def progress_of(row: dict[str, Any]) -> dict[str, Any] | None:

@@ -22,11 +22,12 @@ are:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-from features.activity import money_sum
+from features.activity import daily_activity, money_sum
 from features.btyd import first_purchase_days_ago, last_purchase_days_ago, purchase_day_count
 from features.rfm import ROLLING_YEAR_DAYS
 
@@ -78,6 +79,18 @@ def spend_expiring(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, wi
     """
     leaving = (days_ago < ROLLING_YEAR_DAYS) & (days_ago >= ROLLING_YEAR_DAYS - within_days)
     return money_sum(day_amount, leaving).fill_null(0.0)
+
+
+def spend_expiring_within(transactions: ir.Table, cutoff: dt.date, within: ir.Table) -> ir.Table:
+    """`spend_expiring` with a number of days per customer: for each customer of `within`
+    (customer_id, within_days) with spend in the rolling 12-month window, customer_id and
+    spend_expiring, the net spend in (cutoff - 365 days, cutoff - 365 days + within_days] (a member in
+    grace until cutoff + within_days: the spend gone from the window by then). Customers without
+    such spend have no row (0)."""
+    daily = daily_activity(transactions, cutoff, after=cutoff - dt.timedelta(days=ROLLING_YEAR_DAYS))
+    rows = daily.join(within, "customer_id")
+    leaving = rows.days_ago >= ROLLING_YEAR_DAYS - rows.within_days
+    return rows.group_by("customer_id").aggregate(spend_expiring=money_sum(rows.day_amount, leaving).fill_null(0.0))
 
 
 def mean_order_value(day_amount: ir.FloatingColumn, orders: ir.BooleanColumn) -> ir.FloatingScalar:

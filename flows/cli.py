@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -101,14 +100,14 @@ def echo_summary(summary) -> None:
 
 def parse_date(value: str | None, option: str) -> date | None:
     """A YYYY-MM-DD option value, or a clear usage error."""
+    from flows.listformats import iso_date
+
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        return iso_date(value)
     except ValueError as error:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):  # the form is right, the day is not
-            raise click.BadParameter(f"{value!r} is not a calendar date ({error})", param_hint=option) from None
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option) from None
+        raise click.BadParameter(str(error), param_hint=option) from None
 
 
 def _context(workdir: Path | None, config: str | None, **overrides):

@@ -15,10 +15,29 @@ the API. One set of rules, so the outlets agree cell for cell:
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def iso_date(text: str) -> dt.date:
+    """A date written YYYY-MM-DD (surrounding blanks allowed), as every command, page and API parameter
+    reads one; ValueError naming the value otherwise (Python alone would also take 20250630, and the
+    API read a number as Unix seconds)."""
+    value = text.strip() if isinstance(text, str) else text
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError(f"{text!r} is not a date in YYYY-MM-DD form")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as error:  # the form is right, the day is not
+        raise ValueError(f"{text!r} is not a calendar date ({error})") from None
+
 
 #: First characters that make a spreadsheet read a cell as a formula.
 FORMULA_STARTS = "=+-@\t\r"

@@ -569,7 +569,24 @@ def explainer(model, features: pd.DataFrame):
     return explain
 
 
-def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: pd.DataFrame, store, as_of: date, dataset: str):
+def expiring_spend(ingested):
+    """The segments' `expiring_by`: each customer's spend leaving the rolling 12-month window within a
+    number of days of their own (a member's grace period), from the ingested transactions."""
+    import ibis
+
+    from features.behaviour import spend_expiring_within
+
+    def expiring_by(ids: pd.Series, days: pd.Series) -> pd.Series:
+        within = ibis.memtable(pd.DataFrame({"customer_id": ids.to_numpy(), "within_days": days.to_numpy()}))
+        found = ingested.connection.to_pandas(spend_expiring_within(ingested.transactions, ingested.as_of, within))
+        leaving = found.set_index("customer_id")["spend_expiring"].reindex(ids.to_numpy()).fillna(0.0)
+        return leaving.set_axis(ids.index)
+
+    return expiring_by
+
+
+def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: pd.DataFrame, store, as_of: date, dataset: str,
+                      expiring_by=None):
     """Tiers, rising stars (with reason codes), at-risk members, events and economics from the scores."""
     from segments import nominate
 
@@ -585,6 +602,7 @@ def nominate_segments(ctx: Context, model, features: pd.DataFrame, predictions: 
         explainer(model, features),
         feature_values=features.set_index("customer_id"),
         previous_as_of=previous_as_of,
+        expiring_by=expiring_by,
     )
     return segments, scored_from(last)
 
@@ -916,7 +934,7 @@ def run_score(
     store = open_store(ctx)
     segments, previous = step(
         "nominating tiers, rising stars and at-risk members",
-        nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, io=True,
+        nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, expiring_spend(ingested), io=True,
     )
     runs_of_this_dataset = dataset_runs(store, dataset)
     later_runs = [run for run in runs_of_this_dataset if run.as_of > ingested.as_of]

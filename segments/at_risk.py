@@ -9,10 +9,12 @@ Rules:
   requalify them;
   "in grace until <date>" - their spend is already below the held tier (they keep it only until
   grace_until).
-- spend_to_keep_tier: in grace, threshold - rolling_12m_spend (getting back to the threshold ends
-  the grace); otherwise threshold - (rolling_12m_spend - spend_expiring_90d), the spend needed in
-  the next 90 days so that the window is still at the threshold once the spend now expiring has
-  dropped out. Never negative.
+- spend_to_keep_tier: in grace, threshold - (rolling_12m_spend - the spend leaving the window by
+  grace_until), the spend needed by grace_until for the 12-month spend on that day to reach the
+  threshold (`expiring_by` gives the spend leaving; without it, threshold - rolling_12m_spend, the
+  shortfall today); otherwise threshold - (rolling_12m_spend - spend_expiring_90d), the spend
+  needed in the next 90 days so that the window is still at the threshold once the spend now
+  expiring has dropped out. Never negative.
 - days_left: in grace, days from as_of to grace_until (0 = today is the last day of grace);
   otherwise grace_days, because a member still above the threshold cannot be demoted sooner than a
   full grace period after the first day their spend falls below it (a lower bound).
@@ -24,6 +26,8 @@ Rules:
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -67,13 +71,16 @@ def at_risk_members(
     churn_threshold: float,
     grace_days: int,
     id_rank: np.ndarray,
+    expiring_by: Callable[[pd.Series, pd.Series], pd.Series] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(is_at_risk for every customer, the reason for every customer, the ranked at-risk list).
 
     `customers`, `tiers` (tier, tier_rank, tier_threshold, in_grace, grace_until),
     `projected_12m_spend` and `id_rank` (`segments.keys.id_ranks`) are aligned row for row. The
     reason is None for a customer who is not at risk. Only the at-risk members' rows are gathered
-    for the list and its reasons.
+    for the list and its reasons. `expiring_by(customer ids, days)` gives each customer's spend
+    leaving the rolling 12-month window within that many days (a Series on the ids' index); it is
+    called once, for the members in grace.
     """
     threshold = tiers["tier_threshold"]
     in_grace = tiers["in_grace"].to_numpy(dtype=bool)
@@ -92,6 +99,10 @@ def at_risk_members(
 
     days_left = ((grace_until - as_of).dt.days).where(grace, grace_days)
     spend_kept = spend.where(grace, spend - customers[SPEND_EXPIRING_90D].take(rows))
+    if expiring_by is not None and grace.any():
+        ids = customers[CUSTOMER_ID].take(rows)[grace]
+        leaving = expiring_by(ids, days_left[grace].astype("int64"))
+        spend_kept[grace] = spend[grace] - leaving.reindex(ids.index).fillna(0.0)
     projected_shortfall = (threshold - projected).clip(lower=0)
     shortfall_share = (projected_shortfall / threshold.where(threshold > 0)).fillna(0.0).clip(0, 1)
     risk = np.maximum(churn, shortfall_share)

@@ -88,6 +88,7 @@ def nominate(
     *,
     feature_values: pd.DataFrame | None = None,
     previous_as_of: dt.date | None = None,
+    expiring_by: Callable[[pd.Series, pd.Series], pd.Series] | None = None,
 ) -> Segments:
     """Tiers, rising stars, at-risk members, events and programme economics as of `as_of`.
 
@@ -104,6 +105,10 @@ def nominate(
     feature_values : the model's feature values indexed by customer_id, for the reason phrases;
         defaults to the columns of `customers`.
     previous_as_of : the previous run's as-of date; when given it must not be after `as_of`.
+    expiring_by : a function of (customer ids, whole days) giving each customer's net spend that leaves
+        the rolling 12-month window within that many days (a Series on the ids' index;
+        `features.behaviour.spend_expiring_within`); called once, for the members in grace, so their
+        spend_to_keep_tier counts the spend gone by grace_until. Without it, that is today's shortfall.
     """
     if not isinstance(horizon_days, (int, np.integer)) or horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive whole number of days, got {horizon_days!r}")
@@ -136,6 +141,7 @@ def nominate(
         settings.churn_threshold,
         settings.grace_days,
         id_rank,
+        expiring_by,
     )
     tiers["is_at_risk"] = is_at_risk
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import shutil
@@ -47,6 +48,18 @@ def test_top_tier_and_as_of_filter_the_list(client, filled_store: OutputsStore) 
 
     run_id = filled_store.find_run(as_of=AS_OF_OLD).run_id
     assert client.get("/api/v1/lists/tiers", params={"run_id": run_id, "top": 1}).json()["run"]["run_id"] == run_id
+
+
+@pytest.mark.parametrize("path", ["/api/v1/lists/economics", "/lists/economics"])
+@pytest.mark.parametrize("value, message", [
+    ("20250630", "'20250630' is not a date in YYYY-MM-DD form"),  # "Datetimes provided to dates should have zero time"
+    ("1751241600", "'1751241600' is not a date in YYYY-MM-DD form"),  # read as Unix seconds: the 2025-06-30 run, 200
+    ("0", "'0' is not a date in YYYY-MM-DD form"),
+    ("2026-02-30", "'2026-02-30' is not a calendar date (day is out of range for month)"),
+])
+def test_as_of_is_read_as_the_command_line_reads_it(client, path, value, message) -> None:
+    response = client.get(path, params={"as_of": value})
+    assert response.status_code == 400 and message in html.unescape(response.text)
 
 
 def test_nulls_are_json_null(client) -> None:

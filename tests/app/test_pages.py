@@ -138,11 +138,20 @@ def test_a_member_in_grace_below_the_tier_is_told_what_keeps_it(tmp_path) -> Non
     tiers = lists["tiers"]
     gold = tiers.index[tiers["tier"] == "Gold"][0]
     tiers.loc[gold, ["rolling_12m_spend", "in_grace", "grace_until"]] = [4800.0, True, pd.Timestamp("2026-03-01")]
+    member = tiers.loc[gold, "customer_id"]
+    at_risk = lists["at_risk"]
+    lists["at_risk"] = at_risk[at_risk["customer_id"] != member]
     store = OutputsStore(tmp_path / "outputs.duckdb")
     store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
     client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
-    text = text_of(client.get(f"/customers/{tiers.loc[gold, 'customer_id']}").text)
+    text = text_of(client.get(f"/customers/{member}").text)
     assert "To keep Gold ($5,000): $200 more by 2026-03-01, when the grace period ends." in text
+    # The at-risk list's amount counts the spend leaving the 12-month window before the grace ends.
+    row = at_risk.iloc[:1].assign(customer_id=member, tier="Gold", rolling_12m_spend=4800.0, spend_to_keep_tier=950.0)
+    lists["at_risk"] = pd.concat([lists["at_risk"], row], ignore_index=True)
+    store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
+    text = text_of(client.get(f"/customers/{member}").text)
+    assert "To keep Gold ($5,000): $950 more by 2026-03-01, when the grace period ends." in text
     silver = tiers.loc[tiers["tier"] == "Silver", "customer_id"].iloc[0]
     assert "To keep" not in text_of(client.get(f"/customers/{silver}").text)
 

@@ -10,6 +10,7 @@ from features.behaviour import (
     categories_bought,
     category_aggregates,
     check_window_days,
+    spend_expiring_within,
 )
 from tests.features.conftest import TOY_CUTOFF, by_customer, duckdb_table, transactions_frame
 
@@ -101,3 +102,15 @@ def test_bad_windows_are_refused(days, message):
 def test_expiring_beyond_a_year_is_refused(toy):
     with pytest.raises(ValueError, match="expiring_days must be at most 365"):
         toy_behaviour(toy, expiring_days=(400,))
+
+
+def test_spend_expiring_within_a_number_of_days_per_customer(toy):
+    """A member in grace until a date of their own: the spend gone from the window by then is
+    spend_expiring_{N}d with each customer's N (a member's grace ends on its own day)."""
+    days = {"A": 30, "B": 90, "C": 365, "D": 30, "E": 200}
+    fixed = toy_behaviour(toy, expiring_days=tuple(sorted(set(days.values()))))
+    within = toy.get_backend().create_table("within", pd.DataFrame({"customer_id": list(days), "within_days": list(days.values())}))
+    ours = by_customer(spend_expiring_within(toy, TOY_CUTOFF, within))["spend_expiring"]
+    expected = pd.Series({c: fixed.loc[c, f"spend_expiring_{d}d"] for c, d in days.items()})
+    assert ours.reindex(expected.index).fillna(0.0).tolist() == expected.tolist()
+    assert expected.sum() > 0 and len(set(expected)) > 1  # the toy has spend leaving at different days

@@ -53,6 +53,8 @@ def test_bad_date_is_a_usage_error():
         (("lists", "tiers", "--top", "0"), "Invalid value for '--top'"),
         (("lists", "tiers", "--top", "99999999999999999999"), "Invalid value for '--top'"),
         (("score", "--as-of", "2025-02-29"), "'2025-02-29' is not a calendar date (day is out of range for month)"),
+        # Python's fromisoformat alone also read 20250630, which the API and pages refused: one form everywhere.
+        (("score", "--as-of", "20250630"), "'20250630' is not a date in YYYY-MM-DD form"),
         (("lists", "foo"), "'foo' is not one of"),
         (("lists", "at-risk", "--format", "json", "--out", "y.csv"), "json does not match the --out file y.csv"),
         (("generate", "--customers", "10", "--seed", "-1", "--out", "x.parquet"), "Invalid value for '--seed'"),

@@ -55,6 +55,27 @@ def test_member_in_grace_has_the_remaining_grace_and_the_gap_to_close():
     assert row["spend_to_keep_tier"] == pytest.approx(800.0)
 
 
+def test_in_grace_the_amount_to_keep_counts_the_spend_leaving_before_grace_ends():
+    """'$143.22 more by 2025-12-29' was today's shortfall: $1,053 rolled out of the window before the
+    grace ended, and members who spent the amount lost the tier all the same."""
+    previous = state_table({"customer_id": "c1", "tier": "Gold", "grace_until": pd.Timestamp("2024-07-10")},
+                           {"customer_id": "c2", "tier": "Gold", "grace_until": pd.Timestamp("2024-07-01")})
+    asked = []
+
+    def expiring_by(ids, days):
+        asked.append(dict(zip(ids, days)))
+        return pd.Series({"c1": 300.0}).reindex(ids.to_numpy()).fillna(0.0).set_axis(ids.index)
+
+    customers = customers_table({"customer_id": "c1", "rolling_12m_spend": 4200.0, **SAFE},
+                                {"customer_id": "c2", "rolling_12m_spend": 4900.0, **SAFE},
+                                {"customer_id": "c3", "rolling_12m_spend": 5600.0, "churn_probability": 0.9, **SAFE})
+    at_risk = nominate(customers, previous, AS_OF, SegmentSettings(), 365, expiring_by=expiring_by).at_risk.set_index("customer_id")
+    assert asked == [{"c1": 10, "c2": 1}]  # once, for the members in grace, with the days their grace has left
+    assert at_risk.loc["c1", "spend_to_keep_tier"] == pytest.approx(1100.0)  # 5000 - (4200 - 300)
+    assert at_risk.loc["c2", "spend_to_keep_tier"] == pytest.approx(100.0)
+    assert at_risk.loc["c3", "spend_to_keep_tier"] == pytest.approx(0.0)  # not in grace: the 90-day rule
+
+
 def test_reasons_combine_and_ranking_is_risk_times_value():
     at_risk = at_risk_of(
         customers_table(
