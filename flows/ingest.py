@@ -1379,6 +1379,7 @@ def load_transactions(
             raise IngestError(f"{source.label}: no row has a customer id, a valid date and an amount")
         as_of = counts["last_order"].date()
         check_last_order(typed, raw, source, mapping[contract.ORDER_TS], counts["last_order"], rows_read)
+        check_last_order_not_future(typed, raw, source, mapping[contract.ORDER_TS], as_of)
     check_as_of_range(as_of, source)
     end_of_as_of = datetime.combine(as_of + timedelta(days=1), time.min)
 
@@ -1584,6 +1585,21 @@ def raw_values_of(raw, src_name: str, rows):
 # 1970-01-01 (after it, or before it for negative numbers); data ending before 1969 are real old dates.
 EPOCH_TOO_EARLY = datetime(1971, 1, 1)
 EPOCH_REAL_BEFORE = datetime(1969, 1, 1)
+
+
+def check_last_order_not_future(typed, raw, source: Source, src_name: str, last_day: date) -> None:
+    """Refuse a default as-of date (the last order's day) after today, a day of slack for time zones, as
+    an explicit future --as-of is refused (a mistyped 2099 in a small file, which the stray-date check
+    does not judge, became the store's latest run and made every real run after it a backfill)."""
+    today = datetime.now(timezone.utc).date()
+    if last_day <= today + timedelta(days=1):
+        return
+    future = typed.filter(typed[contract.ORDER_TS] >= datetime.combine(today + timedelta(days=2), time()))
+    raise DateError(
+        f"{source.label}: the last order is on {last_day}, in the future (today is {today}): a mistyped date or a wrong "
+        f"clock? e.g. {raw_examples(raw, src_name, future.order_by('_row'), source)}; fix those rows, or pass --as-of "
+        "(today or earlier) to set later rows aside as after_as_of"
+    )
 
 
 def date_format_doubts(typed, raw, src_name: str, date_format: str | None, source: Source, counts: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from configs.schema import ColumnMapping
-from flows.ingest import IngestError, load_transactions, parse_source
+from flows.ingest import DateError, IngestError, load_transactions, parse_source
 
 MAPPED = ColumnMapping(customer_id="cust", order_ts="when", amount="value", order_id="oid")
 
@@ -524,6 +524,22 @@ def test_the_default_as_of_is_the_last_usable_order(tmp_path):
     for amount in ("", "abc"):
         result = load(write_csv(tmp_path / "t.csv", rows + [("c99", "2024-03-20", amount, "ox")]), tmp_path)
         assert result.as_of == date(2024, 1, 30) and result.report["rows_set_aside"]["non_numeric_amount"] == 1
+
+
+def test_a_default_as_of_date_in_the_future_is_refused_like_an_explicit_one(tmp_path):
+    """A mistyped 2099 in a file too small for the stray-date check became the as-of date, exit 0:
+    the store's latest run, and every real run after it a backfill."""
+    import datetime as dt
+
+    tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    rows = [("c1", "2025-01-03", "10", "o1"), ("c2", "2025-01-04", "5", "o2"), ("c1", "2099-01-05", "10", "o3")]
+    with pytest.raises(DateError, match=r"t.csv: the last order is on 2099-01-05, in the future \(today is .*\): a mistyped "
+                                        r"date or a wrong clock\? e.g. data row 3: when='2099-01-05'; fix those rows, or pass --as-of"):
+        load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    assert load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2025, 1, 4)).report["rows_set_aside"]["after_as_of"] == 1
+    # A day of slack for time zones: an order dated tomorrow (UTC) is today somewhere.
+    rows[2] = ("c1", tomorrow.isoformat(), "10", "o3")
+    assert load(write_csv(tmp_path / "t.csv", rows), tmp_path).as_of == tomorrow
 
 
 def test_unix_times_in_too_fine_a_unit_are_refused(tmp_path):
