@@ -156,6 +156,10 @@ def backtest(transactions: ir.Table, cutoff: dt.date, horizon_days: int, **setti
     )
     window_spend = float(predictions["actual_spend"].sum())
     if len(features) and not window_spend > 0:  # no customer at all: the fit names why (e.g. refunds only)
+        if not (features["frequency"] > 0).any():
+            # Nobody came back before the cutoff either (one-time buyers only): no cutoff or horizon can
+            # help, and the fit's refusal says so ("use an earlier cutoff" could not work).
+            CustomerValueModel(horizon_days=horizon_days, **settings).fit(transactions, cutoff)
         end = cutoff + dt.timedelta(days=horizon_days)
         raise ValueError(
             f"the backtest window ({cutoff}, {end}] holds no positive net spend ({window_spend:,.2f} net of refunds among "

@@ -571,9 +571,11 @@ class SpendModel:
 
     Every customer gets a prediction: the conditional expectation
     ``(1 - w) * population_mean + w * monetary_value`` with ``w = p x / (p x + q - 1)``. Customers
-    without repeat purchases, or whose average repeat order value is zero or negative (refunds),
-    carry no usable spend evidence and get the frequency-0 case of that formula: the population
-    mean ``p v / (q - 1)``.
+    without repeat purchases carry no spend evidence and get the frequency-0 case of that formula,
+    the population mean ``p v / (q - 1)``. Customers whose repeat orders average zero or less ($0
+    orders, or purchases refunded) get the formula with ``monetary_value`` 0, ``(1 - w) *
+    population_mean``: the more such orders, the nearer 0 (they got the population mean, and a
+    customer with 14 free orders was projected the shop's average spend and nominated a rising star).
 
     Parameters
     ----------
@@ -660,10 +662,10 @@ class SpendModel:
         if not hasattr(self, "params_"):
             raise NotFittedError("SpendModel is not fitted yet: call fit(summary) first")
         frame = customer_frame(summary, ("frequency", "monetary_value"))
-        evidence = (frame["frequency"] > 0) & (frame["monetary_value"] > 0)
+        repeat = frame["frequency"] > 0
         fitter = GammaGammaFitter(penalizer_coef=self.penalizer)
         fitter.params_ = self.params_
         expected = fitter.conditional_expected_average_profit(
-            frame["frequency"].where(evidence, 0.0), frame["monetary_value"].where(evidence, 0.0)
+            frame["frequency"].where(repeat, 0.0), frame["monetary_value"].clip(lower=0.0).where(repeat, 0.0)
         )
         return pd.DataFrame({"expected_aov": expected.astype("float64")}, index=frame.index)

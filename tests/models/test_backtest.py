@@ -51,6 +51,19 @@ def test_a_window_without_positive_spend_is_named_before_any_fit():
         backtest(ibis.memtable(transactions), dt.date(2024, 12, 31), 365)
 
 
+def test_one_time_buyers_only_are_named_not_sent_to_another_cutoff():
+    """Everybody bought once: "use an earlier cutoff or a longer horizon" could not work; the fit's
+    refusal names the cause."""
+    from models.btyd import InsufficientDataError
+
+    days = pd.date_range("2023-01-01", "2025-06-30", periods=1000)
+    transactions = pd.DataFrame({"customer_id": [f"c{i}" for i in range(1000)], "order_ts": days, "amount": 25.0,
+                                 "order_id": None, "category": None, "quantity": None}).astype(
+        {"order_id": "string", "category": "string", "quantity": "float64"})
+    with pytest.raises(InsufficientDataError, match="one-time buyers"):
+        backtest(ibis.memtable(transactions), dt.date(2024, 12, 31), 90)
+
+
 def test_the_naive_baseline_is_scored_on_the_same_customers_and_never_ships(sample_result, cdnow_sample_frame):
     """Last year's spend again (pro rata over H) and churn ranked by days since the last order."""
     from models.metrics import churn_auc, normalized_gini

@@ -230,16 +230,23 @@ def test_a_fixed_price_shop_gets_one_error_and_no_optimizer_dump(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_spend_model_gives_population_mean_without_usable_evidence():
+def test_spend_model_without_repeats_gets_the_population_mean_and_zero_averages_shrink_to_zero():
+    """Repeat orders averaging $0 or less (free orders, refunded purchases) are evidence of spending nothing:
+    they got the population mean, and a customer with 14 free orders was projected the shop's average spend."""
     data = load_cdnow_summary_data_with_monetary_value()
     model = SpendModel().fit(data)
     p, q, v = model.params_
-    table = pd.DataFrame({"frequency": [0, 3, 2, 4], "monetary_value": [0.0, -5.0, 0.0, 20.0]}, index=list("abcd"))
+    table = pd.DataFrame({"frequency": [0, 3, 2, 4, 14, 0], "monetary_value": [0.0, -5.0, 0.0, 20.0, 0.0, 30.0]},
+                         index=list("abcdef"))
     expected = model.predict(table)["expected_aov"]
-    assert expected[["a", "b", "c"]].tolist() == pytest.approx([p * v / (q - 1)] * 3)
+    population = p * v / (q - 1)
+    assert expected[["a", "f"]].tolist() == pytest.approx([population] * 2)
+    assert expected[["b", "c", "e"]].tolist() == pytest.approx([population * (q - 1) / (p * x + q - 1) for x in (3, 2, 14)])
+    assert expected["e"] < expected["c"] < population
     reference = GammaGammaFitter()
     reference.params_ = model.params_
     assert expected["d"] == pytest.approx(float(reference.conditional_expected_average_profit(4, 20.0)))
+    assert expected["c"] == pytest.approx(float(reference.conditional_expected_average_profit(2, 0.0)))
     assert expected.notna().all()
 
 
