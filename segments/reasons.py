@@ -53,7 +53,9 @@ def _aov_change(trend: float) -> str:
 def _interval_change(acceleration: float) -> str:
     """features.behaviour's ln(earlier gap / recent gap) as 'buying N times as often'."""
     ratio = math.exp(acceleration)
-    if ratio >= 1:
+    if round(ratio, 1) == 1.0 or round(1 / ratio, 1) == 1.0:  # would read "1.0x as often" / "every 1.0x as many days"
+        return "buying as often as before"
+    if ratio > 1:
         return f"buying {ratio:.1f}x as often as before"
     return f"buying less often than before (every {1 / ratio:.1f}x as many days)"
 

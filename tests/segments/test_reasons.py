@@ -17,6 +17,10 @@ def test_templates_use_the_feature_values():
     assert phrase("aov_trend", 0.5) == "order value 3.0x what it was in the 6 months before"
     assert phrase("aov_trend", 0.0) == phrase("aov_trend", -0.001) == "order value steady over the last 12 months"
     assert phrase("purchase_interval_acceleration", math.log(2)) == "buying 2.0x as often as before"
+    # A ratio that rounds to 1.0 read "buying 1.0x as often as before", a reason for rising that said nothing.
+    assert phrase("purchase_interval_acceleration", math.log(1.04)) == "buying as often as before"
+    assert phrase("purchase_interval_acceleration", math.log(1 / 1.04)) == "buying as often as before"
+    assert phrase("purchase_interval_acceleration", math.log(1 / 1.5)) == "buying less often than before (every 1.5x as many days)"
     assert phrase("category_breadth_growth", 1.0) == "bought from 1 new category in the last 6 months"
 
 
