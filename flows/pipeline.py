@@ -227,11 +227,19 @@ def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
         )
     if cutoff <= first_order:
         history = (ingested.as_of - first_order).days
+        # The shortest horizon (7 days) needs a day of history before it: a later as-of or a shorter
+        # horizon cannot help data of a week or less (every order on one day said to use them).
+        advice = ("use a later --as-of or a shorter --horizon-days" if history > SHORTEST_HORIZON_DAYS else
+                  f"that is too short for any horizon (at least {SHORTEST_HORIZON_DAYS} days, with history before it): "
+                  "load a longer history")
         raise InsufficientDataError(
             f"training backtests one horizon before the as-of date ({ingested.as_of} - {horizon_days} days = {cutoff}), "
-            f"but the first order is on {first_order}: the data holds {history} days of history; "
-            "use a later --as-of or a shorter --horizon-days"
+            f"but the first order is on {first_order}: the data holds {history} days of history; {advice}"
         )
+
+
+# The shortest horizon the config accepts (model.horizon_days >= 7).
+SHORTEST_HORIZON_DAYS = 7
 
 
 def fit_scoring_model(ingested, as_of: date, settings: dict[str, Any]):
@@ -654,17 +662,20 @@ def score_table(features: pd.DataFrame, predictions: pd.DataFrame, segments) -> 
     return scores[list(SCORE_COLUMNS)]
 
 
-def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine, out: Path | None) -> list[Path]:
+def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine, out: Path | None) -> list[Path | str]:
     """Write the run to the store (one transaction), then export the lists (atomic file swaps)."""
     from flows.store import run_dataset
 
     store.write_run(run, tables)
-    paths = [ctx.workspace.exports_dir]
     # The exports hold the latest run of the dataset just scored: a backfilled past date does not
-    # replace them.
+    # replace them (the summary says so: it listed the exports as this run's outputs).
     dataset = run_dataset(run)
     latest = dataset_runs(store, dataset)[0] if dataset else run
     store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
+    exports = str(ctx.workspace.exports_dir)
+    if latest.run_id != run.run_id:
+        exports += f" (still the latest run, as of {latest.as_of}; this run is in the store)"
+    paths = [exports]
     write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     if len(quarantine):  # the set-aside warnings say "in the quarantine file": this is where
         paths.append(quarantine_path(ctx.workspace.run_dir(run.run_id)))
@@ -696,7 +707,7 @@ class ScoreSummary:
     rising_stars: pd.DataFrame
     n_at_risk: int
     warnings: list[str]
-    outputs: list[Path]
+    outputs: list[Path | str]
 
     def __str__(self) -> str:
         tiers = ", ".join(f"{tier} {count:,}" for tier, count in self.tier_counts.items())
@@ -880,7 +891,25 @@ def feed_warnings(report: dict[str, Any], run, replaced, as_of_given: bool, toda
             f"no new data since the stored run of {run.as_of} (the same rows as then): this run replaces it; "
             "if orders were expected since, check that the extract is still being refreshed"
         )
-    return warnings
+    return warnings + smaller_extract_warnings(report, run, replaced)
+
+
+def smaller_extract_warnings(report: dict[str, Any], run, replaced) -> list[str]:
+    """A re-score of a date from fewer rows or customers than the run it replaces: a partial extract
+    (the run is replaced all the same, as asked: corrected data can be smaller; `train` keeps the champion)."""
+    if replaced is None or replaced.data_digest == run.data_digest:
+        return []
+    rows_before, rows_now = replaced.report_field("rows_used"), report.get("rows_used")
+    fewer_rows = rows_before is not None and rows_now is not None and rows_now < rows_before
+    if not fewer_rows and run.n_customers >= replaced.n_customers:
+        return []
+    rows = f"{rows_now:,} rows and " if rows_now is not None else ""
+    before = f"{rows_before:,} rows and " if rows_before is not None else ""
+    return [
+        f"this run replaces the stored run of {run.as_of}, which read {before}{replaced.n_customers:,} customers, with "
+        f"{rows}{run.n_customers:,} customers (a partial extract?): customers missing from this data are no longer "
+        "in that date's lists; if the full extract was meant, score it again"
+    ]
 
 
 def fitted_through(model) -> date | None:

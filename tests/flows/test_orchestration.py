@@ -289,15 +289,20 @@ def test_re_scoring_a_date_warns_of_later_runs_only_when_the_tier_state_changed(
     ctx = Context.create(workdir, horizon_days=180)
     assert pipeline.run_train(ctx, str(data), None, step=pipeline.LocalSteps(6, quiet=True)).promoted
 
+    summaries = []
+
     def backfill_lines(as_of: date) -> list[str]:
-        summary = pipeline.run_score(ctx, str(data), as_of, step=pipeline.LocalSteps(6, quiet=True))
-        return [line for line in summary.warnings if "later dates" in line]
+        summaries.append(pipeline.run_score(ctx, str(data), as_of, step=pipeline.LocalSteps(6, quiet=True)))
+        return [line for line in summaries[-1].warnings if "later dates" in line]
 
     weeks = [date(2025, 12, 1), date(2025, 12, 8), date(2025, 12, 15)]
     assert backfill_lines(weeks[0]) == [] and backfill_lines(weeks[2]) == []
+    assert str(summaries[-1]).endswith(f"outputs: {ctx.workspace.exports_dir}")
     # A missed week scored after the next one: the later run did not see it.
     (missed,) = backfill_lines(weeks[1])
     assert "later dates (2025-12-15) scored without this one" in missed
+    # The summary listed the exports as this run's outputs; they still hold the latest run.
+    assert f"outputs: {ctx.workspace.exports_dir} (still the latest run, as of 2025-12-15; this run is in the store)" in str(summaries[-1])
     pipeline.run_score(ctx, str(data), weeks[2], step=pipeline.LocalSteps(6, quiet=True))  # now in date order
     assert backfill_lines(weeks[1]) == []  # the same data again: the later run's history is this run's
     # A corrected extract that moves one customer's tier: the later run was scored from the old state.

@@ -208,6 +208,13 @@ def test_write_errors_name_the_file_asked_for_not_the_temporary_one(tmp_path):
     with pytest.raises(OSError) as raised:
         write_atomic(tmp_path / "x.parquet", read_only)
     assert (raised.value.errno, raised.value.filename) == (errno.EROFS, str(tmp_path / "x.parquet"))
+    # pyarrow's OSError has no filename, only its text (chattr +i on the folder): a PermissionError naming the file.
+    def arrow_refused(tmp):
+        raise OSError(f"[Errno 1] Failed to open local file '{tmp}'. Detail: [errno 1] Operation not permitted")
+
+    with pytest.raises(PermissionError) as raised:
+        write_atomic(tmp_path / "x.parquet", arrow_refused)
+    assert (raised.value.errno, raised.value.filename) == (errno.EPERM, str(tmp_path / "x.parquet"))
     (tmp_path / "exist.parquet").write_text("a file")
     with pytest.raises(NotADirectoryError, match=r"exist.parquet is a file, not a folder: cannot write .*exist.parquet/x.parquet"):
         write_atomic(tmp_path / "exist.parquet" / "x.parquet", read_only)
@@ -261,6 +268,13 @@ def test_train_with_no_history_before_its_backtest_cutoff_says_what_to_change(wo
     assert f"({as_of} - 365 days = {as_of - timedelta(days=365)})" in message
     assert f"the first order is on {first_day}" in message and "200 days of history" in message
     assert "--horizon-days" in message
+    # Every order on one day: no as-of or horizon can help (it said to use them).
+    from types import SimpleNamespace
+
+    one_day = SimpleNamespace(as_of=first_day, report={"first_order": f"{first_day} 09:00:00", "last_order": f"{first_day} 17:00:00"})
+    with pytest.raises(InsufficientDataError, match=r"the data holds 0 days of history; that is too short for any horizon "
+                                                    r"\(at least 7 days, with history before it\): load a longer history"):
+        pipeline.check_backtest_room(one_day, first_day - timedelta(days=7), 7)
 
 
 def test_a_stale_extract_is_warned_about():
@@ -480,6 +494,27 @@ def test_a_stopped_feed_is_named_on_scheduled_runs_and_on_an_unchanged_rerun():
     retrained = dataclasses.replace(run, model_version="2")  # a new champion (or config) is a reason to re-score
     assert pipeline.feed_warnings(report, retrained, same_rows, False, None) == []
     assert pipeline.feed_warnings(report, run, None, True, date(2026, 6, 1)) == []  # a scheduled backfill names its date
+
+
+def test_a_rescore_from_a_smaller_extract_is_named():
+    """Re-scoring a date from a partial extract replaced the run in silence (82 of 5,000 customers gone from
+    that date's lists), where `train` keeps the champion and says "a partial extract?"."""
+    import dataclasses
+
+    stored = dataclasses.replace(stored_run("r", date(2025, 12, 31), "shop.parquet"), n_customers=5000,
+                                 reconciliation='{"rows_used": 67471}')
+    smaller = dataclasses.replace(stored, data_digest="other", n_customers=4918)
+    (warning,) = pipeline.feed_warnings({"last_order": "2025-12-31", "rows_used": 65571}, smaller, stored, True, None)
+    assert warning == (
+        "this run replaces the stored run of 2025-12-31, which read 67,471 rows and 5,000 customers, with 65,571 rows and "
+        "4,918 customers (a partial extract?): customers missing from this data are no longer in that date's lists; if the "
+        "full extract was meant, score it again"
+    )
+    # Fewer rows with every customer still there (test orders removed) is named too; more data is not.
+    fewer_rows = dataclasses.replace(smaller, n_customers=5000)
+    assert len(pipeline.feed_warnings({"last_order": "2025-12-31", "rows_used": 67000}, fewer_rows, stored, True, None)) == 1
+    assert pipeline.feed_warnings({"last_order": "2025-12-31", "rows_used": 67500}, fewer_rows, stored, True, None) == []
+    assert pipeline.feed_warnings({"last_order": "2025-12-31", "rows_used": 67471}, stored, stored, True, None) == []
 
 
 def test_a_backfill_scored_with_a_later_champion_is_named():
