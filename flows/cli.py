@@ -10,6 +10,7 @@ import errno
 import json
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from datetime import date
 from enum import Enum
@@ -53,7 +54,9 @@ AsOf = Annotated[
 ]
 # configs.schema.MAX_HORIZON_DAYS (a test keeps them equal; importing the schema here would load pydantic for --help).
 MAX_HORIZON_DAYS = 36_500
-HorizonDays = Annotated[Optional[int], typer.Option("--horizon-days", min=7, max=MAX_HORIZON_DAYS, help="Prediction horizon in days.")]
+HorizonDays = Annotated[Optional[int], typer.Option(
+    "--horizon-days", min=7, max=MAX_HORIZON_DAYS,
+    help="Prediction horizon in days (default: the config's model.horizon_days; score: the champion's).")]
 Engine = Annotated[Optional[str], typer.Option("--engine", help="duckdb (default) or spark.")]
 UsePrefect = Annotated[
     Optional[bool],
@@ -263,7 +266,8 @@ def require_parquet_name(path: Path, option: str, what: str) -> None:
 @app.command()
 def backtest(
     data: Data = None,
-    cutoff: Annotated[Optional[str], typer.Option("--cutoff", help="Backtest cutoff YYYY-MM-DD.")] = None,
+    cutoff: Annotated[Optional[str], typer.Option(
+        "--cutoff", help="Backtest cutoff YYYY-MM-DD (default: one horizon before the data's last order date).")] = None,
     horizon_days: HorizonDays = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", dir_okay=False, help="Write the metrics as JSON to this file.")] = None,
     predictions_out: Annotated[
@@ -350,7 +354,16 @@ def serve(
 
     config = _config_for(config, data)
     ctx = _context(workdir, config)
-    serve_deployments(ctx, data=data, config=config)
+    # Prefect's runner takes SIGTERM for itself and leaves with sys.exit(0), after a stop() that only
+    # warns "coroutine 'Runner.astop' was never awaited": a scheduler's stop read as success. Serving
+    # ends no other way without an error, so that exit is the stop the README's exit codes name (143).
+    warnings.filterwarnings("ignore", message="coroutine 'Runner.astop' was never awaited", category=RuntimeWarning)
+    try:
+        serve_deployments(ctx, data=data, config=config)
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise Terminated() from None
+        raise
 
 
 @app.command("app")

@@ -1355,11 +1355,11 @@ def load_transactions(
         count = int(counts[reason] or 0)
         if count > max_invalid_share * rows_read:
             src_name = mapping[name]
-            expected = f"dates in format {date_format!r}" if name == contract.ORDER_TS and date_format else (
-                "dates (YYYY-MM-DD or ISO timestamps; set source.date_format for others, e.g. '%d/%m/%Y', "
+            expected = f"dates in format {date_format!r} from 1900 to 2199" if name == contract.ORDER_TS and date_format else (
+                "dates from 1900 to 2199 (YYYY-MM-DD or ISO timestamps; set source.date_format for others, e.g. '%d/%m/%Y', "
                 "or 'epoch' / 'epoch_ms' for Unix times)" if name == contract.ORDER_TS else
-                "numbers (a decimal point, an optional sign and thousands commas: -12.5, 1,587.65; decimal commas "
-                "as in 260,67, currency signs and (5.00) negatives are not read: convert the column first)"
+                "numbers below 10^15 either way (a decimal point, an optional sign and thousands commas: -12.5, 1,587.65; "
+                "decimal commas as in 260,67, currency signs and (5.00) negatives are not read: convert the column first)"
             )
             without_id = rows_read - int(counts["rows_with_id"] or 0)
             of_rows = f"{rows_read:,} rows" if not without_id else f"the {rows_read - without_id:,} rows with a customer id"
@@ -1404,10 +1404,10 @@ def load_transactions(
     report["warnings"] += format_warnings
     if report["rows_used"] == 0:
         set_aside_counts = {k: v for k, v in report["rows_set_aside"].items() if v}
-        why = ""
+        why, error = "", IngestError
         if set(set_aside_counts) == {"after_as_of"}:
-            why = f": every row is after the as-of date {as_of}; choose a later --as-of"
-        raise IngestError(
+            why, error = f": every row is after the as-of date {as_of}; choose a later --as-of", DateError
+        raise error(
             f"{source.label}: no usable rows (set aside: " + ", ".join(f"{k}={v}" for k, v in set_aside_counts.items()) + ")" + why
         )
     return Ingested(transactions=transactions, quarantine=quarantine, report=report, as_of=as_of, connection=con)

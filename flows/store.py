@@ -1143,7 +1143,7 @@ def _pick_run(runs: Sequence[RunInfo], run_id: str | None, as_of: date | str | N
         names = dataset_names(matches)
         if len(names) > 1:  # the first of them was shown, and nothing said whose list it was
             raise AmbiguousRun(f"runs of several datasets are as of {wanted} ({', '.join(names)}): name the dataset "
-                               "(data= in the address, --data on the command line) or the run (run_id=)")
+                               "(--data on the command line; data=, or the run's run_id=, in a page's or the API's address)")
         return matches[0]
     return runs[0]
 

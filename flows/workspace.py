@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,10 @@ def write_atomic(path: Path, write) -> Path:
         if exc.filename is not None and Path(exc.filename).name == tmp.name:
             # "Read-only file system: ro/.x.parquet.tmp-22379" named a file the user never asked for.
             raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+        if exc.filename is None and tmp.name in str(exc):
+            # pyarrow's own text: "[Errno 1] Failed to open local file 'ro/.x.parquet.tmp-2340'. Detail: ...".
+            errno = exc.errno or int(next(iter(re.findall(r"\[Errno (\d+)\]", str(exc))), 0)) or None
+            raise OSError(errno, os.strerror(errno) if errno else "cannot write the file", str(path)) from exc
         raise
     finally:
         tmp.unlink(missing_ok=True)

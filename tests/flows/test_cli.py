@@ -240,6 +240,21 @@ def test_ctrl_c_inside_a_command_exits_130_not_0(monkeypatch, capsys, tmp_path):
     assert exit_.value.code == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
 
 
+def test_serve_stopped_by_sigterm_exits_143(monkeypatch, capsys, tmp_path):
+    """Prefect's runner handles SIGTERM with sys.exit(0): `vipcast serve` stopped by a scheduler exited 0."""
+    import flows.cli as cli
+    import flows.deployments
+
+    def prefect_sigterm(*_, **__):
+        raise SystemExit(0)
+
+    monkeypatch.setattr(flows.deployments, "serve_deployments", prefect_sigterm)
+    monkeypatch.setattr(sys, "argv", ["vipcast", "serve", "--workdir", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 143 and capsys.readouterr().err.strip().splitlines()[-1] == "terminated"
+
+
 @pytest.mark.parametrize("stop, code, line", [(None, 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")])
 def test_a_stop_inside_a_duckdb_query_is_still_a_stop(monkeypatch, capsys, stop, code, line):
     """DuckDB turns the signal handler's exception into "RuntimeError: Query interrupted": it was an

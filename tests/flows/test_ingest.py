@@ -89,7 +89,7 @@ def test_wrong_type_amount_column_is_an_error_with_examples(tmp_path):
     with pytest.raises(IngestError) as err:
         load(write_csv(tmp_path / "t.csv", rows), tmp_path)
     message = str(err.value)
-    assert "column 'value' (for amount) does not hold numbers (a decimal point, an optional sign" in message
+    assert "column 'value' (for amount) does not hold numbers below 10^15 either way (a decimal point, an optional sign" in message
     assert "decimal commas as in 260,67, currency signs and (5.00) negatives are not read" in message and "in 2 of 5 rows" in message
     # The limit that stopped the run, and the setting that sets such rows aside instead, are named.
     assert "(empty values included; more than source.max_invalid_share, 1%: fix the column, or raise" in message
