@@ -672,10 +672,9 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     dataset = run_dataset(run)
     latest = dataset_runs(store, dataset)[0] if dataset else run
     store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
-    exports = str(ctx.workspace.exports_dir)
+    paths: list[Path | str] = [ctx.workspace.exports_dir]
     if latest.run_id != run.run_id:
-        exports += f" (still the latest run, as of {latest.as_of}; this run is in the store)"
-    paths = [exports]
+        paths[0] = f"{ctx.workspace.exports_dir} (still the latest run, as of {latest.as_of}; this run is in the store)"
     write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     if len(quarantine):  # the set-aside warnings say "in the quarantine file": this is where
         paths.append(quarantine_path(ctx.workspace.run_dir(run.run_id)))
