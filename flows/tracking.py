@@ -113,8 +113,126 @@ def _mlflow(workspace: Workspace):
     import mlflow
 
     quiet_routine_mlflow_logs()
+    prepare_tracking_database(workspace)
     mlflow.set_tracking_uri(workspace.tracking_uri)
     return mlflow
+
+
+def workspace_database(workspace: Workspace) -> Path | None:
+    """The workspace's own SQLite tracking file (None when MLFLOW_TRACKING_URI names another store;
+    MLflow sets that variable to the URI it was given, so it is compared, not only looked up)."""
+    database = workspace.root / "mlflow.db"
+    return database if workspace.tracking_uri == f"sqlite:///{database}" else None
+
+
+def prepare_tracking_database(workspace: Workspace) -> None:
+    """The workspace's MLflow database, complete and pointing at this workspace's artifacts.
+
+    - MLflow builds its schema in dozens of steps on first use: a first run stopped among them (a
+      scheduler's timeout, a full disk) left a file every later run failed on ("table spans already
+      exists"). The schema is now built in a temporary file put in place whole; a half-built file
+      that holds nothing (no run, model or experiment of vipcast's) is built again.
+    - MLflow keeps absolute artifact paths: a workspace moved or copied to another folder failed
+      ("No such artifact"), or wrote its models into the original. They are moved to this folder.
+    """
+    database = workspace_database(workspace)
+    if database is None:
+        return
+    if not schema_complete(database) and not (database.exists() and holds_records(database)):
+        create_tracking_database(database, workspace.artifact_location, replace=database.exists())
+    relocate_artifacts(database, workspace)
+
+
+def _read_only(database: Path):
+    import sqlite3
+
+    return sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+
+
+def schema_complete(database: Path) -> bool:
+    """Whether `database` holds MLflow's schema at this MLflow version's last migration."""
+    import sqlite3
+
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    if not database.exists():
+        return False
+    try:
+        with contextlib.closing(_read_only(database)) as connection:
+            version = connection.execute("select version_num from alembic_version").fetchone()
+    except sqlite3.Error:
+        return False
+    head = ScriptDirectory.from_config(_get_alembic_config(f"sqlite:///{database}")).get_current_head()
+    return version is not None and version[0] == head
+
+
+def holds_records(database: Path) -> bool:
+    """Whether an MLflow database holds a run, a registered model or an experiment besides Default."""
+    import sqlite3
+
+    queries = ("select 1 from runs limit 1", "select 1 from registered_models limit 1",
+               "select 1 from experiments where experiment_id != 0 limit 1")
+    with contextlib.closing(_read_only(database)) as connection:
+        for query in queries:
+            try:
+                if connection.execute(query).fetchone() is not None:
+                    return True
+            except sqlite3.OperationalError:  # a table the half-built schema lacks holds nothing
+                continue
+    return False
+
+
+def create_tracking_database(database: Path, artifact_location: str, *, replace: bool) -> None:
+    """Build MLflow's schema in a temporary file and put it in place whole (`replace`: over a half-built
+    file; else only if no other process put one there first)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    temporary = database.with_name(f".{database.name}.init-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    try:
+        SqlAlchemyStore(f"sqlite:///{temporary}", artifact_location).engine.dispose()
+        if replace:
+            os.replace(temporary, database)
+        else:
+            try:
+                os.link(temporary, database)  # fails if another first run got there first: use theirs
+            except FileExistsError:
+                pass
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# Columns of MLflow's SQLite schema that hold absolute artifact URIs.
+ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"), ("model_versions", "storage_location"))
+
+
+def relocate_artifacts(database: Path, workspace: Workspace) -> None:
+    """Point the database's artifact URIs at this workspace's `mlartifacts/` when they name the same
+    folder of another workspace path (the workspace was moved or copied with its artifacts)."""
+    import sqlite3
+
+    here = workspace.artifact_location + "/"
+    if not database.exists() or not (workspace.root / "mlartifacts").is_dir():
+        return
+    try:
+        with contextlib.closing(_read_only(database)) as connection:
+            locations = [row[0] for row in connection.execute(
+                "select artifact_location from experiments where experiment_id != 0 and artifact_location like 'file://%/mlartifacts/%'")]
+    except sqlite3.Error:
+        return
+    before = {location[:location.rindex("/mlartifacts/") + len("/mlartifacts/")] for location in locations}
+    before.discard(here)
+    if len(before) != 1:  # this workspace's own paths, or several roots (not one workspace's move)
+        return
+    (old,) = before
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        for table, column in ARTIFACT_COLUMNS:
+            connection.execute(f"update {table} set {column} = ? || substr({column}, ?) where substr({column}, 1, ?) = ?",
+                               (here, len(old) + 1, len(old), old))
+    sys.stderr.write(f"note: this workspace was moved or copied from {old.removeprefix('file://').removesuffix('/mlartifacts/')}: "
+                     f"its MLflow records now point at {workspace.root / 'mlartifacts'}\n")
 
 
 def _use_experiment(mlflow, workspace: Workspace, dataset: str) -> str:

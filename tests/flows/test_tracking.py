@@ -221,3 +221,39 @@ def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
     requirements = (Path(mlflow.artifacts.download_artifacts(f"models:/vipcast-orders/{logged.version}", dst_path=str(tmp_path / "m")))
                     / "requirements.txt").read_text()
     assert f"lightgbm=={version('lightgbm')}" in requirements and f"pandas=={version('pandas')}" in requirements
+
+
+def test_a_half_built_mlflow_database_is_built_again_and_a_moved_workspace_finds_its_artifacts(tmp_path, monkeypatch, capsys):
+    """A first `train` stopped while MLflow built its schema (a timeout, a full disk) left a file every
+    later run failed on ("table spans already exists"); a moved workspace failed with "No such
+    artifact", and a copied one wrote its models into the original."""
+    import shutil
+    import sqlite3
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path / "ws", create=True)
+    database = workspace.root / "mlflow.db"
+    with sqlite3.connect(database) as half_built:  # a few of MLflow's tables, no migration recorded
+        half_built.execute("create table experiments (experiment_id integer, name text)")
+        half_built.execute("create table spans (trace_id text)")
+    assert not tracking.schema_complete(database) and not tracking.holds_records(database)
+    mlflow = tracking._mlflow(workspace)
+    assert tracking.schema_complete(database)
+    tracking._use_experiment(mlflow, workspace, "shop")
+    (workspace.root / "mlartifacts" / "shop").mkdir(parents=True)
+    assert tracking.holds_records(database)
+    assert [p.name for p in workspace.root.iterdir() if p.name.startswith(".mlflow")] == []  # no temporary left
+
+    shutil.copytree(workspace.root, tmp_path / "copy")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a new process: MLflow set it to the first workspace's
+    copy = Workspace.resolve(tmp_path / "copy", create=False)
+    mlflow = tracking._mlflow(copy)
+    assert mlflow.get_experiment_by_name(tracking.experiment_name("shop")).artifact_location == f"{copy.artifact_location}/shop"
+    assert f"note: this workspace was moved or copied from {workspace.root}" in capsys.readouterr().err
+    # The original keeps its own paths; a database with records is never rebuilt.
+    with sqlite3.connect(database) as original:
+        assert original.execute("select artifact_location from experiments where name = 'vipcast/shop'").fetchone()[0] == (
+            f"{workspace.artifact_location}/shop")
