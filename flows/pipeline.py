@@ -960,6 +960,16 @@ def run_score(
     else:
         predictions = step(f"scoring {len(features):,} customers", score_customers, model, features)
     store = open_store(ctx)
+    # From reading the previous run's tier state to committing this run, one score of the workspace at
+    # a time: two dates scored at once each read the state before either wrote, and the later date's
+    # tiers skipped the other run's (in silence: it was not stored yet when the backfill check looked).
+    with ctx.workspace.scoring_lock():
+        return finish_score(ctx, step, dataset, model, model_version, ingested, features, predictions, store, as_of, out, today)
+
+
+def finish_score(ctx: Context, step, dataset: str, model, model_version: str, ingested, features: pd.DataFrame,
+                 predictions: pd.DataFrame, store, as_of: date | None, out: Path | None, today: date | None) -> ScoreSummary:
+    """`run_score`'s steps from the tier history to the outputs (under the workspace's scoring lock)."""
     segments, previous = step(
         "nominating tiers, rising stars and at-risk members",
         nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, expiring_spend(ingested), io=True,

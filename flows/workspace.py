@@ -8,12 +8,16 @@
 - `spark_scores/<dataset>/`  scores written by Spark scoring, partitioned by as-of date (as_of=YYYY-MM-DD)
 - `data/`            the cached demo data set
 - `cache/`           the champion model as last loaded from a local SQLite registry (flows/tracking.py)
+- `.scoring.lock`    held by a scoring run from reading the tier history to committing its outputs
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +66,20 @@ class Workspace:
     @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
+
+    @contextlib.contextmanager
+    def scoring_lock(self):
+        """One scoring run at a time from its tier history to its commit (another waits, and says so)."""
+        with open(self.root / ".scoring.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                sys.stderr.write(f"note: waiting for another scoring run of {self.root} to store its outputs\n")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def run_dir(self, run_id: str) -> Path:
         path = self.root / "runs" / run_id

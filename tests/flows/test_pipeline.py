@@ -546,3 +546,30 @@ def test_backfill_warnings_name_what_the_next_run_was_scored_from():
     (missed,) = pipeline.backfill_warnings(later({"as_of": "2025-12-01", "state_digest": "abc"}), this)
     assert "later dates (2025-12-15) scored without this one" in missed
     assert "scored without this one" in pipeline.backfill_warnings(later(None), this)[0]  # stored before digests
+
+
+def test_scoring_runs_of_one_workspace_store_one_at_a_time(tmp_path, capsys):
+    """Two dates scored at once each read the tier history before either stored its run: the later
+    date's tiers skipped the other run, in silence."""
+    import threading
+    import time
+
+    from flows.workspace import Workspace
+
+    workspace = Workspace.resolve(tmp_path / "ws")
+    order, first_in = [], threading.Event()
+
+    def first():
+        with workspace.scoring_lock():
+            first_in.set()
+            time.sleep(0.5)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait()
+    with workspace.scoring_lock():
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"]
+    assert f"note: waiting for another scoring run of {workspace.root} to store its outputs" in capsys.readouterr().err
