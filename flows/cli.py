@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import re
 import signal
 import sys
 import warnings
@@ -405,6 +407,8 @@ ENVIRONMENT_HINTS = {
     "IOException": "check that the workspace folder is writable and the disk has free space",
     "DatabaseError": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged "
                      "or not a database: restore it, or start over in a new --workdir",
+    "DamagedDatabase": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged: "
+                       "restore it from a backup, or start over in a new --workdir",
     "PortUnavailable": "pass another --port (or --host), or stop the program listening on that port",
     "PrefectUnavailable": "check PREFECT_API_URL (a running `prefect server start`), or without it raise "
                           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (90 s here), or run without --prefect",
@@ -492,12 +496,35 @@ def stop_in_chain(exc: BaseException) -> BaseException | None:
 
 # OS errors of the machine, wherever they sit in an exception's chain: MLflow reported a full TMPDIR as
 # "Failed to serialize Python model" (an internal error) with the OSError as its cause.
-MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
 
 
 def machine_cause(exc: BaseException) -> OSError | None:
     """The first OSError of the machine (full disk, quota, read-only or failing device) in `exc`'s chain."""
     return next((link for link in exception_chain(exc) if isinstance(link, OSError) and link.errno in MACHINE_ERRNOS), None)
+
+
+class DamagedDatabase(Exception):
+    """A database file that fails its own checks (DuckDB's "Corrupt database file")."""
+
+
+def translated(exc: BaseException) -> BaseException | None:
+    """An error a database library words in its own terms, as what it is: a file the user may not write
+    (exit 2, naming it), a damaged file, a full disk or file-size limit (the machine's, exit 1)."""
+    for link in exception_chain(exc):
+        text = str(link)
+        if "Permission denied" in text and (opened := re.search(r'Cannot open file "([^"]+)"', text)):
+            return PermissionError(errno.EACCES, "Permission denied", opened.group(1))  # DuckDB's IOException
+        if "attempt to write a readonly database" in text:  # SQLite under MLflow
+            tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+            where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
+            return PermissionError(errno.EACCES, "Permission denied (a read-only database)", where)
+        if "Corrupt database file" in text:
+            return DamagedDatabase(f"a database file is damaged ({text.strip().splitlines()[0]})")
+        for number in (errno.EFBIG, errno.ENOSPC):
+            if os.strerror(number) in text and not isinstance(link, OSError):  # DuckDB's IO or transaction error
+                return OSError(number, os.strerror(number))
+    return None
 
 
 def report_failure(exc: BaseException, debug: bool) -> NoReturn:
@@ -507,7 +534,7 @@ def report_failure(exc: BaseException, debug: bool) -> NoReturn:
         raise exc
     from flows.ingest import hide_password  # a driver's or a hint's text may quote a database URL
 
-    exc = machine_cause(exc) or exc
+    exc = machine_cause(exc) or translated(exc) or exc
     name = type(exc).__name__
     expected = isinstance(exc, EXPECTED_TYPES) or name in EXPECTED
     environment = not expected and (isinstance(exc, OSError) or name in ENVIRONMENT_HINTS)

@@ -73,4 +73,14 @@ def serve_deployments(ctx: Context, data: str | None = None, config: str | None 
             "without the password)",
             file=sys.stderr,
         )
-    serve(*build_deployments(ctx, data, config), pause_on_shutdown=False)
+    try:
+        serve(*build_deployments(ctx, data, config), pause_on_shutdown=False)
+    except Exception as error:  # httpx's ConnectError ("All connection attempts failed") at PREFECT_API_URL
+        from flows.orchestration import PrefectUnavailable
+
+        if type(error).__name__ in ("ConnectError", "ConnectTimeout"):
+            from prefect.settings import PREFECT_API_URL
+
+            url = PREFECT_API_URL.value() or "the temporary Prefect server"
+            raise PrefectUnavailable(f"Prefect's API cannot be reached at {url}: {error}") from error
+        raise

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import click
+import duckdb
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -195,6 +196,17 @@ def chained(error: BaseException, cause: BaseException) -> BaseException:
         (ValueError("Don't know how to connect to 'postgresql+psycopg://u:S3cr%2Ft@h/db'"),
          "error: Don't know how to connect to 'postgresql+psycopg://u:***@h/db'", None, 2),
         (ZeroDivisionError("boom"), "internal error (ZeroDivisionError): boom", "hint: run again with --debug", 1),
+        # DuckDB's and SQLite's own words for a read-only workspace (exit 1, no path), a damaged file and a file-size limit.
+        (duckdb.IOException('IO Error: Cannot open file "/ws/outputs.duckdb": Permission denied'),
+         "error: [Errno 13] Permission denied: '/ws/outputs.duckdb'", None, 2),
+        (chained(RuntimeError("MlflowException: (sqlite3.OperationalError) attempt to write a readonly database"),
+                 type("OperationalError", (Exception,), {})("(sqlite3.OperationalError) attempt to write a readonly database")),
+         "error: [Errno 13] Permission denied (a read-only database)", None, 2),
+        (duckdb.IOException("IO Error: Corrupt database file: computed checksum 1 does not match stored checksum 2 in block at "
+                            "location 274432"), "error: a database file is damaged (IO Error: Corrupt database file",
+         "hint: a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged", 1),
+        (duckdb.TransactionException('TransactionContext Error: Failed to commit: could not write "/ws/outputs.duckdb.wal": '
+                                     "File too large"), "error: File too large", "hint: check that the folder is writable", 1),
         # Dates that cannot be used name what to do; the path-and-mapping hint sent users the wrong way.
         (DateError("orders.csv: the as-of date 1899-12-31 is outside the supported range"), "error: orders.csv: the as-of", None, 2),
         (IngestError("orders.csv: missing column 'amt'"), "error: orders.csv: missing column", "hint: check the source path", 2),
