@@ -356,16 +356,18 @@ def serve(
 
     config = _config_for(config, data)
     ctx = _context(workdir, config)
-    # Prefect's runner takes SIGTERM for itself and leaves with sys.exit(0), after a stop() that only
-    # warns "coroutine 'Runner.astop' was never awaited": a scheduler's stop read as success. Serving
-    # ends no other way without an error, so that exit is the stop the README's exit codes name (143).
     warnings.filterwarnings("ignore", message="coroutine 'Runner.astop' was never awaited", category=RuntimeWarning)
+    # Serving ends only when stopped, and Prefect reads both stops as success: its runner takes SIGTERM
+    # for itself and leaves with sys.exit(0) (after a stop() that only warned "coroutine
+    # 'Runner.astop' was never awaited"), and it catches Ctrl-C and returns. They exit as the README's
+    # exit codes name them: 143 and 130.
     try:
         serve_deployments(ctx, data=data, config=config)
     except SystemExit as exc:
         if exc.code in (0, None):
             raise Terminated() from None
         raise
+    raise KeyboardInterrupt
 
 
 @app.command("app")

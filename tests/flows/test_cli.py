@@ -253,7 +253,7 @@ def test_ctrl_c_inside_a_command_exits_130_not_0(monkeypatch, capsys, tmp_path):
 
 
 def test_serve_stopped_by_sigterm_exits_143(monkeypatch, capsys, tmp_path):
-    """Prefect's runner handles SIGTERM with sys.exit(0): `vipcast serve` stopped by a scheduler exited 0."""
+    """Prefect's runner handles SIGTERM with sys.exit(0), and Ctrl-C by returning: `vipcast serve` exited 0."""
     import flows.cli as cli
     import flows.deployments
 
@@ -265,6 +265,11 @@ def test_serve_stopped_by_sigterm_exits_143(monkeypatch, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     assert exit_.value.code == 143 and capsys.readouterr().err.strip().splitlines()[-1] == "terminated"
+    # Ctrl-C: Prefect's serve catches it and returns.
+    monkeypatch.setattr(flows.deployments, "serve_deployments", lambda *_, **__: None)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
 
 
 @pytest.mark.parametrize("stop, code, line", [(None, 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")])
