@@ -416,6 +416,8 @@ ENVIRONMENT_HINTS = {
                           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (90 s here), or run without --prefect",
     "StoreUnreachable": "check outputs.store_url in your config: is the database server running and reachable, "
                         "and are the user, password and database right?",
+    "TrackingUnreachable": "start the tracking server, correct MLFLOW_TRACKING_URI, or unset it to use the workspace's "
+                           "mlflow.db",
     "SourceUnreachable": "check the --data URL: is the database server running and reachable, and are the user, "
                          "password (or PGPASSWORD) and database right?",
 }

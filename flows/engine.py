@@ -66,12 +66,23 @@ MASTER_URL = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[.+\]|spar
 MASTER_CONNECT_SECONDS = 5.0
 
 
+def unreachable(host: str, port: int, seconds: float = MASTER_CONNECT_SECONDS) -> str | None:
+    """Why nothing answers a TCP connection to host:port within `seconds` (None when something does)."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+        return None
+    except socket.gaierror:
+        return f"no host named {host!r} is known"
+    except OSError as exc:
+        return f"nothing answers at {host}:{port} ({exc.strerror or type(exc).__name__})"
+
+
 def check_master(master: str) -> None:
     """Refuse a master that is no Spark master URL, or a standalone master (spark://host:port[,host:port])
     no listed host answers, with the reason: Spark retried for over a minute and buried the reason
     (UnknownHostException, Connection refused) in Java stack traces above a generic last line."""
-    import socket
-
     if not MASTER_URL.match(master):
         raise SparkStartError(f"engine.spark_master {master!r} is not a Spark master URL: use local[*], local[N], "
                               "spark://host:7077, yarn or k8s://https://host:port")
@@ -82,13 +93,10 @@ def check_master(master: str) -> None:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             host, port = address, "7077"
-        try:
-            socket.create_connection((host, int(port)), timeout=MASTER_CONNECT_SECONDS).close()
+        problem = unreachable(host, int(port))
+        if problem is None:
             return
-        except socket.gaierror:
-            problems.append(f"no host named {host!r} is known")
-        except OSError as exc:
-            problems.append(f"nothing answers at {host}:{port} ({exc.strerror or type(exc).__name__})")
+        problems.append(problem)
     raise SparkStartError(f"cannot reach engine.spark_master {master!r}: {'; '.join(problems)}")
 
 

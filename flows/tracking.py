@@ -109,10 +109,29 @@ def registry_remarks_held():
         raise
 
 
+class TrackingUnreachable(RuntimeError):
+    """MLFLOW_TRACKING_URI names a server that does not answer (MLflow retried for minutes, silently)."""
+
+
+def check_tracking_server(uri: str) -> None:
+    """Refuse an http(s) tracking URI whose host does not answer within a few seconds."""
+    from urllib.parse import urlsplit
+
+    from flows.engine import unreachable
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    problem = unreachable(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    if problem is not None:
+        raise TrackingUnreachable(f"cannot reach the MLflow tracking server MLFLOW_TRACKING_URI={uri}: {problem}")
+
+
 def _mlflow(workspace: Workspace):
     import mlflow
 
     quiet_routine_mlflow_logs()
+    check_tracking_server(workspace.tracking_uri)
     prepare_tracking_database(workspace)
     mlflow.set_tracking_uri(workspace.tracking_uri)
     return mlflow

@@ -257,3 +257,18 @@ def test_a_half_built_mlflow_database_is_built_again_and_a_moved_workspace_finds
     with sqlite3.connect(database) as original:
         assert original.execute("select artifact_location from experiments where name = 'vipcast/shop'").fetchone()[0] == (
             f"{workspace.artifact_location}/shop")
+
+
+def test_an_unreachable_tracking_server_is_one_line_at_once(monkeypatch):
+    """`score` with MLFLOW_TRACKING_URI at a server that is down sat at 'loading the champion' for minutes."""
+    import socket
+
+    from flows import tracking
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(tracking.TrackingUnreachable, match=rf"MLFLOW_TRACKING_URI=http://127.0.0.1:{port}: nothing answers at "
+                                                           rf"127.0.0.1:{port}"):
+        tracking.check_tracking_server(f"http://127.0.0.1:{port}")
+    tracking.check_tracking_server("sqlite:///x.db")  # files and databases are not servers to probe
