@@ -263,6 +263,7 @@ def _warnings(
             messages.append(
                 f"{int(unmatched.sum()):,} customer(s) in the previous tier state are not scored on this run "
                 f"({len(members):,} of them VIP members), e.g. {examples}; their tier state is not carried forward "
-                "and no event is written for them"
+                "and no event is written for them (a partial extract, or ids written otherwise than in the previous "
+                "run's data?)"
             )
     return messages

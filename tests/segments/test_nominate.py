@@ -160,13 +160,15 @@ def test_customers_missing_from_this_run_are_reported():
     result = nominate(customers_table({}), previous, AS_OF, SegmentSettings(), 365)
     assert result.warnings == [
         "1 customer(s) in the previous tier state are not scored on this run (1 of them VIP members), e.g. gone (Gold); "
-        "their tier state is not carried forward and no event is written for them"
+        "their tier state is not carried forward and no event is written for them (a partial extract, or ids written "
+        "otherwise than in the previous run's data?)"
     ]
     # Without VIP members among them, the others are named.
     previous = state_table({"customer_id": "c1", "tier": "Base"}, {"customer_id": "left", "tier": "Base"})
     assert nominate(customers_table({}), previous, AS_OF, SegmentSettings(), 365).warnings == [
         "1 customer(s) in the previous tier state are not scored on this run (0 of them VIP members), e.g. left (Base); "
-        "their tier state is not carried forward and no event is written for them"
+        "their tier state is not carried forward and no event is written for them (a partial extract, or ids written "
+        "otherwise than in the previous run's data?)"
     ]
 
 
