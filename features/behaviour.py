@@ -81,13 +81,19 @@ def spend_expiring(day_amount: ir.FloatingColumn, days_ago: ir.IntegerColumn, wi
     return money_sum(day_amount, leaving).fill_null(0.0)
 
 
-def spend_expiring_within(transactions: ir.Table, cutoff: dt.date, within: ir.Table) -> ir.Table:
+def spend_expiring_within(transactions: ir.Table, cutoff: dt.date, within: ir.Table, longest_days: int = ROLLING_YEAR_DAYS) -> ir.Table:
     """`spend_expiring` with a number of days per customer: for each customer of `within`
     (customer_id, within_days) with spend in the rolling 12-month window, customer_id and
     spend_expiring, the net spend in (cutoff - 365 days, cutoff - 365 days + within_days] (a member in
     grace until cutoff + within_days: the spend gone from the window by then). Customers without
-    such spend have no row (0)."""
-    daily = daily_activity(transactions, cutoff, after=cutoff - dt.timedelta(days=ROLLING_YEAR_DAYS))
+    such spend have no row (0). Only the rows of `within`'s customers in the first `longest_days`
+    days of the window (at least every within_days) are read: a few members in grace, not every order."""
+    longest_days = min(max(int(longest_days), 0), ROLLING_YEAR_DAYS)
+    start = cutoff - dt.timedelta(days=ROLLING_YEAR_DAYS)
+    mine = transactions.semi_join(within, "customer_id")
+    daily = daily_activity(mine, start + dt.timedelta(days=longest_days), after=start)
+    # days_ago counts back from that day: from the cutoff it is that many days more.
+    daily = daily.mutate(days_ago=daily.days_ago + (ROLLING_YEAR_DAYS - longest_days))
     rows = daily.join(within, "customer_id")
     leaving = rows.days_ago >= ROLLING_YEAR_DAYS - rows.within_days
     return rows.group_by("customer_id").aggregate(spend_expiring=money_sum(rows.day_amount, leaving).fill_null(0.0))

@@ -586,7 +586,8 @@ def expiring_spend(ingested):
 
     def expiring_by(ids: pd.Series, days: pd.Series) -> pd.Series:
         within = ibis.memtable(pd.DataFrame({"customer_id": ids.to_numpy(), "within_days": days.to_numpy()}))
-        found = ingested.connection.to_pandas(spend_expiring_within(ingested.transactions, ingested.as_of, within))
+        longest = int(days.max()) if len(days) else 0
+        found = ingested.connection.to_pandas(spend_expiring_within(ingested.transactions, ingested.as_of, within, longest))
         leaving = found.set_index("customer_id")["spend_expiring"].reindex(ids.to_numpy()).fillna(0.0)
         return leaving.set_axis(ids.index)
 

@@ -110,7 +110,8 @@ def test_spend_expiring_within_a_number_of_days_per_customer(toy):
     days = {"A": 30, "B": 90, "C": 365, "D": 30, "E": 200}
     fixed = toy_behaviour(toy, expiring_days=tuple(sorted(set(days.values()))))
     within = toy.get_backend().create_table("within", pd.DataFrame({"customer_id": list(days), "within_days": list(days.values())}))
-    ours = by_customer(spend_expiring_within(toy, TOY_CUTOFF, within))["spend_expiring"]
     expected = pd.Series({c: fixed.loc[c, f"spend_expiring_{d}d"] for c, d in days.items()})
-    assert ours.reindex(expected.index).fillna(0.0).tolist() == expected.tolist()
+    for longest in (365, max(days.values())):  # reading only the days that can leave gives the same sums
+        ours = by_customer(spend_expiring_within(toy, TOY_CUTOFF, within, longest))["spend_expiring"]
+        assert ours.reindex(expected.index).fillna(0.0).tolist() == expected.tolist()
     assert expected.sum() > 0 and len(set(expected)) > 1  # the toy has spend leaving at different days
