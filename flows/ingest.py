@@ -1097,11 +1097,14 @@ def _open_csv_text(name: str):
     return opener(name, "rt", newline="", encoding="utf-8", errors="replace")
 
 
+def _open_csv_bytes(name: str):
+    return (gzip.open if name.endswith(".gz") else open)(name, "rb")
+
+
 def check_csv_encoding(name: str) -> None:
     """Raise IngestError for a UTF-16 file (Excel's "Unicode Text"): read as UTF-8 its NUL bytes
     split no line the way the header does, and the reader's complaint is about fields, not the encoding."""
-    opener = gzip.open if name.endswith(".gz") else open
-    with opener(name, "rb") as handle:
+    with _open_csv_bytes(name) as handle:
         start = handle.read(4096)
     if start.startswith(b"PAR1"):  # read as text its NUL bytes looked like UTF-16
         raise FileFormatError(f"{name}: this is a Parquet file, not CSV text (it starts with PAR1): give it a .parquet name")
@@ -1110,10 +1113,9 @@ def check_csv_encoding(name: str) -> None:
 
 
 def check_csv_utf8(name: str) -> None:
-    """Raise IngestError naming the first line of the file that is not UTF-8 (a Windows-1252 or Latin-1
+    """Raise FileFormatError naming the first line of the file that is not UTF-8 (a Windows-1252 or Latin-1
     export: 'Côte d’Ivoire' written in one byte per letter). DuckDB's message quotes the line before it."""
-    opener = gzip.open if name.endswith(".gz") else open
-    with opener(name, "rb") as handle:
+    with _open_csv_bytes(name) as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 line.decode("utf-8")
@@ -1157,7 +1159,7 @@ def check_csv_line_endings(name: str) -> None:
     counts: dict[bytes, int] = {}
     first: dict[bytes, int] = {}
     line, carry = 1, b""
-    with (gzip.open if name.endswith(".gz") else open)(name, "rb") as handle:
+    with _open_csv_bytes(name) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             chunk, carry = carry + chunk, b""
             if chunk.endswith(b"\r"):  # its \n may open the next chunk
