@@ -270,7 +270,21 @@ class OutputsConfig(Strict):
                 "must be a database URL such as postgresql://user@host/db or duckdb:///path/outputs.duckdb "
                 "(leave the key out for <workdir>/outputs.duckdb)"
             )
+        if value is not None:
+            check_url_authority(value)
         return value
+
+
+def check_url_authority(url: str) -> None:
+    """Refuse a URL whose user part holds a bare '@' or whose port is not a number: the driver then
+    looked up the password's tail as a host (and printed it), or failed with "invalid literal for int()"."""
+    authority = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    if authority.count("@") > 1:
+        raise ValueError("the user name or password holds '@': write each '@' in them as %40 (a password p@ss as p%40ss)")
+    host = authority.rpartition("@")[2].rpartition("]")[2]  # after an IPv6 address's brackets
+    port = host.partition(":")[2]
+    if ":" in host and not port.isdigit():  # SQLAlchemy takes one host: 'h1:5432,h2:5433' fails there too
+        raise ValueError(f"the port {port!r} is not a number")
 
 
 class VipcastConfig(Strict):

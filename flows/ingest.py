@@ -83,7 +83,8 @@ SECRET_PARAMETER = re.compile(r"([?&;,]\s*[^=?&;,]*(?:pass|pwd|secret|token|key|
 def hide_password(text: str) -> str:
     """Text with the credentials of any URL in it masked: the password of every user:password@ part
     (a password may hold '/'; a multi-host URL has several) and credential-like query parameters."""
-    text = re.sub(r"((?:://|,)[^:/@,?#\s]*:)[^@\s]*?@", r"\1***@", text)
+    # Up to the '@' that ends the user part: a password holding a bare '@' (p@ss) was shown from it on.
+    text = re.sub(r"((?:://|,)[^:/@,?#\s]*:)\S*?@(?=[^@\s,]*(?:[/?#,\s'\"]|$))", r"\1***@", text)
     return SECRET_PARAMETER.sub(r"\1***", text)
 
 
@@ -129,7 +130,13 @@ def parse_source(src: str, table: str | None = None) -> Source:
     if src in BUILTIN_SOURCES:
         return Source("builtin", src)
     if "://" in src:
+        from configs.schema import check_url_authority
+
         url, _, fragment = src.partition("#")
+        try:
+            check_url_authority(url)
+        except ValueError as error:
+            raise IngestError(f"{hide_password(url)}: {error}") from None
         name = fragment or table
         if not name:
             raise IngestError(f"{src}: a database source needs a table: write URL#table (e.g. sqlite:///shop.db#orders)")

@@ -245,6 +245,10 @@ def test_an_empty_column_name_is_a_config_error(tmp_path, field):
         # A typo in the URL became a DuckDB file ./postgresql/localhost/shop under the current folder.
         ('outputs: {store_url: "postgresql//localhost/shop"}', r"outputs.store_url: must be a database URL"),
         ("outputs: {store_url: outputs.duckdb}", r"outputs.store_url: must be a database URL"),
+        # A bare '@' in the password: the driver looked up the password's tail as the host, and printed it.
+        ('outputs: {store_url: "postgresql://admin:pa@ssW0RD@127.0.0.1:5433/vip"}', r"outputs.store_url: the user name or "
+         r"password holds '@': write each '@' in them as %40"),
+        ('outputs: {store_url: "postgresql://admin:pw@127.0.0.1:notaport/vip"}', r"outputs.store_url: the port 'notaport' is not a number"),
         # PyYAML's own "month must be in 1..12" named neither the file nor the key.
         ("as_of: 2025-13-01", r"as_of: Input should be a valid date .*month value is outside expected range"),
         ("as_of: 2025-02-30", r"as_of: Input should be a valid date .*day value is outside expected range"),

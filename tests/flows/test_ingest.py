@@ -905,3 +905,17 @@ def test_quarantine_keeps_every_source_column(tmp_path):
     assert list(quarantine["source_row"]) == [2, 3]
     assert list(quarantine["raw.sku"]) == ["S-2", "S-3"] and quarantine["raw.note"].iloc[0] == "no id"
     assert list(quarantine["raw_amount"]) == ["2", "x"] and "raw.cust" not in quarantine
+
+
+def test_a_password_holding_a_bare_at_sign_is_refused_and_never_shown(tmp_path):
+    """`postgresql://admin:pa@ssW0RD@host/db`: the driver looked up 'ssW0RD@host' and the message showed it."""
+    from flows.ingest import hide_password
+
+    with pytest.raises(IngestError) as err:
+        parse_source("postgresql://admin:pa@ssW0RD@127.0.0.1:5433/vip#orders")
+    assert "ssW0RD" not in str(err.value) and "holds '@': write each '@' in them as %40" in str(err.value)
+    with pytest.raises(IngestError, match="the port 'notaport' is not a number"):
+        parse_source("postgresql://admin:pw@127.0.0.1:notaport/vip#orders")
+    assert hide_password("cannot connect postgresql://admin:pa@ssW0RD@127.0.0.1:5433/vip: x") == (
+        "cannot connect postgresql://admin:***@127.0.0.1:5433/vip: x")
+    assert hide_password("postgres://u:p@h1,u2:p2@h2/db#t") == "postgres://u:***@h1,u2:***@h2/db#t"
