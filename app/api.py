@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 from pydantic import BaseModel, BeforeValidator
 
 from flows.listformats import iso_date, list_csv, list_json
@@ -102,6 +103,22 @@ def as_of_param(value: Any) -> date | None:
 AsOfQuery = Annotated[date | None, BeforeValidator(as_of_param), Query(description="As-of date YYYY-MM-DD: the latest run of that date.")]
 #: Ids as long as the data have them: a 300-character id ranked first on a list had no page (404).
 CUSTOMER_ID_MAX_LENGTH = 4096
+
+
+class AnyText(Convertor):
+    """A path parameter of any text, line breaks included (Starlette's `path` stops at one: an id holding
+    a line feed was listed and linked, and its page was a 404)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", AnyText())
 RunIdQuery = Annotated[str | None, Query(max_length=200, description="A run id from /api/v1/runs.")]
 DataQuery = Annotated[str | None, Query(
     max_length=500, description="A dataset (its name, e.g. orders, or its source as in /api/v1/runs): its runs only "
@@ -211,7 +228,7 @@ def get_list(
                     headers=headers)
 
 
-@router.get("/customers/{customer_id:path}", response_model=CustomerOut,
+@router.get("/customers/{customer_id:anytext}", response_model=CustomerOut,
             summary="One customer: scores, tier, lists, history")
 def get_customer(
     request: Request,

@@ -351,7 +351,7 @@ def find_customer(request: Request, customer_id: Annotated[str, Query(min_length
     return RedirectResponse(target, status_code=303)
 
 
-@router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
+@router.get("/customers/{customer_id:anytext}", response_class=HTMLResponse)
 def customer_page(
     request: Request,
     customer_id: Annotated[str, Path(max_length=CUSTOMER_ID_MAX_LENGTH)],
@@ -431,9 +431,13 @@ def runs_page(request: Request, run_id: RunIdQuery = None, as_of: AsOfQuery = No
 
 def safe_next(target: str | None) -> str:
     """Only same-site paths: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target or len(target) > NEXT_MAX_LENGTH:
         return "/"
     return target
+
+
+# A customer page's address with the longest id, percent-encoded (three characters a byte at most).
+NEXT_MAX_LENGTH = 3 * 4 * CUSTOMER_ID_MAX_LENGTH + 100
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -446,7 +450,7 @@ def login_form(request: Request, next: str | None = None) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, api_key: Annotated[str, Form(max_length=1000)] = "",
-          next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+          next: Annotated[str, Form()] = "/") -> Response:  # too long for a page of ours: the overview
     key = request.app.state.api_key
     if key is None:
         return RedirectResponse(safe_next(next), status_code=303)

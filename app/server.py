@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import api, pages
 from app.auth import ApiKeyMissing, LoggedOutSessions, RequireApiKey, resolve_api_key, wants_json
+from flows.ingest import hide_password
 from flows.store import (
     AmbiguousRun,
     NoRunsYet,
@@ -45,6 +47,17 @@ logger = logging.getLogger("vipcast.app")
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+def store_cause(error: Exception) -> str:
+    """For the log: the first line of a database's or the file system's error (a damaged store file said
+    only "unhandled IOException on /"); other errors' texts may quote data, and stay out of the log."""
+    import duckdb
+
+    if not isinstance(error, (duckdb.Error, OSError)):
+        return ""
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return f": {hide_password(first)}"
+
+
 def create_app(store: OutputsStore, api_key: str | None) -> FastAPI:
     """The FastAPI app over a read-only view of ``store``; ``api_key=None`` serves without a key."""
     app = FastAPI(
@@ -53,6 +66,8 @@ def create_app(store: OutputsStore, api_key: str | None) -> FastAPI:
         version="1",
         docs_url=None,
         redoc_url=None,
+        # Starlette answered /api/v1/runs/ with a 307 to an absolute URL built from the Host header.
+        redirect_slashes=False,
     )
     app.state.store = store.read_only_view()
     app.state.api_key = api_key
@@ -203,7 +218,7 @@ class LogRequests:
         try:
             await self.app(scope, receive, record_status)
         except Exception as error:
-            logger.error("unhandled %s on %s", type(error).__name__, route_of(scope))
+            logger.error("unhandled %s on %s%s", type(error).__name__, route_of(scope), store_cause(error))
             if status["code"] == 0:
                 response = error_response(Request(scope), 500, "internal error: the server log names the failing route")
                 await response(scope, receive, record_status)
@@ -276,12 +291,25 @@ def check_port_free(host: str, port: int) -> None:
             raise PortUnavailable(error.errno, f"cannot serve on {host}:{port}: {error.strerror}") from error
 
 
-def run(host: str, port: int, store: OutputsStore, api_key: str | None) -> None:
+class NoAuthOffLoopback(ValueError):
+    """--no-auth asked for on an address other machines reach."""
+
+
+def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth: bool = False) -> None:
     """Serve the app with uvicorn (access log off). Without a key, only on a loopback address."""
+    import sys
+
     import uvicorn
 
     if api_key is None and not is_loopback(host):
+        if no_auth:  # a key may well be set: --no-auth is what turned it off
+            raise NoAuthOffLoopback(f"refusing to serve without an API key on {host}: --no-auth is for local use; serve on "
+                                    "127.0.0.1, or leave --no-auth out and set VIPCAST_API_KEY")
         raise ApiKeyMissing(f"refusing to serve without an API key on {host}: use 127.0.0.1 or set VIPCAST_API_KEY")
+    if no_auth:
+        ignored = " (VIPCAST_API_KEY is set and not used)" if os.environ.get("VIPCAST_API_KEY", "").strip() else ""
+        print(f"warning: serving without an API key (--no-auth){ignored}: anyone who can open {host}:{port} on this "
+              "machine reads the lists", file=sys.stderr)
     check_port_free(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(store, api_key), host=host, port=port, access_log=False, server_header=False,

@@ -385,7 +385,7 @@ def app_command(
 
     ctx = _context(workdir, config, reader=True)
     api_key = resolve_api_key(no_auth)
-    run(host, port, open_store(ctx), api_key)
+    run(host, port, open_store(ctx), api_key, no_auth)
 
 
 HINTS = {
@@ -523,7 +523,7 @@ def translated(exc: BaseException) -> BaseException | None:
             tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
             where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
             return PermissionError(errno.EACCES, "Permission denied (a read-only database)", where)
-        if "Corrupt database file" in text:
+        if "Corrupt database file" in text or "is not a valid DuckDB database file" in text:
             return DamagedDatabase(f"a database file is damaged ({text.strip().splitlines()[0]})")
         for number in (errno.EFBIG, errno.ENOSPC):
             if os.strerror(number) in text and not isinstance(link, OSError):  # DuckDB's IO or transaction error

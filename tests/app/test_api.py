@@ -206,6 +206,16 @@ def test_an_unexpected_error_is_a_plain_500_with_nothing_leaked(filled_store: Ou
     for text in (response.text, page.text, caplog.text):
         assert "31337" not in text and "Traceback" not in text
     assert "unhandled KeyError on /api/v1/lists/{list_name}" in caplog.text
+    # A damaged store file: the log names the database's own reason (it said only "unhandled IOException on /").
+    import duckdb
+
+    def damaged(*args, **kwargs):
+        raise duckdb.IOException("IO Error: Corrupt database file: computed checksum 1 does not match stored checksum 2")
+
+    monkeypatch.setattr(client.app.state.store, "read_list", damaged)
+    with caplog.at_level(logging.INFO):
+        assert client.get("/api/v1/lists/tiers").status_code == 500
+    assert "unhandled IOException on /api/v1/lists/{list_name}: IO Error: Corrupt database file" in caplog.text
 
 
 def test_the_app_never_holds_the_store_open(tmp_path, filled_store_path) -> None:

@@ -23,8 +23,8 @@ def test_every_route_is_listed_here() -> None:
     """A new route must be added to PAGES or API, so the refusal tests below cover it."""
     routes = [*api.router.routes, *pages.router.routes]
     templates = {route.path for route in routes if "GET" in route.methods} | {"/openapi.json"}
-    covered = {"/", "/lists/{list_name}", "/runs", "/customers/{customer_id:path}", "/customers", "/api/v1/runs",
-               "/api/v1/lists/{list_name}", "/api/v1/customers/{customer_id:path}", "/openapi.json", "/login"}
+    covered = {"/", "/lists/{list_name}", "/runs", "/customers/{customer_id:anytext}", "/customers", "/api/v1/runs",
+               "/api/v1/lists/{list_name}", "/api/v1/customers/{customer_id:anytext}", "/openapi.json", "/login"}
     assert templates == covered
 
 
@@ -152,6 +152,11 @@ def test_resolve_api_key_reads_env_then_file(monkeypatch: pytest.MonkeyPatch, tm
 def test_serving_without_a_key_is_only_allowed_on_loopback(filled_store: OutputsStore) -> None:
     with pytest.raises(ApiKeyMissing, match="0.0.0.0"):
         run("0.0.0.0", 8000, filled_store, None)
+    # --no-auth turned a set key off: the refusal names it (it said "set VIPCAST_API_KEY", which was set).
+    from app.server import NoAuthOffLoopback
+
+    with pytest.raises(NoAuthOffLoopback, match="--no-auth is for local use; serve on 127.0.0.1, or leave --no-auth out"):
+        run("0.0.0.0", 8000, filled_store, None, no_auth=True)
 
 
 def test_logs_name_routes_not_ids_or_queries(client, caplog: pytest.LogCaptureFixture) -> None:
@@ -162,3 +167,17 @@ def test_logs_name_routes_not_ids_or_queries(client, caplog: pytest.LogCaptureFi
     assert "GET /api/v1/customers/{customer_id} 200" in text
     assert "GET /lists/{list_name} 200" in text
     assert "1005" not in text and "Gold" not in text and "2026-11-16" not in text
+
+
+def test_no_auth_says_the_lists_are_open(filled_store: OutputsStore, monkeypatch, capsys) -> None:
+    """A configured key was dropped by --no-auth without a word."""
+    import uvicorn
+
+    import app.server as server
+
+    monkeypatch.setattr(server, "check_port_free", lambda host, port: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.setenv("VIPCAST_API_KEY", "k")
+    run("127.0.0.1", 8000, filled_store, None, no_auth=True)
+    assert ("warning: serving without an API key (--no-auth) (VIPCAST_API_KEY is set and not used): anyone who can "
+            "open 127.0.0.1:8000 on this machine reads the lists") in capsys.readouterr().err

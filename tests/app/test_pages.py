@@ -286,3 +286,31 @@ def test_requests_that_cannot_mean_one_list_are_refused(two_shops: OutputsStore,
     response = client.get(f"{path}?{query}")
     assert response.status_code == status
     assert message in (response.json()["detail"] if path.startswith("/api") else unescape(text_of(response.text)))
+
+
+def test_every_listed_id_has_a_page_and_the_app_builds_no_address_from_the_host(tmp_path) -> None:
+    """An id holding a line feed was listed and linked, and its page and API answer were a 404 (the route
+    stopped at the line break); /api/v1/runs/ redirected to http://<the request's Host header>/..."""
+    lists = fake_lists(50)
+    odd = "line1\nline2"
+    for frame in lists.values():
+        if "customer_id" in frame:
+            frame["customer_id"] = frame["customer_id"].astype(str).replace({str(lists["tiers"]["customer_id"].iloc[0]): odd})
+    store = OutputsStore(tmp_path / "outputs.duckdb")
+    store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
+    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY}, follow_redirects=False)
+    assert 'href="/customers/line1%0Aline2?run_id=' in client.get("/lists/tiers").text
+    page = client.get("/customers/line1%0Aline2")
+    assert page.status_code == 200 and "line1\nline2" in unescape(page.text)
+    assert client.get("/api/v1/customers/line1%0Aline2").json()["customer_id"] == odd
+    slash = client.get("/api/v1/runs/", headers={"Host": "evil.example"})
+    assert slash.status_code == 404 and "location" not in slash.headers and "detail" in slash.json()
+
+
+def test_a_login_from_a_long_address_still_logs_in(filled_store: OutputsStore) -> None:
+    """A `next` over 2,000 characters (a customer page of a long id) refused the right key with a 400."""
+    client = make_client(filled_store, API_KEY, follow_redirects=False)
+    response = client.post("/login", data={"api_key": API_KEY, "next": "/customers/" + "P" * 3000})
+    assert response.status_code == 303 and response.headers["location"] == "/customers/" + "P" * 3000
+    huge = client.post("/login", data={"api_key": API_KEY, "next": "/customers/" + "P" * 100_000})
+    assert huge.status_code == 303 and huge.headers["location"] == "/"

@@ -205,6 +205,8 @@ def chained(error: BaseException, cause: BaseException) -> BaseException:
         (duckdb.IOException("IO Error: Corrupt database file: computed checksum 1 does not match stored checksum 2 in block at "
                             "location 274432"), "error: a database file is damaged (IO Error: Corrupt database file",
          "hint: a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged", 1),
+        (duckdb.IOException('IO Error: The file "/ws/outputs.duckdb" exists, but it is not a valid DuckDB database file!'),
+         "error: a database file is damaged", "hint: a database file of the workspace (mlflow.db or outputs.duckdb)", 1),
         (duckdb.TransactionException('TransactionContext Error: Failed to commit: could not write "/ws/outputs.duckdb.wal": '
                                      "File too large"), "error: File too large", "hint: check that the folder is writable", 1),
         # Dates that cannot be used name what to do; the path-and-mapping hint sent users the wrong way.
