@@ -278,10 +278,13 @@ class OutputsConfig(Strict):
 def check_url_authority(url: str) -> None:
     """Refuse a URL whose user part holds a bare '@' or whose port is not a number: the driver then
     looked up the password's tail as a host (and printed it), or failed with "invalid literal for int()"."""
-    authority = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
-    if authority.count("@") > 1:
+    rest = url.split("://", 1)[1]
+    # As SQLAlchemy reads a URL: the user part ends at the first '@' (a password may hold '/', not '@').
+    user = re.match(r"[^:/]*(?::[^@]*)?@", rest)
+    host = re.split(r"[/?]", rest[user.end():] if user else rest, maxsplit=1)[0]
+    if "@" in host:
         raise ValueError("the user name or password holds '@': write each '@' in them as %40 (a password p@ss as p%40ss)")
-    host = authority.rpartition("@")[2].rpartition("]")[2]  # after an IPv6 address's brackets
+    host = host.rpartition("]")[2]  # after an IPv6 address's brackets
     port = host.partition(":")[2]
     if ":" in host and not port.isdigit():  # SQLAlchemy takes one host: 'h1:5432,h2:5433' fails there too
         raise ValueError(f"the port {port!r} is not a number")
