@@ -78,9 +78,13 @@ def serve_deployments(ctx: Context, data: str | None = None, config: str | None 
     except Exception as error:  # httpx's ConnectError ("All connection attempts failed") at PREFECT_API_URL
         from flows.orchestration import PrefectUnavailable
 
-        if type(error).__name__ in ("ConnectError", "ConnectTimeout"):
-            from prefect.settings import PREFECT_API_URL
+        from prefect.settings import PREFECT_API_URL
 
-            url = PREFECT_API_URL.value() or "the temporary Prefect server"
+        url = PREFECT_API_URL.value() or "the temporary Prefect server"
+        if type(error).__name__ in ("ConnectError", "ConnectTimeout"):
             raise PrefectUnavailable(f"Prefect's API cannot be reached at {url}: {error}") from error
+        if type(error).__name__ == "PrefectHTTPStatusError":  # something answers there, not Prefect's API
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise PrefectUnavailable(f"{url} does not answer as Prefect's API (a URL without /api, or another port?): "
+                                     f"{first}") from error
         raise

@@ -605,8 +605,8 @@ ISO_WITH_OFFSET = (
     r"^(\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?) ?"
     r"(?:UTC|GMT|Z|(?:UTC|GMT)?([+-])(?:(0\d|1[0-4])(?::?([0-5]\d))?|(\d)))$"
 )
-# Offsets run from -12:00 to +14:00 with minutes 00-59: '+99:99' or '-48' is no offset (the text is
-# then no date: set aside as unparseable_date, not shifted by 100 hours).
+# Hours 00-14 and minutes 00-59: '+99:99' or '-48' is no offset (the text is then no date: set aside
+# as unparseable_date, not shifted by 100 hours); `utc_of_offset_timestamp` keeps -12:00 to +14:00.
 DECIMAL_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 # A number with thousands separators, as spreadsheets export it: 1,587.65 or -12,000.
 GROUPED_NUMBER = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
@@ -824,8 +824,13 @@ def utc_of_offset_timestamp(text):
         return (digits == "").ifelse("0", digits).cast("int64")
 
     minutes = (number(5) + number(7)) * 60 + number(6)
+    # Offsets run from UTC-12:00 to UTC+14:00: others (-13, +14:30) are no time (unparseable_date).
+    real = east.ifelse(minutes <= EAST_MOST_MINUTES, minutes <= WEST_MOST_MINUTES)
     # Interval arithmetic keeps the fraction of a second on both engines (Spark's epoch seconds drop it).
-    return local - east.ifelse(minutes, -minutes).as_interval("m")
+    return real.ifelse(local - east.ifelse(minutes, -minutes).as_interval("m"), ibis.null("timestamp"))
+
+
+EAST_MOST_MINUTES, WEST_MOST_MINUTES = 14 * 60, 12 * 60
 
 
 def parsed_number(value, engine: str, *, clean: bool = False):
@@ -1334,7 +1339,13 @@ def load_transactions(
             " (map source columns in the config under source.columns)"
         )
 
-    typed = materialize(con, "vipcast_typed", typed_rows(raw, mapping, date_format, engine, schema if source.kind == "csv" else ()))
+    try:
+        typed = materialize(con, "vipcast_typed", typed_rows(raw, mapping, date_format, engine, schema if source.kind == "csv" else ()))
+    except Exception as exc:  # a CSV's bad bytes far down the file surface only when every row is read
+        if source.kind != "csv" or "interrupted" in str(exc):  # a stop (Ctrl-C, SIGTERM) is not the file's fault
+            raise
+        check_csv_shape(source)
+        raise IngestError(f"{source.label}: cannot read as csv ({reader_problem(exc)})") from exc
     # A row counts against a column only if the rules before it pass (REASONS order): a row with no
     # id at all (a spreadsheet's padding line ';;') is set aside as null_customer_id, not blamed on the dates.
     has_id = typed[contract.CUSTOMER_ID].notnull()
@@ -1383,6 +1394,7 @@ def load_transactions(
     format_warnings = dotted_thousands_warnings(typed, raw, mapping[contract.AMOUNT], counts, rows_read, source)
     format_warnings += comma_decimal_warnings(typed, raw, mapping[contract.AMOUNT], counts, source)
     format_warnings += date_format_doubts(typed, raw, mapping[contract.ORDER_TS], date_format, source, counts)
+    as_of_given = as_of is not None
     if as_of is None:
         if counts["last_order"] is None:
             raise IngestError(f"{source.label}: no row has a customer id, a valid date and an amount")
@@ -1406,10 +1418,15 @@ def load_transactions(
         transactions = materialize(con, "vipcast_transactions", clean.select(*canonical))
     quarantine = quarantine_rows(raw, typed, set_aside, mapping, canonical) if by_reason else empty_quarantine(typed, mapping, canonical, raw)
     report = reconciliation_report(transactions, source, counts, by_reason, as_of)
+    if not as_of_given and report["last_order"] is not None and report_day(report, "last_order") < as_of:
+        # The last dated row was set aside by an order-id rule (a conflicting or repeated order id): the
+        # default as-of date is the last usable order's, as for rows set aside on their own.
+        as_of = report_day(report, "last_order")
+        report["as_of"] = as_of.isoformat()
     report["warnings"] = set_aside_warnings(report, quarantine, source)
     report["warnings"] += line_break_warnings(typed, raw, schema)
     report["warnings"] += unread_quantity_warnings(typed, raw, mapping[contract.QUANTITY], counts, source)
-    report["warnings"] += return_priced_warnings(typed, raw, mapping, counts, source)
+    report["warnings"] += return_priced_warnings(typed, raw, mapping, counts, source, end_of_as_of)
     report["warnings"] += format_warnings
     if report["rows_used"] == 0:
         set_aside_counts = {k: v for k, v in report["rows_set_aside"].items() if v}
@@ -1662,17 +1679,22 @@ def unread_quantity_warnings(typed, raw, src_name: str | None, counts: dict[str,
     ]
 
 
-def return_priced_warnings(typed, raw, mapping: dict[str, str | None], counts: dict[str, Any], source: Source) -> list[str]:
-    """A warning when rows have a negative quantity and a positive amount: a return's line counted as a
-    purchase, as when `amount` is mapped to a unit price (vipcast reads amount as the line's net total
-    and uses quantity only to tell repeated lines apart)."""
-    count = int(counts.get(RETURN_PRICED) or 0)
+def return_priced_warnings(typed, raw, mapping: dict[str, str | None], counts: dict[str, Any], source: Source,
+                           end_of_as_of: datetime) -> list[str]:
+    """A warning when used rows have a negative quantity and a positive amount: a return's line counted
+    as a purchase, as when `amount` is mapped to a unit price (vipcast reads amount as the line's net
+    total and uses quantity only to tell repeated lines apart). Rows set aside on their own are not
+    counted (one more pass, only when the first found any)."""
+    if not int(counts.get(RETURN_PRICED) or 0):
+        return []
+    rows = typed.filter(typed[RETURN_PRICED] & row_reason(typed, end_of_as_of).isnull())
+    count = int(_python_rows(rows.aggregate(rows=rows.count()))[0]["rows"])
     if not count:
         return []
     amount, quantity = mapping[contract.AMOUNT], mapping[contract.QUANTITY]
     return [
         f"{count:,} row(s) have a negative quantity (column '{quantity}') and a positive amount (column '{amount}'), "
-        f"e.g. {raw_examples(raw, quantity, typed.filter(typed[RETURN_PRICED]), source)}: they count as purchases. "
+        f"e.g. {raw_examples(raw, quantity, rows, source)}: they count as purchases. "
         "The amount must be the line's net total (quantity x unit price, negative for a return; quantity only tells "
         "repeated lines apart): if it is a unit price, write the line total into a column and map amount to it"
     ]
@@ -1756,6 +1778,11 @@ def empty_quarantine(typed, mapping: dict[str, str | None], canonical: list[str]
     for column in unmapped_columns(raw, mapping) if raw is not None else ():
         frame[column] = pd.Series(dtype="object")
     return microsecond_timestamps(frame)
+
+
+def report_day(report: dict[str, Any], key: str) -> date:
+    """The calendar day of a timestamp in the reconciliation report (``first_order``, ``last_order``)."""
+    return date.fromisoformat(report[key][:10])
 
 
 def reconciliation_report(transactions, source: Source, counts: dict[str, Any], by_reason: dict[str, int], as_of: date) -> dict[str, Any]:

@@ -207,7 +207,9 @@ def backtest_cutoff(as_of: date, horizon_days: int) -> date:
 
 def report_day(report: dict[str, Any], key: str) -> date:
     """The calendar day of a timestamp in the reconciliation report (``first_order``, ``last_order``)."""
-    return date.fromisoformat(report[key][:10])
+    from flows.ingest import report_day as day
+
+    return day(report, key)
 
 
 def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
@@ -672,7 +674,12 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     # replace them (the summary says so: it listed the exports as this run's outputs).
     dataset = run_dataset(run)
     latest = dataset_runs(store, dataset)[0] if dataset else run
-    store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
+    try:
+        store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
+    except OSError as error:  # it named a temporary file, and not that the run was stored
+        raise type(error)(error.errno, f"{error.strerror or error} (run {run.run_id} is stored: `vipcast lists` and the app "
+                          "show it; the export files were not updated, run.json names the run they hold)",
+                          str(ctx.workspace.exports_dir)) from error
     paths: list[Path | str] = [ctx.workspace.exports_dir]
     if latest.run_id != run.run_id:
         paths[0] = f"{ctx.workspace.exports_dir} (still the latest run, as of {latest.as_of}; this run is in the store)"
@@ -906,7 +913,7 @@ def smaller_extract_warnings(report: dict[str, Any], run, replaced) -> list[str]
     rows = f"{rows_now:,} rows and " if rows_now is not None else ""
     before = f"{rows_before:,} rows and " if rows_before is not None else ""
     return [
-        f"this run replaces the stored run of {run.as_of}, which read {before}{replaced.n_customers:,} customers, with "
+        f"this run replaces the stored run of {run.as_of}, which used {before}{replaced.n_customers:,} customers, with "
         f"{rows}{run.n_customers:,} customers (a partial extract?): customers missing from this data are no longer "
         "in that date's lists; if the full extract was meant, score it again"
     ]

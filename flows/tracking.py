@@ -125,6 +125,28 @@ def check_tracking_server(uri: str) -> None:
     problem = unreachable(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
     if problem is not None:
         raise TrackingUnreachable(f"cannot reach the MLflow tracking server MLFLOW_TRACKING_URI={uri}: {problem}")
+    status = health_status(uri)
+    if status in NOT_MLFLOW_STATUSES:  # something answers there, not MLflow ("no champion: run train", then HTML)
+        raise TrackingUnreachable(f"MLFLOW_TRACKING_URI={uri} does not answer as an MLflow tracking server "
+                                  f"(GET /health: HTTP {status}; another port, or a path too many?)")
+
+
+# Answers of a server that has no MLflow /health route (an authenticated MLflow says 401 or 403: not these).
+NOT_MLFLOW_STATUSES = (404, 405, 501)
+
+
+def health_status(uri: str) -> int | None:
+    """The HTTP status of GET <uri>/health (MLflow's server answers 200), None when no answer comes."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (OSError, ValueError):
+        return None
 
 
 def _mlflow(workspace: Workspace):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -469,3 +470,24 @@ def test_score_out_and_symlinked_globs_never_land_where_the_source_reads(tmp_pat
     result = vipcast("score", "--data", str(dated), "--out", str(dated / "results"), "--workdir", str(tmp_path / "ws"))
     assert result.returncode == 2 and f"--out {dated / 'results'} would write over the source" in result.stderr, result.stderr
     assert sorted(p.name for p in dated.iterdir()) == ["orders.parquet"]
+
+
+@pytest.mark.parametrize("error_name, message", [
+    ("ConnectError", "Prefect's API cannot be reached at"),
+    ("PrefectHTTPStatusError", "does not answer as Prefect's API (a URL without /api, or another port?)"),
+])
+def test_serve_against_something_that_is_not_prefect_is_one_line(monkeypatch, tmp_path, error_name, message):
+    """A PREFECT_API_URL of a web server that is not Prefect's API (no /api, another port) was an internal error."""
+    import prefect
+
+    import flows.deployments as deployments
+    from flows.orchestration import PrefectUnavailable
+    from flows.pipeline import Context
+
+    def refused(*_, **__):
+        raise type(error_name, (Exception,), {})("Client error '404 Not Found' for url 'http://127.0.0.1:8799/flows/'")
+
+    monkeypatch.setattr(prefect, "serve", refused)
+    monkeypatch.setattr(deployments, "build_deployments", lambda *_: [])
+    with pytest.raises(PrefectUnavailable, match=re.escape(message)):
+        deployments.serve_deployments(Context.create(tmp_path / "ws"))

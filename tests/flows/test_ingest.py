@@ -367,6 +367,11 @@ def test_csv_files_that_cannot_be_split_into_columns(tmp_path):
     with pytest.raises(IngestError, match=r"latin.csv: line 2 is not UTF-8 text \(byte 0xe9 in 'Jos.,2024-01-01,1,o1'; a "
                                           r"Windows-1252 or Latin-1 export\?\): save the file as UTF-8"):
         load(latin, tmp_path)
+    # Far down the file (a real export's first accent): the bytes surface only when every row is read.
+    rows = "".join(f"c{i},2024-01-{1 + i % 28:02d},1,o{i}\n" for i in range(25_000))
+    latin.write_bytes(("cust,when,value,oid\n" + rows + "z,2024-01-05,1,Caf\xe9\n").encode("cp1252"))
+    with pytest.raises(IngestError, match=r"latin.csv: line 25002 is not UTF-8 text \(byte 0xe9"):
+        load(latin, tmp_path)
     # The line itself, not DuckDB's quote of the line before it.
     latin.write_bytes("cust,when,value,oid\na,2024-01-01,1,o1\nb,2024-01-02,2,\"x, y\"\nc,2024-01-03,3,C\xf4te\n".encode("cp1252"))
     with pytest.raises(IngestError, match=r"latin.csv: line 4 is not UTF-8 text \(byte 0xf4 in 'c,2024-01-03,3,C.te'"):
@@ -458,6 +463,11 @@ def test_a_return_line_with_a_positive_amount_is_warned_about(tmp_path):
         "column and map amount to it"
     ]
     assert result.report["net_revenue"] == pytest.approx(6.95 * 2 - 83.40)  # read as written: a warning, not a fix
+    # Rows set aside (no customer id, after the as-of date) count as nothing, so the warning leaves them out.
+    rows = [("a", "2024-01-05", "10", "o1", "2"), ("", "2024-01-05", "10", "o2", "-1"), ("b", "2024-05-05", "10", "o3", "-1")]
+    path = write_csv(tmp_path / "q2.csv", rows, header=("cust", "when", "value", "oid", "qty"))
+    result = load(path, tmp_path, columns=MAPPED.model_copy(update={"quantity": "qty"}), as_of=date(2024, 3, 31))
+    assert not [w for w in result.report["warnings"] if "negative quantity" in w]
 
 
 def test_database_numeric_columns_with_nulls_and_an_empty_table(tmp_path, monkeypatch):
@@ -515,6 +525,16 @@ def test_decimal_commas_beside_comma_grouped_amounts_warn(tmp_path):
     # Thousands separators alone (and with a point) are read without a word.
     rows = [("k1", "2024-01-05", "1,250", "o1"), ("k2", "2024-02-06", "1,587.65", "o2"), ("k2", "2024-02-07", "3", "o3")]
     assert not [w for w in load(write_csv(tmp_path / "us.csv", rows), tmp_path).report["warnings"] if "comma" in w]
+
+
+def test_the_default_as_of_is_not_set_by_a_row_an_order_id_rule_sets_aside(tmp_path):
+    """The last row reused another customer's order id (set aside as conflicting_order_id) and still set
+    the as-of date: as_of 2024-12-30 beside last_order 2024-12-28 in one report."""
+    rows = [("1", "2024-12-01", "10", "A"), ("2", "2024-12-05", "10", "B"), ("1", "2024-12-28", "10", "C"),
+            ("2", "2024-12-30", "10", "A")]
+    result = load(write_csv(tmp_path / "t.csv", rows), tmp_path)
+    assert result.report["rows_set_aside"]["conflicting_order_id"] == 1
+    assert result.as_of == date(2024, 12, 28) and result.report["as_of"] == "2024-12-28"
 
 
 def test_the_default_as_of_is_the_last_usable_order(tmp_path):
@@ -799,8 +819,9 @@ def test_ids_written_with_a_zero_fraction_are_the_whole_numbers_in_every_format(
 
 def test_impossible_utc_offsets_are_not_dates(tmp_path):
     """'+99:99' was read as a shift of 100 hours and '-48' as 48: orders moved days, across the as-of date."""
-    rows = [(f"c{i}", "2024-03-01 12:00:00", "1", f"o{i}") for i in range(400)]
-    bad = ["2024-03-01 12:00:00+99:99", "2024-03-01 12:00:00+25:00", "2024-03-01 12:00:00-48", "2024-03-01 12:00:00+05:75"]
+    rows = [(f"c{i}", "2024-03-01 12:00:00", "1", f"o{i}") for i in range(1_000)]
+    bad = ["2024-03-01 12:00:00+99:99", "2024-03-01 12:00:00+25:00", "2024-03-01 12:00:00-48", "2024-03-01 12:00:00+05:75",
+           "2024-03-01 12:00:00-13:00", "2024-03-01 12:00:00+14:30", "2024-03-01 12:00:00 GMT-13"]
     good = ["2024-03-01 23:00:00-12:00", "2024-03-02 01:00:00+14:00", "2024-03-01 12:00:00+0530"]
     rows += [("x", when, "1", f"b{i}") for i, when in enumerate(bad + good)]
     result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, as_of=date(2024, 3, 5))

@@ -506,7 +506,7 @@ def test_a_rescore_from_a_smaller_extract_is_named():
     smaller = dataclasses.replace(stored, data_digest="other", n_customers=4918)
     (warning,) = pipeline.feed_warnings({"last_order": "2025-12-31", "rows_used": 65571}, smaller, stored, True, None)
     assert warning == (
-        "this run replaces the stored run of 2025-12-31, which read 67,471 rows and 5,000 customers, with 65,571 rows and "
+        "this run replaces the stored run of 2025-12-31, which used 67,471 rows and 5,000 customers, with 65,571 rows and "
         "4,918 customers (a partial extract?): customers missing from this data are no longer in that date's lists; if the "
         "full extract was meant, score it again"
     )

@@ -272,3 +272,22 @@ def test_an_unreachable_tracking_server_is_one_line_at_once(monkeypatch):
                                                            rf"127.0.0.1:{port}"):
         tracking.check_tracking_server(f"http://127.0.0.1:{port}")
     tracking.check_tracking_server("sqlite:///x.db")  # files and databases are not servers to probe
+
+
+
+def test_a_tracking_uri_that_answers_but_is_not_mlflow_is_one_line():
+    """A web server at MLFLOW_TRACKING_URI (a wrong port) made `score` say "no champion: run train", and
+    `train` then failed with 15 lines of HTML."""
+    import http.server
+    import threading
+
+    from flows import tracking
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}/nowhere"
+        with pytest.raises(tracking.TrackingUnreachable, match=r"does not answer as an MLflow tracking server \(GET /health: HTTP 404"):
+            tracking.check_tracking_server(uri)
+    finally:
+        server.shutdown()
