@@ -461,12 +461,22 @@ def check_not_future(as_of: date | None, command: str) -> None:
 def check_request(ctx: Context, data: str | None, as_of: date | None, command: str, out: Path | None = None) -> str:
     """The dataset of a train or score request, after the checks that need no data read: a future
     as-of date, a source path that does not exist (before a champion lookup, or a Prefect server
-    start of 20 s, makes a typo look like something else), a `score --out` folder where the source reads."""
+    start of 20 s, makes a typo look like something else), a `score --out` folder where the source reads,
+    a workspace this process may not write to."""
     from flows.ingest import parse_source
 
     dataset = data or ctx.config.dataset
     check_not_future(as_of or ctx.config.as_of, command)
     check_out_not_source(parse_source(dataset, ctx.config.source.table), out, out / "scores.parquet" if out is not None else None)
+    # Before minutes of fitting: a read-only workspace failed at the end. Train writes the workspace's
+    # MLflow database (unless MLFLOW_TRACKING_URI names another), score its outputs store (unless
+    # outputs.store_url names another).
+    workspace = ctx.workspace
+    if command == "train":
+        written = [workspace.root / "mlflow.db"] if workspace.tracking_uri == f"sqlite:///{workspace.root / 'mlflow.db'}" else []
+    else:
+        written = [] if ctx.config.outputs.store_url else [workspace.outputs_path]
+    workspace.check_writable(*written)
     return dataset
 
 

@@ -67,6 +67,20 @@ class Workspace:
     def exports_dir(self) -> Path:
         return self.root / "exports"
 
+    def check_writable(self, *files: Path) -> None:
+        """PermissionError naming the first of `files` (those that exist) and the workspace folder this
+        process may not write (train named only "a read-only database", after fitting; score failed
+        after scoring)."""
+        for database in files:
+            if database.exists():
+                open(database, "r+b").close()  # opened for writing, nothing written
+        probe = self.root / f".write-check-{os.getpid()}"
+        try:
+            probe.touch()
+        except PermissionError as error:
+            raise PermissionError(error.errno, "Permission denied (cannot write into the workspace)", str(self.root)) from None
+        probe.unlink()
+
     @contextlib.contextmanager
     def scoring_lock(self):
         """One scoring run at a time from its tier history to its commit (another waits, and says so)."""

@@ -573,3 +573,32 @@ def test_scoring_runs_of_one_workspace_store_one_at_a_time(tmp_path, capsys):
     thread.join()
     assert order == ["first done", "second in"]
     assert f"note: waiting for another scoring run of {workspace.root} to store its outputs" in capsys.readouterr().err
+
+
+def test_a_read_only_workspace_is_named_before_any_work(tmp_path):
+    """`train` on a read-only workspace fitted for minutes, then said only "a read-only database"; `score`
+    failed after scoring. Run without root's override of file permissions (setpriv), as a user would."""
+    import shutil
+    import stat
+    import subprocess
+    import sys
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop root's file-permission override")
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "outputs.duckdb").write_bytes(b"")
+    (root / "outputs.duckdb").chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    code = ("from pathlib import Path; from flows.workspace import Workspace; "
+            f"w = Workspace(Path({str(root)!r})); w.check_writable(w.outputs_path)")
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-dac_override,-dac_read_search,-fowner"]
+    done = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0 and f"PermissionError: [Errno 13] Permission denied: '{root / 'outputs.duckdb'}'" in done.stderr
+    (root / "outputs.duckdb").chmod(stat.S_IRUSR | stat.S_IWUSR)
+    root.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        done = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True)
+        assert f"Permission denied (cannot write into the workspace): '{root}'" in done.stderr
+    finally:
+        root.chmod(stat.S_IRWXU)
+    assert subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
