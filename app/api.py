@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from starlette.convertors import Convertor, register_url_convertor
 from pydantic import BaseModel, BeforeValidator
+from starlette.convertors import Convertor, register_url_convertor
 
 from flows.listformats import iso_date, list_csv, list_json
 from flows.store import OutputsStore, RunInfo, run_dataset
