@@ -26,13 +26,27 @@ IO_RETRY_DELAY_SECONDS = 10
 # Errors of the input, the config or the workspace's contents fail the same way every time: an I/O
 # step retries anything else (a busy store, a network or database hiccup), not these. Retrying
 # "no champion model" twice took 54 s to fail.
-HOPELESS_ERRORS = (ValueError, LookupError, TypeError, PermissionError)
+# A failed import fails again (a stop during an extension's first import left it half-registered:
+# "initialization failed", then "type ExplainType is already registered" on each retry).
+HOPELESS_ERRORS = (ValueError, LookupError, TypeError, PermissionError, ImportError)
 
 
 def worth_retrying(task, task_run, state) -> bool:
-    """Prefect's retry condition: a failure whose exception may pass on a second try."""
+    """Prefect's retry condition: a failure whose exception may pass on a second try (not one that a
+    stop, SIGTERM or Ctrl-C, caused: the command is being stopped)."""
     error = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
-    return not isinstance(error, HOPELESS_ERRORS)
+    return not isinstance(error, HOPELESS_ERRORS) and not caused_by_a_stop(error)
+
+
+def caused_by_a_stop(error: BaseException | None) -> bool:
+    """Whether a SIGTERM (the CLI's Terminated) or a Ctrl-C is in `error`'s chain of causes."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "Terminated":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class PrefectUnavailable(RuntimeError):
@@ -44,7 +58,14 @@ UNREACHABLE_API = ("Failed to reach API at", "Timed out while attempting to conn
 
 
 def run_flow(flow_function, **parameters) -> dict[str, Any]:
-    """Run a flow; PrefectUnavailable (one line, the machine's: exit 1) when Prefect's API cannot be reached."""
+    """Run a flow; PrefectUnavailable (one line, the machine's: exit 1) when Prefect's API cannot be reached.
+
+    DuckDB and Ibis are imported first: the steps need them anyway, and a stop that landed in an
+    extension's first import, inside the flow's first task, came back as an ImportError.
+    """
+    import duckdb  # noqa: F401
+    import ibis  # noqa: F401
+
     try:
         return flow_function(**parameters)
     except RuntimeError as error:
