@@ -40,13 +40,9 @@ def worth_retrying(task, task_run, state) -> bool:
 
 def caused_by_a_stop(error: BaseException | None) -> bool:
     """Whether a SIGTERM (the CLI's Terminated) or a Ctrl-C is in `error`'s chain of causes."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "Terminated":
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    from flows.cli import stop_in_chain
+
+    return error is not None and stop_in_chain(error) is not None
 
 
 class PrefectUnavailable(RuntimeError):

@@ -149,12 +149,19 @@ def health_status(uri: str) -> int | None:
         return None
 
 
+# (workspace folder, tracking URI) pairs this process has checked and prepared (`_mlflow`).
+_PREPARED: set[tuple[Path, str]] = set()
+
+
 def _mlflow(workspace: Workspace):
     import mlflow
 
     quiet_routine_mlflow_logs()
-    check_tracking_server(workspace.tracking_uri)
-    prepare_tracking_database(workspace)
+    store = (workspace.root, workspace.tracking_uri)
+    if store not in _PREPARED:  # once a process: a training run reaches MLflow five times
+        check_tracking_server(workspace.tracking_uri)
+        prepare_tracking_database(workspace)
+        _PREPARED.add(store)
     mlflow.set_tracking_uri(workspace.tracking_uri)
     return mlflow
 
