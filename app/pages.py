@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import OrderedDict
 from datetime import date, datetime
 from pathlib import Path as FilePath
@@ -85,6 +86,18 @@ def percent(value: Any, digits: int = 0) -> str:
     return "—" if is_missing(value) else f"{float(value) * 100:.{digits}f}%"
 
 
+# Characters that change how the text around them reads without showing themselves: the bidirectional
+# embeddings, overrides and isolates, the direction marks, zero-width spaces and joiners, and control
+# characters. An id holding U+202E could make one customer's page headline read like another's id.
+HIDDEN_CHARACTERS = re.compile("[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def shown(text: Any) -> str:
+    """A customer id as a page shows it: characters that would reorder or hide text are written as
+    escapes (``\\u202e``), so what a reader sees is every character the id holds."""
+    return HIDDEN_CHARACTERS.sub(lambda match: f"\\u{ord(match.group()):04x}", str(text))
+
+
 def column_title(column: str) -> str:
     special = {"p_alive": "P(alive)", "predicted_ltv": "Predicted LTV", "rolling_12m_spend": "12-month spend",
                "customer_id": "Customer", "days_since_last_order": "Days since last order",
@@ -142,7 +155,7 @@ def tier_order(tier: Any) -> int:
     return TIERS_HIGH_FIRST.index(tier) if tier in TIERS_HIGH_FIRST else len(TIERS_HIGH_FIRST)
 
 
-templates.env.filters.update(money=money, number=number, percent=percent, compact_money=compact_money)
+templates.env.filters.update(money=money, number=number, percent=percent, compact_money=compact_money, shown=shown)
 templates.env.globals.update(column_title=column_title, tiers=TIERS_HIGH_FIRST, list_titles=LIST_TITLES,
                              quote=quote)
 
@@ -367,7 +380,7 @@ def customer_page(
         if not rows:
             of = f" of {context['dataset']}" if context["dataset"] else ""
             other = " (another dataset's run: pick it under Show run)" if context["several_datasets"] else ""
-            raise HTTPException(404, f"Customer {customer_id} is not in the scoring run{of} as of {run.as_of}.{other}")
+            raise HTTPException(404, f"Customer {shown(customer_id)} is not in the scoring run{of} as of {run.as_of}.{other}")
         events = None
         if "events" in rows:
             events = table_of(store.read_list("events", run_id=run.run_id, customer_id=customer_id))

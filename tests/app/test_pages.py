@@ -301,10 +301,30 @@ def test_every_listed_id_has_a_page_and_the_app_builds_no_address_from_the_host(
     client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY}, follow_redirects=False)
     assert 'href="/customers/line1%0Aline2?run_id=' in client.get("/lists/tiers").text
     page = client.get("/customers/line1%0Aline2")
-    assert page.status_code == 200 and "line1\nline2" in unescape(page.text)
+    assert page.status_code == 200 and "Customer line1\\u000aline2" in unescape(page.text)
     assert client.get("/api/v1/customers/line1%0Aline2").json()["customer_id"] == odd
     slash = client.get("/api/v1/runs/", headers={"Host": "evil.example"})
     assert slash.status_code == 404 and "location" not in slash.headers and "detail" in slash.json()
+
+
+def test_ids_with_characters_that_reorder_text_are_shown_with_them_written_out(tmp_path) -> None:
+    """An id holding a right-to-left override (U+202E) read on its page and in the lists like another
+    customer's id: "A\u202e99" is rendered as "A99" reversed. Pages now write such characters out."""
+    lists = fake_lists(50)
+    spoof = "A\u202e99"
+    for frame in lists.values():
+        if "customer_id" in frame:
+            frame["customer_id"] = frame["customer_id"].astype(str).replace({str(lists["tiers"]["customer_id"].iloc[0]): spoof})
+    store = OutputsStore(tmp_path / "outputs.duckdb")
+    store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
+    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
+    listed = unescape(client.get("/lists/tiers").text)
+    assert ">A\\u202e99</a>" in listed and "\u202e" not in unescape(text_of(listed))  # the sort key keeps it
+    page = unescape(client.get("/customers/A%E2%80%AE99").text)
+    assert "Customer A\\u202e99" in page and "\u202e" not in page
+    assert client.get("/api/v1/customers/A%E2%80%AE99").json()["customer_id"] == spoof  # data stays as it is
+    missing = client.get("/customers/B%E2%80%AE99")
+    assert missing.status_code == 404 and "\u202e" not in unescape(missing.text)
 
 
 def test_a_login_from_a_long_address_still_logs_in(filled_store: OutputsStore) -> None:
