@@ -295,6 +295,15 @@ class NoAuthOffLoopback(ValueError):
     """--no-auth asked for on an address other machines reach."""
 
 
+class WeakApiKey(ValueError):
+    """A key short enough to guess, on an address other machines reach."""
+
+
+# Off loopback the key is all that guards the lists, and the app has no lockout: a short key
+# (README's `change-me` example is 9 characters) can be found by trying.
+MIN_KEY_LENGTH_OFF_LOOPBACK = 16
+
+
 def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth: bool = False) -> None:
     """Serve the app with uvicorn (access log off). Without a key, only on a loopback address."""
     import sys
@@ -306,6 +315,10 @@ def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth:
             raise NoAuthOffLoopback(f"refusing to serve without an API key on {host}: --no-auth is for local use; serve on "
                                     "127.0.0.1, or leave --no-auth out and set VIPCAST_API_KEY")
         raise ApiKeyMissing(f"refusing to serve without an API key on {host}: use 127.0.0.1 or set VIPCAST_API_KEY")
+    if api_key is not None and len(api_key) < MIN_KEY_LENGTH_OFF_LOOPBACK and not is_loopback(host):
+        raise WeakApiKey(f"refusing to serve on {host} with an API key of {len(api_key)} characters: other machines "
+                         f"can reach it and try keys; use one of {MIN_KEY_LENGTH_OFF_LOOPBACK} characters or more (python3 -c "
+                         "'import secrets; print(secrets.token_urlsafe(24))' makes one)")
     if no_auth:
         ignored = " (VIPCAST_API_KEY is set and not used)" if os.environ.get("VIPCAST_API_KEY", "").strip() else ""
         print(f"warning: serving without an API key (--no-auth){ignored}: anyone who can open {host}:{port} on this "

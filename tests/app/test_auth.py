@@ -159,6 +159,20 @@ def test_serving_without_a_key_is_only_allowed_on_loopback(filled_store: Outputs
         run("0.0.0.0", 8000, filled_store, None, no_auth=True)
 
 
+def test_a_short_key_is_refused_off_loopback(filled_store: OutputsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's example key `change-me` served on 0.0.0.0: nine characters, and no lockout for guesses."""
+    from app.server import WeakApiKey
+
+    with pytest.raises(WeakApiKey, match="on 0.0.0.0 with an API key of 9 characters: .* 16 characters or more"):
+        run("0.0.0.0", 8000, filled_store, "change-me")
+    served = []
+    monkeypatch.setattr("uvicorn.run", lambda app, host, port, **options: served.append(host))
+    monkeypatch.setattr("app.server.check_port_free", lambda host, port: None)
+    run("127.0.0.1", 8000, filled_store, "change-me")  # this machine only: any key
+    run("0.0.0.0", 8000, filled_store, "x" * 16)
+    assert served == ["127.0.0.1", "0.0.0.0"]
+
+
 def test_logs_name_routes_not_ids_or_queries(client, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="vipcast.app"):
         client.get("/api/v1/customers/1005?as_of=2026-11-16")
