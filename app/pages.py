@@ -472,7 +472,8 @@ def login(request: Request, api_key: Annotated[str, Form(max_length=1000)] = "",
             "request": request, "next": safe_next(next), "error": "That key is not valid."}, status_code=401)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, new_session_cookie(key), max_age=SESSION_SECONDS, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
+                        samesite="lax", secure=request.url.scheme == "https" or request.app.state.behind_https,
+                        path="/")
     return response
 
 

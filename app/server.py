@@ -58,8 +58,10 @@ def store_cause(error: Exception) -> str:
     return f": {hide_password(first)}"
 
 
-def create_app(store: OutputsStore, api_key: str | None) -> FastAPI:
-    """The FastAPI app over a read-only view of ``store``; ``api_key=None`` serves without a key."""
+def create_app(store: OutputsStore, api_key: str | None, behind_https: bool = False) -> FastAPI:
+    """The FastAPI app over a read-only view of ``store``; ``api_key=None`` serves without a key.
+    ``behind_https``: readers reach it over HTTPS through a proxy, so the session cookie is ``Secure``
+    (the app trusts no forwarded header to learn that)."""
     app = FastAPI(
         title="vipcast",
         summary="Rising stars, at-risk members, tiers and events from vipcast's scoring runs.",
@@ -71,6 +73,7 @@ def create_app(store: OutputsStore, api_key: str | None) -> FastAPI:
     )
     app.state.store = store.read_only_view()
     app.state.api_key = api_key
+    app.state.behind_https = behind_https
     app.state.overview_cache = pages.OverviewCache()
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -304,7 +307,8 @@ class WeakApiKey(ValueError):
 MIN_KEY_LENGTH_OFF_LOOPBACK = 16
 
 
-def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth: bool = False) -> None:
+def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth: bool = False,
+        behind_https: bool = False) -> None:
     """Serve the app with uvicorn (access log off). Without a key, only on a loopback address."""
     import sys
 
@@ -325,6 +329,6 @@ def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth:
               "machine reads the lists", file=sys.stderr)
     check_port_free(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(store, api_key), host=host, port=port, access_log=False, server_header=False,
+    uvicorn.run(create_app(store, api_key, behind_https), host=host, port=port, access_log=False, server_header=False,
                 proxy_headers=False, log_level="info")
 

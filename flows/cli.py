@@ -375,6 +375,8 @@ def app_command(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without an API key (local use only).")] = False,
+    behind_https: Annotated[bool, typer.Option(
+        "--behind-https", help="Readers reach the app over HTTPS through a proxy: mark the session cookie Secure.")] = False,
     workdir: Workdir = None,
     config: ConfigFile = None,
     debug: Debug = False,
@@ -385,7 +387,7 @@ def app_command(
 
     ctx = _context(workdir, config, reader=True)
     api_key = resolve_api_key(no_auth)
-    run(host, port, open_store(ctx), api_key, no_auth)
+    run(host, port, open_store(ctx), api_key, no_auth, behind_https)
 
 
 HINTS = {

@@ -25,10 +25,10 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
-def make_client(store: OutputsStore, api_key: str | None, **kwargs) -> TestClient:
+def make_client(store: OutputsStore, api_key: str | None, behind_https: bool = False, **kwargs) -> TestClient:
     from app.server import create_app
 
-    return TestClient(create_app(store, api_key), **kwargs)
+    return TestClient(create_app(store, api_key, behind_https), **kwargs)
 
 
 def free_port() -> int:

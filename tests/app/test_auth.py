@@ -97,6 +97,16 @@ def test_a_tampered_or_expired_cookie_is_refused(anonymous) -> None:
     assert anonymous.get("/api/v1/runs").status_code == 200
 
 
+def test_the_session_cookie_is_secure_behind_https(filled_store: OutputsStore) -> None:
+    """Behind a TLS proxy the app sees http and marked the cookie for any scheme; --behind-https marks it Secure."""
+    def cookie(behind_https: bool) -> str:
+        client = make_client(filled_store, API_KEY, behind_https=behind_https, follow_redirects=False)
+        return client.post("/login", data={"api_key": API_KEY, "next": "/"}).headers["set-cookie"].lower()
+
+    assert "secure" not in cookie(False)
+    assert "; secure" in cookie(True)
+
+
 def test_login_never_redirects_off_site(anonymous) -> None:
     for target in ("//evil.example/x", "https://evil.example/", "\\\\evil", "javascript:alert(1)"):
         response = anonymous.post("/login", data={"api_key": API_KEY, "next": target})
