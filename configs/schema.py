@@ -8,6 +8,7 @@ never live here: they come from the environment.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from typing import Literal
@@ -226,13 +227,18 @@ class ScheduleConfig(Strict):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not an IANA time zone name, e.g. 'UTC' or 'Europe/Berlin'") from None
+        # Prefect's scheduler takes the names of zoneinfo.available_timezones() only: ZoneInfo also opened
+        # files such as 'right/UTC' or 'posixrules', which `vipcast serve` then failed on.
+        if value not in iana_time_zones():
+            raise ValueError("not an IANA time zone name, e.g. 'UTC' or 'Europe/Berlin'")
         return value
+
+
+@functools.cache
+def iana_time_zones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones())
 
 
 # Names Spark reads as UTC.
@@ -293,6 +299,13 @@ def check_url_authority(url: str) -> None:
 class VipcastConfig(Strict):
     dataset: str = Field(default="demo", description="default source when --data is not given")
     as_of: date | None = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_is_named(cls, value: str) -> str:
+        if not value.strip():  # it was read as the current folder, and every file under it scanned
+            raise ValueError("is empty: name a file, folder, glob, database URL#table or built-in dataset")
+        return value
 
     @field_validator("as_of", mode="before")
     @classmethod

@@ -44,10 +44,19 @@ ConfigFile = Annotated[
     typer.Option("--config", help="A YAML config file overlaid on configs/base.yaml (or a built-in: demo, cdnow)."),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+def named(value: str | None) -> str | None:
+    """--data as given, refusing an empty or blank one: `--data "$ORDERS"` with the variable unset ran on
+    the config's default dataset (the demo data) in silence."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("is empty: name a file, folder, glob, database URL#table or built-in dataset, "
+                                 "or leave --data out for the config's dataset")
+    return value
+
+
 Data = Annotated[
     Optional[str],
     typer.Option(
-        "--data",
+        "--data", callback=named,
         help="Transactions: a CSV/Parquet file, folder or glob; a database URL#table; or 'cdnow', 'cdnow-sample', 'demo'.",
     ),
 ]
@@ -312,7 +321,8 @@ def lists_command(
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", dir_okay=False, help="Write to this file instead of stdout.")] = None,
     data: Annotated[
-        Optional[str], typer.Option("--data", help="The latest run of this dataset (default: the latest run of any).")
+        Optional[str], typer.Option("--data", callback=named,
+                                    help="The latest run of this dataset (default: the latest run of any).")
     ] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="The run of this date YYYY-MM-DD (default: the latest).")] = None,
     workdir: Workdir = None,

@@ -237,6 +237,12 @@ def test_an_empty_column_name_is_a_config_error(tmp_path, field):
         ('schedule: {score_cron: "61 6 * * 1"}', r"schedule.score_cron: not a cron expression \(Bad minute\)"),
         ('schedule: {train_cron: "0 3 1 *"}', r"schedule.train_cron: not a cron expression: 4 field\(s\), expected five"),
         ("schedule: {timezone: Mars/Olympus}", r"schedule.timezone: not an IANA time zone name"),
+        # An empty dataset was read as the current folder: every file under it scanned, or one used in silence.
+        ('dataset: ""', r"dataset: is empty: name a file"),
+        ("dataset: '  '", r"dataset: is empty: name a file"),
+        # ZoneInfo opens these files; Prefect's scheduler refused them when serve registered the deployment.
+        ("schedule: {timezone: right/UTC}", r"schedule.timezone: not an IANA time zone name"),
+        ("schedule: {timezone: posixrules}", r"schedule.timezone: not an IANA time zone name"),
         # Six fields: seconds first for cronsim ("Mondays 06:00"), seconds last for Prefect ("the 6th at 00:00:01").
         ('schedule: {score_cron: "0 0 6 * * 1"}', r"schedule.score_cron: not a cron expression: 6 field\(s\)"),
         # cronsim reads these, Prefect's scheduler refuses them when serve registers the deployment.

@@ -66,6 +66,9 @@ def test_bad_date_is_a_usage_error():
         (("generate", "--customers", "10", "--config", "nonexist.yaml"), "nonexist.yaml"),
         (("backtest", "--cutoff", "2025-06-30", "--predictions", "preds.csv"),
          "Invalid value for --predictions: preds.csv is not a .parquet file name"),
+        # `--data "$ORDERS"` with the variable unset ran on the config's dataset, the demo data, exit 0.
+        (("features", "--data", "", "--out", "f.parquet"), "Invalid value for '--data': is empty"),
+        (("lists", "tiers", "--data", " "), "Invalid value for '--data': is empty"),
         (("score", "--bogus"), "No such option: --bogus"),
         (("nosuch",), "No such command 'nosuch'"),
     ],
