@@ -227,10 +227,13 @@ def _warnings(
     vips = int(is_vip.sum())
     if customers and vips / customers > settings.vip_share_warning:
         graced = int((is_vip & in_grace).sum())
-        advice = "consider higher tier thresholds"
+        # In share mode the thresholds are top shares: a higher one makes more VIPs.
+        fewer = ("higher tier thresholds" if settings.tiers.mode == "absolute"
+                 else "a smaller segments.tiers.silver share (or a higher segments.vip_share_warning)")
+        advice = f"consider {fewer}"
         if graced:
-            advice = (f"{graced} of them hold their tier by a grace period (below its threshold now): consider higher "
-                      "tier thresholds or a shorter segments.grace_days")
+            advice = (f"{graced} of them hold their tier by a grace period (below its threshold now): consider {fewer} "
+                      "or a shorter segments.grace_days")
         messages.append(
             f"{vips / customers:.1%} of customers ({vips:,} of {customers:,}) are in VIP tiers (Silver and above), "
             f"more than the {settings.vip_share_warning:.0%} warning level; {advice}"

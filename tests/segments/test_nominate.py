@@ -109,6 +109,17 @@ def test_vip_share_warning_only_above_the_limit():
     assert nominate(forty, None, AS_OF, looser, 365).warnings == []
 
 
+def test_vip_share_warning_in_share_mode_asks_for_a_smaller_share():
+    """Share mode's thresholds are top shares: "consider higher tier thresholds" asked for more VIPs."""
+    spends = [{"rolling_12m_spend": 100.0 * (position + 1)} for position in range(10)]
+    shares = SegmentSettings(tiers=TierThresholds(mode="share", silver=0.3, gold=0.1, platinum=0.05))
+    warnings = nominate(customers_table(*spends), None, AS_OF, shares, 365).warnings
+    assert warnings == [
+        "30.0% of customers (3 of 10) are in VIP tiers (Silver and above), more than the 20% warning level; consider a "
+        "smaller segments.tiers.silver share (or a higher segments.vip_share_warning)",
+    ]
+
+
 def test_vip_share_warning_names_grace_periods_when_they_hold_the_vips():
     """The excess came from grace periods, yet the advice was only "consider higher tier thresholds"."""
     customers = customers_table({"rolling_12m_spend": 2000.0}, {"rolling_12m_spend": 100.0}, {}, {}, {})
