@@ -796,11 +796,12 @@ def warning_lines(warnings) -> list[str]:
 
 
 def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str, features, predictions, segments,
-                 later_runs=(), replaced=None, as_of_given: bool = True, today: date | None = None,
+                 stored_runs=(), replaced=None, as_of_given: bool = True, today: date | None = None,
                  previous: dict[str, str] | None = None):
-    """The run record and the tables of one scoring run (`replaced`: the stored run of the same id;
-    `as_of_given` and `today` as `feed_warnings` reads them; `previous`: what its tiers were scored
-    from, see `scored_from`)."""
+    """The run record and the tables of one scoring run (`stored_runs`: the stored runs of this
+    dataset, latest first; `replaced`: the stored run of the same id; `as_of_given` and `today` as
+    `feed_warnings` reads them; `previous`: what its tiers were scored from, see `scored_from`).
+    Every warning of the run is in its report, which the store and reconciliation.json keep."""
     from segments.inputs import state_digest
 
     from flows.ingest import data_digest
@@ -824,7 +825,10 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
         config_digest=config_digest(ctx.config),
         reconciliation="{}",  # the report, once its warnings (which read the run's digests) are in
     )
+    later_runs = [stored for stored in stored_runs if stored.as_of > ingested.as_of]
     report["warnings"] = [
+        *settings_warnings(ctx.config, model, model_version),
+        *same_name_warnings(stored_runs, ingested.report, dataset, replaced, digest),
         *data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs, {"as_of": ingested.as_of.isoformat(), "state_digest": report["state_digest"]}),
         *feed_warnings(report, run, replaced, as_of_given, today), *lookahead_warnings(model, model_version, ingested.as_of),
     ]
@@ -993,14 +997,11 @@ def finish_score(ctx: Context, step, dataset: str, model, model_version: str, in
         nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, expiring_spend(ingested), io=True,
     )
     runs_of_this_dataset = dataset_runs(store, dataset)
-    later_runs = [run for run in runs_of_this_dataset if run.as_of > ingested.as_of]
     replaced = next((run for run in runs_of_this_dataset if run.run_id == run_id_for(ingested.as_of, dataset)), None)
     run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments,
-                                       later_runs, replaced, as_of is not None, today, previous)
+                                       runs_of_this_dataset, replaced, as_of is not None, today, previous)
     outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
     counts = segments.tiers["tier"].value_counts()
-    notes = settings_warnings(ctx.config, model, model_version)
-    notes += same_name_warnings(runs_of_this_dataset, ingested.report, dataset, replaced, run.data_digest)
     return ScoreSummary(
         run.run_id,
         ingested.as_of,
@@ -1009,7 +1010,7 @@ def finish_score(ctx: Context, step, dataset: str, model, model_version: str, in
         {tier: int(counts.get(tier, 0)) for tier in ("Platinum", "Gold", "Silver", "Base")},
         segments.rising_stars,
         len(segments.at_risk),
-        [*notes, *report["warnings"]],
+        report["warnings"],
         outputs,
     )
 

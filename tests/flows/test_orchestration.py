@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -187,6 +188,14 @@ def test_a_model_without_the_90_day_window_still_scores(workdir, small_transacti
     assert scored.n_customers > 0
     store = pipeline.open_store(ctx)
     assert len(store.read_list("scores")) == len(store.read_list("tiers")) == scored.n_customers
+
+    # Scored with the base config's settings: the champion's are used, and the warning saying so is kept in
+    # the run's report (it was printed only, so a scheduled run kept no record of it).
+    rescored = pipeline.run_score(Context.create(workdir), data, None, step=pipeline.LocalSteps(6, quiet=True))
+    (settings,) = [text for text in rescored.warnings if text.startswith("the config's model settings differ")]
+    stored = pipeline.open_store(ctx).runs()[0]
+    assert stored.run_id == rescored.run_id and settings in stored.report_field("warnings")
+    assert settings in json.loads((workdir / "runs" / rescored.run_id / "reconciliation.json").read_text())["warnings"]
 
 
 def test_input_errors_are_not_retried_and_transient_ones_are():
