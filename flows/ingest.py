@@ -1785,6 +1785,20 @@ def report_day(report: dict[str, Any], key: str) -> date:
     return date.fromisoformat(report[key][:10])
 
 
+def holds_rows_of(ingested: Ingested, report: dict[str, Any]) -> bool:
+    """Whether the clean rows of ``ingested`` up to the as-of date of an earlier run's reconciliation
+    ``report`` are as many, and add up to the same net revenue, as that run's: the same shop's newer
+    extract (weekly files in dated folders), not another shop's file of the same name."""
+    rows, revenue, as_of = report.get("rows_used"), report.get("net_revenue"), report.get("as_of")
+    if rows is None or revenue is None or as_of is None:
+        return False
+    transactions = ingested.transactions
+    end = datetime.combine(date.fromisoformat(as_of) + timedelta(days=1), time())
+    earlier = transactions.filter(transactions[contract.ORDER_TS] < end)
+    found = _python_rows(earlier.aggregate(rows=earlier.count(), revenue=earlier[contract.AMOUNT].sum()))[0]
+    return int(found["rows"]) == int(rows) and round(float(found["revenue"] or 0.0), 2) == round(float(revenue), 2)
+
+
 def reconciliation_report(transactions, source: Source, counts: dict[str, Any], by_reason: dict[str, int], as_of: date) -> dict[str, Any]:
     """Counts that account for every row and customer of the input (one more pass, over the clean rows)."""
     amount = transactions[contract.AMOUNT]

@@ -7,6 +7,7 @@ segments/ get plain values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -804,7 +805,7 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
     Every warning of the run is in its report, which the store and reconciliation.json keep."""
     from segments.inputs import state_digest
 
-    from flows.ingest import data_digest
+    from flows.ingest import data_digest, holds_rows_of
     from flows.store import RunInfo
 
     scores = score_table(features, predictions, segments)
@@ -828,9 +829,10 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
     later_runs = [stored for stored in stored_runs if stored.as_of > ingested.as_of]
     report["warnings"] = [
         *settings_warnings(ctx.config, model, model_version),
-        *same_name_warnings(stored_runs, ingested.report, dataset, replaced, digest),
+        *same_name_warnings(stored_runs, ingested.report, dataset, replaced, digest,
+                            functools.partial(holds_rows_of, ingested)),
         *data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs, {"as_of": ingested.as_of.isoformat(), "state_digest": report["state_digest"]}),
-        *feed_warnings(report, run, replaced, as_of_given, today), *lookahead_warnings(model, model_version, ingested.as_of),
+        *feed_warnings(report, run, replaced, as_of_given, today, later_runs), *lookahead_warnings(model, model_version, ingested.as_of),
     ]
     run = dataclasses.replace(run, reconciliation=json.dumps(report, default=str))
     tables = {
@@ -875,18 +877,26 @@ def _setting(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None, digest: str | None = None) -> list[str]:
+def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None, digest: str | None = None,
+                       holds_rows=None) -> list[str]:
     """The previous run of this dataset name read other data: two shops' `orders.csv` share one
     champion and one tier history (a dataset is named by its file stem or table), which a user should
-    hear; the same shop's newer extract at a new path reads the same way, and the text says so.
-    Silent when the rows are those of the run this one replaces (the same data moved)."""
+    hear. Silent when the rows are those of the run this one replaces (the same data moved), or when
+    ``holds_rows(report of the previous run)`` finds that run's rows in this data: the same shop's newer
+    extract at a new path (weekly files in dated folders warned every week). The previous run is the
+    latest one up to this run's date (a backfill compares with the run before it, not a later one)."""
     from flows.tracking import dataset_slug
 
     here = report.get("source_identity")
-    before = next((identity for run in runs if (identity := run.report_field("source_identity")) is not None), None)
+    read = [run for run in runs if run.report_field("source_identity") is not None]
+    as_of = date.fromisoformat(report["as_of"]) if report.get("as_of") else None
+    previous = next((run for run in read if as_of is None or run.as_of <= as_of), read[0] if read else None)
+    before = previous.report_field("source_identity") if previous is not None else None
     if here is None or before is None or before == here:
         return []
     if replaced is not None and digest is not None and replaced.data_digest == digest:
+        return []
+    if holds_rows is not None and holds_rows(json.loads(previous.reconciliation)):
         return []
     return [
         f"the previous run of dataset '{dataset_slug(dataset)}' in this workspace read {before}, this one reads {here}: "
@@ -896,9 +906,11 @@ def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None
     ]
 
 
-def feed_warnings(report: dict[str, Any], run, replaced, as_of_given: bool, today: date | None) -> list[str]:
+def feed_warnings(report: dict[str, Any], run, replaced, as_of_given: bool, today: date | None,
+                  later_runs=()) -> list[str]:
     """A feed that stopped: a scheduled run (`today` given) whose data end long before today, or a run
-    at the data's last date that replaces a stored run of the same date with the same data."""
+    at the data's last date that replaces the latest stored run, of the same date, with the same data
+    (with later runs stored the feed went on: an old extract scored again, as a backfill asks)."""
     warnings = []
     last_order = report_day(report, "last_order")
     if today is not None and not as_of_given and (today - last_order).days > STALE_DATA_DAYS:
@@ -907,7 +919,7 @@ def feed_warnings(report: dict[str, Any], run, replaced, as_of_given: bool, toda
             "scores that date again; check that the extract is still being refreshed"
         )
     same_scoring = replaced is not None and (replaced.model_version, replaced.config_digest) == (run.model_version, run.config_digest)
-    if not as_of_given and same_scoring and replaced.data_digest == run.data_digest:  # a retrain or new config is a reason
+    if not as_of_given and same_scoring and replaced.data_digest == run.data_digest and not later_runs:  # a retrain or new config is a reason
         warnings.append(
             f"no new data since the stored run of {run.as_of} (the same rows as then): this run replaces it; "
             "if orders were expected since, check that the extract is still being refreshed"

@@ -470,6 +470,17 @@ def champion_version(workspace: Workspace, dataset: str):
         return None
 
 
+def champion_datasets(workspace: Workspace) -> list[str]:
+    """The dataset names (slugs) that have a champion in the workspace's registry, sorted."""
+    mlflow = _mlflow(workspace)
+    client = mlflow.MlflowClient()
+    names = []
+    for model in client.search_registered_models(filter_string="name LIKE 'vipcast-%'"):
+        if CHAMPION_ALIAS in (getattr(model, "aliases", None) or {}):
+            names.append(model.name.removeprefix("vipcast-"))
+    return sorted(names)
+
+
 def champion_training_data(workspace: Workspace, dataset: str) -> dict[str, Any]:
     """What the champion was trained on, from its MLflow run: the data digest and rows_used (empty if unknown)."""
     version = champion_version(workspace, dataset)
@@ -534,8 +545,15 @@ def load_champion(workspace: Workspace, dataset: str):
     mlflow = _mlflow(workspace)
     version = champion_version(workspace, dataset)
     if version is None:
+        others = champion_datasets(workspace)
+        known = ""
+        if others:
+            names = ", ".join(f"'{name}'" for name in others)
+            known = (f" (it has champions for {names}: a dataset is named by its file stem or table, so a file named "
+                     "by its date is a new dataset each week, with no tier history; keep one name, e.g. in dated folders)")
         raise LookupError(
-            f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}: run `vipcast train --data {dataset}` first"
+            f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}{known}: "
+            f"run `vipcast train --data {dataset}` first"
         )
     pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}@{CHAMPION_ALIAS}")
     loaded = pyfunc.unwrap_python_model().model, f"{version.name}/{version.version}"

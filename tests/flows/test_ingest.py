@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from configs.schema import ColumnMapping
-from flows.ingest import DateError, IngestError, load_transactions, parse_source
+from flows.ingest import DateError, IngestError, holds_rows_of, load_transactions, parse_source
 
 MAPPED = ColumnMapping(customer_id="cust", order_ts="when", amount="value", order_id="oid")
 
@@ -32,6 +32,21 @@ def write_csv(path: Path, rows, header=("cust", "when", "value", "oid")) -> Path
 def load(path, tmp_path, **kwargs):
     kwargs.setdefault("columns", MAPPED)
     return load_transactions(str(path), workdir=tmp_path, **kwargs)
+
+
+def test_a_newer_extract_holds_the_rows_an_earlier_run_used(tmp_path):
+    """Weekly files in dated folders share a name: the same shop's newer extract holds the earlier run's
+    rows up to its date (as many, the same net revenue); another shop's file does not."""
+    (tmp_path / "w1").mkdir(), (tmp_path / "w2").mkdir(), (tmp_path / "other").mkdir()
+    earlier = load(write_csv(tmp_path / "w1" / "orders.csv", GOOD_ROWS[:3]), tmp_path).report
+    assert earlier["as_of"] == "2024-01-05" and earlier["rows_used"] == 3
+    newer = load(write_csv(tmp_path / "w2" / "orders.csv", GOOD_ROWS), tmp_path)
+    assert holds_rows_of(newer, earlier)
+    changed = [GOOD_ROWS[0], ("b", "2024-01-04", "10.01", "o2"), *GOOD_ROWS[2:]]  # one amount differs by a cent
+    assert not holds_rows_of(load(write_csv(tmp_path / "other" / "orders.csv", changed), tmp_path), earlier)
+    fewer = [row for row in GOOD_ROWS if row[3] != "o1"]
+    assert not holds_rows_of(load(write_csv(tmp_path / "other" / "orders.csv", fewer), tmp_path), earlier)
+    assert not holds_rows_of(newer, {"as_of": "2024-01-05"})  # a report without the counts (an older run)
 
 
 def test_clean_csv_keeps_refunds_and_zero_orders(tmp_path):

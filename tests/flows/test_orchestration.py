@@ -197,6 +197,11 @@ def test_a_model_without_the_90_day_window_still_scores(workdir, small_transacti
     assert stored.run_id == rescored.run_id and settings in stored.report_field("warnings")
     assert settings in json.loads((workdir / "runs" / rescored.run_id / "reconciliation.json").read_text())["warnings"]
 
+    # A weekly file named by its date is another dataset: the refusal names the datasets that have champions.
+    with pytest.raises(LookupError, match=r"no champion model for dataset 'shop_20250616' in .* \(it has champions for "
+                                          r"'shop': a dataset is named by its file stem or table"):
+        tracking.load_champion(ctx.workspace, str(small_transactions.with_name("shop_20250616.parquet")))
+
 
 def test_input_errors_are_not_retried_and_transient_ones_are():
     """`score --prefect` on a workspace without a champion retried "no champion" twice, 10 s apart."""

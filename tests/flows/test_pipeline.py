@@ -137,6 +137,25 @@ def test_config_settings_other_than_the_champions_are_named_not_ignored(tmp_path
     assert pipeline.settings_warnings(windows_only, champion, "vipcast-shop/1")[0].endswith("run `vipcast train` with this config to use them")
 
 
+def test_a_backfill_is_compared_with_the_run_before_it():
+    """A backfill compared its extract with the latest run, which a cut at an earlier date cannot hold."""
+    from datetime import datetime, timezone
+
+    from flows.store import RunInfo
+
+    def run(as_of, identity):
+        reconciliation = json.dumps({"source_identity": identity, "as_of": as_of.isoformat()})
+        return RunInfo("r", as_of, datetime(2026, 1, 1, tzinfo=timezone.utc), "blend", "1", 365, 10, "d", "c", reconciliation)
+
+    runs = [run(date(2025, 3, 2), "/x/2025-03-03/orders.csv"), run(date(2025, 2, 2), "/x/2025-02-03/orders.csv")]
+    compared = []
+    report = {"source_identity": "/x/2025-02-10/orders.csv", "as_of": "2025-02-09"}
+    assert pipeline.same_name_warnings(runs, report, "orders.csv", holds_rows=lambda before: compared.append(before) or True) == []
+    assert [before["as_of"] for before in compared] == ["2025-02-02"]
+    (warning,) = pipeline.same_name_warnings(runs, report, "orders.csv", holds_rows=lambda before: False)
+    assert "read /x/2025-02-03/orders.csv, this one reads /x/2025-02-10/orders.csv" in warning
+
+
 def test_two_sources_with_one_name_are_named_in_a_warning():
     """eu/orders.csv and us/orders.csv are one dataset 'orders': the second replaced the first's run silently."""
     from datetime import datetime, timezone
@@ -160,6 +179,13 @@ def test_two_sources_with_one_name_are_named_in_a_warning():
     assert "read /x/2025-11-23/orders.csv, this one reads /x/2025-11-30/orders.csv" in warning and "11-16" not in warning
     # The same rows read from a new path (a moved copy re-scored): no warning.
     assert pipeline.same_name_warnings(weekly, {"source_identity": "/y/orders.csv"}, "orders.csv", weekly[0], "d") == []
+    # The previous run's rows are in this data (the same shop's newer extract): no warning, every week.
+    seen = []
+    assert pipeline.same_name_warnings(weekly, {"source_identity": "/x/2025-11-30/orders.csv"}, "orders.csv",
+                                       holds_rows=lambda before: seen.append(before) or True) == []
+    assert seen == [{"source": "orders.csv", "source_identity": "/x/2025-11-23/orders.csv"}]
+    assert len(pipeline.same_name_warnings(weekly, {"source_identity": "/x/2025-11-30/orders.csv"}, "orders.csv",
+                                           holds_rows=lambda before: False)) == 1
 
 
 def test_a_run_without_rows_set_aside_removes_an_earlier_quarantine(tmp_path):
@@ -491,6 +517,9 @@ def test_a_stopped_feed_is_named_on_scheduled_runs_and_on_an_unchanged_rerun():
     assert unchanged.startswith("no new data since the stored run of 2025-11-30 (the same rows as then)")
     assert pipeline.feed_warnings(report, run, new_rows, False, None) == []  # corrected data
     assert pipeline.feed_warnings(report, run, same_rows, True, None) == []  # an explicit --as-of re-run is deliberate
+    # Later runs are stored: the feed did not stop, an old extract was scored again (as a backfill asks).
+    later = dataclasses.replace(run, run_id="r2", as_of=date(2025, 12, 7))
+    assert pipeline.feed_warnings(report, run, same_rows, False, None, [later]) == []
     retrained = dataclasses.replace(run, model_version="2")  # a new champion (or config) is a reason to re-score
     assert pipeline.feed_warnings(report, retrained, same_rows, False, None) == []
     assert pipeline.feed_warnings(report, run, None, True, date(2026, 6, 1)) == []  # a scheduled backfill names its date
