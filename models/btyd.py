@@ -308,11 +308,18 @@ def fit_bgnbd(
     if not (result.success or gradient_norm < 1e-5):
         raise ModelFitError(
             # Not a coarser time unit: the fit rescales time (max T = 1), so weeks give the same fit.
-            f"BG/NBD did not converge ({result.message}); try a small penalizer (penalizer=0.001; "
-            f"config key model.penalizer)"
+            f"BG/NBD did not converge ({result.message}); {penalizer_advice(penalizer)}"
         )
     r, alpha, a, b = np.exp(result.x)
     return pd.Series({"r": r, "alpha": alpha / scale, "a": a, "b": b})
+
+
+def penalizer_advice(penalizer: float) -> str:
+    """What to try when a purchase model does not converge: a small penalizer, or ten times the one set
+    (the advice repeated "penalizer=0.001" to a user who had set it)."""
+    if penalizer <= 0:
+        return "try a small penalizer (penalizer=0.001; config key model.penalizer)"
+    return f"try a larger penalizer (penalizer={penalizer * 10:g}, ten times the {penalizer:g} set; config key model.penalizer)"
 
 
 def decayed_hypergeometric(shape: np.ndarray, b: np.ndarray, c: np.ndarray, z: np.ndarray, log_decay: np.ndarray) -> np.ndarray:
@@ -447,7 +454,7 @@ class PurchaseModel:
             except ConvergenceError as error:
                 raise ModelFitError(
                     # Not a coarser time unit: weeks are days / 7 and the fit rescales time, so it sees the same numbers.
-                    f"{self.model} did not converge; try a small penalizer (penalizer=0.001; config key model.penalizer) "
+                    f"{self.model} did not converge; {penalizer_advice(self.penalizer)} "
                     "or another purchase model (config key model.btyd: bgnbd)"
                 ) from error
             params = fitter.params_.astype(float)

@@ -147,7 +147,10 @@ def churn_auc(churn_score, churned) -> float:
     if not np.isin(churned, (0.0, 1.0)).all():
         raise ValueError("churned must be 0/1 (or boolean)")
     if churned.min() == churned.max():
-        raise ValueError("churn_auc needs both churned and retained customers in the horizon")
+        outcome = ("every one stopped buying (no order in the horizon)" if churned[0] == 1
+                   else "every one bought again (nobody churned)")
+        raise ValueError(f"churn_auc needs both churned and retained customers in the horizon: of the {len(churned):,} "
+                         f"customers {outcome}; churn cannot be measured, and the churn and at-risk models need both")
     return float(roc_auc_score(churned, churn_score))
 
 

@@ -149,6 +149,11 @@ def probability_of_order(purchase_model: PurchaseModel, btyd: pd.DataFrame, p_al
     return p_alive * (1.0 - ((alpha + age) / (alpha + age + t)) ** (r + btyd["frequency"].to_numpy()))
 
 
+class OneChurnOutcome(InsufficientDataError):
+    """Every training customer had the same churn outcome in the label window (a shop where nobody
+    stops buying): more history would not change that, so no "how much history" hint."""
+
+
 class CustomerValueModel:
     """Per-customer spend, discounted lifetime value and churn risk over a horizon.
 
@@ -361,7 +366,12 @@ class CustomerValueModel:
         y_churn = labels.loc[train.index, "churned"].to_numpy(dtype="float64")
         fit_rows, holdout_rows = ~is_holdout, is_holdout
         if y_churn[fit_rows].min() == y_churn[fit_rows].max():
-            raise InsufficientDataError("every training customer has the same churn outcome in the label window")
+            outcome = ("stopped buying (no order in the window)" if y_churn[fit_rows][0] == 1
+                       else "bought again (nobody churned: a subscription-like shop?)")
+            raise OneChurnOutcome(
+                f"every one of the {int(fit_rows.sum()):,} training customers {outcome} in the {window}-day label window "
+                f"after {train_cutoff}: the churn model needs customers of both outcomes (model.label_window_days: in a "
+                "longer window more customers come back, in a shorter one more stop)")
         spend_base, churn_base = spend_margin(x), churn_margin(x)
         train_grid = quantile_grid(x)
         # Refunds can make a window's net spend negative; the log-link objective needs spend >= 0.

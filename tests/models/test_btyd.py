@@ -372,3 +372,12 @@ def test_gamma_gamma_fallbacks_rescale_then_loosen_the_tolerance(monkeypatch):
     monkeypatch.setattr(btyd, "fit_gamma_gamma", always_fails)
     with pytest.raises(btyd.ModelFitError, match="Gamma-Gamma did not converge"):
         btyd.SpendModel().fit(data)
+
+
+def test_the_penalizer_advice_does_not_repeat_the_penalizer_set():
+    """A fit that failed with penalizer 0.001 was told "try a small penalizer (penalizer=0.001 ...)"."""
+    from models import btyd
+
+    assert btyd.penalizer_advice(0.0) == "try a small penalizer (penalizer=0.001; config key model.penalizer)"
+    assert btyd.penalizer_advice(0.001) == ("try a larger penalizer (penalizer=0.01, ten times the 0.001 set; "
+                                            "config key model.penalizer)")

@@ -331,6 +331,27 @@ def test_the_textbook_candidates_churn_is_the_chance_of_no_order_in_the_horizon(
     assert btyd_candidate(horizon)["churn_probability"].tolist() == pytest.approx([0.1, 0.95])
 
 
+def test_a_shop_where_nobody_stops_buying_is_named_without_asking_for_more_history():
+    """A subscription-like shop: "every training customer has the same churn outcome" and a hint to read how
+    much history the models need, which would not help."""
+    import ibis
+
+    from models.pipeline import OneChurnOutcome
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for number in range(800):
+        day = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 700)))
+        while day <= pd.Timestamp("2025-06-30"):
+            rows.append((f"s{number}", day, 50.0 + float(rng.integers(0, 3))))
+            day += pd.Timedelta(days=int(rng.integers(25, 35)))
+    monthly = ibis.memtable(pd.DataFrame(rows, columns=["customer_id", "order_ts", "amount"]))
+    model = CustomerValueModel(horizon_days=182, n_estimators=5, penalizer=0.01, gamma_gamma_penalizer=0.001)
+    with pytest.raises(OneChurnOutcome, match=r"^every one of the \d+ training customers bought again \(nobody churned: "
+                                              r"a subscription-like shop\?\) in the 182-day label window after 2024-12-30"):
+        model.fit(monthly, dt.date(2025, 6, 30))
+
+
 def test_too_few_customers_to_hold_out_says_how_many_are_needed(cdnow_sample_frame):
     """"262 training customers are too few (need 100 in each part)": 262 looked like enough."""
     import ibis
