@@ -762,6 +762,22 @@ def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     return warnings
 
 
+def short_history_warnings(report: dict[str, Any], as_of: date) -> list[str]:
+    """Tiers are measured on 12-month spend and rising stars projected over 12 months (whatever the
+    horizon): on less than a year of data, every customer's 12-month spend covers only part of one."""
+    if not report.get("first_order"):
+        return []
+    first_order = report_day(report, "first_order")
+    days = (as_of - first_order).days + 1
+    if days >= 365:
+        return []
+    return [
+        f"the data hold {days} day(s) of history (from {first_order}), less than the 365 days of the 12-month spend tiers "
+        "are measured on: tiers count part of a year while rising stars are projected over a full one, so expect fewer "
+        "VIPs and more rising stars than a year of data would give"
+    ]
+
+
 def backfill_warnings(later_runs, this_run: dict[str, str | None] | None = None) -> list[str]:
     """Stored runs of later dates whose tier history is not this run: the next one was scored from
     another previous run, or from this date's run with another tier state (`this_run`: this run as a
@@ -831,7 +847,8 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
         *settings_warnings(ctx.config, model, model_version),
         *same_name_warnings(stored_runs, ingested.report, dataset, replaced, digest,
                             functools.partial(holds_rows_of, ingested)),
-        *data_warnings(report, ingested.as_of), *segments.warnings, *backfill_warnings(later_runs, {"as_of": ingested.as_of.isoformat(), "state_digest": report["state_digest"]}),
+        *data_warnings(report, ingested.as_of), *short_history_warnings(report, ingested.as_of), *segments.warnings,
+        *backfill_warnings(later_runs, {"as_of": ingested.as_of.isoformat(), "state_digest": report["state_digest"]}),
         *feed_warnings(report, run, replaced, as_of_given, today, later_runs), *lookahead_warnings(model, model_version, ingested.as_of),
     ]
     run = dataclasses.replace(run, reconciliation=json.dumps(report, default=str))

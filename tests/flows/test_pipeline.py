@@ -312,6 +312,15 @@ def test_a_stale_extract_is_warned_about():
     assert "check that the extract is complete" in warning
 
 
+def test_less_than_a_year_of_history_is_named_when_scoring():
+    """A 60-day-old shop: 65% of customers were rising stars (12-month projections against 60 days of spend)."""
+    report = {"first_order": "2025-05-02T10:00:00", "last_order": "2025-06-30T17:45:00"}
+    (warning,) = pipeline.short_history_warnings(report, date(2025, 6, 30))
+    assert warning.startswith("the data hold 60 day(s) of history (from 2025-05-02), less than the 365 days")
+    assert pipeline.short_history_warnings({"first_order": "2024-07-01T00:00:00"}, date(2025, 6, 30)) == []  # 365 days
+    assert len(pipeline.short_history_warnings({"first_order": "2024-07-02T00:00:00"}, date(2025, 6, 30))) == 1
+
+
 def test_scoring_features_carry_the_windows_the_segments_read():
     """A model trained without a 90-day window still scores: the segments read spend_90d."""
     assert pipeline.scoring_windows((30, 90, 180, 365)) == (30, 90, 180, 365)
