@@ -154,16 +154,32 @@ def test_almost_no_vips_on_absolute_thresholds_is_a_warning_naming_the_median_sp
 def test_most_vips_churning_names_the_horizon_and_the_threshold():
     """A 7-day horizon: churn_probability (no order in 7 days) passed 0.5 for 266 of 277 VIPs, silently."""
     members = [{"rolling_12m_spend": 3000.0, "churn_probability": 0.75 if position < 10 else 0.2} for position in range(20)]
-    (warning,) = [w for w in nominate(customers_table(*members), None, AS_OF, SegmentSettings(), 7).warnings if "churn" in w]
+    (warning,) = [w for w in nominate(customers_table(*members), None, AS_OF, SegmentSettings(), 7).warnings
+                  if "for a churn probability" in w]
     assert warning == (
         "10 of 20 VIP members (50%) are at risk for a churn probability of at least 0.5: churn_probability is P(no order "
         "in the next 7 days), which most customers reach on a short horizon; raise segments.churn_threshold or train "
         "for a longer horizon"
     )
     fewer = members[1:] + [{"rolling_12m_spend": 3000.0, "churn_probability": 0.2}]
-    assert not any("churn" in w for w in nominate(customers_table(*fewer), None, AS_OF, SegmentSettings(), 7).warnings)
+    assert not any("for a churn probability" in w for w in nominate(customers_table(*fewer), None, AS_OF, SegmentSettings(), 7).warnings)
     looser = SegmentSettings(churn_threshold=0.8)
-    assert not any("churn" in w for w in nominate(customers_table(*members), None, AS_OF, looser, 7).warnings)
+    assert not any("for a churn probability" in w for w in nominate(customers_table(*members), None, AS_OF, looser, 7).warnings)
+
+
+def test_most_vips_at_risk_for_the_projection_alone_is_named():
+    """A subscription shop: 639 of 639 VIPs at risk, each "projected below" its tier with a churn risk of 3%
+    and a purchase days ago (the projection counts the chance of stopping), and no warning."""
+    def members(projected_below: int):
+        return [{"rolling_12m_spend": 3000.0, "churn_probability": 0.03,
+                 "predicted_spend": 1500.0 if position < projected_below else 4000.0} for position in range(20)]
+
+    (warning,) = [w for w in nominate(customers_table(*members(10)), None, AS_OF, SegmentSettings(), 365).warnings
+                  if "projected 12-month spend" in w]
+    assert warning.startswith("10 of 20 VIP members (50%) are at risk only because their projected 12-month spend is "
+                              "below their tier's threshold (no high churn risk, not in grace)")
+    assert not any("projected 12-month spend" in w
+                   for w in nominate(customers_table(*members(9)), None, AS_OF, SegmentSettings(), 365).warnings)
 
 
 def test_customers_missing_from_this_run_are_reported():
