@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -549,9 +550,12 @@ GAMMA_GAMMA_LOOSE_TOL = 1e-5
 
 @contextlib.contextmanager
 def quiet_lifetimes():
-    """lifetimes prints scipy's whole optimizer result to stdout before raising ConvergenceError;
-    the ModelFitError raised from it says what failed and what to change."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    """lifetimes prints scipy's whole optimizer result to stdout before raising ConvergenceError, and
+    the optimizer's trial steps raise numpy's overflow and invalid-value RuntimeWarnings (176 of them,
+    356 lines, before a one-line error); the ModelFitError raised from it says what failed and what to
+    change, and the fitted parameters are checked for finite values."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         yield
 
 
@@ -639,6 +643,10 @@ class SpendModel:
                 if self.penalizer == 0
                 else "check the data for outlier order values (e.g. test or B2B orders)"
             )
+            lowest, highest = float(usable["monetary_value"].min()), float(usable["monetary_value"].max())
+            if highest - lowest <= 1e-6 * max(abs(highest), 1.0):  # nothing for the spread of values to fit
+                advice = (f"every repeat customer's average order value is the same ({lowest:g}), and Gamma-Gamma fits "
+                          f"how they differ; {advice}")
             raise ModelFitError(
                 f"Gamma-Gamma did not converge (also on rescaled order values) with penalizer {self.penalizer}; {advice}"
             ) from failure

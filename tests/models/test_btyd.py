@@ -381,3 +381,21 @@ def test_the_penalizer_advice_does_not_repeat_the_penalizer_set():
     assert btyd.penalizer_advice(0.0) == "try a small penalizer (penalizer=0.001; config key model.penalizer)"
     assert btyd.penalizer_advice(0.001) == ("try a larger penalizer (penalizer=0.01, ten times the 0.001 set; "
                                             "config key model.penalizer)")
+
+
+def test_identical_order_values_are_named_and_the_fit_prints_no_numpy_warnings():
+    """A shop where every order is $10: 176 RuntimeWarnings (356 lines) from the optimizer's trial steps, then a
+    refusal that did not say why."""
+    import warnings
+
+    from models import btyd
+
+    rng = np.random.default_rng(1)
+    flat = pd.DataFrame({"customer_id": [f"c{i}" for i in range(2000)], "frequency": rng.geometric(0.3, 2000).astype(float),
+                         "monetary_value": 10.0})
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(btyd.ModelFitError, match=r"every repeat customer's average order value is the same \(10\), "
+                                                       r"and Gamma-Gamma fits how they differ; try a small Gamma-Gamma penalizer"):
+            btyd.SpendModel().fit(flat)
+    assert [warning for warning in seen if issubclass(warning.category, RuntimeWarning)] == []
