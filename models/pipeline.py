@@ -358,7 +358,8 @@ class CustomerValueModel:
                 f"{len(train)} training customers (buyers up to {train_cutoff}) are too few to train and hold out: "
                 f"the {self.holdout_fraction:.0%} holdout drew {int(is_holdout.sum())} and the fit "
                 f"{int((~is_holdout).sum())}, and each needs 100 (about {int(np.ceil(100 / smaller_part)):,} customers "
-                "or more): use a later cutoff or more history"
+                "or more): use a later cutoff, a shorter horizon or more history; a shop of fewer customers than "
+                "that is too small for the LightGBM candidates"
             )
         self.feature_names_ = [*model_feature_columns(self.windows_days), *BTYD_FEATURES]
         x = train[self.feature_names_].astype("float64")

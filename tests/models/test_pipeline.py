@@ -363,4 +363,5 @@ def test_too_few_customers_to_hold_out_says_how_many_are_needed(cdnow_sample_fra
     message = str(raised.value)
     assert message.startswith("260 training customers (buyers up to 1997-05-17) are too few to train and hold out: "
                               "the 30% holdout drew ")
-    assert message.endswith("each needs 100 (about 334 customers or more): use a later cutoff or more history")
+    assert message.endswith("each needs 100 (about 334 customers or more): use a later cutoff, a shorter horizon or more "
+                            "history; a shop of fewer customers than that is too small for the LightGBM candidates")
