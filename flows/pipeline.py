@@ -230,15 +230,32 @@ def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
         )
     if cutoff <= first_order:
         history = (ingested.as_of - first_order).days
-        # The shortest horizon (7 days) needs a day of history before it: a later as-of or a shorter
-        # horizon cannot help data of a week or less (every order on one day said to use them).
-        advice = ("use a later --as-of or a shorter --horizon-days" if history > SHORTEST_HORIZON_DAYS else
-                  f"that is too short for any horizon (at least {SHORTEST_HORIZON_DAYS} days, with history before it): "
-                  "load a longer history")
         raise InsufficientDataError(
             f"training backtests one horizon before the as-of date ({ingested.as_of} - {horizon_days} days = {cutoff}), "
-            f"but the first order is on {first_order}: the data holds {history} days of history; {advice}"
+            f"but the first order is on {first_order}: the data holds {history} days of history; {horizon_advice(history)}"
         )
+
+
+def horizon_advice(history: int) -> str:
+    """The longest horizon a history of `history` days leaves room for: the backtest's models need, before
+    its cutoff (as-of minus the horizon), a label window of at least MIN_LABEL_WINDOW_DAYS with history
+    before it; the default window is half that history. ("Use a shorter --horizon-days" led a user
+    through three refusals on 59 days of data.)"""
+    from models.pipeline import MIN_LABEL_WINDOW_DAYS
+
+    by_default = history - 2 * MIN_LABEL_WINDOW_DAYS
+    with_setting = history - (MIN_LABEL_WINDOW_DAYS + 1)
+    if by_default >= SHORTEST_HORIZON_DAYS:
+        return (f"use a later --as-of or a --horizon-days of at most {by_default} (the backtest needs "
+                f"{2 * MIN_LABEL_WINDOW_DAYS} days of history before its cutoff)")
+    if with_setting >= SHORTEST_HORIZON_DAYS:
+        return (f"use a later --as-of, or a --horizon-days of at most {with_setting} with model.label_window_days: "
+                f"{MIN_LABEL_WINDOW_DAYS} (the default label window needs {2 * MIN_LABEL_WINDOW_DAYS} days of history "
+                "before the backtest's cutoff)")
+    # The shortest horizon needs a label window and a day of history before it: a later as-of or a
+    # shorter horizon cannot help (every order on one day said to use them).
+    return (f"that is too short for any horizon (at least {SHORTEST_HORIZON_DAYS} days, with "
+            f"{MIN_LABEL_WINDOW_DAYS + 1} days of history before it): load a longer history")
 
 
 # The shortest horizon the config accepts (model.horizon_days >= 7).

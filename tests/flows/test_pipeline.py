@@ -293,13 +293,21 @@ def test_train_with_no_history_before_its_backtest_cutoff_says_what_to_change(wo
     message = str(err.value)
     assert f"({as_of} - 365 days = {as_of - timedelta(days=365)})" in message
     assert f"the first order is on {first_day}" in message and "200 days of history" in message
-    assert "--horizon-days" in message
+    assert "use a later --as-of or a --horizon-days of at most 144 (the backtest needs 56 days of history" in message
+    # 59 days: the longest horizon, and the setting it needs (a user went through three refusals to find them).
+    assert pipeline.horizon_advice(59) == (
+        "use a later --as-of, or a --horizon-days of at most 30 with model.label_window_days: 28 (the default label "
+        "window needs 56 days of history before the backtest's cutoff)")
+    from models.pipeline import label_window_days
+
+    assert label_window_days(144, 200 - 144) == 28 and label_window_days(30, 59 - 30, requested=28) == 28
+    assert pipeline.horizon_advice(35).startswith("that is too short for any horizon")
     # Every order on one day: no as-of or horizon can help (it said to use them).
     from types import SimpleNamespace
 
     one_day = SimpleNamespace(as_of=first_day, report={"first_order": f"{first_day} 09:00:00", "last_order": f"{first_day} 17:00:00"})
     with pytest.raises(InsufficientDataError, match=r"the data holds 0 days of history; that is too short for any horizon "
-                                                    r"\(at least 7 days, with history before it\): load a longer history"):
+                                                    r"\(at least 7 days, with 29 days of history before it\): load a longer history"):
         pipeline.check_backtest_room(one_day, first_day - timedelta(days=7), 7)
 
 
