@@ -896,7 +896,9 @@ def settings_warnings(config: VipcastConfig, model, model_version: str) -> list[
     scoring uses the champion's, and the summary names the keys (a new horizon, BTYD model or
     windows takes a `vipcast train`)."""
     wanted, trained = model_settings(config), settings_of(model)
-    differ = [key for key in wanted if key in trained and _setting(wanted[key]) != _setting(trained[key])]
+    # The windows are a set: the model reads its features by name, so [365, 30] scores as [30, 365].
+    differ = [key for key in wanted if key in trained and _setting(wanted[key]) != _setting(trained[key])
+              and not (key == "windows_days" and sorted(wanted[key]) == sorted(trained[key]))]
     if not differ:
         return []
     changes = "; ".join(f"{SETTING_KEYS.get(key, key)} {_setting(wanted[key])} (champion: {_setting(trained[key])})" for key in differ)

@@ -135,6 +135,8 @@ def test_config_settings_other_than_the_champions_are_named_not_ignored(tmp_path
     )
     windows_only = load_config(overrides={"model": {"horizon_days": 182}, "features": {"windows_days": [60, 120, 365]}})
     assert pipeline.settings_warnings(windows_only, champion, "vipcast-shop/1")[0].endswith("run `vipcast train` with this config to use them")
+    reordered = load_config(overrides={"model": {"horizon_days": 182}, "features": {"windows_days": [365, 30, 180, 90]}})
+    assert pipeline.settings_warnings(reordered, champion, "vipcast-shop/1") == []  # the same windows: nothing to retrain
 
 
 def test_a_backfill_is_compared_with_the_run_before_it():
