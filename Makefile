@@ -10,11 +10,13 @@ STAMP := $(VENV)/.vipcast-installed
 
 setup: $(STAMP)
 
+# uv goes into the project's own venv: a system Python under PEP 668 (Debian 12, Ubuntu 23.04+)
+# refuses `pip install` outside a venv, and the set-up should not change the system's packages.
 $(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv>=0.4"
-	$(PYTHON) -m uv venv --allow-existing --python $(PYTHON) $(VENV)
-	$(PYTHON) -m uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
-	$(PYTHON) -m uv pip install --python $(BIN)/python --no-deps -e .
+	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed: on Debian or Ubuntu install python3-venv (apt-get install python3-venv), or pass PYTHON=/path/to/python3.11+" >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
+	$(BIN)/python -m uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
+	$(BIN)/python -m uv pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
 demo: setup
@@ -32,8 +34,8 @@ test-slow: setup
 test-all: setup lint
 	$(BIN)/python -m pytest -q
 
-lock:
-	$(PYTHON) -m uv pip compile pyproject.toml --extra spark --extra dev --python-version 3.11 -o requirements.lock
+lock: setup
+	$(BIN)/python -m uv pip compile pyproject.toml --extra spark --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .vipcast .pytest_cache

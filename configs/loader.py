@@ -122,16 +122,24 @@ def builtin_config_text(name: str) -> str:
     return resources.files("configs").joinpath(f"{name}.yaml").read_text()
 
 
+class BuiltinConfig(str):
+    """The name of a built-in config that no file of the current folder may stand in for: the one a
+    built-in `--data` implies when no --config was given (a folder `demo/` there broke `vipcast demo`)."""
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> VipcastConfig:
-    """Load base.yaml overlaid with `path` (a file, or the name of a built-in config) and `overrides`."""
+    """Load base.yaml overlaid with `path` (a file, or the name of a built-in config) and `overrides`.
+    A name of a built-in config reads the file of that name when there is one (and the path is not a
+    `BuiltinConfig`), else the built-in."""
     data = _read_yaml(builtin_config_text("base"), "configs/base.yaml")
     origin = "configs/base.yaml"
     if path is not None:
         candidate = Path(path)
-        if candidate.exists():
+        builtin = str(path) in BUILTIN_CONFIGS and (isinstance(path, BuiltinConfig) or not candidate.is_file())
+        if candidate.exists() and not builtin:
             origin = str(candidate)
             data = _merge(data, _read_yaml(_read_text(candidate), origin))
-        elif str(path) in BUILTIN_CONFIGS:
+        elif builtin:
             origin = f"configs/{path}.yaml"
             data = _merge(data, _read_yaml(builtin_config_text(str(path)), origin))
         else:

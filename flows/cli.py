@@ -138,7 +138,9 @@ BUILTIN_DATA_CONFIGS = {"cdnow": "cdnow", "cdnow-sample": "cdnow"}
 def _config_for(config: str | None, data: str | None) -> str | None:
     """`--config`, or the built-in config of built-in `--data` when none is given (said on stderr)."""
     if config is None and data in BUILTIN_DATA_CONFIGS:
-        config = BUILTIN_DATA_CONFIGS[data]
+        from configs.loader import BuiltinConfig
+
+        config = BuiltinConfig(BUILTIN_DATA_CONFIGS[data])
         typer.echo(f"note: --data {data} uses its built-in config configs/{config}.yaml (pass --config to choose another)", err=True)
     return config
 
@@ -153,7 +155,9 @@ def demo(
     """End to end on the built-in data: load, train, score, and show the results."""
     from flows.pipeline import run_demo
 
-    ctx = _context(workdir, _config_for(config, data) or "demo")
+    from configs.loader import BuiltinConfig
+
+    ctx = _context(workdir, _config_for(config, data) or BuiltinConfig("demo"))
     echo_summary(run_demo(ctx, data=data))
 
 

@@ -20,7 +20,11 @@ def absolute_source(data: str) -> str:
 
 def absolute_config(config: str | None) -> str | None:
     """A config file path made absolute; a built-in config name (or none) as it is."""
-    if config is None or not Path(config).exists():
+    from configs.loader import BUILTIN_CONFIGS, BuiltinConfig
+
+    if config is None or isinstance(config, BuiltinConfig) or not Path(config).exists():
+        return config
+    if config in BUILTIN_CONFIGS and not Path(config).is_file():  # a folder `demo/` here is not the config
         return config
     return str(Path(config).absolute())
 

@@ -14,6 +14,19 @@ def test_builtin_configs_load():
     assert cdnow.model.horizon_days == 273
 
 
+def test_a_folder_or_file_named_like_a_builtin_config(tmp_path, monkeypatch):
+    """`mkdir demo && vipcast demo`: "demo: cannot read the config file (Is a directory)"."""
+    from configs.loader import BuiltinConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cdnow").mkdir()
+    assert load_config("cdnow").model.horizon_days == 273  # a folder is no config: the built-in
+    (tmp_path / "demo").write_text("model: {horizon_days: 99}\n")
+    assert load_config("demo").model.horizon_days == 99  # --config demo names the file here
+    assert load_config(BuiltinConfig("demo")).dataset == "demo"  # implied by built-in --data: the built-in
+    assert load_config(BuiltinConfig("demo")).model.horizon_days == 365
+
+
 def test_overlay_file_and_overrides_merge_deeply(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("segments:\n  grace_days: 30\n  tiers: {gold: 6000}\n")
