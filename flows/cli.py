@@ -429,7 +429,7 @@ ENVIRONMENT_HINTS = {
                        "restore it from a backup, or start over in a new --workdir",
     "PortUnavailable": "pass another --port (or --host), or stop the program listening on that port",
     "PrefectUnavailable": "check PREFECT_API_URL (a running `prefect server start`), or without it raise "
-                          "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (90 s here), or run without --prefect",
+                          "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (90 s unless set), or run without --prefect",
     "StoreUnreachable": "check outputs.store_url in your config: is the database server running and reachable, "
                         "and are the user, password and database right?",
     "TrackingUnreachable": "start the tracking server, correct MLFLOW_TRACKING_URI, or unset it to use the workspace's "

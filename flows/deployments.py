@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flows.ingest import BUILTIN_SOURCES
@@ -67,6 +68,13 @@ def serve_deployments(ctx: Context, data: str | None = None, config: str | None 
     from prefect import serve
 
     from flows.ingest import hide_password
+    from flows.orchestration import check_prefect_home
+
+    check_prefect_home()
+    # Prefect's runner starts each flow run as `python -m ...` in the current folder, which Python puts
+    # first on sys.path: a project folder holding models/ or configs/ (common names) replaced vipcast's
+    # packages in every scheduled run ("No module named 'models.pipeline'"). Runs inherit this.
+    os.environ["PYTHONSAFEPATH"] = "1"
 
     if data is not None and hide_password(data) != data:
         import sys

@@ -49,6 +49,30 @@ class PrefectUnavailable(RuntimeError):
     """Prefect's API did not answer: the server at PREFECT_API_URL, or the temporary one in time."""
 
 
+def check_prefect_home() -> None:
+    """Without PREFECT_API_URL, Prefect's temporary server keeps its database in PREFECT_HOME
+    (~/.prefect): a home it cannot write failed after ~100 s and 2,500 lines of tracebacks, as "Prefect's
+    API cannot be reached" with advice to wait longer. PermissionError naming the folder, at once."""
+    import tempfile
+    from pathlib import Path
+
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url:
+        return
+    home = Path(settings.home).expanduser()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as error:
+        raise PermissionError(
+            f"{home}: Prefect keeps its database in PREFECT_HOME and cannot write there ({error.strerror}): set "
+            "PREFECT_HOME to a writable folder, or run without --prefect"
+        ) from None
+
+
 #: Prefect's messages when its API cannot be reached (RuntimeError in Prefect 3).
 UNREACHABLE_API = ("Failed to reach API at", "Timed out while attempting to connect to ephemeral Prefect API server")
 
@@ -62,6 +86,7 @@ def run_flow(flow_function, **parameters) -> dict[str, Any]:
     import duckdb  # noqa: F401
     import ibis  # noqa: F401
 
+    check_prefect_home()
     try:
         return flow_function(**parameters)
     except RuntimeError as error:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import pandas as pd
@@ -1086,7 +1087,7 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
             when = f" as of {as_of}" if as_of else ""
             scored = dataset_names(store.runs())
             known = f"; the store holds runs of {', '.join(scored)}: pass one of those to --data, or" if scored else ":"
-            raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root}{known} run `vipcast score --data {data}` first")
+            raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root}{known} run `vipcast score --data {quote(data)}` first")
         run_id = runs[0].run_id  # the store lists the latest first
     try:
         return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top, as_of=None if run_id else as_of)
@@ -1142,9 +1143,11 @@ def demo_report(train: TrainSummary, score: ScoreSummary, ctx: Context, dataset:
         lines.append(f"  {row.customer_id}: {row.tier} -> {row.target_tier} ({reasons})")
     lines += [
         "",
-        f"lists: {command_path('vipcast')} lists rising-stars --data {dataset} --workdir {ctx.workspace.root}   (exports in {ctx.workspace.exports_dir})",
-        f"MLflow UI: {command_path('mlflow')} ui --backend-store-uri {ctx.workspace.tracking_uri}",
-        f"web app: VIPCAST_API_KEY=... {command_path('vipcast')} app --workdir {ctx.workspace.root}",
+        # Shell-quoted: a path with spaces pasted as printed split into extra arguments.
+        f"lists: {quote(command_path('vipcast'))} lists rising-stars --data {quote(dataset)} --workdir "
+        f"{quote(str(ctx.workspace.root))}   (exports in {ctx.workspace.exports_dir})",
+        f"MLflow UI: {quote(command_path('mlflow'))} ui --backend-store-uri {quote(ctx.workspace.tracking_uri)}",
+        f"web app: VIPCAST_API_KEY=... {quote(command_path('vipcast'))} app --workdir {quote(str(ctx.workspace.root))}",
     ]
     return "\n".join(lines)
 

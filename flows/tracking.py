@@ -20,6 +20,7 @@ import io
 import logging
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -553,7 +554,7 @@ def load_champion(workspace: Workspace, dataset: str):
                      "by its date is a new dataset each week, with no tier history; keep one name, e.g. in dated folders)")
         raise LookupError(
             f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}{known}: "
-            f"run `vipcast train --data {dataset}` first"
+            f"run `vipcast train --data {shlex.quote(dataset)}` first"
         )
     pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}@{CHAMPION_ALIAS}")
     loaded = pyfunc.unwrap_python_model().model, f"{version.name}/{version.version}"

@@ -494,3 +494,20 @@ def test_serve_against_something_that_is_not_prefect_is_one_line(monkeypatch, tm
     monkeypatch.setattr(deployments, "build_deployments", lambda *_: [])
     with pytest.raises(PrefectUnavailable, match=re.escape(message)):
         deployments.serve_deployments(Context.create(tmp_path / "ws"))
+
+
+def test_a_prefect_home_that_cannot_be_written_is_named_at_once(tmp_path):
+    """A read-only HOME: `score --prefect` failed after ~100 s and 2,519 lines of tracebacks, as "Prefect's API
+    cannot be reached" with advice to raise the start-up timeout."""
+    import os
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(blocked / "prefect")
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "score", "--prefect", "--workdir", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: {blocked / 'prefect'}: Prefect keeps its database in PREFECT_HOME and cannot write there (Not a "
+        "directory): set PREFECT_HOME to a writable folder, or run without --prefect")

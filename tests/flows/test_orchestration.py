@@ -47,6 +47,30 @@ def test_serve_warns_when_data_holds_a_password(monkeypatch, capsys, workdir):
     assert "password" not in capsys.readouterr().err
 
 
+def test_scheduled_runs_do_not_import_from_the_folder_serve_started_in(monkeypatch, workdir, tmp_path):
+    """`vipcast serve` in a project folder holding models/: every scheduled run failed with "No module named
+    'models.pipeline'" (Prefect starts runs as `python -m ...` there, and Python put that folder first)."""
+    import os
+    import subprocess
+    import sys
+
+    import prefect
+
+    from flows.deployments import serve_deployments
+
+    monkeypatch.setattr(prefect, "serve", lambda *deployments, **_: None)
+    monkeypatch.setenv("PYTHONSAFEPATH", "")  # restored after the test (serve sets it for the whole process)
+    monkeypatch.delenv("PYTHONSAFEPATH")
+    serve_deployments(Context.create(workdir), data="demo")
+    assert os.environ.get("PYTHONSAFEPATH") == "1"  # what the runner's flow-run processes inherit
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / "__init__.py").write_text("")
+    found = subprocess.run([sys.executable, "-c", "import models; print(models.__file__)"],
+                           capture_output=True, text=True, cwd=project, timeout=120)
+    assert found.returncode == 0 and str(project) not in found.stdout, found.stderr
+
+
 def test_prefect_yaml_deployments_match_what_serve_registers():
     """prefect.yaml (work pools) starts from base.yaml's schedules and marks the scoring run as scheduled."""
     from pathlib import Path
