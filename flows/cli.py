@@ -404,9 +404,19 @@ def app_command(
     run(host, port, open_store(ctx), api_key, no_auth, behind_https)
 
 
+def package_file(name: str) -> str:
+    """A file of the configs package as a user can open it: relative in a checkout, else where the
+    package is installed (a wheel's user has no configs/ folder in the current one)."""
+    import configs
+
+    path = Path(configs.__file__).parent / name
+    return os.path.relpath(path) if Path.cwd() in path.parents else str(path)
+
+
 HINTS = {
     "IngestError": "check the source path and the column mapping (source.columns in your config)",
-    "ConfigError": "see configs/schema.py for every key and its type (configs/base.yaml sets the common ones)",
+    "ConfigError": lambda: (f"see {package_file('schema.py')} for every key and its type ({package_file('base.yaml')} "
+                            "sets the common ones)"),
     "ModelFitError": "see docs/models.md for what the models need; the error names the config key to change",
     "InsufficientDataError": "see docs/models.md for how much history the models need",
     "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
@@ -561,7 +571,8 @@ def report_failure(exc: BaseException, debug: bool) -> NoReturn:
     if expected:
         typer.echo(f"error: {hide_password(str(exc))}", err=True)
         if name in HINTS:  # the message itself says what to do otherwise
-            typer.echo(f"hint: {HINTS[name]}", err=True)
+            hint = HINTS[name]
+            typer.echo(f"hint: {hint() if callable(hint) else hint}", err=True)
         sys.exit(2)
     if environment:
         typer.echo(f"error: {hide_password(environment_message(exc))}", err=True)

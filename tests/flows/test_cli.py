@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import duckdb
@@ -511,3 +512,15 @@ def test_a_prefect_home_that_cannot_be_written_is_named_at_once(tmp_path):
     assert result.stderr.strip() == (
         f"error: {blocked / 'prefect'}: Prefect keeps its database in PREFECT_HOME and cannot write there (Not a "
         "directory): set PREFECT_HOME to a writable folder, or run without --prefect")
+
+
+def test_the_config_hint_names_files_the_user_can_open(tmp_path):
+    """From outside a checkout (a wheel install) the hint named configs/schema.py, which is not there."""
+    import configs
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bogus: 1\n")
+    result = vipcast("features", "--config", str(bad), "--out", str(tmp_path / "f.parquet"), cwd=tmp_path)
+    installed = Path(configs.__file__).parent
+    assert result.returncode == 2
+    assert f"hint: see {installed / 'schema.py'} for every key and its type ({installed / 'base.yaml'} sets" in result.stderr
