@@ -694,11 +694,26 @@ def score_table(features: pd.DataFrame, predictions: pd.DataFrame, segments) -> 
     return scores[list(SCORE_COLUMNS)]
 
 
-def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine, out: Path | None) -> list[Path | str]:
-    """Write the run to the store (one transaction), then export the lists (atomic file swaps)."""
+def same_date_runs(runs, as_of: date, dataset: str):
+    """(the stored run this date's run replaces, or None; the ids of stored runs of this dataset and date
+    under another run id). Runs written by a vipcast before run ids named only the date and dataset
+    have other ids: a re-scored date kept them beside the new run, listed twice in the app."""
+    from flows.store import run_dataset
+    from flows.tracking import dataset_slug
+
+    this_id, slug = run_id_for(as_of, dataset), dataset_slug(dataset)
+    same_date = [run for run in runs if run.as_of == as_of and (run.run_id == this_id or run_dataset(run) == slug)]
+    replaced = next((run for run in same_date if run.run_id == this_id), same_date[0] if same_date else None)
+    return replaced, [run.run_id for run in same_date if run.run_id != this_id]
+
+
+def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine,
+                  out: Path | None, replacing: list[str] = ()) -> list[Path | str]:
+    """Write the run to the store (one transaction, replacing the runs named in `replacing` too), then
+    export the lists (atomic file swaps)."""
     from flows.store import run_dataset
 
-    store.write_run(run, tables)
+    store.write_run(run, tables, replacing)
     # The exports hold the latest run of the dataset just scored: a backfilled past date does not
     # replace them (the summary says so: it listed the exports as this run's outputs).
     dataset = run_dataset(run)
@@ -927,7 +942,9 @@ def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None
     here = report.get("source_identity")
     read = [run for run in runs if run.report_field("source_identity") is not None]
     as_of = date.fromisoformat(report["as_of"]) if report.get("as_of") else None
-    previous = next((run for run in read if as_of is None or run.as_of <= as_of), read[0] if read else None)
+    # A backfill before every run that recorded its source (runs of an older vipcast did not) has none to
+    # compare with: a later run's extract cannot hold this one's rows, and called it another shop's.
+    previous = next((run for run in read if as_of is None or run.as_of <= as_of), None)
     before = previous.report_field("source_identity") if previous is not None else None
     if here is None or before is None or before == here:
         return []
@@ -1046,10 +1063,11 @@ def finish_score(ctx: Context, step, dataset: str, model, model_version: str, in
         nominate_segments, ctx, model, features, predictions, store, ingested.as_of, dataset, expiring_spend(ingested), io=True,
     )
     runs_of_this_dataset = dataset_runs(store, dataset)
-    replaced = next((run for run in runs_of_this_dataset if run.run_id == run_id_for(ingested.as_of, dataset)), None)
+    replaced, legacy = same_date_runs(runs_of_this_dataset, ingested.as_of, dataset)
     run, tables, report = assemble_run(ctx, dataset, ingested, model, model_version, features, predictions, segments,
                                        runs_of_this_dataset, replaced, as_of is not None, today, previous)
-    outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, io=True)
+    outputs = step("writing the outputs", write_outputs, ctx, store, run, tables, report, ingested.quarantine, out, legacy,
+                   io=True)
     counts = segments.tiers["tier"].value_counts()
     return ScoreSummary(
         run.run_id,

@@ -699,8 +699,10 @@ class OutputsStore:
 
     # Writing
 
-    def write_run(self, run: RunInfo, tables: Mapping[str, pd.DataFrame]) -> None:
-        """Store one run and its lists in one transaction, replacing a run with the same run_id."""
+    def write_run(self, run: RunInfo, tables: Mapping[str, pd.DataFrame], replacing: Sequence[str] = ()) -> None:
+        """Store one run and its lists in one transaction, replacing a run with the same run_id and the
+        runs named in ``replacing`` (the same dataset and date stored under another id: an older vipcast
+        named runs otherwise, and a re-scored date kept both)."""
         if self.read_only:
             raise StoreError("this outputs store was opened read-only")
         lists = {list_name(name): frame for name, frame in tables.items()}
@@ -721,12 +723,13 @@ class OutputsStore:
                 self._ensure_list_table(connection, name, frame)
             # A run's list rows exist only with its runs row (one transaction): a new run deletes
             # nothing, so it does not scan the rows of every earlier run (~1M per weekly run).
-            stored = connection.fetch_df(f"SELECT count(*) AS n FROM {RUNS_TABLE} WHERE run_id = :run_id", {"run_id": run.run_id})
-            if int(stored["n"].iloc[0]):
-                for name in LIST_NAMES:
-                    if connection.columns(name):
-                        connection.execute(f"DELETE FROM {_quote(name)} WHERE run_id = :run_id", {"run_id": run.run_id})
-                connection.execute(f"DELETE FROM {RUNS_TABLE} WHERE run_id = :run_id", {"run_id": run.run_id})
+            for run_id in dict.fromkeys([run.run_id, *replacing]):
+                stored = connection.fetch_df(f"SELECT count(*) AS n FROM {RUNS_TABLE} WHERE run_id = :run_id", {"run_id": run_id})
+                if int(stored["n"].iloc[0]):
+                    for name in LIST_NAMES:
+                        if connection.columns(name):
+                            connection.execute(f"DELETE FROM {_quote(name)} WHERE run_id = :run_id", {"run_id": run_id})
+                    connection.execute(f"DELETE FROM {RUNS_TABLE} WHERE run_id = :run_id", {"run_id": run_id})
             for name, frame in storable.items():
                 connection.insert_df(name, frame.reset_index(drop=True), run.run_id, as_of)
             connection.execute(

@@ -43,7 +43,7 @@ def test_score_outputs_name_the_quarantine_file_when_rows_were_set_aside(tmp_pat
     run = stored_run("20251231-abc", date(2025, 12, 31), "shop.csv")
 
     class Store:
-        def write_run(self, run, tables):
+        def write_run(self, run, tables, replacing=()):
             pass
 
         def runs(self):
@@ -139,6 +139,21 @@ def test_config_settings_other_than_the_champions_are_named_not_ignored(tmp_path
     assert pipeline.settings_warnings(reordered, champion, "vipcast-shop/1") == []  # the same windows: nothing to retrain
 
 
+def test_a_rescored_date_replaces_its_run_stored_under_an_older_id():
+    """A store written by an older vipcast (run ids hashed the model, data and config): re-scoring a date after
+    the upgrade kept both runs, listed twice in the app and in a customer's history."""
+    new_id = pipeline.run_id_for(date(2025, 10, 26), "orders.parquet")
+    old = stored_run("20251026-af4c173349", date(2025, 10, 26), "/x/orders.parquet")
+    other_shop = stored_run("20251026-0123456789", date(2025, 10, 26), "/y/sales.parquet")
+    earlier = stored_run("20251019-fb46a0d152", date(2025, 10, 19), "/x/orders.parquet")
+    replaced, legacy = pipeline.same_date_runs([old, other_shop, earlier], date(2025, 10, 26), "orders.parquet")
+    assert replaced is old and legacy == ["20251026-af4c173349"]
+    current = stored_run(new_id, date(2025, 10, 26), "/x/orders.parquet")
+    replaced, legacy = pipeline.same_date_runs([current, old, earlier], date(2025, 10, 26), "orders.parquet")
+    assert replaced is current and legacy == ["20251026-af4c173349"]
+    assert pipeline.same_date_runs([earlier], date(2025, 10, 26), "orders.parquet") == (None, [])
+
+
 def test_a_backfill_is_compared_with_the_run_before_it():
     """A backfill compared its extract with the latest run, which a cut at an earlier date cannot hold."""
     from datetime import datetime, timezone
@@ -156,6 +171,9 @@ def test_a_backfill_is_compared_with_the_run_before_it():
     assert [before["as_of"] for before in compared] == ["2025-02-02"]
     (warning,) = pipeline.same_name_warnings(runs, report, "orders.csv", holds_rows=lambda before: False)
     assert "read /x/2025-02-03/orders.csv, this one reads /x/2025-02-10/orders.csv" in warning
+    # Before every run that recorded its source (the rest were written by an older vipcast): nothing to compare.
+    early = {"source_identity": "/x/2025-01-06/orders.csv", "as_of": "2025-01-05"}
+    assert pipeline.same_name_warnings(runs, early, "orders.csv", holds_rows=lambda before: False) == []
 
 
 def test_two_sources_with_one_name_are_named_in_a_warning():

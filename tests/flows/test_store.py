@@ -291,6 +291,18 @@ def test_rewriting_a_run_id_replaces_that_run(store: OutputsStore) -> None:
     assert_frame_matches(store.read_list("at_risk", run_id="keep"), five_customers()["at_risk"])
 
 
+def test_a_run_replaces_the_runs_it_names_in_the_same_transaction(store: OutputsStore) -> None:
+    """The same dataset and date stored under an older run id: the re-scored date's run replaces it."""
+    store.write_run(run_info("keep", AS_OF_1), five_customers())
+    store.write_run(run_info("old-id", AS_OF_2), five_customers())
+    store.write_run(run_info("new-id", AS_OF_2, created_hour=8), five_customers(spend_bump=500.0), replacing=["old-id", "absent"])
+    assert [run.run_id for run in store.runs()] == ["new-id", "keep"]
+    assert store.read_list("scores", run_id="new-id")["rolling_12m_spend"].iloc[0] == 12500.0
+    with pytest.raises(RunNotFound):
+        store.read_list("scores", run_id="old-id")
+    assert_frame_matches(store.read_list("at_risk", run_id="keep"), five_customers()["at_risk"])
+
+
 def test_new_columns_are_added_and_types_widen(store: OutputsStore) -> None:
     first = five_customers()
     store.write_run(run_info("r1", AS_OF_1), first)
