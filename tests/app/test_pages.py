@@ -288,17 +288,23 @@ def test_requests_that_cannot_mean_one_list_are_refused(two_shops: OutputsStore,
     assert message in (response.json()["detail"] if path.startswith("/api") else unescape(text_of(response.text)))
 
 
+def store_with_an_id(tmp_path, customer_id: str) -> OutputsStore:
+    """A store of one run of 50 customers, the first of whom has the id `customer_id` in every list."""
+    lists = fake_lists(50)
+    first = str(lists["tiers"]["customer_id"].iloc[0])
+    for frame in lists.values():
+        if "customer_id" in frame:
+            frame["customer_id"] = frame["customer_id"].astype(str).replace({first: customer_id})
+    store = OutputsStore(tmp_path / "outputs.duckdb")
+    store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
+    return store
+
+
 def test_every_listed_id_has_a_page_and_the_app_builds_no_address_from_the_host(tmp_path) -> None:
     """An id holding a line feed was listed and linked, and its page and API answer were a 404 (the route
     stopped at the line break); /api/v1/runs/ redirected to http://<the request's Host header>/..."""
-    lists = fake_lists(50)
     odd = "line1\nline2"
-    for frame in lists.values():
-        if "customer_id" in frame:
-            frame["customer_id"] = frame["customer_id"].astype(str).replace({str(lists["tiers"]["customer_id"].iloc[0]): odd})
-    store = OutputsStore(tmp_path / "outputs.duckdb")
-    store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
-    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY}, follow_redirects=False)
+    client = make_client(store_with_an_id(tmp_path, odd), API_KEY, headers={"X-API-Key": API_KEY}, follow_redirects=False)
     assert 'href="/customers/line1%0Aline2?run_id=' in client.get("/lists/tiers").text
     page = client.get("/customers/line1%0Aline2")
     assert page.status_code == 200 and "Customer line1\\u000aline2" in unescape(page.text)
@@ -310,14 +316,8 @@ def test_every_listed_id_has_a_page_and_the_app_builds_no_address_from_the_host(
 def test_ids_with_characters_that_reorder_text_are_shown_with_them_written_out(tmp_path) -> None:
     """An id holding a right-to-left override (U+202E) read on its page and in the lists like another
     customer's id: "A\u202e99" is rendered as "A99" reversed. Pages now write such characters out."""
-    lists = fake_lists(50)
     spoof = "A\u202e99"
-    for frame in lists.values():
-        if "customer_id" in frame:
-            frame["customer_id"] = frame["customer_id"].astype(str).replace({str(lists["tiers"]["customer_id"].iloc[0]): spoof})
-    store = OutputsStore(tmp_path / "outputs.duckdb")
-    store.write_run(fake_run_info(date(2026, 1, 5), 50), lists)
-    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY})
+    client = make_client(store_with_an_id(tmp_path, spoof), API_KEY, headers={"X-API-Key": API_KEY})
     listed = unescape(client.get("/lists/tiers").text)
     assert ">A\\u202e99</a>" in listed and "\u202e" not in unescape(text_of(listed))  # the sort key keeps it
     page = unescape(client.get("/customers/A%E2%80%AE99").text)
