@@ -222,6 +222,7 @@ def train(
     cutoff = parse_date(as_of, "--as-of")
     config = _config_for(config, data)
     if use_prefect(prefect):
+        from flows.deployments import absolute_config
         from flows.orchestration import console_without_tracebacks, run_flow, train as train_flow
         from flows.pipeline import check_request
 
@@ -229,7 +230,7 @@ def train(
             console_without_tracebacks()
         ctx = _context(workdir, config, horizon_days=horizon_days, engine=engine)
         check_request(ctx, data, cutoff, "train")  # before Prefect's server starts (seconds)
-        result = run_flow(train_flow, data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=config,
+        result = run_flow(train_flow, data=data, as_of=as_of, horizon_days=horizon_days, workdir=str(ctx.workspace.root), config=absolute_config(config),
                             engine=engine)
         echo_summary(result["summary"])
         return
@@ -258,13 +259,14 @@ def score(
     if use_prefect(prefect):
         if out is not None or horizon_days is not None:
             raise click.BadParameter("--out and --horizon-days go with in-process runs (--no-prefect)")
+        from flows.deployments import absolute_config
         from flows.orchestration import console_without_tracebacks, run_flow, score as score_flow
         from flows.pipeline import check_request
 
         if not debug:
             console_without_tracebacks()
         check_request(ctx, data, cutoff, "score")  # before Prefect's server starts (seconds)
-        result = run_flow(score_flow, data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=config, engine=engine)
+        result = run_flow(score_flow, data=data, as_of=as_of, workdir=str(ctx.workspace.root), config=absolute_config(config), engine=engine)
         echo_summary(result["summary"])
         return
     from flows.pipeline import run_score

@@ -20,10 +20,16 @@ def absolute_source(data: str) -> str:
 
 
 def absolute_config(config: str | None) -> str | None:
-    """A config file path made absolute; a built-in config name (or none) as it is."""
+    """A config file path made absolute; a built-in config name (or none) as it is. A `BuiltinConfig`
+    (the one a built-in --data implies) becomes its file in the package: a flow's parameters are plain
+    text, and a file of that name in the current folder read as the config again."""
+    from importlib import resources
+
     from configs.loader import BUILTIN_CONFIGS, BuiltinConfig
 
-    if config is None or isinstance(config, BuiltinConfig) or not Path(config).exists():
+    if isinstance(config, BuiltinConfig):
+        return str(resources.files("configs").joinpath(f"{config}.yaml"))
+    if config is None or not Path(config).exists():
         return config
     if config in BUILTIN_CONFIGS and not Path(config).is_file():  # a folder `demo/` here is not the config
         return config

@@ -9,15 +9,34 @@ Each run leaves a markdown summary artifact (and the score flow a table of the t
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
-from flows import pipeline
+def _without_the_current_folder() -> None:
+    """Prefect loads this file for a deployment's run with the current folder first on sys.path
+    (`load_script_as_module`): `vipcast serve` started in a project folder holding models/ or configs/
+    (common names) imported those instead of vipcast's in every scheduled run. The current folder is
+    dropped from sys.path, unless it is the folder holding vipcast's own packages (a checkout run
+    without an install). Imported as flows.orchestration (the CLI, a notebook), sys.path is left alone."""
+    if __name__ == "flows.orchestration":
+        return
+    here = os.path.realpath(os.getcwd())
+    if here == os.path.dirname(os.path.dirname(os.path.realpath(__file__))):
+        return
+    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or os.curdir) != here]
+
+
+_without_the_current_folder()
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from flows import pipeline  # noqa: E402
 
 IO_RETRIES = 2
 IO_RETRY_DELAY_SECONDS = 10

@@ -25,6 +25,14 @@ def test_a_folder_or_file_named_like_a_builtin_config(tmp_path, monkeypatch):
     assert load_config("demo").model.horizon_days == 99  # --config demo names the file here
     assert load_config(BuiltinConfig("demo")).dataset == "demo"  # implied by built-in --data: the built-in
     assert load_config(BuiltinConfig("demo")).model.horizon_days == 365
+    # A flow's parameters are text: the built-in goes to Prefect as its file in the package (with --prefect
+    # a file `cdnow` here was read as the config again, the note saying the built-in was used).
+    from flows.deployments import absolute_config
+
+    (tmp_path / "cdnow").rmdir()
+    (tmp_path / "cdnow").write_text("model: {horizon_days: 99}\n")
+    handed = absolute_config(BuiltinConfig("cdnow"))
+    assert handed.endswith("cdnow.yaml") and load_config(handed).model.horizon_days == 273
 
 
 def test_overlay_file_and_overrides_merge_deeply(tmp_path):

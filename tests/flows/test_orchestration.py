@@ -64,11 +64,20 @@ def test_scheduled_runs_do_not_import_from_the_folder_serve_started_in(monkeypat
     serve_deployments(Context.create(workdir), data="demo")
     assert os.environ.get("PYTHONSAFEPATH") == "1"  # what the runner's flow-run processes inherit
     project = tmp_path / "project"
-    (project / "models").mkdir(parents=True)
-    (project / "models" / "__init__.py").write_text("")
+    for package in ("models", "configs"):
+        (project / package).mkdir(parents=True)
+        (project / package / "__init__.py").write_text(f"raise ImportError('the project's {package} imported')")
     found = subprocess.run([sys.executable, "-c", "import models; print(models.__file__)"],
                            capture_output=True, text=True, cwd=project, timeout=120)
     assert found.returncode == 0 and str(project) not in found.stdout, found.stderr
+    # Prefect loads the flows' file with the current folder put first on sys.path (load_script_as_module):
+    # the re-test found a project's configs/ failing the flow's load, and its models/ the first task.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from prefect.utilities.importtools import load_script_as_module; "
+         f"load_script_as_module({str(Path(pipeline.__file__).with_name('orchestration.py'))!r}); "
+         "import models.pipeline, configs; print(models.__file__, configs.__file__)"],
+        capture_output=True, text=True, cwd=project, timeout=120)
+    assert loaded.returncode == 0 and str(project) not in loaded.stdout, loaded.stderr
 
 
 def test_prefect_yaml_deployments_match_what_serve_registers():
