@@ -244,19 +244,17 @@ def horizon_advice(history: int) -> str:
     through three refusals on 59 days of data.)"""
     from models.pipeline import MIN_LABEL_WINDOW_DAYS
 
-    by_default = history - 2 * MIN_LABEL_WINDOW_DAYS
-    with_setting = history - (MIN_LABEL_WINDOW_DAYS + 1)
-    if by_default >= SHORTEST_HORIZON_DAYS:
-        return (f"use a later --as-of or a --horizon-days of at most {by_default} (the backtest needs "
-                f"{2 * MIN_LABEL_WINDOW_DAYS} days of history before its cutoff)")
-    if with_setting >= SHORTEST_HORIZON_DAYS:
-        return (f"use a later --as-of, or a --horizon-days of at most {with_setting} with model.label_window_days: "
-                f"{MIN_LABEL_WINDOW_DAYS} (the default label window needs {2 * MIN_LABEL_WINDOW_DAYS} days of history "
-                "before the backtest's cutoff)")
-    # The shortest horizon needs a label window and a day of history before it: a later as-of or a
-    # shorter horizon cannot help (every order on one day said to use them).
-    return (f"that is too short for any horizon (at least {SHORTEST_HORIZON_DAYS} days, with "
-            f"{MIN_LABEL_WINDOW_DAYS + 1} days of history before it): load a longer history")
+    # Before the backtest's cutoff: a label window of at least MIN_LABEL_WINDOW_DAYS, and as many days
+    # before it to learn from (the default window is half that history). A label window set to its
+    # minimum with fewer days before it left a day or two of history: nobody could be a repeat buyer.
+    needed = 2 * MIN_LABEL_WINDOW_DAYS
+    longest = history - needed
+    if longest >= SHORTEST_HORIZON_DAYS:
+        return (f"use a later --as-of or a --horizon-days of at most {longest} (the backtest needs {needed} days of "
+                "history before its cutoff)")
+    # A later as-of or a shorter horizon cannot help (every order on one day said to use them).
+    return (f"that is too short for any horizon (at least {SHORTEST_HORIZON_DAYS} days, with {needed} days of history "
+            f"before it: {SHORTEST_HORIZON_DAYS + needed} days in all): load a longer history")
 
 
 # The shortest horizon the config accepts (model.horizon_days >= 7).
@@ -801,8 +799,8 @@ def short_history_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     if not report.get("first_order"):
         return []
     first_order = report_day(report, "first_order")
-    days = (as_of - first_order).days + 1
-    if days >= 365:
+    days = (as_of - first_order).days  # counted as train counts it; the window is the 365 days ending on as_of
+    if days >= 364:
         return []
     return [
         f"the data hold {days} day(s) of history (from {first_order}), less than the 365 days of the 12-month spend tiers "

@@ -314,20 +314,21 @@ def test_train_with_no_history_before_its_backtest_cutoff_says_what_to_change(wo
     assert f"({as_of} - 365 days = {as_of - timedelta(days=365)})" in message
     assert f"the first order is on {first_day}" in message and "200 days of history" in message
     assert "use a later --as-of or a --horizon-days of at most 144 (the backtest needs 56 days of history" in message
-    # 59 days: the longest horizon, and the setting it needs (a user went through three refusals to find them).
-    assert pipeline.horizon_advice(59) == (
-        "use a later --as-of, or a --horizon-days of at most 30 with model.label_window_days: 28 (the default label "
-        "window needs 56 days of history before the backtest's cutoff)")
+    # 90 days: the longest horizon that leaves a label window and as many days before it (a user went through
+    # three refusals to find one; the re-test found a suggestion that left one day of history to learn from).
+    assert pipeline.horizon_advice(90).startswith("use a later --as-of or a --horizon-days of at most 34 (")
     from models.pipeline import label_window_days
 
-    assert label_window_days(144, 200 - 144) == 28 and label_window_days(30, 59 - 30, requested=28) == 28
-    assert pipeline.horizon_advice(35).startswith("that is too short for any horizon")
+    assert label_window_days(144, 200 - 144) == 28 and label_window_days(34, 90 - 34) == 28
+    assert pipeline.horizon_advice(62) == ("that is too short for any horizon (at least 7 days, with 56 days of history "
+                                           "before it: 63 days in all): load a longer history")
+    assert pipeline.horizon_advice(63).startswith("use a later --as-of or a --horizon-days of at most 7 (")
     # Every order on one day: no as-of or horizon can help (it said to use them).
     from types import SimpleNamespace
 
     one_day = SimpleNamespace(as_of=first_day, report={"first_order": f"{first_day} 09:00:00", "last_order": f"{first_day} 17:00:00"})
     with pytest.raises(InsufficientDataError, match=r"the data holds 0 days of history; that is too short for any horizon "
-                                                    r"\(at least 7 days, with 29 days of history before it\): load a longer history"):
+                                                    r"\(at least 7 days, with 56 days of history before it: 63 days in all\): load a longer history"):
         pipeline.check_backtest_room(one_day, first_day - timedelta(days=7), 7)
 
 
@@ -344,7 +345,7 @@ def test_less_than_a_year_of_history_is_named_when_scoring():
     """A 60-day-old shop: 65% of customers were rising stars (12-month projections against 60 days of spend)."""
     report = {"first_order": "2025-05-02T10:00:00", "last_order": "2025-06-30T17:45:00"}
     (warning,) = pipeline.short_history_warnings(report, date(2025, 6, 30))
-    assert warning.startswith("the data hold 60 day(s) of history (from 2025-05-02), less than the 365 days")
+    assert warning.startswith("the data hold 59 day(s) of history (from 2025-05-02), less than the 365 days")
     assert pipeline.short_history_warnings({"first_order": "2024-07-01T00:00:00"}, date(2025, 6, 30)) == []  # 365 days
     assert len(pipeline.short_history_warnings({"first_order": "2024-07-02T00:00:00"}, date(2025, 6, 30))) == 1
 
