@@ -1786,15 +1786,21 @@ def report_day(report: dict[str, Any], key: str) -> date:
 
 
 def holds_rows_of(ingested: Ingested, report: dict[str, Any]) -> bool:
-    """Whether the clean rows of ``ingested`` up to the as-of date of an earlier run's reconciliation
-    ``report`` are as many, and add up to the same net revenue, as that run's: the same shop's newer
-    extract (weekly files in dated folders), not another shop's file of the same name."""
+    """Whether the clean rows of ``ingested`` up to the last order of an earlier run's reconciliation
+    ``report`` (its as-of date when it names none) are as many, and add up to the same net revenue, as
+    that run's: the same shop's newer extract (weekly files in dated folders), not another shop's file
+    of the same name."""
     rows, revenue, as_of = report.get("rows_used"), report.get("net_revenue"), report.get("as_of")
     if rows is None or revenue is None or as_of is None:
         return False
     transactions = ingested.transactions
-    end = datetime.combine(date.fromisoformat(as_of) + timedelta(days=1), time())
-    earlier = transactions.filter(transactions[contract.ORDER_TS] < end)
+    order_ts = transactions[contract.ORDER_TS]
+    if report.get("last_order"):
+        # Up to the earlier run's last order, not the end of its day: an extract pulled on a Monday morning
+        # holds part of that day, and the next one the rest of it (the warning came back every week).
+        earlier = transactions.filter(order_ts <= datetime.fromisoformat(report["last_order"]))
+    else:
+        earlier = transactions.filter(order_ts < datetime.combine(date.fromisoformat(as_of) + timedelta(days=1), time()))
     found = _python_rows(earlier.aggregate(rows=earlier.count(), revenue=earlier[contract.AMOUNT].sum()))[0]
     return int(found["rows"]) == int(rows) and round(float(found["revenue"] or 0.0), 2) == round(float(revenue), 2)
 

@@ -47,6 +47,11 @@ def test_a_newer_extract_holds_the_rows_an_earlier_run_used(tmp_path):
     fewer = [row for row in GOOD_ROWS if row[3] != "o1"]
     assert not holds_rows_of(load(write_csv(tmp_path / "other" / "orders.csv", fewer), tmp_path), earlier)
     assert not holds_rows_of(newer, {"as_of": "2024-01-05"})  # a report without the counts (an older run)
+    # Pulled on a morning: the next extract holds the rest of that day (the warning came back every week).
+    morning = [("a", "2024-01-01 09:00", "10", "o1"), ("b", "2024-01-08 04:30", "20", "o2")]
+    rest_of_day = [*morning, ("c", "2024-01-08 15:00", "5", "o3"), ("a", "2024-01-12 10:00", "7", "o4")]
+    first = load(write_csv(tmp_path / "w1" / "orders.csv", morning), tmp_path).report
+    assert holds_rows_of(load(write_csv(tmp_path / "w2" / "orders.csv", rest_of_day), tmp_path), first)
 
 
 def test_clean_csv_keeps_refunds_and_zero_orders(tmp_path):
