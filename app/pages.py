@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
+import unicodedata
 from collections import OrderedDict
 from datetime import date, datetime
 from pathlib import Path as FilePath
@@ -86,16 +86,30 @@ def percent(value: Any, digits: int = 0) -> str:
     return "—" if is_missing(value) else f"{float(value) * 100:.{digits}f}%"
 
 
-# Characters that change how the text around them reads without showing themselves: the bidirectional
-# embeddings, overrides and isolates, the direction marks, zero-width spaces and joiners, and control
-# characters. An id holding U+202E could make one customer's page headline read like another's id.
-HIDDEN_CHARACTERS = re.compile("[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# Characters that change how the text around them reads without showing themselves: Unicode's format
+# characters (bidirectional overrides and isolates, direction marks, zero-width spaces and joiners,
+# soft hyphens, tags) and control characters. An id holding U+202E could make one customer's page
+# headline read like another's id.
+HIDDEN_CATEGORIES = ("Cf", "Cc", "Zl", "Zp")
 
 
 def shown(text: Any) -> str:
     """A customer id as a page shows it: characters that would reorder or hide text are written as
-    escapes (``\\u202e``), so what a reader sees is every character the id holds."""
-    return HIDDEN_CHARACTERS.sub(lambda match: f"\\u{ord(match.group()):04x}", str(text))
+    escapes (``\\u202e``, ``\\U000e0041``), and a backslash as two, so what a reader sees is every
+    character the id holds (an id holding the six characters ``\\u202e`` reads ``\\\\u202e``)."""
+    value = str(text)
+    if value.isascii() and value.isprintable() and "\\" not in value:
+        return value
+    return "".join(_escaped(character) for character in value)
+
+
+def _escaped(character: str) -> str:
+    if character == "\\":
+        return "\\\\"
+    if unicodedata.category(character) in HIDDEN_CATEGORIES:
+        code = ord(character)
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return character
 
 
 def column_title(column: str) -> str:

@@ -325,6 +325,12 @@ def test_ids_with_characters_that_reorder_text_are_shown_with_them_written_out(t
     assert client.get("/api/v1/customers/A%E2%80%AE99").json()["customer_id"] == spoof  # data stays as it is
     missing = client.get("/customers/B%E2%80%AE99")
     assert missing.status_code == 404 and "\u202e" not in unescape(missing.text)
+    # Every invisible format character (a soft hyphen, a tag, U+180E), and a backslash, which could spell an escape.
+    from app.pages import shown
+
+    assert shown("C0002\u00ad145x") == "C0002\\u00ad145x" and shown("C0000\U000e0041918") == "C0000\\U000e0041918"
+    assert shown("a\u180eb") == "a\\u180eb" and shown("lit\\u202egpj") == "lit\\\\u202egpj"
+    assert shown("Zoë 42") == "Zoë 42" and shown(1005) == "1005"
 
 
 def test_a_login_from_a_long_address_still_logs_in(filled_store: OutputsStore) -> None:
