@@ -76,7 +76,7 @@ def serve_deployments(ctx: Context, data: str | None = None, config: str | None 
     from flows.ingest import hide_password
     from flows.orchestration import check_prefect_home
 
-    check_prefect_home()
+    check_prefect_home(instead="")  # serve has no run without Prefect
     # Prefect's runner starts each flow run as `python -m ...` in the current folder, which Python puts
     # first on sys.path: a project folder holding models/ or configs/ (common names) replaced vipcast's
     # packages in every scheduled run ("No module named 'models.pipeline'"). Runs inherit this.

@@ -68,7 +68,7 @@ class PrefectUnavailable(RuntimeError):
     """Prefect's API did not answer: the server at PREFECT_API_URL, or the temporary one in time."""
 
 
-def check_prefect_home() -> None:
+def check_prefect_home(instead: str = ", or run without --prefect") -> None:
     """Without PREFECT_API_URL, Prefect's temporary server keeps its database in PREFECT_HOME
     (~/.prefect): a home it cannot write failed after ~100 s and 2,500 lines of tracebacks, as "Prefect's
     API cannot be reached" with advice to wait longer. PermissionError naming the folder, at once."""
@@ -88,7 +88,7 @@ def check_prefect_home() -> None:
     except OSError as error:
         raise PermissionError(
             f"{home}: Prefect keeps its database in PREFECT_HOME and cannot write there ({error.strerror}): set "
-            "PREFECT_HOME to a writable folder, or run without --prefect"
+            f"PREFECT_HOME to a writable folder{instead}"
         ) from None
 
 

@@ -280,8 +280,12 @@ def relocate_artifacts(database: Path, workspace: Workspace) -> None:
         for table, column in ARTIFACT_COLUMNS:
             connection.execute(f"update {table} set {column} = ? || substr({column}, ?) where substr({column}, 1, ?) = ?",
                                (here, len(old) + 1, len(old), old))
-    sys.stderr.write(f"note: this workspace was moved or copied from {old.removeprefix('file://').removesuffix('/mlartifacts/')}: "
-                     f"its MLflow records now point at {workspace.root / 'mlartifacts'}\n")
+    from urllib.parse import unquote
+
+    from flows.progress import note
+
+    note(f"note: this workspace was moved or copied from {unquote(old.removeprefix('file://').removesuffix('/mlartifacts/'))}: "
+         f"its MLflow records now point at {workspace.root / 'mlartifacts'}")
 
 
 def _use_experiment(mlflow, workspace: Workspace, dataset: str) -> str:

@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +87,9 @@ class Workspace:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                sys.stderr.write(f"note: waiting for another scoring run of {self.root} to store its outputs\n")
+                from flows.progress import note
+
+                note(f"note: waiting for another scoring run of {self.root} to store its outputs")
                 fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
