@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections import OrderedDict
 from datetime import date, datetime
@@ -90,7 +91,13 @@ def percent(value: Any, digits: int = 0) -> str:
 # characters (bidirectional overrides and isolates, direction marks, zero-width spaces and joiners,
 # soft hyphens, tags) and control characters. An id holding U+202E could make one customer's page
 # headline read like another's id.
-HIDDEN_CATEGORIES = ("Cf", "Cc", "Zl", "Zp")
+HIDDEN_CATEGORIES = ("Cf", "Cc", "Zl", "Zp", "Zs")
+# Unicode's default-ignorable code points outside those categories (they draw nothing: a combining
+# grapheme joiner, variation selectors, Hangul fillers, Khmer inherent vowels), and the blank braille
+# pattern: "C1" and "C1" + U+034F looked alike.
+HIDDEN_RANGES = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2800, 0x2800),
+                 (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+                 (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
 
 
 def shown(text: Any) -> str:
@@ -106,10 +113,19 @@ def shown(text: Any) -> str:
 def _escaped(character: str) -> str:
     if character == "\\":
         return "\\\\"
-    if unicodedata.category(character) in HIDDEN_CATEGORIES:
-        code = ord(character)
-        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-    return character
+    code = ord(character)
+    if character == " " or not (unicodedata.category(character) in HIDDEN_CATEGORIES
+                                or any(low <= code <= high for low, high in HIDDEN_RANGES)):
+        return character
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+ESCAPE = re.compile(r"\\(\\|u[0-9a-f]{4}|U[0-9a-f]{8})")
+
+
+def unshown(text: str) -> str:
+    """The id a page's escaped text stands for (``shown``'s inverse): what a reader copies from a page."""
+    return ESCAPE.sub(lambda match: "\\" if match.group(1) == "\\" else chr(int(match.group(1)[1:], 16)), text)
 
 
 def column_title(column: str) -> str:
@@ -372,6 +388,13 @@ def list_page(
 def find_customer(request: Request, customer_id: Annotated[str, Query(min_length=1, max_length=CUSTOMER_ID_MAX_LENGTH)],
                   run_id: RunIdQuery = None, data: DataQuery = None) -> Response:
     customer_id = customer_id.strip()
+    wanted = unshown(customer_id)
+    if wanted != customer_id:  # copied from a page that wrote characters out (or a backslash as two)
+        store = store_of(request)
+        with store.session():
+            run = page_context(request, store, run_id, None, data)["run"]
+            if not store.customer_rows(customer_id, run.run_id) and store.customer_rows(wanted, run.run_id):
+                customer_id = wanted
     if customer_id in DOT_SEGMENTS:  # no path can carry them: the page is answered here
         return customer_page(request, customer_id, run_id=run_id, data=data)
     target = with_params(customer_path(customer_id), {"run_id": run_id, "data": data})

@@ -326,11 +326,16 @@ def test_ids_with_characters_that_reorder_text_are_shown_with_them_written_out(t
     missing = client.get("/customers/B%E2%80%AE99")
     assert missing.status_code == 404 and "\u202e" not in unescape(missing.text)
     # Every invisible format character (a soft hyphen, a tag, U+180E), and a backslash, which could spell an escape.
-    from app.pages import shown
+    from app.pages import shown, unshown
 
     assert shown("C0002\u00ad145x") == "C0002\\u00ad145x" and shown("C0000\U000e0041918") == "C0000\\U000e0041918"
     assert shown("a\u180eb") == "a\\u180eb" and shown("lit\\u202egpj") == "lit\\\\u202egpj"
     assert shown("Zoë 42") == "Zoë 42" and shown(1005) == "1005"
+    for hidden in ("C1\u034f", "C1\ufe0f", "\u3164C1", "C1\U000e0100", "C1\u17b4", "C1\u00a0", "C1\u2800"):
+        assert shown(hidden) != hidden and unshown(shown(hidden)) == hidden
+    # What a reader copies from the page finds the customer in the search box.
+    found = client.get("/customers?customer_id=A%5Cu202e99", follow_redirects=False)
+    assert found.status_code == 303 and found.headers["location"].startswith("/customers/A%E2%80%AE99")
 
 
 def test_a_login_from_a_long_address_still_logs_in(filled_store: OutputsStore) -> None:
