@@ -233,15 +233,17 @@ def check_backtest_room(ingested, cutoff: date, horizon_days: int) -> None:
         history = (ingested.as_of - first_order).days
         raise InsufficientDataError(
             f"training backtests one horizon before the as-of date ({ingested.as_of} - {horizon_days} days = {cutoff}), "
-            f"but the first order is on {first_order}: the data holds {history} days of history; {horizon_advice(history)}"
+            f"but the first order is on {first_order}: the data holds {history} days of history; "
+            f"{horizon_advice(history, later_as_of=bool(ingested.report.get('rows_set_aside', {}).get('after_as_of')))}"
         )
 
 
-def horizon_advice(history: int) -> str:
+def horizon_advice(history: int, later_as_of: bool = False) -> str:
     """The longest horizon a history of `history` days leaves room for: the backtest's models need, before
     its cutoff (as-of minus the horizon), a label window of at least MIN_LABEL_WINDOW_DAYS with history
     before it; the default window is half that history. ("Use a shorter --horizon-days" led a user
-    through three refusals on 59 days of data.)"""
+    through three refusals on 59 days of data.) `later_as_of`: the data hold orders after the as-of date
+    (rows set aside as after_as_of), so a later one is possible."""
     from models.pipeline import MIN_LABEL_WINDOW_DAYS
 
     # Before the backtest's cutoff: a label window of at least MIN_LABEL_WINDOW_DAYS, and as many days
@@ -249,9 +251,9 @@ def horizon_advice(history: int) -> str:
     # minimum with fewer days before it left a day or two of history: nobody could be a repeat buyer.
     needed = 2 * MIN_LABEL_WINDOW_DAYS
     longest = history - needed
-    if longest >= SHORTEST_HORIZON_DAYS:
-        return (f"use a later --as-of or a --horizon-days of at most {longest} (the backtest needs {needed} days of "
-                "history before its cutoff)")
+    if longest >= SHORTEST_HORIZON_DAYS:  # a later --as-of only when one was given before the last order
+        return (f"use {'a later --as-of or ' if later_as_of else ''}a --horizon-days of at most {longest} (the backtest "
+                f"needs {needed} days of history before its cutoff)")
     # A later as-of or a shorter horizon cannot help (every order on one day said to use them).
     return (f"that is too short for any horizon (at least {SHORTEST_HORIZON_DAYS} days, with {needed} days of history "
             f"before it: {SHORTEST_HORIZON_DAYS + needed} days in all): load a longer history")

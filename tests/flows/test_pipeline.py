@@ -314,15 +314,16 @@ def test_train_with_no_history_before_its_backtest_cutoff_says_what_to_change(wo
     assert f"({as_of} - 365 days = {as_of - timedelta(days=365)})" in message
     assert f"the first order is on {first_day}" in message and "200 days of history" in message
     assert "use a later --as-of or a --horizon-days of at most 144 (the backtest needs 56 days of history" in message
+    assert pipeline.horizon_advice(200).startswith("use a --horizon-days of at most 144 (")  # as-of = the last order
     # 90 days: the longest horizon that leaves a label window and as many days before it (a user went through
     # three refusals to find one; the re-test found a suggestion that left one day of history to learn from).
-    assert pipeline.horizon_advice(90).startswith("use a later --as-of or a --horizon-days of at most 34 (")
+    assert pipeline.horizon_advice(90, later_as_of=True).startswith("use a later --as-of or a --horizon-days of at most 34 (")
     from models.pipeline import label_window_days
 
     assert label_window_days(144, 200 - 144) == 28 and label_window_days(34, 90 - 34) == 28
     assert pipeline.horizon_advice(62) == ("that is too short for any horizon (at least 7 days, with 56 days of history "
                                            "before it: 63 days in all): load a longer history")
-    assert pipeline.horizon_advice(63).startswith("use a later --as-of or a --horizon-days of at most 7 (")
+    assert pipeline.horizon_advice(63).startswith("use a --horizon-days of at most 7 (")
     # Every order on one day: no as-of or horizon can help (it said to use them).
     from types import SimpleNamespace
 
