@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -728,6 +729,9 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     if latest.run_id != run.run_id:
         paths[0] = f"{ctx.workspace.exports_dir} (still the latest run, as of {latest.as_of}; this run is in the store)"
     write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
+    for replaced in replacing:  # their reconciliation reports went with their runs
+        if replaced and Path(replaced).name == replaced and replaced not in (".", ".."):
+            shutil.rmtree(ctx.workspace.root / "runs" / replaced, ignore_errors=True)
     if len(quarantine):  # the set-aside warnings say "in the quarantine file": this is where
         paths.append(quarantine_path(ctx.workspace.run_dir(run.run_id)))
     if out is not None:

@@ -57,6 +57,11 @@ def test_score_outputs_name_the_quarantine_file_when_rows_were_set_aside(tmp_pat
     paths = pipeline.write_outputs(ctx, Store(), run, {}, {"rows_set_aside": {"null_customer_id": 1}}, quarantine, None)
     assert paths[-1] == ctx.workspace.run_dir(run.run_id) / "quarantine.parquet" and paths[-1].exists()
     assert pipeline.write_outputs(ctx, Store(), run, {}, {}, quarantine.iloc[:0], None) == [ctx.workspace.exports_dir]
+    # A run stored by an older vipcast under another id, replaced: its folder (its reconciliation.json) goes too.
+    legacy = ctx.workspace.run_dir("20251231-0123456789")
+    (legacy / "reconciliation.json").write_text("{}")
+    pipeline.write_outputs(ctx, Store(), run, {}, {}, quarantine.iloc[:0], None, ["20251231-0123456789"])
+    assert not legacy.exists() and ctx.workspace.run_dir(run.run_id).exists()
 
 
 def test_one_run_id_per_dataset_and_date():
