@@ -6,17 +6,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vipcast-installed
 
-.PHONY: setup demo test test-slow test-all lint benchmarks clean
+.PHONY: setup venv-python demo test test-slow test-all lint benchmarks clean
 
-setup: $(STAMP)
+setup: venv-python $(STAMP)
+
+# Before the stamp is looked at: `make setup PYTHON=...` over an up-to-date venv of another Python
+# said "Nothing to be done" and kept the old one.
+venv-python:
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print(sys.base_prefix)' 2>/dev/null)" != "$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')" ]; then \
+		echo "$(VENV) was made by another Python: making it again with $(PYTHON)"; rm -rf $(VENV); fi
 
 # uv goes into the project's own venv: a system Python under PEP 668 (Debian 12, Ubuntu 23.04+)
 # refuses `pip install` outside a venv, and the set-up should not change the system's packages.
 # `python -m venv` over a venv of another Python keeps that one's interpreter with this one's
-# library (ssl failed to import): such a venv is made again.
+# library (ssl failed to import): venv-python makes such a venv again.
 $(STAMP): requirements.lock pyproject.toml
-	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print(sys.base_prefix)' 2>/dev/null)" != "$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')" ]; then \
-		echo "$(VENV) was made by another Python: making it again with $(PYTHON)"; rm -rf $(VENV); fi
 	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed: on Debian or Ubuntu install python3-venv (apt-get install python3-venv), or pass PYTHON=/path/to/python3.11+" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
 	$(BIN)/python -m uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
