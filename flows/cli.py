@@ -464,10 +464,23 @@ class Terminated(BaseException):
     """
 
 
+# The SIGTERM this process received, if any. Raised inside a DuckDB query it comes back as "Query
+# interrupted", and a Prefect task's failure reaches the retry condition without its chain of causes:
+# a `--prefect` run retried the step, finished and exited 0 after the stop.
+_stop_received: Terminated | None = None
+
+
 def terminate(signum: int, frame: object) -> None:
-    """SIGTERM handler: raise `Terminated` once; a second SIGTERM ends the process at once."""
+    """SIGTERM handler: raise `Terminated` once (and remember it); a second SIGTERM ends the process at once."""
+    global _stop_received
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    raise Terminated()
+    _stop_received = Terminated()
+    raise _stop_received
+
+
+def stop_received() -> Terminated | None:
+    """The SIGTERM this process received (None without one)."""
+    return _stop_received
 
 
 def main() -> None:
@@ -497,7 +510,7 @@ def main() -> None:
     except Exception as exc:
         # DuckDB turns a signal handler's exception inside a query into "RuntimeError: Query interrupted"
         # (the Terminated or KeyboardInterrupt as its cause): still a stop, not an internal error.
-        stop = stop_in_chain(exc)
+        stop = stop_in_chain(exc) or stop_received()
         if stop is not None:
             exit_stopped(stop)
         report_failure(exc, debug)

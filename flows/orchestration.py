@@ -58,10 +58,11 @@ def worth_retrying(task, task_run, state) -> bool:
 
 
 def caused_by_a_stop(error: BaseException | None) -> bool:
-    """Whether a SIGTERM (the CLI's Terminated) or a Ctrl-C is in `error`'s chain of causes."""
-    from flows.cli import stop_in_chain
+    """Whether a SIGTERM (the CLI's Terminated) or a Ctrl-C is in `error`'s chain of causes, or the
+    process received a SIGTERM at all (the chain does not always survive: a task's stored failure)."""
+    from flows.cli import stop_in_chain, stop_received
 
-    return error is not None and stop_in_chain(error) is not None
+    return stop_received() is not None or (error is not None and stop_in_chain(error) is not None)
 
 
 class PrefectUnavailable(RuntimeError):

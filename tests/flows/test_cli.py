@@ -297,6 +297,21 @@ def test_a_stop_inside_a_duckdb_query_is_still_a_stop(monkeypatch, capsys, stop,
     assert exit_.value.code == code and capsys.readouterr().err.strip().splitlines() == [line]
 
 
+def test_a_failure_after_a_sigterm_is_the_stop_even_without_its_cause(monkeypatch, capsys):
+    """A `--prefect` run's task failure lost its chain (Prefect stores it): the stop was an internal error."""
+    import flows.cli as cli
+
+    def failed_flow(**_):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(cli, "app", failed_flow)
+    monkeypatch.setattr(cli, "_stop_received", cli.Terminated())
+    monkeypatch.setattr(sys, "argv", ["vipcast", "train", "--prefect"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 143 and capsys.readouterr().err.strip().splitlines() == ["terminated"]
+
+
 def test_sigterm_inside_a_command_unwinds_and_exits_143(monkeypatch, capsys, tmp_path):
     """SIGTERM (a scheduler's stop, `timeout`) ended the process on the spot: no `finally` ran, so a
     --prefect run's temporary server outlived it. It now unwinds like Ctrl-C and exits 128 + 15."""
