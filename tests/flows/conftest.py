@@ -11,6 +11,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(autouse=True)
+def no_stop_received(monkeypatch):
+    """The SIGTERM a test sends this process is remembered for the process (flows.cli._stop_received):
+    each test starts without one, and leaves none behind."""
+    import flows.cli
+
+    monkeypatch.setattr(flows.cli, "_stop_received", None)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """One ephemeral Prefect API for the whole session (starting one costs ~15 s)."""
