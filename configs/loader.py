@@ -117,9 +117,14 @@ def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def package_file(name: str) -> Path:
+    """A file shipped in this package (`schema.py`, `base.yaml`, ...), where it is installed."""
+    return Path(str(resources.files("configs").joinpath(name)))
+
+
 def builtin_config_text(name: str) -> str:
     """Text of a config shipped in this package (`base`, `demo` or `cdnow`)."""
-    return resources.files("configs").joinpath(f"{name}.yaml").read_text()
+    return package_file(f"{name}.yaml").read_text()
 
 
 class BuiltinConfig(str):

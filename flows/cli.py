@@ -406,18 +406,18 @@ def app_command(
     run(host, port, open_store(ctx), api_key, no_auth, behind_https)
 
 
-def package_file(name: str) -> str:
+def config_file_shown(name: str) -> str:
     """A file of the configs package as a user can open it: relative in a checkout, else where the
     package is installed (a wheel's user has no configs/ folder in the current one)."""
-    import configs
+    from configs.loader import package_file
 
-    path = Path(configs.__file__).parent / name
+    path = package_file(name)
     return os.path.relpath(path) if Path.cwd() in path.parents else str(path)
 
 
 HINTS = {
     "IngestError": "check the source path and the column mapping (source.columns in your config)",
-    "ConfigError": lambda: (f"see {package_file('schema.py')} for every key and its type ({package_file('base.yaml')} "
+    "ConfigError": lambda: (f"see {config_file_shown('schema.py')} for every key and its type ({config_file_shown('base.yaml')} "
                             "sets the common ones)"),
     "ModelFitError": "see docs/models.md for what the models need; the error names the config key to change",
     "InsufficientDataError": "see docs/models.md for how much history the models need",

@@ -23,12 +23,10 @@ def absolute_config(config: str | None) -> str | None:
     """A config file path made absolute; a built-in config name (or none) as it is. A `BuiltinConfig`
     (the one a built-in --data implies) becomes its file in the package: a flow's parameters are plain
     text, and a file of that name in the current folder read as the config again."""
-    from importlib import resources
-
-    from configs.loader import BUILTIN_CONFIGS, BuiltinConfig
+    from configs.loader import BUILTIN_CONFIGS, BuiltinConfig, package_file
 
     if isinstance(config, BuiltinConfig):
-        return str(resources.files("configs").joinpath(f"{config}.yaml"))
+        return str(package_file(f"{config}.yaml"))
     if config is None or not Path(config).exists():
         return config
     if config in BUILTIN_CONFIGS and not Path(config).is_file():  # a folder `demo/` here is not the config

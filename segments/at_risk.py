@@ -72,8 +72,9 @@ def at_risk_members(
     grace_days: int,
     id_rank: np.ndarray,
     expiring_by: Callable[[pd.Series, pd.Series], pd.Series] | None = None,
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """(is_at_risk for every customer, the reason for every customer, the ranked at-risk list).
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
+    """(is_at_risk for every customer, the reason for every customer, the ranked at-risk list, and
+    whether the projection alone puts each customer there: no high churn risk, not in grace).
 
     `customers`, `tiers` (tier, tier_rank, tier_threshold, in_grace, grace_until),
     `projected_12m_spend` and `id_rank` (`segments.keys.id_ranks`) are aligned row for row. The
@@ -133,7 +134,8 @@ def at_risk_members(
     listed.insert(1, "rank", np.arange(1, len(listed) + 1))
     reasons = np.full(len(customers), None, dtype=object)
     reasons[rows] = reason
-    return is_at_risk, reasons, listed.reset_index(drop=True).loc[:, list(AT_RISK_COLUMNS)]
+    projected_only = is_member & projected_below & ~high_churn & ~in_grace
+    return is_at_risk, reasons, listed.reset_index(drop=True).loc[:, list(AT_RISK_COLUMNS)], projected_only
 
 
 def _reasons(

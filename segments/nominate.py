@@ -133,7 +133,7 @@ def nominate(
         customers, tiers, amounts, horizon_days, settings.rising_star_min_p_alive, id_rank, shap, feature_values
     )
     tiers = _with_columns(tiers, scores)
-    is_at_risk, at_risk_reason, at_risk = at_risk_members(
+    is_at_risk, at_risk_reason, at_risk, projected_only = at_risk_members(
         customers,
         tiers,
         tiers["projected_12m_spend"],
@@ -170,7 +170,7 @@ def nominate(
         state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
         tier_thresholds=amounts,
         warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, state, state_rows, settings, horizon_days,
-                           at_risk_reason),
+                           projected_only),
     )
 
 
@@ -224,7 +224,7 @@ def _warnings(
     state_rows: np.ndarray,
     settings: SegmentSettings,
     horizon_days: int,
-    at_risk_reason: np.ndarray | None = None,
+    projected_only: np.ndarray,
 ) -> list[str]:
     messages = []
     rolling_spend = table[ROLLING_12M_SPEND]
@@ -260,18 +260,16 @@ def _warnings(
             f"{settings.churn_threshold:g}: churn_probability is P(no order in the next {horizon_days} days), which most "
             "customers reach on a short horizon; raise segments.churn_threshold or train for a longer horizon"
         )
-    if at_risk_reason is not None and vips >= PROJECTED_VIPS_MIN_MEMBERS:
-        # At risk for the projection alone (no churn risk, not in grace): an expectation that includes the
-        # chance of stopping runs below the spend of most members who keep buying as before.
-        projected_only = sum(1 for reason in at_risk_reason[is_vip] if reason is not None and reason.startswith("projected below")
-                             and ";" not in reason)
-        if projected_only >= PROJECTED_VIPS_SHARE * vips:
-            messages.append(
-                f"{projected_only:,} of {vips:,} VIP members ({projected_only / vips:.0%}) are at risk only because their "
-                "projected 12-month spend is below their tier's threshold (no high churn risk, not in grace): the projection "
-                "is an expectation that counts the chance of stopping, so members spending near a threshold fall below it; "
-                "read the at-risk list by at_risk_score (it ranks by the shortfall's share of the threshold)"
-            )
+    # At risk for the projection alone (no churn risk, not in grace): an expectation that includes the
+    # chance of stopping runs below the spend of most members who keep buying as before.
+    projected = int(projected_only.sum())
+    if vips >= PROJECTED_VIPS_MIN_MEMBERS and projected >= PROJECTED_VIPS_SHARE * vips:
+        messages.append(
+            f"{projected:,} of {vips:,} VIP members ({projected / vips:.0%}) are at risk only because their "
+            "projected 12-month spend is below their tier's threshold (no high churn risk, not in grace): the projection "
+            "is an expectation that counts the chance of stopping, so members spending near a threshold fall below it; "
+            "read the at-risk list by at_risk_score (it ranks by the shortfall's share of the threshold)"
+        )
     if state is not None:
         # Ids are unique on both sides, so the state rows not matched are those of unscored customers.
         unmatched = np.ones(len(state), dtype=bool)
