@@ -117,7 +117,9 @@ def at_risk_members(
             "tier": tiers["tier"].take(rows),
             "reason": pd.Series(reason, index=spend.index, dtype=object),
             CHURN_PROBABILITY: churn,
-            DAYS_SINCE_LAST_ORDER: customers[DAYS_SINCE_LAST_ORDER].take(rows),
+            # Whole days, as features and the customers' table give them (the customers frame holds them
+            # as floats, NaN for a customer without a purchase day).
+            DAYS_SINCE_LAST_ORDER: customers[DAYS_SINCE_LAST_ORDER].take(rows).astype("Int64"),
             ROLLING_12M_SPEND: spend,
             "tier_threshold": threshold,
             "spend_to_keep_tier": money(threshold - spend_kept).clip(lower=0),

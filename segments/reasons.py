@@ -6,7 +6,9 @@ last 6 months", "spent $1,240 in the last 90 days"). `PHRASES` maps a feature na
 function of its value; any other feature gets a generic phrase built from its name
 ("<feature name in words> is high (<value>)"). Without a value, `PLAIN_PHRASES` or the generic
 "<feature name in words> raised the forecast" is used. `NON_FEATURE_COLUMNS` of the SHAP table
-(LightGBM's bias term, the BTYD share of a blend) are never reasons.
+(LightGBM's bias term, the BTYD share of a blend) are never reasons, nor is a trend feature whose
+value is a decline (`DECLINING`): a tree can score "order value down 65%" up, but read as a reason
+for rising it argues against it (12 of 40 CDNOW rising stars carried one).
 """
 
 from __future__ import annotations
@@ -101,6 +103,14 @@ PLAIN_PHRASES: dict[str, str] = {
 #: (The spend_<N>d and orders_<N>d windows belong to these families by name: `family`.)
 FAMILIES: dict[str, str] = {"net_spend": "spend", "rolling_12m_spend": "spend", "purchase_days": "orders", "frequency": "orders"}
 
+#: Trend features (features.behaviour, "higher = growing") and the values at which their phrase
+#: reads as a decline; such a value is passed over as a reason whatever its SHAP contribution.
+DECLINING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "aov_trend": lambda values: values < 0,
+    "purchase_interval_acceleration": lambda values: values < 0,
+    "category_breadth_growth": lambda values: values < 0,
+}
+
 #: SHAP columns that are not features: LightGBM's bias term and the BTYD share of a blend.
 NON_FEATURE_COLUMNS = ("expected_value", "bias", "base_value", "BiasTerm", "btyd_component")
 
@@ -147,7 +157,8 @@ def phrase(feature: str, value: float | None) -> str:
 
 def top_reasons(contributions: pd.Series, values: pd.Series | None, limit: int = 3) -> list[str]:
     """Phrases for up to `limit` features with the largest positive contributions, largest first,
-    one per family of the same measure over other windows (`FAMILIES`).
+    one per family of the same measure over other windows (`FAMILIES`), no trend feature at a
+    decline (`DECLINING`).
 
     Ties in contribution are broken by feature name so the result does not depend on column order.
     """
@@ -161,11 +172,19 @@ def reason_lists(contributions: pd.DataFrame, values: pd.DataFrame | None, limit
     The features are ranked for all rows together with NumPy; only the phrases, a few per row, are
     built one by one.
     """
-    names, ranked, counts = _top_features(contributions, limit * (1 + len(set(FAMILIES.values()))))
+    names, ranked, counts = _top_features(contributions, limit * (1 + len(set(FAMILIES.values()))) + len(DECLINING))
+    declining = {}
+    if values is not None:
+        for j, name in enumerate(names):
+            if name in DECLINING and name in values.columns:
+                column = pd.to_numeric(values[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                declining[j] = DECLINING[name](column)
     chosen = []
     for row in range(len(ranked)):
         picked, families = [], set()
         for j in ranked[row, : counts[row]]:
+            if j in declining and declining[j][row]:
+                continue
             kind = family(str(names[j]))
             if kind is not None and kind in families:
                 continue

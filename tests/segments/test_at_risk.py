@@ -42,7 +42,9 @@ def test_projected_drop_below_the_tier():
     assert row["projected_shortfall"] == pytest.approx(1000.0)
     assert row["spend_to_keep_tier"] == pytest.approx(400.0)  # 5000 - (5600 - 1000)
     assert row["days_left"] == 90
-    assert row["days_since_last_order"] == 45.0
+    assert row["days_since_last_order"] == 45
+    # Whole days in every outlet (the list showed 45.0 where features and the customers' table show 45).
+    assert at_risk["days_since_last_order"].dtype == "Int64"
     assert row["at_risk_score"] == pytest.approx(0.2 * 5600.0)  # max(0.2, 1000 / 5000) * 5600
 
 

@@ -44,6 +44,22 @@ def test_top_reasons_order_limit_and_exclusions():
     assert top_reasons(pd.Series({"a_feature": -1.0, "expected_value": 5.0}), values) == []
 
 
+def test_a_decline_is_no_reason_to_rise():
+    """'order value down 65% in the last 6 months' was a CDNOW rising star's reason (its SHAP contribution
+    was positive): a trend at a decline is passed over and the next feature takes its place."""
+    contributions = pd.Series({"aov_trend": 9.0, "purchase_interval_acceleration": 8.0, "category_breadth_growth": 7.5,
+                               "net_spend": 7.0, "T": 6.0, "spend_90d": 1.0})
+    values = pd.Series({"aov_trend": -0.477, "purchase_interval_acceleration": math.log(1 / 1.5),
+                        "category_breadth_growth": -1.0, "net_spend": 1548.28, "T": 489.0, "spend_90d": 300.0})
+    assert top_reasons(contributions, values) == ["spent $1,548.28 in total", "first order 489 days ago"]
+    growing = pd.Series({**values, "aov_trend": 0.2, "purchase_interval_acceleration": math.log(2)})
+    assert top_reasons(contributions, growing) == [
+        "order value up 50% in the last 6 months", "buying 2.0x as often as before", "spent $1,548.28 in total",
+    ]
+    # Without values there is nothing to call a decline: the plain phrases stay.
+    assert len(top_reasons(contributions, None)) == 3
+
+
 def test_reasons_for_many_customers_equal_the_reasons_one_by_one():
     rng = np.random.default_rng(0)
     columns = ["spend_90d", "aov_trend", "frequency", "btyd_p_order", "expected_value", "zeta", "alpha"]
