@@ -59,7 +59,7 @@ LIST_HELP = {
 }
 PAGE_SIZES = (50, 200, 1000, 5000)
 TIERS_HIGH_FIRST = tuple(reversed(TIERS))
-MONEY_WORDS = ("spend", "ltv", "amount", "revenue", "cost", "margin", "threshold", "value")
+MONEY_WORDS = ("spend", "ltv", "amount", "revenue", "cost", "margin", "threshold", "value", "shortfall")
 SHARE_COLUMNS = {"p_alive", "churn_probability", "mean_p_alive", "mean_churn_probability", "progress_to_next_tier"}
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
 

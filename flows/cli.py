@@ -336,23 +336,30 @@ def lists_command(
     debug: Debug = False,
 ) -> None:
     """Print or export a list from the latest scoring run."""
-    from flows.pipeline import read_list, render_list
+    from flows.pipeline import list_source_line, read_list, render_list
 
     fmt = _list_format(fmt, out)
-    ctx = _context(workdir, config, reader=True)
-    frame = read_list(ctx, name.value, top=top, data=data, as_of=parse_date(as_of, "--as-of"))
     if out is None and fmt is ListFormat.parquet:
         raise click.BadParameter("parquet output needs --out FILE", param_hint="--format")
+    ctx = _context(workdir, config, reader=True)
+    frame, run = read_list(ctx, name.value, top=top, data=data, as_of=parse_date(as_of, "--as-of"))
     text = render_list(frame, fmt.value, out)
     if text is not None:
         typer.echo(text, nl=False)
+    # On stderr, so the list itself can be piped: which shop and date it is (a store can hold several).
+    typer.echo(list_source_line(name.value, len(frame), run, out), err=True)
 
 
 def _list_format(fmt: ListFormat | None, out: Path | None) -> ListFormat:
-    """--format, or the one the --out file's extension names (csv without either); a mismatch is refused."""
+    """--format, or the one the --out file's extension names (csv without either, or for *.txt); a
+    mismatch is refused, and so is an extension no format has (rs.xlsx got CSV text Excel would not open)."""
     suffixes = {f".{member.value}": member for member in ListFormat} | dict.fromkeys(PARQUET_SUFFIXES, ListFormat.parquet)
     named = suffixes.get(out.suffix.lower()) if out is not None else None
     if fmt is None:
+        if out is not None and out.suffix and named is None and out.suffix.lower() != ".txt":
+            raise click.BadParameter(
+                f"{out.name}: lists are written as csv, json or parquet; name the file *.csv (spreadsheets open it), "
+                "*.json or *.parquet, or pass --format", param_hint="--out")
         return named or ListFormat.csv
     if named is not None and named is not fmt:
         raise click.BadParameter(f"{fmt.value} does not match the --out file {out.name}: drop --format or name the file *.{fmt.value}",

@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from shlex import quote
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from configs import VipcastConfig, load_config
 from flows.progress import LocalSteps
 from flows.workspace import Workspace, write_atomic
+
+if TYPE_CHECKING:
+    from flows.store import RunInfo
 
 
 @dataclass(frozen=True)
@@ -1091,37 +1094,51 @@ def finish_score(ctx: Context, step, dataset: str, model, model_version: str, in
 STORE_LIST_NAMES = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events", "economics": "economics"}
 
 
-def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None, as_of: date | None = None) -> pd.DataFrame:
-    """A list of the latest scoring run (of the dataset `data`, of the date `as_of`, when given), ranked best first."""
-    from flows.store import NoRunsYet, RunNotFound
+def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None,
+              as_of: date | None = None) -> tuple[pd.DataFrame, RunInfo]:
+    """A list of the latest scoring run (of the dataset `data`, of the date `as_of`, when given),
+    ranked best first, and the run it came from (the CLI names it: a store can hold several shops)."""
+    from flows.store import RunNotFound, dataset_names
 
     store = open_store(ctx)
-    run_id = None
-    if data is not None:
-        of_dataset = dataset_runs(store, data)
-        runs = [run for run in of_dataset if as_of is None or run.as_of == as_of]
-        if not runs and of_dataset:
-            dates = ", ".join(sorted({run.as_of.isoformat() for run in of_dataset}))
-            raise LookupError(f"no scoring run of {data} as of {as_of} in {ctx.workspace.root}; its runs are as of {dates}")
-        if not runs:
-            from flows.store import dataset_names
-
-            when = f" as of {as_of}" if as_of else ""
-            scored = dataset_names(store.runs())
-            known = f"; the store holds runs of {', '.join(scored)}: pass one of those to --data, or" if scored else ":"
-            raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root}{known} run `vipcast score --data {quote(data)}` first")
-        run_id = runs[0].run_id  # the store lists the latest first
-    try:
-        return store.read_list(STORE_LIST_NAMES[name], run_id=run_id, top=top, as_of=None if run_id else as_of)
-    except NoRunsYet:
+    runs = store.runs()  # latest first
+    if not runs:
         where = store.description if ctx.config.outputs.store_url else ctx.workspace.root
         raise LookupError(
             f"no scoring run in {where} yet: run `vipcast score` first (scores written to a database are read "
             "with the --config that names its outputs.store_url)"
-        ) from None
-    except RunNotFound:
-        dates = ", ".join(sorted({run.as_of.isoformat() for run in store.runs()}))
-        raise LookupError(f"no scoring run as of {as_of} in {ctx.workspace.root}; runs are as of {dates}") from None
+        )
+    candidates = runs
+    if data is not None:
+        candidates = dataset_runs(store, data)
+        if not candidates:
+            when = f" as of {as_of}" if as_of else ""
+            scored = dataset_names(runs)
+            known = f"; the store holds runs of {', '.join(scored)}: pass one of those to --data, or" if scored else ":"
+            raise LookupError(f"no scoring run of {data}{when} in {ctx.workspace.root}{known} run `vipcast score --data {quote(data)}` first")
+    chosen = [run for run in candidates if as_of is None or run.as_of == as_of]
+    if not chosen:
+        dates = ", ".join(sorted({run.as_of.isoformat() for run in candidates}))
+        if data is not None:
+            raise LookupError(f"no scoring run of {data} as of {as_of} in {ctx.workspace.root}; its runs are as of {dates}")
+        raise LookupError(f"no scoring run as of {as_of} in {ctx.workspace.root}; runs are as of {dates}")
+    run = chosen[0]
+    try:
+        return store.read_list(STORE_LIST_NAMES[name], run_id=run.run_id, top=top), run
+    except RunNotFound:  # replaced by a run of the same date written meanwhile
+        raise LookupError(f"the run as of {run.as_of} was replaced while it was read: run the command again") from None
+
+
+def list_source_line(name: str, rows: int, run: RunInfo, out: Path | None) -> str:
+    """What `vipcast lists` printed, for stderr: the list, its run (dataset, as-of date, id) and where it went."""
+    from flows.store import run_dataset
+
+    dataset = run_dataset(run)
+    total = run.lists.get(STORE_LIST_NAMES[name])
+    count = f"{rows:,} of {total:,} rows" if total is not None and total != rows else f"{rows:,} row{'' if rows == 1 else 's'}"
+    where = f"dataset {dataset}" if dataset else "a run without a recorded source"
+    to = f" to {quote(str(out))}" if out is not None else ""
+    return f"{name}: {count} of {where} as of {run.as_of.isoformat()} (run {run.run_id}){to}"
 
 
 def render_list(frame: pd.DataFrame, fmt: str, out: Path | None) -> str | None:

@@ -345,3 +345,22 @@ def test_a_login_from_a_long_address_still_logs_in(filled_store: OutputsStore) -
     assert response.status_code == 303 and response.headers["location"] == "/customers/" + "P" * 3000
     huge = client.post("/login", data={"api_key": API_KEY, "next": "/customers/" + "P" * 100_000})
     assert huge.status_code == 303 and huge.headers["location"] == "/"
+
+
+@pytest.mark.parametrize("column", ["rolling_12m_spend", "tier_threshold", "next_tier_threshold", "spend_to_keep_tier",
+                                    "projected_12m_spend", "projected_shortfall", "amount_to_target_tier",
+                                    "amount_to_next_tier", "predicted_spend", "predicted_ltv", "predicted_revenue",
+                                    "benefit_cost", "net_margin_per_member"])
+def test_money_columns_show_as_money(column: str) -> None:
+    """The at-risk page's projected shortfall read 538.399 between $624.96 and $86.56."""
+    from app.pages import cell
+
+    assert cell(column, 538.399)["text"] == money_text(538.399)
+    assert money_text(538.399).startswith("$")
+
+
+@pytest.mark.parametrize("column", ["days_since_last_order", "days_left", "predicted_orders", "members", "rank"])
+def test_counts_are_not_money(column: str) -> None:
+    from app.pages import cell
+
+    assert cell(column, 12.0)["text"] == "12"

@@ -60,6 +60,8 @@ def test_bad_date_is_a_usage_error():
         (("score", "--as-of", "20250630"), "'20250630' is not a date in YYYY-MM-DD form"),
         (("lists", "foo"), "'foo' is not one of"),
         (("lists", "at-risk", "--format", "json", "--out", "y.csv"), "json does not match the --out file y.csv"),
+        # CSV text went into rs.xlsx, exit 0: a file Excel refuses to open.
+        (("lists", "rising-stars", "--out", "rs.xlsx"), "rs.xlsx: lists are written as csv, json or parquet"),
         (("generate", "--customers", "10", "--seed", "-1", "--out", "x.parquet"), "Invalid value for '--seed'"),
         # Parquet bytes in orders.csv, which vipcast then read as "UTF-16 text"; 2**66 was an OverflowError.
         (("generate", "--customers", "10", "--out", "orders.csv"), "Invalid value for --out: orders.csv is not a .parquet"),
@@ -90,6 +92,7 @@ def test_a_list_file_s_extension_names_its_format():
     assert _list_format(None, Path("Y.JSON")) is ListFormat.json and _list_format(None, Path("t.pq")) is ListFormat.parquet
     assert _list_format(None, Path("list.txt")) is ListFormat.csv and _list_format(None, None) is ListFormat.csv
     assert _list_format(ListFormat.json, Path("list.txt")) is ListFormat.json
+    assert _list_format(ListFormat.csv, Path("for-excel.xlsx")) is ListFormat.csv  # asked for in so many words
 
 
 def test_the_horizon_bounds_agree_with_the_config_schema():

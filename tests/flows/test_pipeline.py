@@ -378,32 +378,43 @@ def test_a_model_of_earlier_data_does_not_replace_the_champion(tmp_path, monkeyp
 
 
 def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
-    from flows.store import RunNotFound
-
     class Store(RunsOnly):
-        def read_list(self, name, run_id=None, top=None, as_of=None):
-            if run_id is None and as_of is not None:
-                run_id = next((run.run_id for run in self.runs() if run.as_of == as_of), None)
-                if run_id is None:
-                    raise RunNotFound(as_of)
-            return (name, run_id or self.runs()[0].run_id, top)
+        def read_list(self, name, run_id=None, top=None):
+            return (name, run_id, top)
 
     store = Store([stored_run("g1-q3", date(2025, 9, 30), "g1.parquet"), stored_run("g2-q4", date(2025, 12, 31), "g2.parquet")])
     monkeypatch.setattr(pipeline, "open_store", lambda ctx: store)
     ctx = pipeline.Context.create(tmp_path)
-    assert pipeline.read_list(ctx, "at-risk", top=5) == ("at_risk", "g2-q4", 5)
-    assert pipeline.read_list(ctx, "economics") == ("economics", "g2-q4", None)
-    assert pipeline.read_list(ctx, "at-risk", data="/data/g1.parquet") == ("at_risk", "g1-q3", None)
+
+    def read(*args, **kwargs):
+        listed, run = pipeline.read_list(ctx, *args, **kwargs)
+        assert listed[1] == run.run_id  # the run named is the run read
+        return listed
+
+    assert read("at-risk", top=5) == ("at_risk", "g2-q4", 5)
+    assert read("economics") == ("economics", "g2-q4", None)
+    assert read("at-risk", data="/data/g1.parquet") == ("at_risk", "g1-q3", None)
     with pytest.raises(LookupError, match="no scoring run of cdnow in .*; the store holds runs of g1, g2: pass one of those"):
-        pipeline.read_list(ctx, "tiers", data="cdnow")
+        read("tiers", data="cdnow")
     # --as-of: that date's run, of any dataset or of one.
-    assert pipeline.read_list(ctx, "tiers", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
-    assert pipeline.read_list(ctx, "tiers", data="g1.parquet", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
+    assert read("tiers", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
+    assert read("tiers", data="g1.parquet", as_of=date(2025, 9, 30)) == ("tiers", "g1-q3", None)
     # The dataset is known, only the date is not: its dates, not "pass one of those to --data" (it was passed).
     with pytest.raises(LookupError, match=r"^no scoring run of g2.parquet as of 2025-09-30 in .*; its runs are as of 2025-12-31$"):
-        pipeline.read_list(ctx, "tiers", data="g2.parquet", as_of=date(2025, 9, 30))
+        read("tiers", data="g2.parquet", as_of=date(2025, 9, 30))
     with pytest.raises(LookupError, match="no scoring run as of 2024-01-01 .*; runs are as of 2025-09-30, 2025-12-31"):
-        pipeline.read_list(ctx, "tiers", as_of=date(2024, 1, 1))
+        read("tiers", as_of=date(2024, 1, 1))
+
+
+def test_a_printed_list_names_its_dataset_date_and_run(tmp_path):
+    """`vipcast lists at-risk` printed shop's list, with nothing saying so, to a marketer who had just scored
+    CDNOW into the same store (the latest as-of date of any dataset wins)."""
+    run = dataclasses.replace(stored_run("r-7", date(2025, 12, 31), "/data/shop.parquet"), lists={"at_risk": 811})
+    assert pipeline.list_source_line("at-risk", 811, run, None) == "at-risk: 811 rows of dataset shop as of 2025-12-31 (run r-7)"
+    assert pipeline.list_source_line("at-risk", 20, run, Path("my lists/ar.csv")) == (
+        "at-risk: 20 of 811 rows of dataset shop as of 2025-12-31 (run r-7) to 'my lists/ar.csv'")
+    unnamed = dataclasses.replace(stored_run("r-1", date(2025, 1, 5), None), lists={"tiers": 1})
+    assert pipeline.list_source_line("tiers", 1, unnamed, None) == "tiers: 1 row of a run without a recorded source as of 2025-01-05 (run r-1)"
 
 
 @pytest.mark.parametrize("champion_horizon", [182, 730])
