@@ -62,6 +62,8 @@ class RunOut(BaseModel):
     data_digest: str
     config_digest: str
     source: str | None = None
+    #: The dataset's name as data= takes it and the pages show it (the source's file stem, table or built-in name).
+    dataset: str | None = None
     lists: dict[str, int]
 
 
@@ -134,6 +136,7 @@ def run_out(run: RunInfo) -> dict[str, Any]:
     fields = run.to_dict()
     # The data the run scored (pick a dataset's runs in a shared workspace) and the served lists' sizes.
     fields["source"] = fields.pop("reconciliation").get("source")
+    fields["dataset"] = run_dataset(run)
     served = {name.value.replace("-", "_"): name.value for name in ListName}
     fields["lists"] = {served[name]: rows for name, rows in fields["lists"].items() if name in served}
     return RunOut(**fields).model_dump(mode="json")
@@ -242,10 +245,10 @@ def get_customer(
         run = store.find_run(run_id, as_of, dataset=data)
         rows = store.customer_rows(customer_id, run.run_id)
         if not rows:
-            scored = run_out(run)["source"]
+            scored = run_dataset(run)
             raise HTTPException(
                 404, f"unknown customer {customer_id!r} in the scoring run {run.run_id} as of {run.as_of}"
-                + (f" (of {scored}; pass data= or run_id= for another dataset's run)" if scored else "")
+                + (f" (of dataset {scored}; pass data= or run_id= for another dataset's run)" if scored else "")
             )
         customer_events = []
         if "events" in rows:

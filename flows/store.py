@@ -609,10 +609,14 @@ def _is_url(url_or_path: str | os.PathLike[str]) -> bool:
 def run_dataset(run: RunInfo) -> str | None:
     """The dataset a run scored (its registry name: file stem, table or built-in name), from the
     source its reconciliation report names; None for a run stored without one."""
+    source = run.report_field("source")
+    return _dataset_of_source(source) if source else None
+
+
+def _dataset_of_source(source: str) -> str:
     from flows.tracking import dataset_slug
 
-    source = run.report_field("source")
-    return dataset_slug(source) if source else None
+    return dataset_slug(source)
 
 
 def dataset_names(runs: Sequence[RunInfo]) -> list[str]:
@@ -734,15 +738,16 @@ class OutputsStore:
                 connection.insert_df(name, frame.reset_index(drop=True), run.run_id, as_of)
             connection.execute(
                 f"INSERT INTO {RUNS_TABLE} (run_id, as_of, created_at, model_name, model_version, horizon_days, "
-                "n_customers, data_digest, config_digest, reconciliation, lists) VALUES (:run_id, :as_of, "
+                "n_customers, data_digest, config_digest, reconciliation, lists, dataset) VALUES (:run_id, :as_of, "
                 ":created_at, :model_name, :model_version, :horizon_days, :n_customers, :data_digest, "
-                ":config_digest, :reconciliation, :lists)",
+                ":config_digest, :reconciliation, :lists, :dataset)",
                 {
                     "run_id": run.run_id, "as_of": as_of, "created_at": _utc_naive(run.created_at),
                     "model_name": run.model_name, "model_version": str(run.model_version),
                     "horizon_days": int(run.horizon_days), "n_customers": int(run.n_customers),
                     "data_digest": run.data_digest, "config_digest": run.config_digest,
                     "reconciliation": run.reconciliation or "{}", "lists": json.dumps(summary),
+                    "dataset": run_dataset(run),
                 },
             )
 
@@ -750,15 +755,26 @@ class OutputsStore:
         return _SQL_TYPES["duckdb" if self._backend.dialect == "duckdb" else "sql"][logical_type]
 
     def _ensure_runs_table(self, connection: _Connection) -> None:
-        if connection.columns(RUNS_TABLE):
-            return
         text_type, integer_type = self._sql_type("text"), self._sql_type("bigint")
-        connection.execute(
-            f"CREATE TABLE {RUNS_TABLE} (run_id {text_type} NOT NULL, as_of DATE NOT NULL, "
-            f"created_at {self._sql_type('timestamp')} NOT NULL, model_name {text_type}, model_version {text_type}, "
-            f"horizon_days {integer_type}, n_customers {integer_type}, data_digest {text_type}, "
-            f"config_digest {text_type}, reconciliation {text_type}, lists {text_type})"
-        )
+        existing = connection.columns(RUNS_TABLE)
+        if not existing:
+            connection.execute(
+                f"CREATE TABLE {RUNS_TABLE} (run_id {text_type} NOT NULL, as_of DATE NOT NULL, "
+                f"created_at {self._sql_type('timestamp')} NOT NULL, model_name {text_type}, model_version {text_type}, "
+                f"horizon_days {integer_type}, n_customers {integer_type}, data_digest {text_type}, "
+                f"config_digest {text_type}, reconciliation {text_type}, lists {text_type}, dataset {text_type})"
+            )
+            return
+        if "dataset" not in existing:
+            # Stores written before runs named their dataset (as `--data`/`data=` and the pages name it, so
+            # a database reader can pick "the latest run of shop"): the column, filled from each run's source.
+            connection.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN dataset {text_type}")
+            stored = connection.fetch_df(f"SELECT run_id, reconciliation FROM {RUNS_TABLE}")
+            for run_id, reconciliation in zip(stored["run_id"], stored["reconciliation"]):
+                source = json.loads(reconciliation or "{}").get("source")
+                if source:
+                    connection.execute(f"UPDATE {RUNS_TABLE} SET dataset = :dataset WHERE run_id = :run_id",
+                                       {"dataset": _dataset_of_source(source), "run_id": run_id})
 
     def _ensure_list_table(self, connection: _Connection, name: str, frame: pd.DataFrame) -> None:
         wanted = {"run_id": "text", "as_of": "date", "row_order": "bigint"}

@@ -271,7 +271,10 @@ def test_data_picks_one_shop_of_a_shared_store_and_history_keeps_to_it(tmp_path)
     assert wrong_date.status_code == 404 and wrong_date.json()["detail"].endswith("(dataset 'shop_eu')")
     unknown = client.get("/api/v1/customers/nobody", params={"data": "shop_us"}).json()["detail"]
     assert unknown == ("unknown customer 'nobody' in the scoring run us-run as of 2026-11-16 "
-                       "(of /data/us/shop_us.parquet; pass data= or run_id= for another dataset's run)")
+                       "(of dataset shop_us; pass data= or run_id= for another dataset's run)")
+    # The run names its dataset as data= takes it, beside the source it read (one spelling for both).
+    run = client.get("/api/v1/runs").json()["runs"]
+    assert {(r["run_id"], r["dataset"], r["source"]) for r in run} >= {("us-run", "shop_us", "/data/us/shop_us.parquet")}
 
 
 def test_a_query_parameter_the_endpoint_does_not_read_is_refused(client) -> None:

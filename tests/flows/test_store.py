@@ -239,6 +239,29 @@ def test_the_previous_run_is_of_the_same_dataset(store: OutputsStore) -> None:
     assert len(store.customer_history("4")) == 4
 
 
+def stored_datasets(store: OutputsStore) -> dict[str, str | None]:
+    with store._reading() as connection:
+        frame = connection.fetch_df("SELECT run_id, dataset FROM runs")
+    return {run_id: (None if pd.isna(dataset) else dataset) for run_id, dataset in zip(frame["run_id"], frame["dataset"])}
+
+
+def test_the_runs_table_names_each_run_s_dataset(store: OutputsStore) -> None:
+    """A database reader had to rebuild the dataset name from the source inside the reconciliation JSON
+    to find "the latest run of shop"; the API and pages named it `shop`, the source `shop.parquet`."""
+    def of(source: str | None, run_id: str, as_of: date) -> RunInfo:
+        return dataclasses.replace(run_info(run_id, as_of), reconciliation=json.dumps({"source": source} if source else {}))
+
+    store.write_run(of("/data/Shop.parquet", "shop-1", date(2026, 1, 5)), five_customers())
+    store.write_run(of(None, "unnamed", date(2026, 1, 12)), five_customers())
+    assert stored_datasets(store) == {"shop-1": "shop", "unnamed": None}
+    # A store written before the column existed gets it, filled from each run's source, on its next write.
+    with store._backend.connect(write=True) as connection:
+        connection.execute("ALTER TABLE runs DROP COLUMN dataset")
+    store.write_run(of("cdnow", "cdnow-1", date(2026, 2, 2)), five_customers())
+    assert stored_datasets(store) == {"shop-1": "shop", "unnamed": None, "cdnow-1": "cdnow"}
+    assert [run.run_id for run in store.runs()] == ["cdnow-1", "unnamed", "shop-1"]
+
+
 def test_missing_runs_and_lists_are_clear_errors(store: OutputsStore) -> None:
     with pytest.raises(NoRunsYet, match="vipcast score"):
         store.read_list("rising_stars")
