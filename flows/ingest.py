@@ -782,8 +782,11 @@ def _parsed_timestamp(value, date_format: str | None, engine: str, *, clean: boo
         return value.cast("timestamp")
     if date_format in EPOCH_UNITS:
         seconds = parsed_number(value, engine, clean=clean) / EPOCH_UNITS[date_format]
-        first, last = (datetime.combine(day, time.min).replace(tzinfo=timezone.utc).timestamp() for day in AS_OF_RANGE)
-        in_range = seconds.between(first, last)
+        # The whole of the range's last day (ending at its first midnight set aside 2199-12-31 12:00 given
+        # in epoch seconds, while the same instant as text was read).
+        first, end = (datetime.combine(day, time.min).replace(tzinfo=timezone.utc).timestamp()
+                      for day in (AS_OF_RANGE[0], AS_OF_RANGE[1] + timedelta(days=1)))
+        in_range = (seconds >= first) & (seconds < end)
         micros = (seconds * 1_000_000).round().cast("int64")
         stamp = _duckdb_micros_timestamp(micros) if engine == "duckdb" else _spark_micros_timestamp(micros)
         return in_range.ifelse(stamp, ibis.null("timestamp"))
@@ -910,7 +913,11 @@ def typed_rows(raw, mapping: dict[str, str | None], date_format: str | None, eng
             amount = parsed_number(value, engine, clean=clean)
             columns[name] = (amount.abs() < MAX_ABS_AMOUNT).ifelse(amount, ibis.null("float64"))
             if clean:
-                columns |= decimal_shapes(value)
+                shapes = decimal_shapes(value)
+                # "Read as thousands" only where the value was read (1,2,3 has three characters after its
+                # first comma and is set aside): the parse runs again on the few flagged values only.
+                shapes[COMMA_THOUSANDS] = shapes[COMMA_THOUSANDS].ifelse(columns[name].notnull(), False)
+                columns |= shapes
         elif kind == "double":
             columns[name] = parsed_number(value, engine, clean=clean)
             if clean:  # quantity: text that is not a number is read as empty, and counted for a warning
@@ -1433,6 +1440,10 @@ def load_transactions(
         why, error = "", IngestError
         if set(set_aside_counts) == {"after_as_of"}:
             why, error = f": every row is after the as-of date {as_of}; choose a later --as-of", DateError
+        elif "after_as_of" in set_aside_counts:
+            # Say so whatever the other rows' faults (one null date hid the advice).
+            later = set_aside_counts["after_as_of"]
+            why = f": {later:,} row(s) are after the as-of date {as_of} (a later --as-of uses them)"
         raise error(
             f"{source.label}: no usable rows (set aside: " + ", ".join(f"{k}={v}" for k, v in set_aside_counts.items()) + ")" + why
         )

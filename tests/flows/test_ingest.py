@@ -94,6 +94,8 @@ def test_no_usable_row_is_an_error_naming_why(tmp_path):
         load(mixed, tmp_path, as_of=date(2023, 12, 31))
     assert "no usable rows (set aside: " in str(err.value) and "after_as_of=1" in str(err.value)
     assert "every row is after" not in str(err.value)
+    # The row that reads is after the date: said so though another row's null id hid it before.
+    assert str(err.value).endswith(": 1 row(s) are after the as-of date 2023-12-31 (a later --as-of uses them)")
 
 
 def test_float_ids_keep_fractions_and_huge_values_as_text(tmp_path):
@@ -333,6 +335,20 @@ def test_spreadsheet_amounts_with_thousands_separators_are_numbers(tmp_path):
     assert result.report["rows_set_aside"]["non_numeric_amount"] == 1  # a decimal comma is not guessed
 
 
+def test_unix_times_cover_the_whole_last_day_of_the_range(tmp_path):
+    """2199-12-31 12:00 in epoch seconds was set aside as unparseable while the same instant as text was
+    read (the epoch range ended at that day's first midnight); 1900-01-01 00:00 is the first second read."""
+    rows = [("a", "7258075200", "1", "o1"), ("b", "7258118399", "2", "o2"), ("c", "7258118400", "3", "o3"),
+            ("d", "-2208988800", "4", "o4"), ("e", "-2208988801", "5", "o5"), ("f", "1704153600", "6", "o6")]
+    for unit, scale in (("epoch", 1), ("epoch_ms", 1000)):
+        scaled = [(who, str(int(when) * scale), amount, order) for who, when, amount, order in rows]
+        result = load(write_csv(tmp_path / f"{unit}.csv", scaled), tmp_path, date_format=unit, as_of=date(2024, 1, 2),
+                      max_invalid_share=0.5)
+        set_aside = {reason: n for reason, n in result.report["rows_set_aside"].items() if n}
+        assert set_aside == {"after_as_of": 2, "unparseable_date": 2}, unit
+        assert sorted(result.transactions.to_pandas()["customer_id"]) == ["d", "f"], unit
+
+
 def test_unix_times_and_a_bad_date_format(tmp_path):
     rows = [("a", "1704067200000", "1", "o1"), ("b", "1704153600000", "2", "o2")]
     result = load(write_csv(tmp_path / "t.csv", rows), tmp_path, date_format="epoch_ms")
@@ -542,6 +558,10 @@ def test_decimal_commas_beside_comma_grouped_amounts_warn(tmp_path):
     assert result.report["rows_set_aside"]["non_numeric_amount"] == 1
     assert ("column 'value' holds 1 amount(s) with a decimal comma, set aside (data row 3: value='12,50'), and 1 with "
             "three digits after a comma, read as thousands (data row 2: value='1,250')") in " ".join(result.report["warnings"])
+    # A value set aside is not cited as read as thousands ('1,2,3' has three characters after its first comma).
+    odd = [row for row in rows if row[2] != "1,250"] + [("k3", "2024-02-08", "1,2,3", "o5")]
+    warned = " ".join(load(write_csv(tmp_path / "odd.csv", odd), tmp_path).report["warnings"])
+    assert "read as thousands" not in warned and "1,2,3" not in warned
     # Thousands separators alone (and with a point) are read without a word.
     rows = [("k1", "2024-01-05", "1,250", "o1"), ("k2", "2024-02-06", "1,587.65", "o2"), ("k2", "2024-02-07", "3", "o3")]
     assert not [w for w in load(write_csv(tmp_path / "us.csv", rows), tmp_path).report["warnings"] if "comma" in w]
