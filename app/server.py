@@ -36,6 +36,7 @@ from flows.store import (
     OutputsStore,
     RunNotFound,
     StoreBusy,
+    StoreDamaged,
     StoreError,
     StoreUnreachable,
     UnknownList,
@@ -95,6 +96,7 @@ ERROR_RESPONSES = {
     "401": "The API key is missing or wrong (send X-API-Key or Authorization: Bearer).",
     "404": "No such list, run, as-of date or customer, or no scoring run yet.",
     "503": "The outputs store is busy or cannot be reached; retry after the Retry-After seconds.",
+    "500": "The outputs store is damaged (restore it from a backup), or an internal error; the server log says which.",
 }
 
 
@@ -132,7 +134,7 @@ def document_errors_and_security(app: FastAPI, api_key: str | None) -> None:
 # Errors: a clear 4xx message as JSON (API) or a page, never a stack trace.
 
 STORE_ERROR_STATUS = {NoRunsYet: 404, RunNotFound: 404, UnknownList: 404, AmbiguousRun: 400, StoreBusy: 503,
-                      StoreUnreachable: 503}
+                      StoreUnreachable: 503, StoreDamaged: 500}
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
@@ -187,6 +189,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(error, StoreUnreachable):  # the reason names the database server: for the log, not the page
             logger.warning("%s", error)
             return error_response(request, status, "the outputs store cannot be reached right now; try again later")
+        if isinstance(error, StoreDamaged):  # the file's path is for the log (every request answered "internal error")
+            logger.error("%s", error)
+            return error_response(request, status, "the outputs store is damaged: restore it from a backup (the server "
+                                                    "log names the file)")
         return error_response(request, status, str(error) if status < 500 or status == 503 else "store error")
 
 
@@ -328,6 +334,7 @@ def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth:
         print(f"warning: serving without an API key (--no-auth){ignored}: anyone who can open {host}:{port} on this "
               "machine reads the lists", file=sys.stderr)
     check_port_free(host, port)
+    store.runs()  # a damaged store file is refused here, with the CLI's one line, not a 500 on every request
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(store, api_key, behind_https), host=host, port=port, access_log=False, server_header=False,
                 proxy_headers=False, log_level="info")

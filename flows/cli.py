@@ -437,15 +437,23 @@ HINTS = {
 EXPECTED = tuple(HINTS)
 # The machine's, not the input's: a full disk, a read-only folder, a damaged database file. One line
 # naming it (exit 1), not "internal error" and a traceback hint.
+WAL_HINT = ("move the .wal file named aside (keep a copy): the database then opens as of its last checkpoint, without "
+            "the runs written after it (usually the last one); score them again")
 ENVIRONMENT_HINTS = {
     "OSError": "check that the folder is writable and the disk has free space (temporary files go to TMPDIR, /tmp by default)",
     "EOFError": "a file vipcast read is truncated (a full disk during `make setup` or a training run?): run `make setup` "
                 "again, or train again if the champion model's files are damaged",
     "IOException": "check that the workspace folder is writable and the disk has free space",
-    "DatabaseError": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged "
-                     "or not a database: restore it, or start over in a new --workdir",
-    "DamagedDatabase": "a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged: "
-                       "restore it from a backup, or start over in a new --workdir",
+    "DatabaseError": "a database file is damaged or not a database: the workspace's mlflow.db can be moved aside and "
+                     "the models registered again with `vipcast train` (tier history is in outputs.duckdb); restore "
+                     "outputs.duckdb or the outputs store from a backup (a new one starts the tier history over)",
+    "DamagedDatabase": "a database file is damaged: the workspace's mlflow.db can be moved aside and the models registered "
+                       "again with `vipcast train` (tier history is in outputs.duckdb); restore outputs.duckdb or the "
+                       "outputs store from a backup (a new one starts the tier history over)",
+    "StoreDamaged": "restore the outputs store from a backup (a new one starts the tier history over: grace periods, "
+                    "events and movement compare with no earlier run)",
+    "StoreWalDamaged": WAL_HINT,
+    "DamagedWal": WAL_HINT,
     "PortUnavailable": "pass another --port (or --host), or stop the program listening on that port",
     "PrefectUnavailable": "check PREFECT_API_URL (a running `prefect server start`), or without it raise "
                           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (90 s unless set), or run without --prefect",
@@ -560,10 +568,20 @@ class DamagedDatabase(Exception):
     """A database file that fails its own checks (DuckDB's "Corrupt database file")."""
 
 
+class DamagedWal(DamagedDatabase):
+    """A DuckDB write-ahead log that cannot be replayed (the database file itself may be whole)."""
+
+
+
+
 def translated(exc: BaseException) -> BaseException | None:
     """An error a database library words in its own terms, as what it is: a file the user may not write
     (exit 2, naming it), a damaged file, a full disk or file-size limit (the machine's, exit 1)."""
+    from flows.store import DUCKDB_DAMAGED_FILE, DUCKDB_DAMAGED_WAL, StoreDamaged
+
     for link in exception_chain(exc):
+        if isinstance(link, StoreDamaged):  # says which file already
+            return link
         text = str(link)
         if "Permission denied" in text and (opened := re.search(r'Cannot open file "([^"]+)"', text)):
             return PermissionError(errno.EACCES, "Permission denied", opened.group(1))  # DuckDB's IOException
@@ -571,7 +589,9 @@ def translated(exc: BaseException) -> BaseException | None:
             tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
             where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
             return PermissionError(errno.EACCES, "Permission denied (a read-only database)", where)
-        if "Corrupt database file" in text or "is not a valid DuckDB database file" in text:
+        if any(words in text for words in DUCKDB_DAMAGED_WAL):
+            return DamagedWal(f"a database's write-ahead log is damaged ({text.strip().splitlines()[0]})")
+        if any(words in text for words in DUCKDB_DAMAGED_FILE):
             return DamagedDatabase(f"a database file is damaged ({text.strip().splitlines()[0]})")
         for number in (errno.EFBIG, errno.ENOSPC):
             if os.strerror(number) in text and not isinstance(link, OSError):  # DuckDB's IO or transaction error

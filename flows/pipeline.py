@@ -369,6 +369,11 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
         return tracking.Promotion(
             True, f"replaces an outdated champion ({outdated.version}, model format {outdated.found}; this version reads {outdated.expected})"
         )
+    except tracking.DamagedChampion as damaged:
+        # Nothing can score with it (score refuses it and says to train): train must be the way out.
+        return tracking.Promotion(
+            True, f"replaces the champion {damaged.version}, whose model files cannot be loaded ({type(damaged.cause).__name__})"
+        )
     champion_cutoff = fitted_through(champion)
     if champion_cutoff is not None and champion_cutoff > ingested.as_of:
         # Data that end earlier cannot replace a model of later data, whatever the backtests say.
@@ -500,6 +505,8 @@ def check_request(ctx: Context, data: str | None, as_of: date | None, command: s
     else:
         written = [] if ctx.config.outputs.store_url else [workspace.outputs_path]
     workspace.check_writable(*written)
+    if command == "score":  # written after the run is stored
+        workspace.check_writable_folders(workspace.root / "runs", workspace.exports_dir, *([out] if out is not None else []))
     return dataset
 
 
@@ -722,23 +729,31 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     # replace them (the summary says so: it listed the exports as this run's outputs).
     dataset = run_dataset(run)
     latest = dataset_runs(store, dataset)[0] if dataset else run
+    stored = f"run {run.run_id} is stored: `vipcast lists` and the app show it"
     try:
         store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
     except OSError as error:  # it named a temporary file, and not that the run was stored
-        raise type(error)(error.errno, f"{error.strerror or error} (run {run.run_id} is stored: `vipcast lists` and the app "
-                          "show it; the export files were not updated, run.json names the run they hold)",
-                          str(ctx.workspace.exports_dir)) from error
+        raise type(error)(error.errno, f"{error.strerror or error} ({stored}; the export files were not updated, run.json "
+                          "names the run they hold)", str(ctx.workspace.exports_dir)) from error
     paths: list[Path | str] = [ctx.workspace.exports_dir]
     if latest.run_id != run.run_id:
         paths[0] = f"{ctx.workspace.exports_dir} (still the latest run, as of {latest.as_of}; this run is in the store)"
-    write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
+    try:
+        write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
+    except OSError as error:  # a run that failed here read as not stored
+        raise type(error)(error.errno, f"{error.strerror or error} ({stored}, exports updated; its reconciliation report "
+                          "and quarantine file were not written)", error.filename) from error
     for replaced in replacing:  # their reconciliation reports went with their runs
         if replaced and Path(replaced).name == replaced and replaced not in (".", ".."):
             shutil.rmtree(ctx.workspace.root / "runs" / replaced, ignore_errors=True)
     if len(quarantine):  # the set-aside warnings say "in the quarantine file": this is where
         paths.append(quarantine_path(ctx.workspace.run_dir(run.run_id)))
     if out is not None:
-        write_score_folder(out, tables, report, quarantine)
+        try:
+            write_score_folder(out, tables, report, quarantine)
+        except OSError as error:
+            raise type(error)(error.errno, f"{error.strerror or error} ({stored}, exports updated; the --out folder was "
+                              "not written)", error.filename) from error
         paths.append(out)
     return paths
 
@@ -818,6 +833,32 @@ def short_history_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     ]
 
 
+def lost_history_warnings(ctx: Context, dataset: str, as_of: date, previous: dict[str, str] | None) -> list[str]:
+    """A first run of a dataset in a store while the workspace's runs/ folder records earlier runs of
+    it: the store was lost, replaced or pointed elsewhere, and tier history (grace periods, events,
+    movement) starts over in silence (a deleted outputs.duckdb demoted every member in grace)."""
+    from flows.tracking import dataset_slug
+
+    if previous is not None:
+        return []
+    wanted, earlier = dataset_slug(dataset), []
+    for report_file in (ctx.workspace.root / "runs").glob("*/reconciliation.json"):
+        try:
+            recorded = json.loads(report_file.read_text())
+        except (OSError, ValueError):
+            continue
+        source, day = recorded.get("source"), str(recorded.get("as_of") or "")
+        if source and dataset_slug(str(source)) == wanted and day < as_of.isoformat():
+            earlier.append(day)
+    if not earlier:
+        return []
+    return [
+        f"the outputs store holds no earlier run of {wanted}, but the workspace's runs/ folder records {len(earlier)} "
+        f"(the latest as of {max(earlier)}): tier history starts over in this run (members in grace lose their tier, "
+        "every listed customer is new); if the store was lost or replaced, restore it and score this date again"
+    ]
+
+
 def backfill_warnings(later_runs, this_run: dict[str, str | None] | None = None) -> list[str]:
     """Stored runs of later dates whose tier history is not this run: the next one was scored from
     another previous run, or from this date's run with another tier state (`this_run`: this run as a
@@ -887,7 +928,8 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
         *settings_warnings(ctx.config, model, model_version),
         *same_name_warnings(stored_runs, ingested.report, dataset, replaced, digest,
                             functools.partial(holds_rows_of, ingested)),
-        *data_warnings(report, ingested.as_of), *short_history_warnings(report, ingested.as_of), *segments.warnings,
+        *data_warnings(report, ingested.as_of), *short_history_warnings(report, ingested.as_of),
+        *lost_history_warnings(ctx, dataset, ingested.as_of, previous), *segments.warnings,
         *backfill_warnings(later_runs, {"as_of": ingested.as_of.isoformat(), "state_digest": report["state_digest"]}),
         *feed_warnings(report, run, replaced, as_of_given, today, later_runs), *lookahead_warnings(model, model_version, ingested.as_of),
     ]

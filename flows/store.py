@@ -134,6 +134,30 @@ class StoreUnreachable(StoreError):
     """The outputs store's database refused or failed the connection (server down, credentials, path)."""
 
 
+class StoreDamaged(StoreError):
+    """The outputs store's DuckDB file fails its own checks: cut short, overwritten, not a database."""
+
+
+class StoreWalDamaged(StoreDamaged):
+    """The DuckDB store's write-ahead log cannot be replayed (the database file may be whole)."""
+
+
+# DuckDB's words for a damaged file: a bad header or checksum, a file cut short ("attempted to read
+# 262144 bytes"), a write-ahead log that cannot be replayed.
+DUCKDB_DAMAGED_FILE = ("Corrupt database file", "is not a valid DuckDB database file", "Could not read enough bytes from file")
+DUCKDB_DAMAGED_WAL = ("Corrupt WAL file", "Failure while replaying WAL file")
+
+
+def _damage_of(error: BaseException, path: Path) -> StoreDamaged | None:
+    """The StoreDamaged a DuckDB error of the store's file stands for, if it is one."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if any(words in first for words in DUCKDB_DAMAGED_WAL):
+        return StoreWalDamaged(f"the outputs store's write-ahead log {path}.wal is damaged ({first})")
+    if any(words in first for words in DUCKDB_DAMAGED_FILE):
+        return StoreDamaged(f"the outputs store {path} is damaged ({first})")
+    return None
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """One scoring run's identity and provenance.
@@ -431,7 +455,12 @@ class _DuckDBBackend(_Backend):
         elif not self.path.exists():
             yield None
             return
-        connection = self._open(write=write)
+        import duckdb
+
+        try:
+            connection = self._open(write=write)
+        except duckdb.Error as error:
+            raise _damage_of(error, self.path) or error from error
         try:
             if write:
                 connection.execute("BEGIN TRANSACTION")
@@ -443,6 +472,8 @@ class _DuckDBBackend(_Backend):
                 connection.execute("COMMIT")
             else:
                 yield _DuckDBConnection(connection)
+        except duckdb.Error as error:  # a damaged block is found when a query reads it
+            raise _damage_of(error, self.path) or error from error
         finally:
             connection.close()
 

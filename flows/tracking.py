@@ -19,6 +19,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 import re
 import shlex
 import sys
@@ -40,6 +41,25 @@ class OutdatedChampion(LookupError):
             f"the champion {version} was trained by another vipcast version (model format {found}, this one reads "
             f"{expected}): run `vipcast train` again to register a model this version can score with"
         )
+
+
+class DamagedChampion(LookupError):
+    """The registry names a champion whose model files cannot be loaded (deleted, truncated, damaged)."""
+
+    def __init__(self, version: str, dataset: str, cause: BaseException) -> None:
+        self.version, self.cause = version, cause
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        super().__init__(
+            f"the champion {version}'s model files cannot be loaded ({type(cause).__name__}: {reason}): run "
+            f"`vipcast train --data {shlex.quote(dataset)}` to register and promote a new one, or restore the "
+            "workspace's mlartifacts/ folder from a backup"
+        )
+
+
+# What loading a champion whose files were deleted, truncated or overwritten raises (MLflow's missing
+# artifact or MLmodel file, pickle's truncated or empty data); the registry itself read fine.
+DAMAGED_MODEL_ERRORS = (FileNotFoundError, EOFError, pickle.UnpicklingError, NotADirectoryError)
+
 
 CHAMPION_ALIAS = "champion"
 PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_spend_12m", "predicted_ltv", "p_alive", "churn_probability")
@@ -560,8 +580,12 @@ def load_champion(workspace: Workspace, dataset: str):
             f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}{known}: "
             f"run `vipcast train --data {shlex.quote(dataset)}` first"
         )
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}@{CHAMPION_ALIAS}")
-    loaded = pyfunc.unwrap_python_model().model, f"{version.name}/{version.version}"
+    label = f"{version.name}/{version.version}"
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}@{CHAMPION_ALIAS}")
+        loaded = pyfunc.unwrap_python_model().model, label
+    except (mlflow.exceptions.MlflowException, *DAMAGED_MODEL_ERRORS) as damaged:
+        raise DamagedChampion(label, dataset, damaged) from damaged
     if stamp is not None and stamp == registry_stamp(workspace):
         _write_champion_cache(cache, stamp, loaded)
     return check_model_format(*loaded)

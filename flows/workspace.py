@@ -80,6 +80,23 @@ class Workspace:
             raise PermissionError(error.errno, "Permission denied (cannot write into the workspace)", str(self.root)) from None
         probe.unlink()
 
+    def check_writable_folders(self, *folders: Path) -> None:
+        """PermissionError naming the first of `folders` this process may not write into (for one that
+        does not exist yet, its nearest existing parent), before any work: a read-only runs/ folder or
+        --out folder failed a score after its run was stored, as "writing the outputs ... failed"."""
+        for folder in folders:
+            existing = folder
+            while not existing.exists() and existing.parent != existing:
+                existing = existing.parent
+            if existing.exists() and not existing.is_dir():
+                raise NotADirectoryError(20, "Not a directory (a folder is needed here)", str(existing))
+            probe = existing / f".write-check-{os.getpid()}"
+            try:
+                probe.touch()
+            except PermissionError as error:
+                raise PermissionError(error.errno, "Permission denied (cannot write into the folder)", str(existing)) from None
+            probe.unlink()
+
     @contextlib.contextmanager
     def scoring_lock(self):
         """One scoring run at a time from its tier history to its commit (another waits, and says so)."""

@@ -190,6 +190,28 @@ def test_an_unreachable_store_database_is_503_without_its_address(filled_store: 
     assert "10.1.2.3" in caplog.text
 
 
+def test_a_damaged_store_file_is_said_to_be_damaged_and_refused_at_start(tmp_path, caplog) -> None:
+    """A store cut short started the app, then every page and API call answered 'internal error'."""
+    from app.server import run
+    from app_testing import N_CUSTOMERS, free_port
+    from fake_outputs import fake_lists, fake_run_info
+    from flows.store import StoreDamaged
+
+    path = tmp_path / "outputs.duckdb"
+    OutputsStore(path).write_run(fake_run_info(AS_OF_NEW, N_CUSTOMERS), fake_lists(N_CUSTOMERS, seed=1))
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+    store = OutputsStore(path, read_only=True)
+    client = make_client(store, API_KEY, headers={"X-API-Key": API_KEY}, raise_server_exceptions=False)
+    for route in ("/api/v1/runs", "/api/v1/lists/tiers", "/"):
+        response = client.get(route)
+        assert response.status_code == 500, route
+        assert "the outputs store is damaged: restore it from a backup" in response.text, route
+    assert str(path) in caplog.text
+    with pytest.raises(StoreDamaged, match="is damaged"):
+        run("127.0.0.1", free_port(), store, API_KEY)
+
+
 def test_an_unexpected_error_is_a_plain_500_with_nothing_leaked(filled_store: OutputsStore, caplog,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     client = make_client(filled_store, API_KEY, headers={"X-API-Key": API_KEY}, raise_server_exceptions=False)
@@ -214,8 +236,9 @@ def test_an_unexpected_error_is_a_plain_500_with_nothing_leaked(filled_store: Ou
 
     monkeypatch.setattr(client.app.state.store, "read_list", damaged)
     with caplog.at_level(logging.INFO):
-        assert client.get("/api/v1/lists/tiers").status_code == 500
-    assert "unhandled IOException on /api/v1/lists/{list_name}: IO Error: Corrupt database file" in caplog.text
+        response = client.get("/api/v1/lists/tiers")
+    assert response.status_code == 500 and "the outputs store is damaged" in response.json()["detail"]
+    assert "is damaged (IO Error: Corrupt database file" in caplog.text
 
 
 def test_the_app_never_holds_the_store_open(tmp_path, filled_store_path) -> None:

@@ -195,7 +195,8 @@ def chained(error: BaseException, cause: BaseException) -> BaseException:
         (OSError(28, "No space left on device", "/ws/outputs.duckdb"), "error: No space left on device: /ws/outputs.duckdb",
          "hint: check that the folder is writable and the disk has free space", 1),
         (type("DatabaseError", (Exception,), {})("(sqlite3.DatabaseError) file is not a database\n[SQL: PRAGMA]"),
-         "error: (sqlite3.DatabaseError) file is not a database", "hint: a database file of the workspace", 1),
+         "error: (sqlite3.DatabaseError) file is not a database",
+         "hint: a database file is damaged or not a database: the workspace's mlflow.db can be moved aside", 1),
         (LookupError("no champion model for dataset 'shop': run `vipcast train --data shop.csv` first"),
          "error: no champion model for dataset 'shop'", None, 2),
         # A message quoting a database URL (the no-champion hint, a driver's error) printed its password.
@@ -212,9 +213,18 @@ def chained(error: BaseException, cause: BaseException) -> BaseException:
          "error: [Errno 13] Permission denied (a read-only database)", None, 2),
         (duckdb.IOException("IO Error: Corrupt database file: computed checksum 1 does not match stored checksum 2 in block at "
                             "location 274432"), "error: a database file is damaged (IO Error: Corrupt database file",
-         "hint: a database file of the workspace (mlflow.db or outputs.duckdb) or of the outputs store is damaged", 1),
+         "hint: a database file is damaged: the workspace's mlflow.db can be moved aside", 1),
         (duckdb.IOException('IO Error: The file "/ws/outputs.duckdb" exists, but it is not a valid DuckDB database file!'),
-         "error: a database file is damaged", "hint: a database file of the workspace (mlflow.db or outputs.duckdb)", 1),
+         "error: a database file is damaged", "hint: a database file is damaged: the workspace's mlflow.db can be moved aside", 1),
+        # A store cut short: "attempted to read 262144 bytes" came with the hint to check the disk's free space.
+        (duckdb.IOException('IO Error: Could not read enough bytes from file "/ws/outputs.duckdb": attempted to read '
+                            "262144 bytes from location 12288"),
+         'error: a database file is damaged (IO Error: Could not read enough bytes from file "/ws/outputs.duckdb"',
+         "hint: a database file is damaged: the workspace's mlflow.db can be moved aside", 1),
+        (duckdb.IOException('IO Error: Failure while replaying WAL file "/ws/outputs.duckdb.wal": Corrupt WAL file: entry '
+                            "size exceeded remaining data in file"),
+         "error: a database's write-ahead log is damaged (IO Error: Failure while replaying WAL file",
+         "hint: move the .wal file named aside (keep a copy)", 1),
         (duckdb.TransactionException('TransactionContext Error: Failed to commit: could not write "/ws/outputs.duckdb.wal": '
                                      "File too large"), "error: File too large", "hint: check that the folder is writable", 1),
         # Dates that cannot be used name what to do; the path-and-mapping hint sent users the wrong way.

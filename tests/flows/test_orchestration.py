@@ -210,6 +210,32 @@ def test_train_replaces_a_champion_this_version_cannot_score_with(workdir, small
     assert version == second.model_version and model.model_format_ == models.pipeline.MODEL_FORMAT
 
 
+@pytest.mark.parametrize("damage", ["files deleted", "pickle truncated"])
+def test_train_replaces_a_champion_whose_files_cannot_be_loaded(workdir, small_transactions, damage):
+    """With the champion's artifacts deleted or its pickle truncated, score and train both ended in an
+    "internal error" (No such artifact / pickle data was truncated), though the hint said to train again."""
+    import shutil
+
+    data = str(small_transactions)
+    ctx = Context.create(workdir, horizon_days=180)
+    first = pipeline.run_train(ctx, data, None, step=pipeline.LocalSteps(6, quiet=True))
+    assert first.promoted
+    pickles = sorted(ctx.workspace.root.rglob("python_model.pkl"))
+    assert len(pickles) == 1
+    if damage == "files deleted":
+        shutil.rmtree(pickles[0].parent.parent)
+    else:
+        pickles[0].write_bytes(pickles[0].read_bytes()[: pickles[0].stat().st_size // 2])
+    shutil.rmtree(ctx.workspace.root / "cache", ignore_errors=True)  # train keeps no copy; a score would
+    with pytest.raises(tracking.DamagedChampion, match=rf"^the champion {first.model_version}'s model files cannot be "
+                       r"loaded \(\w+: .+\): run `vipcast train --data .+` to register and promote a new one"):
+        tracking.load_champion(ctx.workspace, data)
+
+    second = pipeline.run_train(ctx, data, None, step=pipeline.LocalSteps(6, quiet=True))
+    assert second.promoted and f"replaces the champion {first.model_version}, whose model files cannot be loaded" in second.promotion
+    assert tracking.load_champion(ctx.workspace, data)[1] == second.model_version
+
+
 def test_a_model_without_the_90_day_window_still_scores(workdir, small_transactions, tmp_path):
     """The segments read spend_90d; scoring builds it even when the model's windows lack it."""
     config = tmp_path / "windows.yaml"

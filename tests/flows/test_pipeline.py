@@ -686,3 +686,77 @@ def test_a_read_only_workspace_is_named_before_any_work(tmp_path):
     finally:
         root.chmod(stat.S_IRWXU)
     assert subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+    # The folders a score writes after its run is stored (a read-only runs/ or --out folder failed the score with
+    # the run stored, the exports updated and "writing the outputs ... failed"), and --out's parent when it is new.
+    (root / "runs").mkdir()
+    out_parent = tmp_path / "readonly"
+    out_parent.mkdir()
+    folders = ("from pathlib import Path; from flows.workspace import Workspace; "
+               f"w = Workspace(Path({str(root)!r})); w.check_writable_folders(w.root / 'runs', w.exports_dir, "
+               f"Path({str(out_parent / 'new' / 'out')!r}))")
+    assert subprocess.run([*drop, sys.executable, "-c", folders], capture_output=True, text=True).returncode == 0
+    for read_only, named in ((root / "runs", root / "runs"), (out_parent, out_parent)):
+        read_only.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        try:
+            done = subprocess.run([*drop, sys.executable, "-c", folders], capture_output=True, text=True)
+            assert f"Permission denied (cannot write into the folder): '{named}'" in done.stderr, done.stderr
+        finally:
+            read_only.chmod(stat.S_IRWXU)
+    assert not list(root.rglob(".write-check-*")) and not list(out_parent.rglob(".write-check-*"))
+
+
+def test_a_store_without_the_runs_the_workspace_recorded_warns_that_tier_history_starts_over(tmp_path):
+    """With outputs.duckdb deleted, the next score demoted all 40 members in grace and listed 198 customers as
+    newly at risk, exit 0 and no warning, while runs/ recorded the dataset's earlier runs."""
+    ctx = pipeline.Context.create(tmp_path / "ws")
+
+    def recorded(run_id: str, source: str, as_of: str) -> None:
+        folder = ctx.workspace.root / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "reconciliation.json").write_text(json.dumps({"source": source, "as_of": as_of}))
+
+    recorded("a", "/data/w1/orders.parquet", "2025-12-24")
+    recorded("b", "orders.parquet", "2025-12-31")
+    recorded("c", "cdnow", "1998-06-30")
+    recorded("d", "orders.parquet", "2026-01-14")  # a later date: not history of 2026-01-07
+    (ctx.workspace.root / "runs" / "broken").mkdir()
+    (ctx.workspace.root / "runs" / "broken" / "reconciliation.json").write_text("{not json")
+
+    warned = pipeline.lost_history_warnings(ctx, "/data/w2/orders.parquet", date(2026, 1, 7), None)
+    assert warned == [
+        "the outputs store holds no earlier run of orders, but the workspace's runs/ folder records 2 (the latest as of "
+        "2025-12-31): tier history starts over in this run (members in grace lose their tier, every listed customer is "
+        "new); if the store was lost or replaced, restore it and score this date again"
+    ]
+    # Scored from a previous run, a new dataset, or the first date: nothing to say.
+    assert pipeline.lost_history_warnings(ctx, "orders.parquet", date(2026, 1, 7), {"as_of": "2025-12-31"}) == []
+    assert pipeline.lost_history_warnings(ctx, "shop.parquet", date(2026, 1, 7), None) == []
+    assert pipeline.lost_history_warnings(ctx, "orders.parquet", date(2025, 12, 24), None) == []
+
+
+@pytest.mark.parametrize("failing", ["export", "run folder", "out folder"])
+def test_a_write_failing_after_the_store_committed_says_the_run_is_stored(tmp_path, monkeypatch, failing):
+    """A read-only runs/ or --out folder ended the score with "writing the outputs ... failed" and exit 2,
+    though the run was stored and the exports updated: only the exports' failure said so."""
+    run = stored_run("20260107-abc", date(2026, 1, 7), "orders.parquet")
+
+    class Store(RunsOnly):
+        def write_run(self, run, tables, replacing):
+            self._runs.append(run)
+
+        def export_run(self, run_id, folder, formats):
+            if failing == "export":
+                raise PermissionError(13, "Permission denied", str(folder / ".tmp-export"))
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/somewhere")
+
+    if failing == "run folder":
+        monkeypatch.setattr(pipeline, "write_side_files", denied)
+    else:
+        monkeypatch.setattr(pipeline, "write_score_folder", denied)
+    ctx = pipeline.Context.create(tmp_path / "ws")
+    with pytest.raises(PermissionError, match=r"\(run 20260107-abc is stored: `vipcast lists` and the app show it[;,]") as raised:
+        pipeline.write_outputs(ctx, Store([]), run, {}, {}, pd.DataFrame(), tmp_path / "out")
+    assert {"export": "the export files were not updated", "run folder": "reconciliation report and quarantine file were not",
+            "out folder": "the --out folder was not written"}[failing] in str(raised.value)

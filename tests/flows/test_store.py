@@ -7,6 +7,7 @@ import dataclasses
 import glob
 import io
 import json
+import re
 import os
 import pwd
 import signal
@@ -606,6 +607,31 @@ def test_a_store_database_that_cannot_be_opened_is_unreachable_not_internal(tmp_
         OutputsStore(url, read_only=True).runs()
     with pytest.raises(StoreUnreachable):
         OutputsStore(url).write_run(run_info("r1", AS_OF_1), five_customers())
+
+
+def test_a_damaged_duckdb_store_is_named_as_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store cut short read "attempted to read 262144 bytes" with the hint to free disk space, and the
+    app answered every request with a 500 'internal error'."""
+    import duckdb
+
+    from flows.store import StoreDamaged, StoreWalDamaged, _DuckDBBackend
+
+    path = tmp_path / "outputs.duckdb"
+    OutputsStore(path).write_run(run_info("r1", AS_OF_1), five_customers())
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.truncate(size // 2)
+    for store in (OutputsStore(path, read_only=True), OutputsStore(path)):
+        with pytest.raises(StoreDamaged, match=rf"^the outputs store {re.escape(str(path))} is damaged \(.*Could not read"):
+            store.runs()
+
+    def wal_failure(self, *, write):
+        raise duckdb.IOException(f'IO Error: Failure while replaying WAL file "{self.path}.wal": Corrupt WAL file: entry '
+                                  "size exceeded remaining data in file")
+
+    monkeypatch.setattr(_DuckDBBackend, "_open", wal_failure)
+    with pytest.raises(StoreWalDamaged, match=rf"^the outputs store's write-ahead log {re.escape(str(path))}.wal is damaged"):
+        OutputsStore(path, read_only=True).runs()
 
 
 # Exports
