@@ -336,13 +336,13 @@ def lists_command(
     debug: Debug = False,
 ) -> None:
     """Print or export a list from the latest scoring run."""
-    from flows.pipeline import list_source_line, read_list, render_list
+    from flows.pipeline import list_and_run, list_source_line, render_list
 
     fmt = _list_format(fmt, out)
     if out is None and fmt is ListFormat.parquet:
         raise click.BadParameter("parquet output needs --out FILE", param_hint="--format")
     ctx = _context(workdir, config, reader=True)
-    frame, run = read_list(ctx, name.value, top=top, data=data, as_of=parse_date(as_of, "--as-of"))
+    frame, run = list_and_run(ctx, name.value, top=top, data=data, as_of=parse_date(as_of, "--as-of"))
     text = render_list(frame, fmt.value, out)
     if text is not None:
         typer.echo(text, nl=False)

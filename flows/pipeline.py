@@ -1136,10 +1136,14 @@ def finish_score(ctx: Context, step, dataset: str, model, model_version: str, in
 STORE_LIST_NAMES = {"rising-stars": "rising_stars", "at-risk": "at_risk", "tiers": "tiers", "events": "events", "economics": "economics"}
 
 
-def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None,
-              as_of: date | None = None) -> tuple[pd.DataFrame, RunInfo]:
-    """A list of the latest scoring run (of the dataset `data`, of the date `as_of`, when given),
-    ranked best first, and the run it came from (the CLI names it: a store can hold several shops)."""
+def read_list(ctx: Context, name: str, top: int | None = None, data: str | None = None, as_of: date | None = None) -> pd.DataFrame:
+    """A list of the latest scoring run (of the dataset `data`, of the date `as_of`, when given), ranked best first."""
+    return list_and_run(ctx, name, top, data, as_of)[0]
+
+
+def list_and_run(ctx: Context, name: str, top: int | None = None, data: str | None = None,
+                 as_of: date | None = None) -> tuple[pd.DataFrame, RunInfo]:
+    """`read_list` and the run the list came from (the CLI names it: a store can hold several shops)."""
     from flows.store import RunNotFound, dataset_names
 
     store = open_store(ctx)

@@ -387,8 +387,9 @@ def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
     ctx = pipeline.Context.create(tmp_path)
 
     def read(*args, **kwargs):
-        listed, run = pipeline.read_list(ctx, *args, **kwargs)
+        listed, run = pipeline.list_and_run(ctx, *args, **kwargs)
         assert listed[1] == run.run_id  # the run named is the run read
+        assert pipeline.read_list(ctx, *args, **kwargs) == listed
         return listed
 
     assert read("at-risk", top=5) == ("at_risk", "g2-q4", 5)
