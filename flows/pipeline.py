@@ -946,6 +946,22 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
     return run, tables, report
 
 
+def registry_lost_note(ctx: Context, dataset: str) -> str:
+    """For a score without a champion: the store's runs of the dataset scored by registered models say
+    the registry was emptied or replaced (a new workspace and an emptied mlflow.db read the same)."""
+    from flows.store import StoreError
+
+    try:
+        scored = dataset_runs(open_store(ctx), dataset)
+    except (StoreError, OSError):
+        return ""
+    if not scored:
+        return ""
+    return (f" (the outputs store holds {len(scored)} run(s) of it, the latest as of {scored[0].as_of} scored by "
+            f"{scored[0].model_version}: if the model registry was lost or replaced, restore it; a new one numbers "
+            "its versions from 1 again)")
+
+
 def check_horizon(requested: int | None, model, model_version: str) -> None:
     """Scores are for the horizon the champion was trained for: `score --horizon-days` asking for
     another one is refused, not ignored."""
@@ -1080,7 +1096,10 @@ def run_score(
 
     step = step or LocalSteps(6)
     dataset = check_request(ctx, data, as_of, "score", out)  # a mistyped path is "no such file", not "no champion: train"
-    model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
+    try:
+        model, model_version = step("loading the champion model", tracking.load_champion, ctx.workspace, dataset, io=True)
+    except tracking.NoChampion as missing:
+        raise tracking.NoChampion(f"{missing}{registry_lost_note(ctx, dataset)}") from None
     check_horizon(horizon_days, model, model_version)
     ingested = step("loading and checking transactions", ingest, ctx, dataset, as_of, io=True)
     # Features with the spec the model was trained on, whatever the config says now, plus the

@@ -43,6 +43,10 @@ class OutdatedChampion(LookupError):
         )
 
 
+class NoChampion(LookupError):
+    """The registry has no champion for the dataset."""
+
+
 class DamagedChampion(LookupError):
     """The registry names a champion whose model files cannot be loaded (deleted, truncated, damaged)."""
 
@@ -576,7 +580,7 @@ def load_champion(workspace: Workspace, dataset: str):
             names = ", ".join(f"'{name}'" for name in others)
             known = (f" (it has champions for {names}: a dataset is named by its file stem or table, so a file named "
                      "by its date is a new dataset each week, with no tier history; keep one name, e.g. in dated folders)")
-        raise LookupError(
+        raise NoChampion(
             f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}{known}: "
             f"run `vipcast train --data {shlex.quote(dataset)}` first"
         )

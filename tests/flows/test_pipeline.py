@@ -761,3 +761,15 @@ def test_a_write_failing_after_the_store_committed_says_the_run_is_stored(tmp_pa
         pipeline.write_outputs(ctx, Store([]), run, {}, {}, pd.DataFrame(), tmp_path / "out")
     assert {"export": "the export files were not updated", "run folder": "reconciliation report and quarantine file were not",
             "out folder": "the --out folder was not written"}[failing] in str(raised.value)
+
+
+def test_no_champion_for_a_dataset_the_store_has_scored_says_the_registry_may_be_lost(tmp_path, monkeypatch):
+    """An emptied mlflow.db read as a new workspace: "run vipcast train first", and the new model was
+    vipcast-orders/1 again beside stored runs of another vipcast-orders/1."""
+    store = RunsOnly([stored_run("a", date(2025, 12, 24), "orders.parquet"), stored_run("b", date(2025, 12, 31), "w2/orders.parquet")])
+    monkeypatch.setattr(pipeline, "open_store", lambda ctx: store)
+    ctx = pipeline.Context.create(tmp_path / "ws")
+    assert pipeline.registry_lost_note(ctx, "orders.parquet") == (
+        " (the outputs store holds 2 run(s) of it, the latest as of 2025-12-31 scored by 1: if the model registry was "
+        "lost or replaced, restore it; a new one numbers its versions from 1 again)")
+    assert pipeline.registry_lost_note(ctx, "shop.parquet") == ""
