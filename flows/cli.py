@@ -628,7 +628,10 @@ def report_failure(exc: BaseException, debug: bool) -> NoReturn:
 def environment_message(exc: BaseException) -> str:
     """One line for an error of the machine: the OS's reason and the path, or the message's first line."""
     if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        if exc.errno == errno.EFBIG:  # "File too large" alone did not say which limit
+            text += " (a file reached the process's file-size limit, `ulimit -f`, or the largest file its file system takes)"
+        return text
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return f"a file ended early ({first})" if isinstance(exc, EOFError) else first
 

@@ -226,7 +226,8 @@ def chained(error: BaseException, cause: BaseException) -> BaseException:
          "error: a database's write-ahead log is damaged (IO Error: Failure while replaying WAL file",
          "hint: move the .wal file named aside (keep a copy)", 1),
         (duckdb.TransactionException('TransactionContext Error: Failed to commit: could not write "/ws/outputs.duckdb.wal": '
-                                     "File too large"), "error: File too large", "hint: check that the folder is writable", 1),
+                                     "File too large"), "error: File too large (a file reached the process's file-size limit, "
+                                                        "`ulimit -f`", "hint: check that the folder is writable", 1),
         # Dates that cannot be used name what to do; the path-and-mapping hint sent users the wrong way.
         (DateError("orders.csv: the as-of date 1899-12-31 is outside the supported range"), "error: orders.csv: the as-of", None, 2),
         (IngestError("orders.csv: missing column 'amt'"), "error: orders.csv: missing column", "hint: check the source path", 2),
