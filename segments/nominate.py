@@ -170,7 +170,7 @@ def nominate(
         state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
         tier_thresholds=amounts,
         warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, state, state_rows, settings, horizon_days,
-                           projected_only),
+                           projected_only) + shared_amount_warnings(amounts),
     )
 
 
@@ -214,6 +214,21 @@ CHURNING_VIPS_SHARE = 0.5
 # At least this many VIP members, and at least this share of them at risk for the projection alone.
 PROJECTED_VIPS_MIN_MEMBERS = 20
 PROJECTED_VIPS_SHARE = 0.5
+
+
+def shared_amount_warnings(amounts: dict[str, float]) -> list[str]:
+    """Tiers whose amounts coincide (share mode, when the k-th spend is not positive or ties span both
+    shares): the lower tier can hold only members in grace, and a share setting said nothing of it."""
+    messages = []
+    for lower, upper in zip(VIP_TIERS, VIP_TIERS[1:]):
+        if np.isfinite(amounts[lower]) and amounts[lower] >= amounts[upper]:
+            messages.append(
+                f"{lower} and {upper} start at the same amount on this run ({money_text(amounts[upper])}): everyone who "
+                f"reaches {lower} is {upper}, so {lower} holds only members in grace (share mode: the top "
+                f"{lower} share reaches no spend below that amount); set a smaller segments.tiers.{lower.lower()} share, "
+                "or absolute amounts"
+            )
+    return messages
 
 
 def _warnings(

@@ -174,3 +174,22 @@ def test_tier_list_is_ranked_by_tier_then_spend():
     assert list(tiers["customer_id"]) == ["c2", "c4", "c1", "c3"]
     assert list(tiers["rank"]) == [1, 2, 3, 4]
     assert tiers.columns[0] == "customer_id"
+
+
+def test_share_tiers_that_start_at_one_amount_are_named():
+    """Shares 0.9 / 0.5 / 0.3 on CDNOW gave Silver and Gold both $2.99: Silver 0, Gold 103, with only the
+    generic too-many-VIPs warning."""
+    from segments.nominate import shared_amount_warnings
+
+    spends = pd.Series([500.0, 300.0, 2.99, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    amounts = tier_threshold_amounts(spends, TierThresholds(mode="share", silver=0.9, gold=0.5, platinum=0.2))
+    assert amounts["Silver"] == amounts["Gold"] == 2.99
+    assert shared_amount_warnings(amounts) == [
+        "Silver and Gold start at the same amount on this run ($2.99): everyone who reaches Silver is Gold, so Silver "
+        "holds only members in grace (share mode: the top Silver share reaches no spend below that amount); set a "
+        "smaller segments.tiers.silver share, or absolute amounts"
+    ]
+    assert shared_amount_warnings(tier_threshold_amounts(spends, TierThresholds(mode="share", silver=0.3, gold=0.2,
+                                                                                platinum=0.1))) == []
+    assert shared_amount_warnings(tier_threshold_amounts(pd.Series([0.0] * 4), TierThresholds(
+        mode="share", silver=0.5, gold=0.2, platinum=0.1))) == []  # no spend at all: every tier empty, said elsewhere
