@@ -1187,6 +1187,11 @@ def list_and_run(ctx: Context, name: str, top: int | None = None, data: str | No
         if data is not None:
             raise LookupError(f"no scoring run of {data} as of {as_of} in {ctx.workspace.root}; its runs are as of {dates}")
         raise LookupError(f"no scoring run as of {as_of} in {ctx.workspace.root}; runs are as of {dates}")
+    if data is None and as_of is not None and len(dataset_names(chosen)) > 1:
+        from flows.store import AmbiguousRun
+
+        raise AmbiguousRun(f"runs of several datasets are as of {as_of} ({', '.join(dataset_names(chosen))}): name the "
+                           "dataset with --data")
     run = chosen[0]
     try:
         return store.read_list(STORE_LIST_NAMES[name], run_id=run.run_id, top=top), run

@@ -61,8 +61,12 @@ class DamagedChampion(LookupError):
 
 
 # What loading a champion whose files were deleted, truncated or overwritten raises (MLflow's missing
-# artifact or MLmodel file, pickle's truncated or empty data); the registry itself read fine.
-DAMAGED_MODEL_ERRORS = (FileNotFoundError, EOFError, pickle.UnpicklingError, NotADirectoryError)
+# artifact or MLmodel file; an emptied MLmodel is None to MLflow, AttributeError, and a broken one a
+# YAML error; pickle's truncated, empty or foreign data: UnpicklingError, EOFError, or an object
+# without the attributes a vipcast model has); the registry itself read fine. A file vipcast may not
+# read (PermissionError) is not damage, and stays the machine's error.
+DAMAGED_MODEL_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, EOFError, pickle.UnpicklingError,
+                        AttributeError, TypeError, ValueError, KeyError, ImportError)
 
 
 CHAMPION_ALIAS = "champion"
@@ -584,12 +588,16 @@ def load_champion(workspace: Workspace, dataset: str):
             f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}{known}: "
             f"run `vipcast train --data {shlex.quote(dataset)}` first"
         )
+    import yaml
+
     label = f"{version.name}/{version.version}"
     try:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}@{CHAMPION_ALIAS}")
         loaded = pyfunc.unwrap_python_model().model, label
-    except (mlflow.exceptions.MlflowException, *DAMAGED_MODEL_ERRORS) as damaged:
+    except (mlflow.exceptions.MlflowException, yaml.YAMLError, *DAMAGED_MODEL_ERRORS) as damaged:
         raise DamagedChampion(label, dataset, damaged) from damaged
+    if not hasattr(loaded[0], "predict"):  # a pickle of something else (42 pickled in its place)
+        raise DamagedChampion(label, dataset, TypeError(f"the model file holds a {type(loaded[0]).__name__}, not a model"))
     if stamp is not None and stamp == registry_stamp(workspace):
         _write_champion_cache(cache, stamp, loaded)
     return check_model_format(*loaded)

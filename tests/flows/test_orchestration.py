@@ -210,7 +210,7 @@ def test_train_replaces_a_champion_this_version_cannot_score_with(workdir, small
     assert version == second.model_version and model.model_format_ == models.pipeline.MODEL_FORMAT
 
 
-@pytest.mark.parametrize("damage", ["files deleted", "pickle truncated"])
+@pytest.mark.parametrize("damage", ["files deleted", "pickle truncated", "MLmodel emptied", "another object pickled"])
 def test_train_replaces_a_champion_whose_files_cannot_be_loaded(workdir, small_transactions, damage):
     """With the champion's artifacts deleted or its pickle truncated, score and train both ended in an
     "internal error" (No such artifact / pickle data was truncated), though the hint said to train again."""
@@ -224,8 +224,14 @@ def test_train_replaces_a_champion_whose_files_cannot_be_loaded(workdir, small_t
     assert len(pickles) == 1
     if damage == "files deleted":
         shutil.rmtree(pickles[0].parent.parent)
-    else:
+    elif damage == "pickle truncated":
         pickles[0].write_bytes(pickles[0].read_bytes()[: pickles[0].stat().st_size // 2])
+    elif damage == "MLmodel emptied":  # MLflow read None and raised AttributeError: "internal error" again
+        (pickles[0].parent / "MLmodel").write_text("")
+    else:
+        import pickle
+
+        pickles[0].write_bytes(pickle.dumps(42))
     shutil.rmtree(ctx.workspace.root / "cache", ignore_errors=True)  # train keeps no copy; a score would
     with pytest.raises(tracking.DamagedChampion, match=rf"^the champion {first.model_version}'s model files cannot be "
                        r"loaded \(\w+: .+\): run `vipcast train --data .+` to register and promote a new one"):

@@ -405,6 +405,11 @@ def test_lists_of_one_dataset_come_from_its_latest_run(tmp_path, monkeypatch):
         read("tiers", data="g2.parquet", as_of=date(2025, 9, 30))
     with pytest.raises(LookupError, match="no scoring run as of 2024-01-01 .*; runs are as of 2025-09-30, 2025-12-31"):
         read("tiers", as_of=date(2024, 1, 1))
+    # Two shops scored on one date: --as-of alone is refused, as the API refuses it (one was printed in silence).
+    store._runs.append(stored_run("g3-q3", date(2025, 9, 30), "g3.parquet"))
+    with pytest.raises(ValueError, match=r"^runs of several datasets are as of 2025-09-30 \(g1, g3\): name the dataset with --data$"):
+        read("tiers", as_of=date(2025, 9, 30))
+    assert read("tiers", data="g3", as_of=date(2025, 9, 30)) == ("tiers", "g3-q3", None)
 
 
 def test_a_printed_list_names_its_dataset_date_and_run(tmp_path):
