@@ -37,6 +37,7 @@ from flows.store import (
     RunNotFound,
     StoreBusy,
     StoreDamaged,
+    StoreWalDamaged,
     StoreError,
     StoreUnreachable,
     UnknownList,
@@ -191,6 +192,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(request, status, "the outputs store cannot be reached right now; try again later")
         if isinstance(error, StoreDamaged):  # the file's path is for the log (every request answered "internal error")
             logger.error("%s", error)
+            if isinstance(error, StoreWalDamaged):  # restoring a backup would lose more than the log's runs
+                return error_response(request, status, "the outputs store's write-ahead log is damaged: move the .wal file "
+                                                        "aside (the server log names it) to open the store as of its last "
+                                                        "checkpoint, and score the runs after it again")
             return error_response(request, status, "the outputs store is damaged: restore it from a backup (the server "
                                                     "log names the file)")
         return error_response(request, status, str(error) if status < 500 or status == 503 else "store error")

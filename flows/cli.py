@@ -453,6 +453,8 @@ ENVIRONMENT_HINTS = {
     "StoreDamaged": "restore the outputs store from a backup (a new one starts the tier history over: grace periods, "
                     "events and movement compare with no earlier run)",
     "StoreWalDamaged": WAL_HINT,
+    "DamagedRegistry": "move the file aside and run `vipcast train` to register a champion again (the outputs store, "
+                       "with the tier history, is another file and stays as it is)",
     "DamagedWal": WAL_HINT,
     "PortUnavailable": "pass another --port (or --host), or stop the program listening on that port",
     "PrefectUnavailable": "check PREFECT_API_URL (a running `prefect server start`), or without it raise "
@@ -577,9 +579,10 @@ class DamagedWal(DamagedDatabase):
 def translated(exc: BaseException) -> BaseException | None:
     """An error a database library words in its own terms, as what it is: a file the user may not write
     (exit 2, naming it), a damaged file, a full disk or file-size limit (the machine's, exit 1)."""
-    from flows.store import DUCKDB_DAMAGED_FILE, DUCKDB_DAMAGED_WAL, StoreDamaged
+    from flows.store import DUCKDB_DAMAGED_FILE, DUCKDB_DAMAGED_WAL, SQLITE_DAMAGED_FILE, StoreDamaged
 
-    for link in exception_chain(exc):
+    chain = list(exception_chain(exc))
+    for link in chain:
         if isinstance(link, StoreDamaged):  # says which file already
             return link
         text = str(link)
@@ -593,6 +596,14 @@ def translated(exc: BaseException) -> BaseException | None:
             return DamagedWal(f"a database's write-ahead log is damaged ({text.strip().splitlines()[0]})")
         if any(words in text for words in DUCKDB_DAMAGED_FILE):
             return DamagedDatabase(f"a database file is damaged ({text.strip().splitlines()[0]})")
+        if any(words in text for words in SQLITE_DAMAGED_FILE) and any(
+                type(error).__module__.startswith("mlflow") for error in chain):  # the model registry's SQLite file
+            tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+            where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
+            reason = next(words for words in SQLITE_DAMAGED_FILE if words in text)
+            from flows.tracking import DamagedRegistry
+
+            return DamagedRegistry(f"the model registry {where} is damaged ({reason})")
         for number in (errno.EFBIG, errno.ENOSPC):
             if os.strerror(number) in text and not isinstance(link, OSError):  # DuckDB's IO or transaction error
                 return OSError(number, os.strerror(number))

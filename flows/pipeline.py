@@ -834,28 +834,34 @@ def short_history_warnings(report: dict[str, Any], as_of: date) -> list[str]:
 
 
 def lost_history_warnings(ctx: Context, dataset: str, as_of: date, previous: dict[str, str] | None) -> list[str]:
-    """A first run of a dataset in a store while the workspace's runs/ folder records earlier runs of
-    it: the store was lost, replaced or pointed elsewhere, and tier history (grace periods, events,
-    movement) starts over in silence (a deleted outputs.duckdb demoted every member in grace)."""
+    """Runs of the dataset the workspace's runs/ folder records before this date, after the previous
+    stored run, that the store does not hold: it was lost, replaced by an older backup or pointed
+    elsewhere, and tier history (grace periods, events, movement) skips them in silence (a deleted
+    outputs.duckdb demoted every member in grace)."""
     from flows.tracking import dataset_slug
 
-    if previous is not None:
-        return []
-    wanted, earlier = dataset_slug(dataset), []
+    wanted, after, missing = dataset_slug(dataset), (previous or {}).get("as_of") or "", []
     for report_file in (ctx.workspace.root / "runs").glob("*/reconciliation.json"):
         try:
             recorded = json.loads(report_file.read_text())
         except (OSError, ValueError):
             continue
         source, day = recorded.get("source"), str(recorded.get("as_of") or "")
-        if source and dataset_slug(str(source)) == wanted and day < as_of.isoformat():
-            earlier.append(day)
-    if not earlier:
+        if source and after < day < as_of.isoformat() and dataset_slug(str(source)) == wanted:
+            missing.append(day)
+    if not missing:
         return []
+    if previous is None:
+        return [
+            f"the outputs store holds no earlier run of {wanted}, but the workspace's runs/ folder records {len(missing)} "
+            f"(the latest as of {max(missing)}): tier history starts over in this run (members in grace lose their tier, "
+            "every listed customer is new); if the store was lost or replaced, restore it and score this date again"
+        ]
     return [
-        f"the outputs store holds no earlier run of {wanted}, but the workspace's runs/ folder records {len(earlier)} "
-        f"(the latest as of {max(earlier)}): tier history starts over in this run (members in grace lose their tier, "
-        "every listed customer is new); if the store was lost or replaced, restore it and score this date again"
+        f"the workspace's runs/ folder records {len(missing)} run(s) of {wanted} after the previous stored run ({after}) "
+        f"and before this date (the latest as of {max(missing)}) that the outputs store does not hold (restored from an "
+        f"older backup?): tier history continues from {after} without them; score those dates again, in date order, "
+        "to put them back"
     ]
 
 

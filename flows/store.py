@@ -146,6 +146,7 @@ class StoreWalDamaged(StoreDamaged):
 # 262144 bytes"), a write-ahead log that cannot be replayed.
 DUCKDB_DAMAGED_FILE = ("Corrupt database file", "is not a valid DuckDB database file", "Could not read enough bytes from file")
 DUCKDB_DAMAGED_WAL = ("Corrupt WAL file", "Failure while replaying WAL file")
+SQLITE_DAMAGED_FILE = ("database disk image is malformed", "file is not a database")
 
 
 def _damage_of(error: BaseException, path: Path) -> StoreDamaged | None:
@@ -607,13 +608,21 @@ class _SqlBackend(_Backend):
         engine = self.engine
         if not write and self.dialect == "postgresql" and self.read_only:
             engine = engine.execution_options(postgresql_readonly=True)
-        with self._opened(engine) as connection:
-            if write:
-                with connection.begin():
-                    yield _SqlConnection(connection)
-                return
-            yield _SqlConnection(connection)
-            connection.rollback()
+        from sqlalchemy.exc import DatabaseError
+
+        try:
+            with self._opened(engine) as connection:
+                if write:
+                    with connection.begin():
+                        yield _SqlConnection(connection)
+                    return
+                yield _SqlConnection(connection)
+                connection.rollback()
+        except DatabaseError as error:  # SQLite's words for a damaged file ("internal error" on every page)
+            reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
+            if any(words in reason for words in SQLITE_DAMAGED_FILE):
+                raise StoreDamaged(f"the outputs store {_hidden(self.url)} is damaged ({reason})") from error
+            raise
 
     def _opened(self, engine: Any) -> Any:
         """A new connection of `engine`; StoreUnreachable (naming the store and the reason) when it fails."""
@@ -624,6 +633,8 @@ class _SqlBackend(_Backend):
         except DBAPIError as error:
             reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
             message = f"cannot connect to the outputs store {_hidden(self.url)}: {_hidden(reason)}"
+            if any(words in reason for words in SQLITE_DAMAGED_FILE):
+                raise StoreDamaged(f"the outputs store {_hidden(self.url)} is damaged ({reason})") from error
             if any(marker in reason for marker in CONFIG_REFUSALS):  # the URL's fault, not the machine's
                 raise StoreUrlError(message) from error
             raise StoreUnreachable(message) from error
@@ -800,12 +811,14 @@ class OutputsStore:
             # Stores written before runs named their dataset (as `--data`/`data=` and the pages name it, so
             # a database reader can pick "the latest run of shop"): the column, filled from each run's source.
             connection.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN dataset {text_type}")
-            stored = connection.fetch_df(f"SELECT run_id, reconciliation FROM {RUNS_TABLE}")
-            for run_id, reconciliation in zip(stored["run_id"], stored["reconciliation"]):
-                source = json.loads(reconciliation or "{}").get("source")
-                if source:
-                    connection.execute(f"UPDATE {RUNS_TABLE} SET dataset = :dataset WHERE run_id = :run_id",
-                                       {"dataset": _dataset_of_source(source), "run_id": run_id})
+        # Filled for the runs without it: those of an older store, and those an older vipcast (rolled
+        # back to) wrote since; runs that never recorded a source stay empty.
+        stored = connection.fetch_df(f"SELECT run_id, reconciliation FROM {RUNS_TABLE} WHERE dataset IS NULL")
+        for run_id, reconciliation in zip(stored["run_id"], stored["reconciliation"]):
+            source = json.loads(reconciliation or "{}").get("source")
+            if source:
+                connection.execute(f"UPDATE {RUNS_TABLE} SET dataset = :dataset WHERE run_id = :run_id",
+                                   {"dataset": _dataset_of_source(source), "run_id": run_id})
 
     def _ensure_list_table(self, connection: _Connection, name: str, frame: pd.DataFrame) -> None:
         wanted = {"run_id": "text", "as_of": "date", "row_order": "bigint"}
@@ -830,6 +843,10 @@ class OutputsStore:
             widened = _wider_type(existing[column], kind)
             if widened == existing[column] == "text" != kind and self._only_nulls(connection, name, column):
                 # Typed only by empty lists so far (an all-null column reads as text): take the real type.
+                widened = kind
+            elif (existing[column], kind) == ("double", "bigint") and self._only_whole_numbers(connection, name, column):
+                # A column an older vipcast wrote as floats and this one as whole numbers (at-risk's
+                # days_since_last_order read 117.0 in every outlet after the upgrade): whole numbers again.
                 widened = kind
             if widened != existing[column]:
                 retyped[column] = widened
@@ -859,6 +876,16 @@ class OutputsStore:
         connection.execute(f"INSERT INTO {staging} SELECT {values} FROM {table}")
         connection.execute(f"DROP TABLE {table}")
         connection.execute(f"ALTER TABLE {staging} RENAME TO {table}")
+
+    @staticmethod
+    def _only_whole_numbers(connection: _Connection, table: str, column: str) -> bool:
+        """Whether every stored value of a float column is a whole number a BIGINT holds (NaN is not)."""
+        quoted = _quote(column)
+        found = connection.fetch_df(
+            f"SELECT count(*) AS n FROM {_quote(table)} WHERE {quoted} IS NOT NULL AND "
+            f"({quoted} <> round({quoted}) OR {quoted} > 9.0e18 OR {quoted} < -9.0e18)"
+        )
+        return int(found["n"].iloc[0]) == 0
 
     @staticmethod
     def _only_nulls(connection: _Connection, table: str, column: str) -> bool:

@@ -43,6 +43,13 @@ class OutdatedChampion(LookupError):
         )
 
 
+class DamagedRegistry(Exception):
+    """The workspace's MLflow SQLite file fails its own checks (the CLI's hint: move it aside, train)."""
+
+
+DAMAGED_SQLITE = ("database disk image is malformed", "file is not a database")
+
+
 class NoChampion(LookupError):
     """The registry has no champion for the dataset."""
 
@@ -212,12 +219,19 @@ def prepare_tracking_database(workspace: Workspace) -> None:
     - MLflow keeps absolute artifact paths: a workspace moved or copied to another folder failed
       ("No such artifact"), or wrote its models into the original. They are moved to this folder.
     """
+    import sqlite3
+
     database = workspace_database(workspace)
     if database is None:
         return
-    if not schema_complete(database) and not (database.exists() and holds_records(database)):
-        create_tracking_database(database, workspace.artifact_location, replace=database.exists())
-    relocate_artifacts(database, workspace)
+    try:
+        if not schema_complete(database) and not (database.exists() and holds_records(database)):
+            create_tracking_database(database, workspace.artifact_location, replace=database.exists())
+        relocate_artifacts(database, workspace)
+    except sqlite3.DatabaseError as error:  # "database disk image is malformed", naming no file
+        if any(words in str(error) for words in DAMAGED_SQLITE):
+            raise DamagedRegistry(f"the model registry {database} is damaged ({error})") from error
+        raise
 
 
 def _read_only(database: Path):
@@ -596,8 +610,6 @@ def load_champion(workspace: Workspace, dataset: str):
         loaded = pyfunc.unwrap_python_model().model, label
     except (mlflow.exceptions.MlflowException, yaml.YAMLError, *DAMAGED_MODEL_ERRORS) as damaged:
         raise DamagedChampion(label, dataset, damaged) from damaged
-    if not hasattr(loaded[0], "predict"):  # a pickle of something else (42 pickled in its place)
-        raise DamagedChampion(label, dataset, TypeError(f"the model file holds a {type(loaded[0]).__name__}, not a model"))
     if stamp is not None and stamp == registry_stamp(workspace):
         _write_champion_cache(cache, stamp, loaded)
     return check_model_format(*loaded)

@@ -212,6 +212,24 @@ def test_a_damaged_store_file_is_said_to_be_damaged_and_refused_at_start(tmp_pat
         run("127.0.0.1", free_port(), store, API_KEY)
 
 
+def test_a_damaged_write_ahead_log_is_answered_with_its_own_way_out(tmp_path, monkeypatch) -> None:
+    """The app said "restore it from a backup" where the CLI said to move the .wal aside (which loses less)."""
+    from flows.store import _DuckDBBackend
+
+    path = tmp_path / "outputs.duckdb"
+
+    def unreplayable(self, *, write):
+        raise duckdb.IOException(f'IO Error: Failure while replaying WAL file "{self.path}.wal": Corrupt WAL file')
+
+    monkeypatch.setattr(_DuckDBBackend, "_open", unreplayable)
+    path.write_bytes(b"")
+    client = make_client(OutputsStore(path, read_only=True), API_KEY, headers={"X-API-Key": API_KEY},
+                         raise_server_exceptions=False)
+    response = client.get("/api/v1/runs")
+    assert response.status_code == 500
+    assert response.json()["detail"].startswith("the outputs store's write-ahead log is damaged: move the .wal file aside")
+
+
 def test_an_unexpected_error_is_a_plain_500_with_nothing_leaked(filled_store: OutputsStore, caplog,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     client = make_client(filled_store, API_KEY, headers={"X-API-Key": API_KEY}, raise_server_exceptions=False)

@@ -260,7 +260,12 @@ def test_the_runs_table_names_each_run_s_dataset(store: OutputsStore) -> None:
         connection.execute("ALTER TABLE runs DROP COLUMN dataset")
     store.write_run(of("cdnow", "cdnow-1", date(2026, 2, 2)), five_customers())
     assert stored_datasets(store) == {"shop-1": "shop", "unnamed": None, "cdnow-1": "cdnow"}
-    assert [run.run_id for run in store.runs()] == ["cdnow-1", "unnamed", "shop-1"]
+    # A run an older vipcast (rolled back to) wrote into the column's store has none: filled on the next write.
+    with store._backend.connect(write=True) as connection:
+        connection.execute("UPDATE runs SET dataset = NULL WHERE run_id = 'cdnow-1'")
+    store.write_run(of("/data/Shop.parquet", "shop-2", date(2026, 2, 9)), five_customers())
+    assert stored_datasets(store) == {"shop-1": "shop", "unnamed": None, "cdnow-1": "cdnow", "shop-2": "shop"}
+    assert [run.run_id for run in store.runs()] == ["shop-2", "cdnow-1", "unnamed", "shop-1"]
 
 
 def test_missing_runs_and_lists_are_clear_errors(store: OutputsStore) -> None:
@@ -344,6 +349,26 @@ def test_new_columns_are_added_and_types_widen(store: OutputsStore) -> None:
     assert store.read_list("events", run_id="r1")["customer_id"].astype(str).tolist() == ["3", "4"]
     store.write_run(run_info("r3", date(2026, 11, 23)), five_customers())
     assert store.read_list("events", run_id="r3")["customer_id"].tolist() == ["3", "4"]
+
+
+def test_a_float_column_of_whole_numbers_takes_the_whole_numbers_a_newer_version_writes(store: OutputsStore) -> None:
+    """days_since_last_order was stored as floats by an older vipcast: after the upgrade, every outlet still
+    read 117.0 from the store's DOUBLE column. Whole numbers make it BIGINT; a fraction keeps it DOUBLE."""
+    older = five_customers()
+    older["at_risk"] = older["at_risk"].assign(days_since_last_order=[117.0])
+    store.write_run(run_info("r1", AS_OF_1), older)
+    store.write_run(run_info("r2", AS_OF_2), five_customers())
+    for run_id, days in (("r1", 117), ("r2", 120)):
+        read = store.read_list("at_risk", run_id=run_id)["days_since_last_order"]
+        assert read.tolist() == [days] and pd.api.types.is_integer_dtype(read.dtype), (run_id, read.dtype)
+    with store._backend.connect(write=True) as connection:
+        connection.execute("DELETE FROM at_risk")
+        connection.execute("DELETE FROM runs")
+    halves = five_customers()
+    halves["at_risk"] = halves["at_risk"].assign(days_since_last_order=[120.5])
+    store.write_run(run_info("r3", AS_OF_1), halves)
+    store.write_run(run_info("r4", AS_OF_2), five_customers())
+    assert store.read_list("at_risk", run_id="r3")["days_since_last_order"].tolist() == [120.5]
 
 
 def test_columns_first_seen_in_an_empty_list_take_their_type_later(store: OutputsStore) -> None:
@@ -628,6 +653,13 @@ def test_a_damaged_duckdb_store_is_named_as_damaged(tmp_path: Path, monkeypatch:
     def wal_failure(self, *, write):
         raise duckdb.IOException(f'IO Error: Failure while replaying WAL file "{self.path}.wal": Corrupt WAL file: entry '
                                   "size exceeded remaining data in file")
+
+    # A SQLite store (outputs.store_url) cut short or overwritten: "database disk image is malformed", naming no file.
+    sqlite_path = tmp_path / "outputs.sqlite"
+    OutputsStore(f"sqlite:///{sqlite_path}").write_run(run_info("r1", AS_OF_1), five_customers())
+    sqlite_path.write_bytes(b"not a database at all " * 300)
+    with pytest.raises(StoreDamaged, match=rf"^the outputs store sqlite:///{re.escape(str(sqlite_path))} is damaged \(file is not"):
+        OutputsStore(f"sqlite:///{sqlite_path}", read_only=True).runs()
 
     monkeypatch.setattr(_DuckDBBackend, "_open", wal_failure)
     with pytest.raises(StoreWalDamaged, match=rf"^the outputs store's write-ahead log {re.escape(str(path))}.wal is damaged"):

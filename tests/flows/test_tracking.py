@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,29 @@ def test_a_half_built_mlflow_database_is_built_again_and_a_moved_workspace_finds
     with sqlite3.connect(database) as original:
         assert original.execute("select artifact_location from experiments where name = 'vipcast/shop'").fetchone()[0] == (
             f"{workspace.artifact_location}/shop")
+
+
+def test_a_damaged_mlflow_database_is_named(tmp_path, monkeypatch):
+    """A truncated mlflow.db printed "database disk image is malformed", naming no file, with a hint to restore
+    outputs.duckdb or start over (which loses the tier history; moving mlflow.db aside and training does not)."""
+    import sqlite3
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path / "ws", create=True)
+    tracking._use_experiment(tracking._mlflow(workspace), workspace, "shop")
+    database = workspace.root / "mlflow.db"
+    with sqlite3.connect(database) as filled:  # pages enough that a cut leaves the header's page count wrong
+        filled.execute("create table padding (x text)")
+        filled.executemany("insert into padding values (?)", [("x" * 1000,)] * 400)
+    database.write_bytes(database.read_bytes()[: database.stat().st_size // 3])
+    with pytest.raises(tracking.DamagedRegistry, match=rf"^the model registry {re.escape(str(database))} is damaged \("):
+        tracking.prepare_tracking_database(workspace)
+    database.write_bytes(b"not a database at all " * 300)
+    with pytest.raises(tracking.DamagedRegistry, match=r"is damaged \(file is not a database\)"):
+        tracking.prepare_tracking_database(workspace)
 
 
 def test_an_unreachable_tracking_server_is_one_line_at_once(monkeypatch):
