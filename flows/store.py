@@ -651,14 +651,10 @@ def _is_url(url_or_path: str | os.PathLike[str]) -> bool:
 def run_dataset(run: RunInfo) -> str | None:
     """The dataset a run scored (its registry name: file stem, table or built-in name), from the
     source its reconciliation report names; None for a run stored without one."""
-    source = run.report_field("source")
-    return _dataset_of_source(source) if source else None
-
-
-def _dataset_of_source(source: str) -> str:
     from flows.tracking import dataset_slug
 
-    return dataset_slug(source)
+    source = run.report_field("source")
+    return dataset_slug(source) if source else None
 
 
 def dataset_names(runs: Sequence[RunInfo]) -> list[str]:
@@ -813,12 +809,14 @@ class OutputsStore:
             connection.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN dataset {text_type}")
         # Filled for the runs without it: those of an older store, and those an older vipcast (rolled
         # back to) wrote since; runs that never recorded a source stay empty.
+        from flows.tracking import dataset_slug
+
         stored = connection.fetch_df(f"SELECT run_id, reconciliation FROM {RUNS_TABLE} WHERE dataset IS NULL")
         for run_id, reconciliation in zip(stored["run_id"], stored["reconciliation"]):
             source = json.loads(reconciliation or "{}").get("source")
             if source:
                 connection.execute(f"UPDATE {RUNS_TABLE} SET dataset = :dataset WHERE run_id = :run_id",
-                                   {"dataset": _dataset_of_source(source), "run_id": run_id})
+                                   {"dataset": dataset_slug(source), "run_id": run_id})
 
     def _ensure_list_table(self, connection: _Connection, name: str, frame: pd.DataFrame) -> None:
         wanted = {"run_id": "text", "as_of": "date", "row_order": "bigint"}
