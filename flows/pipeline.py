@@ -1169,7 +1169,7 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
 def list_and_run(ctx: Context, name: str, top: int | None = None, data: str | None = None,
                  as_of: date | None = None) -> tuple[pd.DataFrame, RunInfo]:
     """`read_list` and the run the list came from (the CLI names it: a store can hold several shops)."""
-    from flows.store import RunNotFound, dataset_names
+    from flows.store import AmbiguousRun, RunNotFound, dataset_names
 
     store = open_store(ctx)
     runs = store.runs()  # latest first
@@ -1194,8 +1194,6 @@ def list_and_run(ctx: Context, name: str, top: int | None = None, data: str | No
             raise LookupError(f"no scoring run of {data} as of {as_of} in {ctx.workspace.root}; its runs are as of {dates}")
         raise LookupError(f"no scoring run as of {as_of} in {ctx.workspace.root}; runs are as of {dates}")
     if data is None and as_of is not None and len(dataset_names(chosen)) > 1:
-        from flows.store import AmbiguousRun
-
         raise AmbiguousRun(f"runs of several datasets are as of {as_of} ({', '.join(dataset_names(chosen))}): name the "
                            "dataset with --data")
     run = chosen[0]
