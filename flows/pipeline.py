@@ -851,6 +851,8 @@ def lost_history_warnings(ctx: Context, dataset: str, as_of: date, previous: dic
             missing.append(day)
     if not missing:
         return []
+    missing.sort()
+    dates = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
     if previous is None:
         return [
             f"the outputs store holds no earlier run of {wanted}, but the workspace's runs/ folder records {len(missing)} "
@@ -859,9 +861,8 @@ def lost_history_warnings(ctx: Context, dataset: str, as_of: date, previous: dic
         ]
     return [
         f"the workspace's runs/ folder records {len(missing)} run(s) of {wanted} after the previous stored run ({after}) "
-        f"and before this date (the latest as of {max(missing)}) that the outputs store does not hold (restored from an "
-        f"older backup?): tier history continues from {after} without them; score those dates again, in date order, "
-        "to put them back"
+        f"and before this date that the outputs store does not hold (as of {dates}; restored from an older backup?): "
+        f"tier history continues from {after} without them; score those dates again, in date order, to put them back"
     ]
 
 

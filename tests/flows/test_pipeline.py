@@ -739,7 +739,7 @@ def test_a_store_without_the_runs_the_workspace_recorded_warns_that_tier_history
     # A store restored from an older backup: its latest run is before runs the workspace recorded.
     assert pipeline.lost_history_warnings(ctx, "orders.parquet", date(2026, 1, 7), {"as_of": "2025-12-17"}) == [
         "the workspace's runs/ folder records 2 run(s) of orders after the previous stored run (2025-12-17) and before "
-        "this date (the latest as of 2025-12-31) that the outputs store does not hold (restored from an older backup?): "
+        "this date that the outputs store does not hold (as of 2025-12-24, 2025-12-31; restored from an older backup?): "
         "tier history continues from 2025-12-17 without them; score those dates again, in date order, to put them back"
     ]
     assert pipeline.lost_history_warnings(ctx, "shop.parquet", date(2026, 1, 7), None) == []
