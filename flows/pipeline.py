@@ -729,20 +729,18 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     # replace them (the summary says so: it listed the exports as this run's outputs).
     dataset = run_dataset(run)
     latest = dataset_runs(store, dataset)[0] if dataset else run
-    stored = f"run {run.run_id} is stored: `vipcast lists` and the app show it"
     try:
         store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
     except OSError as error:  # it named a temporary file, and not that the run was stored
-        raise type(error)(error.errno, f"{error.strerror or error} ({stored}; the export files were not updated, run.json "
-                          "names the run they hold)", str(ctx.workspace.exports_dir)) from error
+        raise stored_anyway(error, run, "the export files were not updated, run.json names the run they hold",
+                            str(ctx.workspace.exports_dir)) from error
     paths: list[Path | str] = [ctx.workspace.exports_dir]
     if latest.run_id != run.run_id:
         paths[0] = f"{ctx.workspace.exports_dir} (still the latest run, as of {latest.as_of}; this run is in the store)"
     try:
         write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     except OSError as error:  # a run that failed here read as not stored
-        raise type(error)(error.errno, f"{error.strerror or error} ({stored}, exports updated; its reconciliation report "
-                          "and quarantine file were not written)", error.filename) from error
+        raise stored_anyway(error, run, "exports updated; its reconciliation report and quarantine file were not written") from error
     for replaced in replacing:  # their reconciliation reports went with their runs
         if replaced and Path(replaced).name == replaced and replaced not in (".", ".."):
             shutil.rmtree(ctx.workspace.root / "runs" / replaced, ignore_errors=True)
@@ -752,10 +750,15 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
         try:
             write_score_folder(out, tables, report, quarantine)
         except OSError as error:
-            raise type(error)(error.errno, f"{error.strerror or error} ({stored}, exports updated; the --out folder was "
-                              "not written)", error.filename) from error
+            raise stored_anyway(error, run, "exports updated; the --out folder was not written") from error
         paths.append(out)
     return paths
+
+
+def stored_anyway(error: OSError, run, unwritten: str, filename: str | None = None) -> OSError:
+    """`error` of a write after the store committed `run`, saying the run is stored and what was not written."""
+    return type(error)(error.errno, f"{error.strerror or error} (run {run.run_id} is stored: `vipcast lists` and the app "
+                       f"show it; {unwritten})", filename or error.filename)
 
 
 def write_score_folder(out: Path, tables: dict[str, pd.DataFrame], report: dict[str, Any], quarantine) -> None:
@@ -1170,7 +1173,7 @@ def read_list(ctx: Context, name: str, top: int | None = None, data: str | None 
 def list_and_run(ctx: Context, name: str, top: int | None = None, data: str | None = None,
                  as_of: date | None = None) -> tuple[pd.DataFrame, RunInfo]:
     """`read_list` and the run the list came from (the CLI names it: a store can hold several shops)."""
-    from flows.store import AmbiguousRun, RunNotFound, dataset_names
+    from flows.store import AmbiguousRun, RunNotFound, dataset_names, runs_of_dataset
 
     store = open_store(ctx)
     runs = store.runs()  # latest first
@@ -1182,7 +1185,7 @@ def list_and_run(ctx: Context, name: str, top: int | None = None, data: str | No
         )
     candidates = runs
     if data is not None:
-        candidates = dataset_runs(store, data)
+        candidates = runs_of_dataset(runs, data)
         if not candidates:
             when = f" as of {as_of}" if as_of else ""
             scored = dataset_names(runs)

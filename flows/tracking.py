@@ -47,8 +47,6 @@ class DamagedRegistry(Exception):
     """The workspace's MLflow SQLite file fails its own checks (the CLI's hint: move it aside, train)."""
 
 
-DAMAGED_SQLITE = ("database disk image is malformed", "file is not a database")
-
 
 class NoChampion(LookupError):
     """The registry has no champion for the dataset."""
@@ -229,7 +227,9 @@ def prepare_tracking_database(workspace: Workspace) -> None:
             create_tracking_database(database, workspace.artifact_location, replace=database.exists())
         relocate_artifacts(database, workspace)
     except sqlite3.DatabaseError as error:  # "database disk image is malformed", naming no file
-        if any(words in str(error) for words in DAMAGED_SQLITE):
+        from flows.store import SQLITE_DAMAGED_FILE
+
+        if any(words in str(error) for words in SQLITE_DAMAGED_FILE):
             raise DamagedRegistry(f"the model registry {database} is damaged ({error})") from error
         raise
 

@@ -73,12 +73,7 @@ class Workspace:
         for database in files:
             if database.exists():
                 open(database, "r+b").close()  # opened for writing, nothing written
-        probe = self.root / f".write-check-{os.getpid()}"
-        try:
-            probe.touch()
-        except PermissionError as error:
-            raise PermissionError(error.errno, "Permission denied (cannot write into the workspace)", str(self.root)) from None
-        probe.unlink()
+        _probe_writable(self.root, "cannot write into the workspace")
 
     def check_writable_folders(self, *folders: Path) -> None:
         """PermissionError naming the first of `folders` this process may not write into (for one that
@@ -90,12 +85,7 @@ class Workspace:
                 existing = existing.parent
             if existing.exists() and not existing.is_dir():
                 raise NotADirectoryError(20, "Not a directory (a folder is needed here)", str(existing))
-            probe = existing / f".write-check-{os.getpid()}"
-            try:
-                probe.touch()
-            except PermissionError as error:
-                raise PermissionError(error.errno, "Permission denied (cannot write into the folder)", str(existing)) from None
-            probe.unlink()
+            _probe_writable(existing, "cannot write into the folder")
 
     @contextlib.contextmanager
     def scoring_lock(self):
@@ -166,3 +156,13 @@ def write_atomic(path: Path, write) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """PermissionError naming `folder` (and `what` cannot be done) when this process cannot create a file in it."""
+    probe = folder / f".write-check-{os.getpid()}"
+    try:
+        probe.touch()
+    except PermissionError as error:
+        raise PermissionError(error.errno, f"Permission denied ({what})", str(folder)) from None
+    probe.unlink()

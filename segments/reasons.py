@@ -7,7 +7,7 @@ function of its value; any other feature gets a generic phrase built from its na
 ("<feature name in words> is high (<value>)"). Without a value, `PLAIN_PHRASES` or the generic
 "<feature name in words> raised the forecast" is used. `NON_FEATURE_COLUMNS` of the SHAP table
 (LightGBM's bias term, the BTYD share of a blend) are never reasons, nor is a trend feature whose
-value is a decline (`DECLINING`): a tree can score "order value down 65%" up, but read as a reason
+value is a decline (`DECLINING_BELOW_ZERO`): a tree can score "order value down 65%" up, but read as a reason
 for rising it argues against it (12 of 40 CDNOW rising stars carried one).
 """
 
@@ -103,13 +103,9 @@ PLAIN_PHRASES: dict[str, str] = {
 #: (The spend_<N>d and orders_<N>d windows belong to these families by name: `family`.)
 FAMILIES: dict[str, str] = {"net_spend": "spend", "rolling_12m_spend": "spend", "purchase_days": "orders", "frequency": "orders"}
 
-#: Trend features (features.behaviour, "higher = growing") and the values at which their phrase
-#: reads as a decline; such a value is passed over as a reason whatever its SHAP contribution.
-DECLINING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "aov_trend": lambda values: values < 0,
-    "purchase_interval_acceleration": lambda values: values < 0,
-    "category_breadth_growth": lambda values: values < 0,
-}
+#: Trend features (features.behaviour, "higher = growing") whose phrase reads as a decline below zero;
+#: such a value is passed over as a reason whatever its SHAP contribution.
+DECLINING_BELOW_ZERO = frozenset({"aov_trend", "purchase_interval_acceleration", "category_breadth_growth"})
 
 #: SHAP columns that are not features: LightGBM's bias term and the BTYD share of a blend.
 NON_FEATURE_COLUMNS = ("expected_value", "bias", "base_value", "BiasTerm", "btyd_component")
@@ -158,7 +154,7 @@ def phrase(feature: str, value: float | None) -> str:
 def top_reasons(contributions: pd.Series, values: pd.Series | None, limit: int = 3) -> list[str]:
     """Phrases for up to `limit` features with the largest positive contributions, largest first,
     one per family of the same measure over other windows (`FAMILIES`), no trend feature at a
-    decline (`DECLINING`).
+    decline (`DECLINING_BELOW_ZERO`).
 
     Ties in contribution are broken by feature name so the result does not depend on column order.
     """
@@ -172,13 +168,12 @@ def reason_lists(contributions: pd.DataFrame, values: pd.DataFrame | None, limit
     The features are ranked for all rows together with NumPy; only the phrases, a few per row, are
     built one by one.
     """
-    names, ranked, counts = _top_features(contributions, limit * (1 + len(set(FAMILIES.values()))) + len(DECLINING))
+    names, ranked, counts = _top_features(contributions, limit * (1 + len(set(FAMILIES.values()))) + len(DECLINING_BELOW_ZERO))
     declining = {}
     if values is not None:
         for j, name in enumerate(names):
-            if name in DECLINING and name in values.columns:
-                column = pd.to_numeric(values[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                declining[j] = DECLINING[name](column)
+            if name in DECLINING_BELOW_ZERO and name in values.columns:
+                declining[j] = pd.to_numeric(values[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan) < 0
     chosen = []
     for row in range(len(ranked)):
         picked, families = [], set()
