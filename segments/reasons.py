@@ -79,7 +79,7 @@ PHRASES: dict[str, Phrase] = {
     "recency_score": lambda v: f"recent buyer (recency score {v:.0f} of 5)",
     "frequency_score": lambda v: f"frequent buyer (frequency score {v:.0f} of 5)",
     "monetary_score": lambda v: f"big spender (monetary score {v:.0f} of 5)",
-    # features.btyd (lifetimes' definitions, in days)
+    # features.btyd (lifetimes' definitions; recency and T are phrased in days: `IN_DAYS`)
     "frequency": lambda v: f"came back to buy on {_count(v, 'separate day')}",
     "recency": lambda v: f"still buying {_count(v, 'day')} after the first order",
     "T": lambda v: f"first order {_count(v, 'day')} ago",
@@ -106,6 +106,15 @@ FAMILIES: dict[str, str] = {"net_spend": "spend", "rolling_12m_spend": "spend", 
 #: Trend features (features.behaviour, "higher = growing") whose phrase reads as a decline below zero;
 #: such a value is passed over as a reason whatever its SHAP contribution.
 DECLINING_BELOW_ZERO = frozenset({"aov_trend", "purchase_interval_acceleration", "category_breadth_growth"})
+
+#: BTYD columns counted in the configured time unit (days or weeks) whose phrases say days: their
+#: values are taken from the features that count the same span in whole days, when the values
+#: hold them ("first order 151 days ago" was 151 weeks in the weeks unit).
+IN_DAYS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "T": lambda v: v["tenure_days"],
+    "recency": lambda v: v["tenure_days"] - v["days_since_last_order"],
+}
+IN_DAYS_NEEDS = frozenset({"tenure_days", "days_since_last_order"})
 
 #: SHAP columns that are not features: LightGBM's bias term and the BTYD share of a blend.
 NON_FEATURE_COLUMNS = ("expected_value", "bias", "base_value", "BiasTerm", "btyd_component")
@@ -191,7 +200,9 @@ def reason_lists(contributions: pd.DataFrame, values: pd.DataFrame | None, limit
     columns = {}
     if values is not None:
         for feature in {names[j] for picked in chosen for j in picked}:
-            if feature in values.columns:
+            if feature in IN_DAYS and IN_DAYS_NEEDS <= set(values.columns):
+                columns[feature] = IN_DAYS[feature](values).to_numpy()
+            elif feature in values.columns:
                 columns[feature] = values[feature].to_numpy()
     reasons = []
     for row, picked in enumerate(chosen):

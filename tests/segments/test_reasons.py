@@ -100,3 +100,27 @@ def test_windows_of_any_configured_length_read_as_windows_and_share_a_family():
     assert top_reasons(contributions, values) == [
         "spent $7,060.25 in the last 400 days", "3 orders in the last 14 days", "customer for 500 days",
     ]
+
+
+def test_recency_and_tenure_reasons_count_days_in_the_weeks_unit_too():
+    """In the weeks unit a rising star read "first order 151 days ago" for 1,060 days (T in weeks):
+    recency and T are phrased from the features that count the same spans in whole days."""
+    import datetime as dt
+
+    from features.build import customer_features_frame
+    from features.synthetic import generate_transactions
+    from tests.features.conftest import duckdb_table
+
+    frame, _ = generate_transactions(300, 5)
+    cutoff = dt.date(2025, 6, 30)
+    by_unit = {unit: customer_features_frame(duckdb_table(frame), cutoff, time_unit=unit).set_index("customer_id").sort_index()
+               for unit in ("days", "weeks")}
+    days, weeks = by_unit["days"], by_unit["weeks"]
+    repeat = days.index[days["frequency"] > 0]
+    assert len(repeat) > 50 and (weeks.loc[repeat, "T"] * 7 - days.loc[repeat, "T"]).abs().max() < 1e-9
+    contributions = pd.DataFrame({"T": 2.0, "recency": 1.0}, index=repeat)
+    expected = [[f"first order {int(t)} day{'s' if t != 1 else ''} ago",
+                 f"still buying {int(r)} day{'s' if r != 1 else ''} after the first order"]
+                for t, r in zip(days.loc[repeat, "T"], days.loc[repeat, "recency"])]
+    assert reason_lists(contributions, days.loc[repeat], limit=2) == expected
+    assert reason_lists(contributions, weeks.loc[repeat], limit=2) == expected
