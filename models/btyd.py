@@ -374,6 +374,29 @@ def bgnbd_expected_orders(params: pd.Series, t: float, frequency: np.ndarray, re
         return alive_orders / (1.0 + odds_dead)
 
 
+def refuse_unfittable(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary's (frequency, recency, T) rows, checked; InsufficientDataError when no purchase model
+    can be fitted on them whatever the shop's size (no customer who bought, no repeat buyer, every first
+    purchase on the cutoff day). `CustomerValueModel` asks this before it counts customers for its
+    holdout, so such data are named for what they hold, not for being few."""
+    frame = customer_frame(summary, ("frequency", "recency", "T"))
+    check_summary(frame)
+    if frame.empty:
+        raise InsufficientDataError(
+            "no customer has a purchase day to fit on (only refunds, or no rows, before the cutoff): "
+            "a BTYD model needs customers who bought, and at least "
+            f"{MIN_REPEAT_CUSTOMERS} who bought on two or more days"
+        )
+    if not (frame["frequency"] > 0).any():
+        raise InsufficientDataError(
+            f"all {len(frame)} customers are one-time buyers (frequency 0): a BTYD model cannot be fitted; "
+            "it needs customers who bought on two or more days (a longer history, or more customers)"
+        )
+    if (frame["T"] <= 0).all():
+        raise InsufficientDataError("every customer has T = 0 (all first purchases on the cutoff day)")
+    return frame
+
+
 class PurchaseModel:
     """Repeat purchases and P(alive) per customer from a buy-till-you-die model.
 
@@ -419,27 +442,13 @@ class PurchaseModel:
             raise ValueError(f"unknown BTYD model {self.model!r}; choose one of {sorted(PURCHASE_MODELS)}")
         if self.penalizer < 0:
             raise ValueError(f"penalizer must be >= 0, got {self.penalizer}")
-        frame = customer_frame(summary, ("frequency", "recency", "T"))
-        check_summary(frame)
+        frame = refuse_unfittable(summary)
         repeaters = int((frame["frequency"] > 0).sum())
-        if frame.empty:
-            raise InsufficientDataError(
-                "no customer has a purchase day to fit on (only refunds, or no rows, before the cutoff): "
-                "a BTYD model needs customers who bought, and at least "
-                f"{MIN_REPEAT_CUSTOMERS} who bought on two or more days"
-            )
-        if repeaters == 0:
-            raise InsufficientDataError(
-                f"all {len(frame)} customers are one-time buyers (frequency 0): a BTYD model cannot be fitted; "
-                "it needs customers who bought on two or more days (a longer history, or more customers)"
-            )
         if repeaters < MIN_REPEAT_CUSTOMERS:
             raise InsufficientDataError(
                 f"only {repeaters} customer(s) with a repeat purchase; BTYD models need at least "
                 f"{MIN_REPEAT_CUSTOMERS}: use more customers or a longer history"
             )
-        if (frame["T"] <= 0).all():
-            raise InsufficientDataError("every customer has T = 0 (all first purchases on the cutoff day)")
         if self.model == "bgnbd":
             # BGNBDLikelihood merges equal rows itself (per distinct frequency, T and repeat-buyer row).
             columns = (frame[column].to_numpy() for column in ("frequency", "recency", "T"))

@@ -56,7 +56,7 @@ from sklearn.linear_model import LogisticRegression
 from features.btyd import days_per_unit
 from features.build import customer_features_frame, model_feature_columns
 from features.labels import horizon_labels
-from models.btyd import InsufficientDataError, NotFittedError, PurchaseModel, SpendModel, customer_frame
+from models.btyd import InsufficientDataError, NotFittedError, PurchaseModel, SpendModel, customer_frame, refuse_unfittable
 from models.metrics import churn_auc, decile_mape, normalized_gini, total_error
 
 MIN_LABEL_WINDOW_DAYS = 28
@@ -332,35 +332,43 @@ class CustomerValueModel:
             .sort_index()
         )
         summary = at_cutoff[list(BTYD_COLUMNS)]
-        self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
-        self.spend_model_ = SpendModel(self.gamma_gamma_penalizer).fit(summary)
-
+        try:
+            refuse_unfittable(summary)
+        except InsufficientDataError as error:
+            # "all 1296 customers are one-time buyers" of a file of 2,000: the backtest's cutoff counts fewer.
+            raise InsufficientDataError(f"as of {cutoff}: {error}") from None
         train_features = (
             customer_features_frame(transactions, train_cutoff, time_unit=self.time_unit, windows_days=self.windows_days)
             .set_index("customer_id")
             .sort_index()
         )
+        # Drawn in customer-id order (the features are sorted by id): another spelling or sort order of the
+        # ids is another split, as another random_state is (docs/models.md, "Seeds").
+        rng = np.random.default_rng(self.random_state)
+        rows = np.arange(len(train_features))
+        if self.sample_customers is not None and len(rows) > self.sample_customers:
+            rows = np.sort(rng.choice(len(rows), self.sample_customers, replace=False))
+        is_holdout = rng.random(len(rows)) < self.holdout_fraction
+        # Before any fit: a shop too small for the boosters heard about a Gamma-Gamma setting first.
+        if is_holdout.sum() < 100 or (~is_holdout).sum() < 100:
+            smaller_part = min(self.holdout_fraction, 1 - self.holdout_fraction)
+            raise InsufficientDataError(
+                f"{len(rows)} training customers (buyers up to {train_cutoff}) are too few to train and hold out: "
+                f"the {self.holdout_fraction:.0%} holdout drew {int(is_holdout.sum())} and the fit "
+                f"{int((~is_holdout).sum())}, and each needs 100 (about {int(np.ceil(100 / smaller_part)):,} customers "
+                "or more): use a later cutoff, a shorter horizon or more history; a shop of fewer customers than "
+                "that is too small for the LightGBM candidates"
+            )
+        self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
+        self.spend_model_ = SpendModel(self.gamma_gamma_penalizer).fit(summary)
+
         labels = horizon_labels(transactions, train_cutoff, window).to_pandas().set_index("customer_id")
         labels = labels.reindex(train_features.index)
         labels = labels.fillna({"horizon_spend": 0.0, "horizon_orders": 0.0, "churned": True})
         early_purchase = PurchaseModel(self.btyd, self.penalizer).fit(train_features)
         early_spend = SpendModel(self.gamma_gamma_penalizer).fit(train_features)
         train_btyd = self.btyd_features(train_features, early_purchase, early_spend, window)
-        train = train_features.join(train_btyd)
-
-        rng = np.random.default_rng(self.random_state)
-        if self.sample_customers is not None and len(train) > self.sample_customers:
-            train = train.iloc[np.sort(rng.choice(len(train), self.sample_customers, replace=False))]
-        is_holdout = rng.random(len(train)) < self.holdout_fraction
-        if is_holdout.sum() < 100 or (~is_holdout).sum() < 100:
-            smaller_part = min(self.holdout_fraction, 1 - self.holdout_fraction)
-            raise InsufficientDataError(
-                f"{len(train)} training customers (buyers up to {train_cutoff}) are too few to train and hold out: "
-                f"the {self.holdout_fraction:.0%} holdout drew {int(is_holdout.sum())} and the fit "
-                f"{int((~is_holdout).sum())}, and each needs 100 (about {int(np.ceil(100 / smaller_part)):,} customers "
-                "or more): use a later cutoff, a shorter horizon or more history; a shop of fewer customers than "
-                "that is too small for the LightGBM candidates"
-            )
+        train = train_features.join(train_btyd).iloc[rows]
         self.feature_names_ = [*model_feature_columns(self.windows_days), *BTYD_FEATURES]
         x = train[self.feature_names_].astype("float64")
         y_spend = labels.loc[train.index, "horizon_spend"].to_numpy(dtype="float64")

@@ -365,3 +365,23 @@ def test_too_few_customers_to_hold_out_says_how_many_are_needed(cdnow_sample_fra
                               "the 30% holdout drew ")
     assert message.endswith("each needs 100 (about 334 customers or more): use a later cutoff, a shorter horizon or more "
                             "history; a shop of fewer customers than that is too small for the LightGBM candidates")
+
+
+def test_a_shop_too_small_for_the_boosters_hears_it_before_any_model_setting(cdnow_sample_frame):
+    """45 customers were told to try a Gamma-Gamma penalizer, then to lower it, before the real limit
+    (about 334 customers): the holdout's size is counted before any fit."""
+    import ibis
+
+    import models.btyd
+
+    few = cdnow_sample_frame[cdnow_sample_frame["customer_id"].isin(sorted(cdnow_sample_frame["customer_id"].unique())[:45])]
+    fits = []
+    original = models.btyd.SpendModel.fit
+    try:
+        models.btyd.SpendModel.fit = lambda self, summary: fits.append(summary) or original(self, summary)
+        with pytest.raises(InsufficientDataError, match=r"^\d+ training customers .* too few to train and hold out"):
+            CustomerValueModel(horizon_days=273, n_estimators=5).fit(ibis.memtable(few), CUTOFF)
+    finally:
+        models.btyd.SpendModel.fit = original
+    assert fits == []
+
