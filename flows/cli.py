@@ -35,9 +35,45 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _path_text(value: str, what: str) -> str:
+    """A path option's text, refusing an empty or blank one (`--workdir "$WS"` with the variable unset
+    made the current folder the workspace and wrote mlflow.db into it) and '-' (no option writes to stdout)."""
+    if not value.strip():
+        raise typer.BadParameter(f"is empty: name a {what}")
+    if value == "-":
+        raise typer.BadParameter(f"'-' would be a {what} named '-': name a {what} (vipcast writes files, not stdout; "
+                                 "`vipcast lists` without --out prints the list)")
+    return value
+
+
+def file_option(value: str | None) -> Path | None:
+    """An --out file: `~` expanded (a Makefile's `--out=~/x.parquet` reaches vipcast unexpanded; it wrote a
+    literal ./~ folder), refused when it names a folder (`--out exports/` wrote a file named exports)."""
+    if value is None:
+        return None
+    text = _path_text(value, "file")
+    path = Path(text).expanduser()
+    if text.endswith("/") or path.is_dir():
+        raise typer.BadParameter(f"{text} is a folder: name a file (e.g. {Path(text) / 'name'}.<extension>)")
+    return path
+
+
+def workdir_option(value: str | None) -> Path | None:
+    """--workdir: `~` expanded, an empty one refused (the workspace names a file given instead)."""
+    return None if value is None else Path(_path_text(value, "folder")).expanduser()
+
+
+def folder_option(value: str | None) -> Path | None:
+    """score's --out folder: as --workdir, and an existing file refused."""
+    path = workdir_option(value)
+    if path is not None and path.is_file():
+        raise typer.BadParameter(f"{value} is a file, not a folder")
+    return path
+
+
 Workdir = Annotated[
-    Optional[Path],
-    typer.Option("--workdir", help="Workspace directory for all state (default: $VIPCAST_HOME or ./.vipcast)."),
+    Optional[str],
+    typer.Option("--workdir", callback=workdir_option, help="Workspace directory for all state (default: $VIPCAST_HOME or ./.vipcast)."),
 ]
 ConfigFile = Annotated[
     Optional[str],
@@ -170,9 +206,8 @@ def generate(
     customers: Annotated[int, typer.Option("--customers", min=1, max=MAX_GENERATED_CUSTOMERS,
                                            help="Number of customers (up to 100 million).")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (a whole number >= 0).")] = 0,
-    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Output Parquet file; ground truth goes to FILE.truth.parquet.")] = Path(
-        "transactions.parquet"
-    ),
+    out: Annotated[str, typer.Option("--out", callback=file_option,
+                                     help="Output Parquet file; ground truth goes to FILE.truth.parquet.")] = "transactions.parquet",
     workdir: Workdir = None,
     config: ConfigFile = None,
     debug: Debug = False,
@@ -192,7 +227,7 @@ def generate(
 def features(
     data: Data = None,
     as_of: AsOf = None,
-    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="Output Parquet file, one row per customer.")] = Path("features.parquet"),
+    out: Annotated[str, typer.Option("--out", callback=file_option, help="Output Parquet file, one row per customer.")] = "features.parquet",
     engine: Engine = None,
     workdir: Workdir = None,
     config: ConfigFile = None,
@@ -245,7 +280,7 @@ def score(
     data: Data = None,
     as_of: AsOf = None,
     horizon_days: HorizonDays = None,
-    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False, help="Also write scores and lists to this folder.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", callback=folder_option, help="Also write scores and lists to this folder.")] = None,
     engine: Engine = None,
     prefect: UsePrefect = None,
     workdir: Workdir = None,
@@ -286,10 +321,10 @@ def backtest(
     cutoff: Annotated[Optional[str], typer.Option(
         "--cutoff", help="Backtest cutoff YYYY-MM-DD (default: one horizon before the data's last order date).")] = None,
     horizon_days: HorizonDays = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", dir_okay=False, help="Write the metrics as JSON to this file.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", callback=file_option, help="Write the metrics as JSON to this file.")] = None,
     predictions_out: Annotated[
-        Optional[Path],
-        typer.Option("--predictions", dir_okay=False, help="Write per-customer predictions and actuals to this Parquet file."),
+        Optional[str],
+        typer.Option("--predictions", callback=file_option, help="Write per-customer predictions and actuals to this Parquet file."),
     ] = None,
     engine: Engine = None,
     workdir: Workdir = None,
@@ -325,7 +360,7 @@ def lists_command(
     fmt: Annotated[
         Optional[ListFormat], typer.Option("--format", help="Output format (default: from the --out file's extension, else csv).")
     ] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", dir_okay=False, help="Write to this file instead of stdout.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", callback=file_option, help="Write to this file instead of stdout.")] = None,
     data: Annotated[
         Optional[str], typer.Option("--data", callback=named,
                                     help="The latest run of this dataset (default: the latest run of any).")

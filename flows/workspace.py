@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,23 @@ def process_alive(pid: int) -> bool:
 
 
 def write_atomic(path: Path, write) -> Path:
-    """Write a file through a temporary sibling and a rename, so readers never see half a file."""
+    """Write a file through a temporary sibling and a rename, so readers never see half a file.
+
+    A symbolic link is written through: the file it points to is replaced, the link stays (the rename
+    replaced a "latest.csv" link with a file, and `--out /dev/stdout` replaced the device's link). A
+    FIFO, device or socket (`--out /dev/stdout`, `--out >(gzip > x.gz)`) is written to directly:
+    there is no sibling to rename over it.
+    """
+    try:
+        kind = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        write(path)
+        return path
+    given = path
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
@@ -155,7 +172,7 @@ def write_atomic(path: Path, write) -> Path:
         raise
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+    return given
 
 
 def _probe_writable(folder: Path, what: str) -> None:

@@ -553,3 +553,41 @@ def test_the_config_hint_names_files_the_user_can_open(tmp_path):
     installed = Path(configs.__file__).parent
     assert result.returncode == 2
     assert f"hint: see {installed / 'schema.py'} for every key and its type ({installed / 'base.yaml'} sets" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["lists", "tiers", "--out", ""], "Invalid value for '--out': is empty: name a file"),
+        (["lists", "tiers", "--out", "-"], "'-' would be a file named '-'"),
+        (["lists", "tiers", "--out", "exports/"], "exports/ is a folder: name a file"),
+        (["features", "--out", "."], ". is a folder: name a file"),
+        (["score", "--workdir", ""], "Invalid value for '--workdir': is empty: name a folder"),
+        (["score", "--workdir", "  "], "Invalid value for '--workdir': is empty: name a folder"),
+        (["backtest", "--json", ""], "Invalid value for '--json': is empty: name a file"),
+    ],
+)
+def test_empty_dash_and_folder_paths_are_refused(arguments, message, tmp_path, monkeypatch):
+    """`--workdir "$WS"` with the variable unset made the current folder the workspace (mlflow.db
+    written into it); `--out exports/` wrote a file named exports; `--out -` a file named '-'."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tilde_in_out_and_workdir_is_the_home_folder(tmp_path, monkeypatch):
+    """`--out=~/f.parquet` (a Makefile, CI YAML: no shell expands it) failed, and `--out=~/out/t.csv`
+    wrote a literal ./~ folder."""
+    from flows.cli import file_option, folder_option
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert file_option("~/out/t.csv") == tmp_path / "out" / "t.csv"
+    assert folder_option("~/ws") == tmp_path / "ws"
+    assert file_option(None) is None and folder_option(None) is None
+    (tmp_path / "a-file").write_text("x")
+    import typer
+
+    with pytest.raises(typer.BadParameter, match="a-file is a file, not a folder"):
+        folder_option("~/a-file")

@@ -784,3 +784,35 @@ def test_no_champion_for_a_dataset_the_store_has_scored_says_the_registry_may_be
         " (the outputs store holds 2 run(s) of it, the latest as of 2025-12-31 scored by 1: if the model registry was "
         "lost or replaced, restore it; a new one numbers its versions from 1 again)")
     assert pipeline.registry_lost_note(ctx, "shop.parquet") == ""
+
+
+def test_write_atomic_writes_through_links_and_into_pipes(tmp_path):
+    """`--out latest.csv` (a link to a shared copy) became a file and the shared copy kept the old list;
+    `--out /dev/stdout` replaced the device's link with a regular file; a FIFO's reader got nothing."""
+    import os
+    import threading
+
+    from flows.workspace import write_atomic
+
+    shared = tmp_path / "shared" / "tiers.csv"
+    shared.parent.mkdir()
+    shared.write_text("old")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(shared)
+    assert write_atomic(link, lambda tmp: tmp.write_text("new")) == link
+    assert link.is_symlink() and shared.read_text() == "new"
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["tiers.csv"]
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "shared" / "later.csv")
+    write_atomic(dangling, lambda tmp: tmp.write_text("made"))
+    assert dangling.is_symlink() and (tmp_path / "shared" / "later.csv").read_text() == "made"
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    write_atomic(fifo, lambda path: path.write_text("through the pipe"))
+    reader.join(timeout=10)
+    assert received == ["through the pipe"] and fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.csv", "latest.csv", "pipe", "shared"]
