@@ -535,10 +535,69 @@ def stop_received() -> Terminated | None:
     return _stop_received
 
 
+#: The environment variables vipcast reads (README, "Environment").
+VARIABLES = ("VIPCAST_HOME", "VIPCAST_API_KEY", "VIPCAST_API_KEY_FILE")
+
+
+def misspelt_variables(environ) -> list[str]:
+    """Warnings for set VIPCAST_* variables that look like a misspelt one vipcast reads:
+    `VIPCAST_HOEM=/srv/ws vipcast score` scored into ./.vipcast in silence."""
+    import difflib
+
+    lines = []
+    for name in sorted(environ):
+        if name.startswith("VIPCAST_") and name not in VARIABLES:
+            close = difflib.get_close_matches(name, VARIABLES, n=1, cutoff=0.8)
+            if close:
+                lines.append(f"warning: {name} is set, but vipcast reads no such variable: did you mean {close[0]}?")
+    return lines
+
+
+class ReaderGoneSafe:
+    """sys.stdout that goes quiet once its reader has gone (`vipcast score | grep -q scored`,
+    `vipcast lists tiers | head -1`): the run's stderr lines and exit code stay the run's. A committed
+    score or train exited 1 in silence, its warnings unprinted, when the reader closed first."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def _silence(self) -> None:
+        """Point the descriptor at /dev/null: the text still buffered flushes there at exit."""
+        self.reader_gone = True
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(quiet, self._stream.fileno())
+        finally:
+            os.close(quiet)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Entry point: run the app; turn known errors into one line and a hint."""
     debug = "--debug" in sys.argv[1:]
     signal.signal(signal.SIGTERM, terminate)
+    if not isinstance(sys.stdout, ReaderGoneSafe) and sys.stdout is not None:
+        sys.stdout = ReaderGoneSafe(sys.stdout)
+    for line in misspelt_variables(os.environ):
+        typer.echo(line, err=True)
     try:
         # Without standalone mode Typer returns an exit code instead of raising it: Ctrl-C inside a
         # command comes back as 130 (its Exit(130)), which ended the process with 0.

@@ -591,3 +591,38 @@ def test_a_tilde_in_out_and_workdir_is_the_home_folder(tmp_path, monkeypatch):
 
     with pytest.raises(typer.BadParameter, match="a-file is a file, not a folder"):
         folder_option("~/a-file")
+
+
+def test_a_reader_gone_from_stdout_leaves_the_exit_code_and_stderr_to_the_run():
+    """`vipcast score | grep -q scored`: the committed run exited 1 in silence, its warnings unprinted."""
+    import io
+    import os
+
+    from flows.cli import ReaderGoneSafe
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    guarded = ReaderGoneSafe(io.TextIOWrapper(io.FileIO(write_end, "w"), encoding="utf-8"))
+    assert guarded.write("x" * 200_000) == 200_000
+    guarded.flush()
+    assert guarded.reader_gone and guarded.write("more") == 4
+    guarded.close()  # the text still buffered went to /dev/null
+
+    # The whole command: the reader leaves before a word is read; stderr and the exit code are the command's.
+    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "lists", "--help"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 0 and b"Error" not in stderr and b"Exception" not in stderr
+
+
+def test_a_misspelt_vipcast_variable_is_named():
+    """`VIPCAST_HOEM=/srv/ws vipcast score` scored into ./.vipcast in silence."""
+    from flows.cli import misspelt_variables
+
+    environ = {"VIPCAST_HOEM": "/srv/ws", "VIPCAST_APIKEY": "k", "VIPCAST_HOME": "/ws", "VIPCAST_API_KEY_FILE": "f",
+               "VIPCAST_NOTEBOOK_WORKDIR": "/nb", "VIPCAST_TEST_PG_URL": "postgres://", "HOME": "/root"}
+    assert misspelt_variables(environ) == [
+        "warning: VIPCAST_APIKEY is set, but vipcast reads no such variable: did you mean VIPCAST_API_KEY?",
+        "warning: VIPCAST_HOEM is set, but vipcast reads no such variable: did you mean VIPCAST_HOME?",
+    ]
