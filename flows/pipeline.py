@@ -1007,7 +1007,7 @@ def _setting(value):
 def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None, digest: str | None = None,
                        holds_rows=None) -> list[str]:
     """The previous run of this dataset name read other data: two shops' `orders.csv` share one
-    champion and one tier history (a dataset is named by its file stem or table), which a user should
+    champion and one tier history (a dataset is named by its file stem, folder or table), which a user should
     hear. Silent when the rows are those of the run this one replaces (the same data moved), or when
     ``holds_rows(report of the previous run)`` finds that run's rows in this data: the same shop's newer
     extract at a new path (weekly files in dated folders warned every week). The previous run is the
@@ -1029,9 +1029,9 @@ def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None
         return []
     return [
         f"the previous run of dataset '{dataset_slug(dataset)}' in this workspace read {before}, this one reads {here}: "
-        "datasets are named by file stem or table, so they share one champion model and one tier history; nothing to "
-        "do if this is the same shop's newer extract, but if it is another shop, rename one of the files or score it "
-        "in another workspace (--workdir)"
+        "datasets are named by file stem, folder (a folder or glob) or table, so they share one champion model and one "
+        "tier history; nothing to do if this is the same shop's newer extract, but if it is another shop, rename one of "
+        "the files (or folders) or score it in another workspace (--workdir)"
     ]
 
 

@@ -23,6 +23,7 @@ import pickle
 import re
 import shlex
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,14 +79,39 @@ CHAMPION_ALIAS = "champion"
 PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_spend_12m", "predicted_ltv", "p_alive", "churn_probability")
 
 
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def source_name(dataset: str) -> str:
+    """The name a data source goes by: a table's name, a file's stem, a folder's name, or for a glob
+    the stem of its file name when that is fixed (`data/*/orders.parquet`: orders), else the folder it
+    searches (`shopA/*.parquet` and `shopA/**/*.csv`: shopA, as the folder `shopA` is named), else its
+    pattern without the wildcards (`shop_*.parquet`: shop). Every glob was named "data" before, so two
+    shops' globs shared one champion and one tier history."""
+    if "#" in dataset:
+        return dataset.split("#")[-1]
+    parts = Path(dataset).parts
+    wild = next((i for i, part in enumerate(parts) if GLOB_CHARACTERS & set(part)), None)
+    if wild is None:
+        return Path(dataset.rstrip("/*")).stem or dataset
+    if wild < len(parts) - 1 and not GLOB_CHARACTERS & set(parts[-1]):
+        return Path(parts[-1]).stem
+    if wild > 0 and parts[wild - 1] != "/":
+        return parts[wild - 1]
+    return re.sub(r"[*?\[\]]", "", Path(parts[wild]).stem).strip("_-. ") or "data"
+
+
 def dataset_slug(dataset: str) -> str:
-    """A registry-safe name for a data source (file stem, table or built-in name)."""
-    base = dataset.split("#")[-1] if "#" in dataset else Path(dataset.rstrip("/*")).stem or dataset
+    """A registry-safe name for a data source (`source_name`: file stem, folder, table or built-in name)."""
+    base = unicodedata.normalize("NFC", source_name(dataset))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-").lower()
     if not base.isascii():
         # Registry names are ASCII: 売上 and 注文 both became "data" and shared one champion and one
         # tier history. A digest of the name keeps them apart (ASCII names keep their old slug).
-        digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+        # Lower case and NFC before the digest, as ASCII names are compared case-folded: Ordérs.csv and
+        # ordérs.csv (or the same name in NFD from a Mac) were two datasets. Names already lower case and
+        # NFC keep their digest.
+        digest = hashlib.sha256(base.lower().encode()).hexdigest()[:8]
         return f"{slug}-{digest}" if slug else f"data-{digest}"
     return slug or "data"
 
@@ -596,7 +622,7 @@ def load_champion(workspace: Workspace, dataset: str):
         known = ""
         if others:
             names = ", ".join(f"'{name}'" for name in others)
-            known = (f" (it has champions for {names}: a dataset is named by its file stem or table, so a file named "
+            known = (f" (it has champions for {names}: a dataset is named by its file stem, folder or table, so a file named "
                      "by its date is a new dataset each week, with no tier history; keep one name, e.g. in dated folders)")
         raise NoChampion(
             f"no champion model for dataset '{dataset_slug(dataset)}' in {workspace.tracking_uri}{known}: "

@@ -264,7 +264,7 @@ def test_a_model_without_the_90_day_window_still_scores(workdir, small_transacti
 
     # A weekly file named by its date is another dataset: the refusal names the datasets that have champions.
     with pytest.raises(LookupError, match=r"no champion model for dataset 'shop_20250616' in .* \(it has champions for "
-                                          r"'shop': a dataset is named by its file stem or table"):
+                                          r"'shop': a dataset is named by its file stem, folder or table"):
         tracking.load_champion(ctx.workspace, str(small_transactions.with_name("shop_20250616.parquet")))
 
 

@@ -173,6 +173,27 @@ def test_non_ascii_file_names_get_names_of_their_own():
     assert sales != orders and sales.startswith("data-") and orders.startswith("data-")
     assert dataset_slug("/x/売上.parquet") == sales  # the name, not the folder
     assert dataset_slug("shop_ü.csv").startswith("shop_-") and dataset_slug("my shop.csv") == "my-shop"
+    # Case and Unicode normal form do not make another dataset (ASCII names were case-folded already);
+    # names in lower case and NFC keep the digest they had.
+    import unicodedata
+
+    assert dataset_slug("up/Ordérs.csv") == dataset_slug("ordérs.csv") == dataset_slug(unicodedata.normalize("NFD", "ordérs.csv"))
+    assert dataset_slug("ordérs.csv") == "ord-rs-2ed482d2" and sales == "data-443fb948"
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("shopA/*.parquet", "shopa"), ("/srv/shopB/**/*.csv", "shopb"), ("data/parts/*.parquet", "parts"),
+        ("data/parts", "parts"), ("/data/parts/*", "parts"), ("exports/*/orders.parquet", "orders"),
+        ("exports/2025-*/orders.csv", "orders"), ("shop_*.parquet", "shop"), ("shop[12].csv", "shop12"), ("*.csv", "data"),
+        ("orders.csv", "orders"), ("sqlite:///x.db#orders", "orders"),
+    ],
+)
+def test_a_glob_is_named_by_its_folder_or_fixed_file_name(source, name):
+    """Every glob was named "data": two shops' globs shared one champion and one tier history, and a
+    folder given as a glob was another dataset than the same folder given as a folder."""
+    assert dataset_slug(source) == name
 
 
 def test_a_training_run_records_what_reproduces_it(tmp_path, monkeypatch):
