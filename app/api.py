@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator
 from starlette.convertors import Convertor, register_url_convertor
 
 from flows.listformats import iso_date, list_csv, list_json
-from flows.store import OutputsStore, RunInfo, run_dataset
+from flows.store import OutputsStore, RunInfo, run_dataset, unscored_note
 from segments.settings import TIERS
 
 def refuse_unknown_parameters(request: Request) -> None:
@@ -249,6 +249,7 @@ def get_customer(
             raise HTTPException(
                 404, f"unknown customer {customer_id!r} in the scoring run {run.run_id} as of {run.as_of}"
                 + (f" (of dataset {scored}; pass data= or run_id= for another dataset's run)" if scored else "")
+                + unscored_note(run, customer_id)
             )
         customer_events = []
         if "events" in rows:

@@ -31,7 +31,7 @@ from app.api import (
 )
 from app.auth import SESSION_COOKIE, SESSION_SECONDS, keys_match, new_session_cookie
 from app.charts import bar_chart, compact_money
-from flows.store import NoRunsYet, OutputsStore, RunInfo, dataset_names, run_dataset, runs_of_dataset
+from flows.store import NoRunsYet, OutputsStore, RunInfo, dataset_names, run_dataset, runs_of_dataset, unscored_note
 from segments.settings import TIERS, VIP_TIERS
 from segments.texts import money_text
 
@@ -417,7 +417,8 @@ def customer_page(
         if not rows:
             of = f" of {context['dataset']}" if context["dataset"] else ""
             other = " (another dataset's run: pick it under Show run)" if context["several_datasets"] else ""
-            raise HTTPException(404, f"Customer {shown(customer_id)} is not in the scoring run{of} as of {run.as_of}.{other}")
+            raise HTTPException(404, f"Customer {shown(customer_id)} is not in the scoring run{of} as of {run.as_of}.{other}"
+                                + unscored_note(run, customer_id, shown(customer_id)))
         events = None
         if "events" in rows:
             events = table_of(store.read_list("events", run_id=run.run_id, customer_id=customer_id))

@@ -109,11 +109,22 @@ def scoring_windows(model_windows_days) -> tuple[int, ...]:
     return windows + tuple(days for days in REQUIRED_WINDOWS_DAYS if days not in windows)
 
 
-def account_for_customers(report: dict[str, Any], n_featured: int) -> dict[str, Any]:
-    """Add to the reconciliation report the customers that have rows but no purchase day (refunds only)."""
+#: How many refund-only customers the reconciliation report and its warning name.
+REFUND_ONLY_EXAMPLES = 5
+
+
+def account_for_customers(report: dict[str, Any], n_featured: int, transactions=None) -> dict[str, Any]:
+    """Add to the reconciliation report the customers that have rows but no purchase day (refunds only),
+    and, given the transactions, the first few of their ids (a count alone left a user who looked for
+    one in the outputs with "unknown customer")."""
     accounted = dict(report)
     accounted["customers_featured"] = n_featured
     accounted["customers_without_purchase_day"] = report["customers_used"] - n_featured
+    if accounted["customers_without_purchase_day"] > 0 and transactions is not None:
+        # No purchase day = no row of zero or more (a day is a purchase day when its largest amount is >= 0).
+        largest = transactions.group_by("customer_id").aggregate(largest=transactions.amount.max())
+        examples = largest.filter(largest.largest < 0).order_by("customer_id").limit(REFUND_ONLY_EXAMPLES)
+        accounted["customers_without_purchase_day_examples"] = [str(value) for value in examples.customer_id.to_pandas()]
     return accounted
 
 
@@ -150,7 +161,7 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
     ingested = step("loading and checking transactions", ingest, ctx, data, as_of)
     spec = ctx.config.features
     frame = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, spec.time_unit, spec.windows_days)
-    report = account_for_customers(ingested.report, len(frame))
+    report = account_for_customers(ingested.report, len(frame), ingested.transactions)
     # The report keeps the warnings printed (the refunds-only and stale-extract ones were only on stderr).
     report["warnings"] = data_warnings(report, ingested.as_of)
     step(f"writing {out}", write_parquet, out, frame)
@@ -806,8 +817,10 @@ def data_warnings(report: dict[str, Any], as_of: date) -> list[str]:
     warnings = list(report.get("warnings", []))
     refunds_only = report.get("customers_without_purchase_day", 0)
     if refunds_only:
+        examples = report.get("customers_without_purchase_day_examples") or []
+        named = f" (e.g. {', '.join(repr(example) for example in examples)})" if examples else ""
         warnings.append(
-            f"{refunds_only:,} customer(s) have only refunds (no purchase day) up to {as_of}: they get no features, "
+            f"{refunds_only:,} customer(s) have only refunds (no purchase day) up to {as_of}{named}: they get no features, "
             "scores or tier; counted as customers_without_purchase_day in the reconciliation report"
         )
     last_order = report_day(report, "last_order")
@@ -916,7 +929,7 @@ def assemble_run(ctx: Context, dataset: str, ingested, model, model_version: str
     from flows.store import RunInfo
 
     scores = score_table(features, predictions, segments)
-    report = account_for_customers(ingested.report, len(features))
+    report = account_for_customers(ingested.report, len(features), ingested.transactions)
     report["customers_scored"] = len(scores)
     report["previous_state"] = previous
     report["state_digest"] = state_digest(segments.state)

@@ -657,6 +657,26 @@ def run_dataset(run: RunInfo) -> str | None:
     return dataset_slug(source) if source else None
 
 
+def unscored_note(run: RunInfo, customer_id: str, shown: str | None = None) -> str:
+    """Why a customer may be missing from a run: the customers its data held without a score (refunds
+    only, or only rows set aside), from its reconciliation report; "" when every customer was scored.
+    A refund-only customer's page said "unknown customer" of a customer the run had read. `shown`: the id
+    as the message should show it (default: its repr)."""
+    refunds_only = run.report_field("customers_without_purchase_day") or 0
+    set_aside_only = run.report_field("customers_only_in_quarantine") or 0
+    if customer_id in (run.report_field("customers_without_purchase_day_examples") or []):
+        return (f" {shown or repr(customer_id)} has only refunds (no purchase day) up to {run.as_of}: no features, scores or tier "
+                "(customers_without_purchase_day in the run's reconciliation report)")
+    parts = []
+    if refunds_only:
+        parts.append(f"{refunds_only:,} customer(s) with only refunds")
+    if set_aside_only:
+        parts.append(f"{set_aside_only:,} with only rows set aside (quarantine)")
+    if not parts:
+        return ""
+    return f" The run's data held {' and '.join(parts)}, which have no scores (the run's reconciliation report)."
+
+
 def dataset_names(runs: Sequence[RunInfo]) -> list[str]:
     """The names of the datasets the runs scored, sorted (runs stored without a source left out)."""
     return sorted({name for name in map(run_dataset, runs) if name})

@@ -327,3 +327,26 @@ def test_a_query_parameter_the_endpoint_does_not_read_is_refused(client) -> None
         assert "this endpoint reads as_of, data, format, run_id, tier, top" in response.json()["detail"]
     assert client.get("/api/v1/runs", params={"x": 1}).json()["detail"] == "unknown query parameter(s) x; this endpoint reads none"
     assert client.get("/api/v1/lists/tiers", params={"top": 2}).status_code == 200
+
+
+def test_a_customer_the_run_read_but_could_not_score_is_explained(tmp_path) -> None:
+    """A refund-only customer's page and API answer said "unknown customer" of a customer the run had read."""
+    import dataclasses
+    import json
+
+    from fake_outputs import fake_lists, fake_run_info
+
+    store = OutputsStore(tmp_path / "outputs.duckdb")
+    report = {"source": "/data/shop.parquet", "customers_without_purchase_day": 3,
+              "customers_without_purchase_day_examples": ["R1", "R2", "R3"], "customers_only_in_quarantine": 2}
+    store.write_run(dataclasses.replace(fake_run_info(AS_OF_NEW, 50, run_id="r"), reconciliation=json.dumps(report)),
+                    fake_lists(50, seed=1))
+    client = make_client(store, None)
+    detail = client.get("/api/v1/customers/R2").json()["detail"]
+    assert detail.endswith(f"'R2' has only refunds (no purchase day) up to {AS_OF_NEW}: no features, scores or tier "
+                           "(customers_without_purchase_day in the run's reconciliation report)")
+    detail = client.get("/api/v1/customers/nobody").json()["detail"]
+    assert detail.endswith("The run's data held 3 customer(s) with only refunds and 2 with only rows set aside "
+                           "(quarantine), which have no scores (the run's reconciliation report).")
+    page = client.get("/customers/R2")
+    assert page.status_code == 404 and "has only refunds (no purchase day)" in html.unescape(page.text)

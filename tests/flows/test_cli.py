@@ -159,7 +159,9 @@ def test_features_command_writes_features_report_and_quarantine(tmp_path):
     assert report["rows_set_aside"]["null_customer_id"] == 1
     assert report["customers_used"] == 3 and report["customers_featured"] == 2
     assert report["customers_without_purchase_day"] == 1
-    assert "warning: 1 customer(s) have only refunds (no purchase day) up to 2024-03-01" in result.stderr
+    # ... and named: with a count alone, a user looking for c in the outputs met "unknown customer".
+    assert report["customers_without_purchase_day_examples"] == ["c"]
+    assert "warning: 1 customer(s) have only refunds (no purchase day) up to 2024-03-01 (e.g. 'c')" in result.stderr
     assert [f"warning: {text}" for text in report["warnings"]] == [  # the report's warnings are the ones printed
         line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     quarantine = pd.read_parquet(out.parent / "features.quarantine.parquet")
