@@ -93,7 +93,8 @@ Data = Annotated[
     Optional[str],
     typer.Option(
         "--data", callback=named,
-        help="Transactions: a CSV/Parquet file, folder or glob; a database URL#table; or 'cdnow', 'cdnow-sample', 'demo'.",
+        help="Transactions: a CSV/Parquet file, folder or glob; a database URL#table; or 'cdnow', 'cdnow-sample', 'demo' "
+             "(default: the config's dataset, 'demo' unless set: 20,000 synthetic customers).",
     ),
 ]
 AsOf = Annotated[
@@ -103,7 +104,8 @@ AsOf = Annotated[
 MAX_HORIZON_DAYS = 36_500
 HorizonDays = Annotated[Optional[int], typer.Option(
     "--horizon-days", min=7, max=MAX_HORIZON_DAYS,
-    help="Prediction horizon in days (default: the config's model.horizon_days; score: the champion's).")]
+    help="Prediction horizon in days (train and backtest default to the config's model.horizon_days; score to the "
+         "champion's horizon).")]
 Engine = Annotated[Optional[str], typer.Option("--engine", help="duckdb (default) or spark.")]
 UsePrefect = Annotated[
     Optional[bool],

@@ -296,6 +296,9 @@ def backtest_models(ingested, cutoff: date, settings: dict[str, Any]):
 
 def backtest_figures(result) -> dict[str, Any]:
     """The diagnostic plots of a backtest, as matplotlib figures for MLflow."""
+    from flows.tracking import quiet_routine_mlflow_logs
+
+    quiet_routine_mlflow_logs()  # matplotlib's remarks about an unwritable HOME among them
     import matplotlib
 
     if "inline" not in matplotlib.get_backend().lower():  # a notebook keeps its inline figures
@@ -352,16 +355,23 @@ class TrainSummary:
     warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        lines = [f"trained {self.model_version} as of {self.as_of}; ships '{self.shipped}'", f"promotion: {self.promotion}"]
+        lines = [f"trained {self.model_version} as of {self.as_of}; ships '{self.shipped}'", f"promotion: {self.verdict()}"]
         if self.backtest is not None:
             lines.append(summary_table(self.backtest))
         return "\n".join(lines + warning_lines(self.warnings))
+
+    def verdict(self) -> str:
+        """The promotion in one phrase that starts with its outcome ("same settings and the same data ..."
+        read like nothing was done, for a model that had become champion)."""
+        if self.promoted:
+            return f"now the champion ({self.promotion})"
+        return self.promotion if self.promotion.startswith("not promoted") else f"not promoted: {self.promotion}"
 
     def markdown(self) -> str:
         table = summary_table(self.backtest) if self.backtest else "no backtest"
         return (
             f"# vipcast training, as of {self.as_of}\n\n- model: `{self.model_version}` (ships `{self.shipped}`)\n"
-            f"- promotion: {self.promotion}\n\n```\n{table}\n```\n"
+            f"- promotion: {self.verdict()}\n\n```\n{table}\n```\n"
         )
 
 

@@ -134,6 +134,9 @@ ROUTINE_MLFLOW_MESSAGES = {
     "mlflow.utils.environment": ("Failed to resolve installed pip version",),
     # spark_udf: which backend serves the python_function flavour.
     "mlflow.models.flavor_backend_registry": ("Selected backend for flavor",),
+    # The backtest plots logged to MLflow: with HOME unwritable, matplotlib works from a temporary
+    # folder and said so in a paragraph over the step line ("[3/6] drawing the backtest plots ...mkdir -p failed").
+    "matplotlib": ("mkdir -p failed for path", "Matplotlib created a temporary cache directory"),
 }
 
 

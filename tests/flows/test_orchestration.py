@@ -119,7 +119,7 @@ def test_train_then_score_flows(prefect_server, workdir, small_transactions):
     trained = train(data=data, horizon_days=180, workdir=str(workdir))
     assert trained["promoted"] is True
     # `vipcast train --prefect` prints the same summary as the in-process run; Prefect reports no telemetry.
-    assert "promotion: no champion yet" in trained["summary"] and "* champion" in trained["summary"]
+    assert "promotion: now the champion (no champion yet)" in trained["summary"] and "* champion" in trained["summary"]
     import os
 
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"

@@ -816,3 +816,18 @@ def test_write_atomic_writes_through_links_and_into_pipes(tmp_path):
     reader.join(timeout=10)
     assert received == ["through the pipe"] and fifo.is_fifo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.csv", "latest.csv", "pipe", "shared"]
+
+
+def test_the_train_summary_starts_its_promotion_with_the_outcome():
+    """"promotion: same settings and the same data up to 2025-12-31 as the champion" read like nothing
+    was done, for a model that had become champion."""
+    from datetime import date
+
+    summary = pipeline.TrainSummary(date(2025, 12, 31), "v7", "blend", "same settings and the same data up to 2025-12-31 "
+                                    "as the champion", True, None)
+    assert str(summary).splitlines()[1] == ("promotion: now the champion (same settings and the same data up to "
+                                           "2025-12-31 as the champion)")
+    kept = pipeline.TrainSummary(date(2025, 12, 31), "v8", "blend", "worse than the champion on gini: champion kept", False, None)
+    assert str(kept).splitlines()[1] == "promotion: not promoted: worse than the champion on gini: champion kept"
+    later = pipeline.TrainSummary(date(2025, 12, 31), "v9", "blend", "not promoted: the champion was fitted on later data", False, None)
+    assert str(later).splitlines()[1] == "promotion: not promoted: the champion was fitted on later data"

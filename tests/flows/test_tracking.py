@@ -165,6 +165,15 @@ def test_registering_prints_none_of_mlflows_routine_remarks(tmp_path, monkeypatc
     # Other MLflow warnings still reach the user.
     logging.getLogger("mlflow.pyfunc").warning("something else went wrong")
     assert "something else went wrong" in "".join(capfd.readouterr())
+    # matplotlib's remarks about an unwritable HOME broke the "[3/6] drawing the backtest plots" line.
+    matplotlib_log = logging.getLogger("matplotlib")
+
+    def passes(message: str) -> bool:
+        return matplotlib_log.filter(matplotlib_log.makeRecord("matplotlib", logging.WARNING, "x", 1, message, (), None))
+
+    assert not passes("Matplotlib created a temporary cache directory at /tmp/matplotlib-x because ...")
+    assert not passes("mkdir -p failed for path /home/x/.config/matplotlib: [Errno 20] Not a directory")
+    assert passes("another matplotlib warning")
 
 
 def test_non_ascii_file_names_get_names_of_their_own():
