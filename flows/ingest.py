@@ -125,6 +125,20 @@ class Ingested:
 CSV_OPTIONS = "all_varchar = true, header = true, union_by_name = true, quote = '\"', escape = '\"'"
 
 
+def refuse_undecodable_name(name: str) -> None:
+    """IngestError for a file name whose bytes are not UTF-8 (Python holds them as surrogates): DuckDB
+    takes UTF-8 names only, and said "'utf-8' codec can't encode character '\\udce9' ... surrogates not
+    allowed", naming neither the file nor the cause."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+        raise IngestError(
+            f"{shown}: the file name is not UTF-8 (a byte such as \\xe9 from a Latin-1 system): rename it "
+            "to a UTF-8 name (e.g. `convmv -f latin1 -t utf8 --notest FILE`)"
+        ) from None
+
+
 def parse_source(src: str, table: str | None = None) -> Source:
     """Classify a SRC argument; raise IngestError for a path that does not exist."""
     if src in BUILTIN_SOURCES:
@@ -154,6 +168,8 @@ def parse_source(src: str, table: str | None = None) -> Source:
     files = matches or (folder_files(path) if path.is_dir() else [src])
     if not files:
         raise IngestError(f"{src}: the folder holds no data file (CSV or Parquet, in it or in its subfolders)")
+    for name in (src, *files):
+        refuse_undecodable_name(str(name))
     suffixes = {Path(f.removesuffix(".gz")).suffix.lower() for f in files}
     if suffixes <= {".parquet", ".pq"}:
         return Source("parquet", src)

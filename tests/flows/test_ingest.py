@@ -980,3 +980,15 @@ def test_a_password_holding_a_bare_at_sign_is_refused_and_never_shown(tmp_path):
     assert hide_password("cannot connect postgresql://admin:pa@ssW0RD@127.0.0.1:5433/vip: x") == (
         "cannot connect postgresql://admin:***@127.0.0.1:5433/vip: x")
     assert hide_password("postgres://u:p@h1,u2:p2@h2/db#t") == "postgres://u:***@h1,u2:***@h2/db#t"
+
+
+def test_a_file_name_that_is_not_utf8_is_named(tmp_path):
+    """lat\\xe9n.parquet (a Latin-1 name) failed with "'utf-8' codec can't encode character '\\udce9' ...
+    surrogates not allowed", naming neither the file nor the cause; also inside a folder."""
+    import os
+
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/lat\xe9n.csv")
+    Path(name).write_text("customer_id,order_ts,amount\na,2024-01-01,5\n")
+    for source in (name, str(tmp_path)):
+        with pytest.raises(IngestError, match=r"lat\\xe9n.csv: the file name is not UTF-8 .* rename it to a UTF-8 name"):
+            parse_source(source)
