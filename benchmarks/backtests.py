@@ -1,6 +1,6 @@
 """The backtest table of docs/models.md: seven time-based splits, every candidate's metrics.
 
-Run from the repository root: .venv/bin/python -m benchmarks.backtests [--split N ...]
+Run from the repository root: .venv/bin/python -m benchmarks.backtests [--split N ...] [--random-states S ...]
 
 Splits: CDNOW master (as tests/models/conftest.py reads it) at three cutoffs, and synthetic shops of
 10,000 customers (``generate_transactions(10_000, seed)``, seeds 1 and 2) at two cutoffs each.
@@ -70,7 +70,7 @@ def rows(label: str, result: BacktestResult) -> list[str]:
     return lines
 
 
-def run(indices: list[int]) -> list[tuple[str, BacktestResult]]:
+def run(indices: list[int], random_state: int = 0) -> list[tuple[str, BacktestResult]]:
     tables: dict[object, ibis.Table] = {}
     results = []
     for index in indices:
@@ -80,7 +80,7 @@ def run(indices: list[int]) -> list[tuple[str, BacktestResult]]:
             tables[key] = cdnow_master() if seed is None else synthetic(seed)
         label = f"{data}{f' seed {seed}' if seed is not None else ''} {cutoff}, {horizon}"
         started = time.perf_counter()
-        results.append((label, backtest(tables[key], cutoff, horizon)))
+        results.append((label, backtest(tables[key], cutoff, horizon, random_state=random_state)))
         print(f"# {label}: {time.perf_counter() - started:.0f} s", flush=True)
     return results
 
@@ -89,8 +89,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", type=int, action="append", choices=range(len(SPLITS)),
                         help="index of a split to run (repeatable; default: all seven)")
+    parser.add_argument("--random-states", type=int, nargs="+", metavar="S",
+                        help="instead of the table: for each random_state S, which splits the champion wins "
+                             "(W + the champion's first letter; '.' + it where it does not)")
     arguments = parser.parse_args()
-    results = run(arguments.split or list(range(len(SPLITS))))
+    indices = arguments.split or list(range(len(SPLITS)))
+    if arguments.random_states:
+        total = 0
+        for random_state in arguments.random_states:
+            outcomes = [("W" if wins(result) else ".") + result.champion[0] for _, result in run(indices, random_state)]
+            won = sum(outcome.startswith("W") for outcome in outcomes)
+            total += won
+            print(f"random_state {random_state}: {' '.join(outcomes)}  {won} of {len(outcomes)}", flush=True)
+        print(f"won {total} of {len(indices) * len(arguments.random_states)}")
+        return
+    results = run(indices)
     print("| data, cutoff, H | candidate | gini | decile_mape | total_error | churn_auc | |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, result in results:

@@ -8,8 +8,10 @@ Each run leaves a markdown summary artifact (and the score flow a table of the t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -97,6 +99,45 @@ def check_prefect_home(instead: str = ", or run without --prefect") -> None:
 UNREACHABLE_API = ("Failed to reach API at", "Timed out while attempting to connect to ephemeral Prefect API server")
 
 
+def _die_with_parent() -> None:
+    """In the temporary server's process, before it starts: end it (SIGTERM) when the vipcast process that
+    started it ends, however it ends (Linux's parent-death signal; elsewhere, Prefect's own stop at exit)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def server_outside_the_process_group():
+    """Start Prefect's temporary server in a session of its own while the flow runs.
+
+    Ctrl-C in a terminal, `timeout` and a process-group kill signal the whole group: the server died
+    with the flow still running, whose client then retried the dead API for ~75 s before the run ended,
+    after a SIGTERM as "internal error (ConnectError)". Outside the group, only vipcast gets the signal,
+    unwinds (the flow run is reported as it ends) and Prefect stops the server at exit; the parent-death
+    signal ends the server if vipcast is killed outright.
+    """
+    import subprocess
+    import types
+
+    from prefect.server.api import server as server_module
+
+    def popen(*args, **kwargs):
+        kwargs.setdefault("start_new_session", True)
+        kwargs.setdefault("preexec_fn", _die_with_parent)
+        return subprocess.Popen(*args, **kwargs)
+
+    original = server_module.subprocess
+    server_module.subprocess = types.SimpleNamespace(**{**vars(subprocess), "Popen": popen})
+    try:
+        yield
+    finally:
+        server_module.subprocess = original
+
+
 def run_flow(flow_function, **parameters) -> dict[str, Any]:
     """Run a flow; PrefectUnavailable (one line, the machine's: exit 1) when Prefect's API cannot be reached.
 
@@ -108,7 +149,8 @@ def run_flow(flow_function, **parameters) -> dict[str, Any]:
 
     check_prefect_home()
     try:
-        return flow_function(**parameters)
+        with server_outside_the_process_group():
+            return flow_function(**parameters)
     except RuntimeError as error:
         message = str(error)
         if any(marker in message for marker in UNREACHABLE_API):

@@ -338,7 +338,16 @@ def test_cli_prefect_runs_log_failures_without_tracebacks():
 
 
 @pytest.mark.slow
-def test_sigterm_during_a_prefect_run_stops_its_temporary_server(workdir, small_transactions, tmp_path):
+@pytest.mark.parametrize(("stop", "code", "line"), [
+    ("sigterm", 143, "terminated"),
+    # Ctrl-C, `timeout` and killpg signal the whole group: the server died first, and the flow's client
+    # retried the dead API for ~75 s, then exited 1 ("internal error (ConnectError)") after a SIGTERM.
+    ("group-sigterm", 143, "terminated"),
+    ("group-sigint", 130, "interrupted"),
+    # Killed outright: nothing unwinds, the server ends with its parent.
+    ("sigkill", -9, None),
+])
+def test_a_stopped_prefect_run_stops_its_temporary_server(workdir, small_transactions, tmp_path, stop, code, line):
     """A `--prefect` run stopped by SIGTERM left its temporary Prefect server running with no parent."""
     import os
     import signal
@@ -352,7 +361,8 @@ def test_sigterm_during_a_prefect_run_stops_its_temporary_server(workdir, small_
     log = tmp_path / "train.log"
     with log.open("w") as stream:
         run = subprocess.Popen([str(vipcast), "train", "--data", str(small_transactions), "--workdir", str(workdir),
-                                "--prefect"], stderr=subprocess.STDOUT, stdout=stream, env=environment)
+                                "--prefect"], stderr=subprocess.STDOUT, stdout=stream, env=environment,
+                               start_new_session=True)
     try:
         deadline = time.monotonic() + 150
         while "Beginning flow run" not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
@@ -360,11 +370,18 @@ def test_sigterm_during_a_prefect_run_stops_its_temporary_server(workdir, small_
         assert run.poll() is None, log.read_text()
         children = psutil.Process(run.pid).children(recursive=True)
         assert any("prefect" in " ".join(child.cmdline()) for child in children), "no temporary server started"
-        run.send_signal(signal.SIGTERM)
-        assert run.wait(timeout=60) == 143, log.read_text()
+        sent = time.monotonic()
+        if stop.startswith("group-"):
+            os.killpg(run.pid, signal.SIGTERM if stop == "group-sigterm" else signal.SIGINT)
+        else:
+            run.send_signal(signal.SIGTERM if stop == "sigterm" else signal.SIGKILL)
+        assert run.wait(timeout=60) == code, log.read_text()
+        assert time.monotonic() - sent < 45, log.read_text()  # the dead API was retried for ~75 s
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert alive == [], [child.cmdline() for child in alive]
-        assert "terminated" in log.read_text().splitlines(), log.read_text()
+        if line is not None:
+            assert line in log.read_text().splitlines(), log.read_text()
+            assert "internal error" not in log.read_text(), log.read_text()
     finally:
         if run.poll() is None:
             run.kill()
