@@ -35,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
 def _path_text(value: str, what: str) -> str:
     """A path option's text, refusing an empty or blank one (`--workdir "$WS"` with the variable unset
     made the current folder the workspace and wrote mlflow.db into it) and '-' (no option writes to stdout)."""
@@ -537,7 +538,7 @@ def stop_received() -> Terminated | None:
     return _stop_received
 
 
-#: The environment variables vipcast reads (README, "Environment").
+#: The environment variables vipcast reads (README, "The command line").
 VARIABLES = ("VIPCAST_HOME", "VIPCAST_API_KEY", "VIPCAST_API_KEY_FILE")
 
 
