@@ -557,9 +557,9 @@ def misspelt_variables(environ) -> list[str]:
 
 
 class ReaderGoneSafe:
-    """sys.stdout that goes quiet once its reader has gone (`vipcast score | grep -q scored`,
-    `vipcast lists tiers | head -1`): the run's stderr lines and exit code stay the run's. A committed
-    score or train exited 1 in silence, its warnings unprinted, when the reader closed first."""
+    """sys.stdout (or sys.stderr) that goes quiet once its reader has gone (`vipcast score | grep -q scored`,
+    `vipcast lists tiers | head -1`): the run goes on, its other stream's lines and its exit code stay the
+    run's. A committed score or train exited 1 in silence, its warnings unprinted, when the reader closed first."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -597,8 +597,11 @@ def main() -> None:
     """Entry point: run the app; turn known errors into one line and a hint."""
     debug = "--debug" in sys.argv[1:]
     signal.signal(signal.SIGTERM, terminate)
+    # stderr too: `vipcast features ... 2>&1 | head -1` aborted the run at its next step line.
     if not isinstance(sys.stdout, ReaderGoneSafe) and sys.stdout is not None:
         sys.stdout = ReaderGoneSafe(sys.stdout)
+    if not isinstance(sys.stderr, ReaderGoneSafe) and sys.stderr is not None:
+        sys.stderr = ReaderGoneSafe(sys.stderr)
     for line in misspelt_variables(os.environ):
         typer.echo(line, err=True)
     try:

@@ -162,13 +162,16 @@ def write_features(ctx: Context, data: str | None, as_of: date | None, out: Path
     spec = ctx.config.features
     frame = step(f"building features as of {ingested.as_of}", build_features, ingested, ingested.as_of, spec.time_unit, spec.windows_days)
     report = account_for_customers(ingested.report, len(frame), ingested.transactions)
+    # The BTYD columns' unit: a file in weeks could not be told from one in days.
+    report["time_unit"] = spec.time_unit
     # The report keeps the warnings printed (the refunds-only and stale-extract ones were only on stderr).
     report["warnings"] = data_warnings(report, ingested.as_of)
     step(f"writing {out}", write_parquet, out, frame)
     report_path = write_side_files(out.parent, report, ingested.quarantine, prefix=out.stem + ".")
     set_aside = sum(report["rows_set_aside"].values())
     return (
-        f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {ingested.as_of} -> {out}\n"
+        f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {ingested.as_of} (recency and T in "
+        f"{spec.time_unit}) -> {out}\n"
         f"rows read {report['rows_read']:,}, used {report['rows_used']:,}, set aside {set_aside:,}"
         f" (report: {report_path}" + (f"; rows set aside: {quarantine_path(out.parent, out.stem + '.')}" if set_aside else "") + ")"
         + "".join(f"\n{line}" for line in warning_lines(report["warnings"]))
@@ -311,8 +314,8 @@ def backtest_figures(result) -> dict[str, Any]:
         "deciles": plots.plot_deciles(result),
         "gain": plots.plot_gain(result),
         "feature_importance": plots.plot_feature_importance(result.model),
-        "p_alive_matrix": plots.plot_probability_alive_matrix(purchase_model),
-        "frequency_recency_matrix": plots.plot_frequency_recency_matrix(purchase_model),
+        "p_alive_matrix": plots.plot_probability_alive_matrix(purchase_model, unit=result.model.time_unit),
+        "frequency_recency_matrix": plots.plot_frequency_recency_matrix(purchase_model, unit=result.model.time_unit),
     }
     return {name: ax.figure for name, ax in axes.items()}
 
@@ -344,6 +347,10 @@ def run_backtest(ctx: Context, data: str | None, cutoff: date | None):
     return step(f"fitting and scoring every candidate at {cutoff}", backtest_models, ingested, cutoff, settings)
 
 
+#: The purchase models of model.btyd by name, for the summaries.
+BTYD_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto": "Pareto/NBD"}
+
+
 @dataclass(frozen=True)
 class TrainSummary:
     as_of: date
@@ -353,12 +360,21 @@ class TrainSummary:
     promoted: bool
     backtest: dict[str, Any] | None
     warnings: tuple[str, ...] = ()
+    btyd: str = "bgnbd"
 
     def __str__(self) -> str:
-        lines = [f"trained {self.model_version} as of {self.as_of}; ships '{self.shipped}'", f"promotion: {self.verdict()}"]
+        lines = [f"trained {self.model_version} as of {self.as_of}; ships '{self.shipped}'{self.btyd_note()}",
+                 f"promotion: {self.verdict()}"]
         if self.backtest is not None:
             lines.append(summary_table(self.backtest))
         return "\n".join(lines + warning_lines(self.warnings))
+
+    def btyd_note(self) -> str:
+        """The purchase model inside the textbook candidate when it is not BG/NBD: `bgnbd_gg` names that
+        candidate whatever model.btyd sets, and a Pareto/NBD champion read as BG/NBD everywhere."""
+        if self.btyd == "bgnbd" or self.shipped not in ("bgnbd_gg", "blend"):
+            return ""
+        return f" (its BTYD part is {BTYD_NAMES.get(self.btyd, self.btyd)} + Gamma-Gamma: model.btyd {self.btyd})"
 
     def verdict(self) -> str:
         """The promotion in one phrase that starts with its outcome ("same settings and the same data ..."
@@ -551,6 +567,7 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     return TrainSummary(
         ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest,
         (*backtest["warnings"], *model.booster_warnings(), *churn_warnings(backtest), *data_warnings(ingested.report, ingested.as_of)),
+        settings.get("btyd", "bgnbd"),
     )
 
 
@@ -1015,7 +1032,8 @@ def settings_warnings(config: VipcastConfig, model, model_version: str) -> list[
               and not (key == "windows_days" and sorted(wanted[key]) == sorted(trained[key]))]
     if not differ:
         return []
-    changes = "; ".join(f"{SETTING_KEYS.get(key, key)} {_setting(wanted[key])} (champion: {_setting(trained[key])})" for key in differ)
+    changes = "; ".join(f"{SETTING_KEYS.get(key, key)} {_shown_setting(wanted[key])} (champion: {_champion_setting(model, key, trained[key])})"
+                        for key in differ)
     advice = "run `vipcast train` with this config to use them"
     if "horizon_days" in differ:  # `train --horizon-days N` is not kept in the config: every score would say so
         advice += (f", or set model.horizon_days: {trained['horizon_days']} in the config if the champion's horizon "
@@ -1025,6 +1043,19 @@ def settings_warnings(config: VipcastConfig, model, model_version: str) -> list[
 
 def _setting(value):
     return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def _shown_setting(value) -> str:
+    """A setting as the config writes it ("not set" for null: Python's None was printed)."""
+    return "not set" if value is None else str(_setting(value))
+
+
+def _champion_setting(model, key: str, value) -> str:
+    """The champion's setting, with what it came to when it was not set (the label window it used)."""
+    used = getattr(model, f"{key}_", None)
+    if value is None and used is not None:
+        return f"not set, so {_setting(used)}"
+    return _shown_setting(value)
 
 
 def same_name_warnings(runs, report: dict[str, Any], dataset: str, replaced=None, digest: str | None = None,

@@ -107,6 +107,14 @@ def champion_rule(metrics: dict[str, dict[str, float]], textbook: str = TEXTBOOK
     return max(eligible, key=lambda name: (metrics[name]["normalized_gini"], -metrics[name]["decile_mape"]))
 
 
+def _window_range(history_days: int) -> str:
+    """The label windows to suggest: up to half the history, so as many days are left to learn from as
+    to label (up to history - 1, the old suggestion, left a day or two before the window: too few
+    customers to train on)."""
+    longest = max(MIN_LABEL_WINDOW_DAYS, history_days // 2)
+    return f"to {MIN_LABEL_WINDOW_DAYS}" if longest == MIN_LABEL_WINDOW_DAYS else f"between {MIN_LABEL_WINDOW_DAYS} and {longest}"
+
+
 def label_window_days(horizon_days: int, history_days: int, requested: int | None = None) -> int:
     """Length L of the training label window: ``requested``, else H if the history allows, else half the history.
 
@@ -127,12 +135,12 @@ def label_window_days(horizon_days: int, history_days: int, requested: int | Non
         chosen = f"label_window_days={requested}" if requested is not None else f"half of the {history_days} days of history"
         raise InsufficientDataError(
             f"{chosen} gives a {window}-day training window; LightGBM needs at least {MIN_LABEL_WINDOW_DAYS} days "
-            f"of labels: set {setting} between {MIN_LABEL_WINDOW_DAYS} and {history_days - 1}, or use a later cutoff"
+            f"of labels: set {setting} {_window_range(history_days)}, or use a later cutoff"
         )
     if window >= history_days:
         raise InsufficientDataError(
-            f"label window of {window} days leaves no history before it ({history_days} days of history): "
-            f"set {setting} between {MIN_LABEL_WINDOW_DAYS} and {history_days - 1}"
+            f"label window of {window} days leaves no history before it ({history_days} days of history before the "
+            f"cutoff): set {setting} {_window_range(history_days)}"
         )
     return window
 
@@ -356,8 +364,10 @@ class CustomerValueModel:
                 f"{len(rows)} training customers (buyers up to {train_cutoff}) are too few to train and hold out: "
                 f"the {self.holdout_fraction:.0%} holdout drew {int(is_holdout.sum())} and the fit "
                 f"{int((~is_holdout).sum())}, and each needs 100 (about {int(np.ceil(100 / smaller_part)):,} customers "
-                "or more): use a later cutoff, a shorter horizon or more history; a shop of fewer customers than "
-                "that is too small for the LightGBM candidates"
+                "or more): use a later cutoff, a shorter horizon or more history"
+                + (f", or a shorter model.label_window_days (now {window}: the training customers are those who bought "
+                   "before the window)" if self.label_window_days is not None else "")
+                + "; a shop of fewer customers than that is too small for the LightGBM candidates"
             )
         self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
         self.spend_model_ = SpendModel(self.gamma_gamma_penalizer).fit(summary)

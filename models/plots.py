@@ -97,17 +97,28 @@ def plot_matrix(model: PurchaseModel, quantity: str, *, max_frequency: int, max_
     return ax
 
 
-def plot_probability_alive_matrix(model: PurchaseModel, *, max_frequency: int = 30, max_recency: int = 40, ax: Axes | None = None) -> Axes:
-    """P(alive) by frequency and recency for customers of age T = ``max_recency``."""
+def _span(count: float, unit: str) -> str:
+    """'40 days', '1 week', '2 time units': the model's time unit (features.time_unit), plural by count."""
+    singular = unit[:-1] if unit.endswith("s") else unit
+    return f"{count:g} {singular if count == 1 else unit}"
+
+
+def plot_probability_alive_matrix(
+    model: PurchaseModel, *, max_frequency: int = 30, max_recency: int = 40, unit: str = "time units", ax: Axes | None = None
+) -> Axes:
+    """P(alive) by frequency and recency for customers of age T = ``max_recency`` (in ``unit``, the
+    model's time unit: days or weeks)."""
     ax = plot_matrix(model, "p_alive", max_frequency=max_frequency, max_recency=max_recency, horizon=0.0, ax=ax)
-    ax.set_title(f"Probability alive (customers of age T = {max_recency} time units)")
+    ax.set_title(f"Probability alive (customers of age T = {_span(max_recency, unit)})")
     return ax
 
 
 def plot_frequency_recency_matrix(
-    model: PurchaseModel, *, horizon: float = 1.0, max_frequency: int = 30, max_recency: int = 40, ax: Axes | None = None
+    model: PurchaseModel, *, horizon: float = 1.0, max_frequency: int = 30, max_recency: int = 40, unit: str = "time units",
+    ax: Axes | None = None,
 ) -> Axes:
-    """Expected purchases over ``horizon`` by frequency and recency for customers of age T = ``max_recency``."""
+    """Expected purchases over ``horizon`` by frequency and recency for customers of age T = ``max_recency``
+    (both in ``unit``, the model's time unit)."""
     ax = plot_matrix(model, "expected_orders", max_frequency=max_frequency, max_recency=max_recency, horizon=horizon, ax=ax)
-    ax.set_title(f"Expected purchases in the next {horizon:g} time units")
+    ax.set_title(f"Expected purchases in the next {_span(horizon, unit)}")
     return ax

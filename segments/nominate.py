@@ -257,7 +257,7 @@ def _warnings(
                       "or a shorter segments.grace_days")
         messages.append(
             f"{vips / customers:.1%} of customers ({vips:,} of {customers:,}) are in VIP tiers (Silver and above), "
-            f"more than the {settings.vip_share_warning:.0%} warning level; {advice}"
+            f"more than the {settings.vip_share_warning * 100:g}% warning level; {advice}"
         )
     # Measured among the customers who bought in the last 12 months: a large dormant base is no reason.
     thresholds, buying = settings.tiers, rolling_spend[rolling_spend > 0]

@@ -161,6 +161,8 @@ def test_features_command_writes_features_report_and_quarantine(tmp_path):
     assert report["customers_without_purchase_day"] == 1
     # ... and named: with a count alone, a user looking for c in the outputs met "unknown customer".
     assert report["customers_without_purchase_day_examples"] == ["c"]
+    # The BTYD columns' unit is said and kept: a file in weeks could not be told from one in days.
+    assert report["time_unit"] == "days" and "as of 2024-03-01 (recency and T in days) -> " in result.stdout
     assert "warning: 1 customer(s) have only refunds (no purchase day) up to 2024-03-01 (e.g. 'c')" in result.stderr
     assert [f"warning: {text}" for text in report["warnings"]] == [  # the report's warnings are the ones printed
         line for line in result.stderr.splitlines() if line.startswith("warning: ")]
@@ -616,6 +618,11 @@ def test_a_reader_gone_from_stdout_leaves_the_exit_code_and_stderr_to_the_run():
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 0 and b"Error" not in stderr and b"Exception" not in stderr
+    # stderr's reader gone: a refusal keeps its exit code (2), not 1 from the failed write of its message.
+    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "lists", "tiers", "--workdir", "/nonexistent/ws"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stderr.close()
+    assert process.wait(timeout=60) == 2 and process.stdout.read() == b""
 
 
 def test_a_misspelt_vipcast_variable_is_named():

@@ -142,6 +142,10 @@ def test_config_settings_other_than_the_champions_are_named_not_ignored(tmp_path
     assert pipeline.settings_warnings(windows_only, champion, "vipcast-shop/1")[0].endswith("run `vipcast train` with this config to use them")
     reordered = load_config(overrides={"model": {"horizon_days": 182}, "features": {"windows_days": [365, 30, 180, 90]}})
     assert pipeline.settings_warnings(reordered, champion, "vipcast-shop/1") == []  # the same windows: nothing to retrain
+    # A champion trained without a label window: "(champion: None)" read as Python; it used one all the same.
+    champion.label_window_days_ = 182
+    window = load_config(overrides={"model": {"horizon_days": 182, "label_window_days": 60}})
+    assert "model.label_window_days 60 (champion: not set, so 182)" in pipeline.settings_warnings(window, champion, "vipcast-shop/1")[0]
 
 
 def test_a_rescored_date_replaces_its_run_stored_under_an_older_id():
@@ -831,3 +835,14 @@ def test_the_train_summary_starts_its_promotion_with_the_outcome():
     assert str(kept).splitlines()[1] == "promotion: not promoted: worse than the champion on gini: champion kept"
     later = pipeline.TrainSummary(date(2025, 12, 31), "v9", "blend", "not promoted: the champion was fitted on later data", False, None)
     assert str(later).splitlines()[1] == "promotion: not promoted: the champion was fitted on later data"
+
+
+def test_the_train_summary_names_a_btyd_part_other_than_bg_nbd():
+    """`bgnbd_gg` names the textbook candidate whatever model.btyd sets: a Pareto/NBD champion read as BG/NBD."""
+    from datetime import date
+
+    pareto = pipeline.TrainSummary(date(2025, 12, 31), "v1", "bgnbd_gg", "no champion yet", True, None, (), "pareto")
+    assert str(pareto).splitlines()[0] == ("trained v1 as of 2025-12-31; ships 'bgnbd_gg' (its BTYD part is Pareto/NBD + "
+                                           "Gamma-Gamma: model.btyd pareto)")
+    assert "BTYD part" not in str(pipeline.TrainSummary(date(2025, 12, 31), "v1", "bgnbd_gg", "x", True, None))
+    assert "BTYD part" not in str(pipeline.TrainSummary(date(2025, 12, 31), "v1", "lightgbm", "x", True, None, (), "mbgnbd"))

@@ -214,9 +214,9 @@ def test_a_horizon_shorter_than_the_shortest_label_window_trains_on_that_window(
 @pytest.mark.parametrize(
     ("horizon", "history", "requested", "message"),
     [
-        (30, 45, None, "half of the 45 days of history gives a 22-day training window.*model.label_window_days.* between 28 and 44"),
+        (30, 45, None, "half of the 45 days of history gives a 22-day training window.*model.label_window_days.* to 28, or use"),
         (365, 400, 20, "label_window_days=20 gives a 20-day training window.*model.label_window_days"),
-        (365, 100, 100, "leaves no history before it.*model.label_window_days.* between 28 and 99"),
+        (365, 100, 100, "leaves no history before it \\(100 days of history before the cutoff\\).*model.label_window_days.* between 28 and 50$"),
         (30, 20, None, "20 day\\(s\\) of history before the cutoff leave no training window.*later cutoff"),
     ],
 )
@@ -227,7 +227,7 @@ def test_label_window_errors_name_the_setting_that_fixes_them(horizon, history, 
 
 def test_a_suggested_label_window_works():
     assert label_window_days(30, 45, requested=MIN_LABEL_WINDOW_DAYS) == MIN_LABEL_WINDOW_DAYS
-    assert label_window_days(365, 100, requested=99) == 99
+    assert label_window_days(365, 100, requested=50) == 50
 
 
 def test_the_purchase_and_spend_models_have_their_own_penalizers(cdnow_sample):
@@ -365,6 +365,10 @@ def test_too_few_customers_to_hold_out_says_how_many_are_needed(cdnow_sample_fra
                               "the 30% holdout drew ")
     assert message.endswith("each needs 100 (about 334 customers or more): use a later cutoff, a shorter horizon or more "
                             "history; a shop of fewer customers than that is too small for the LightGBM candidates")
+    # A label window the user set is named: it decides who the training customers are (a window of 729 of
+    # 730 days, within the range an earlier message had offered, left 12).
+    with pytest.raises(InsufficientDataError, match=r"or more history, or a shorter model.label_window_days \(now 200: "):
+        CustomerValueModel(horizon_days=273, label_window_days=200, n_estimators=5).fit(few, CUTOFF)
 
 
 def test_a_shop_too_small_for_the_boosters_hears_it_before_any_model_setting(cdnow_sample_frame):

@@ -61,4 +61,8 @@ def test_matrices(result):
     assert alive[10, 5] > alive[1, 5]  # a recent last purchase makes being alive more likely
     ax = plot_frequency_recency_matrix(model, horizon=30, max_frequency=5, max_recency=10)
     assert "30" in ax.get_title()
+    # The model's unit, not "time units" (40 days in a days run, 40 weeks in a weeks run).
+    assert plot_probability_alive_matrix(model, max_recency=10, unit="weeks").get_title() == \
+        "Probability alive (customers of age T = 10 weeks)"
+    assert plot_frequency_recency_matrix(model, horizon=1, unit="days").get_title() == "Expected purchases in the next 1 day"
     plt.close("all")

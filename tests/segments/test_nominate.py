@@ -107,6 +107,10 @@ def test_vip_share_warning_only_above_the_limit():
     assert len(warnings) == 1 and warnings[0].startswith("40.0% of customers (2 of 5) are in VIP tiers")
     looser = SegmentSettings(vip_share_warning=0.5)
     assert nominate(forty, None, AS_OF, looser, 365).warnings == []
+    # The level as set: "13.7% ... more than the 14% warning level" for a level of 0.135.
+    seven = customers_table(*({"rolling_12m_spend": 2000.0} for _ in range(4)), *({} for _ in range(25)))
+    (warning,) = nominate(seven, None, AS_OF, SegmentSettings(vip_share_warning=0.135), 365).warnings
+    assert warning.startswith("13.8% of customers (4 of 29) are in VIP tiers (Silver and above), more than the 13.5% warning level")
 
 
 def test_vip_share_warning_in_share_mode_asks_for_a_smaller_share():
