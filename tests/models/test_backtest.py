@@ -110,7 +110,7 @@ def test_a_suggested_cutoff_with_little_history_says_what_the_training_window_ne
     first, last = dt.date(1997, 1, 1), dt.date(1998, 6, 30)
     with pytest.raises(ValueError, match=r"use a cutoff on or before 1997-02-20 \(then: half of the 50 days of history gives "
                                          r"a 25-day training window; LightGBM needs at least 28 days of labels: set "
-                                         r"label_window_days \(config key model.label_window_days\) between 28 and 49, "
+                                         r"label_window_days \(config key model.label_window_days\) to 28, "
                                          r"or use a later cutoff\)"):
         check_horizon_covered(dt.date(1997, 6, 30), 500, last, first)
     with pytest.raises(ValueError, match=r"\(then: 20 day\(s\) of history before the cutoff leave no training window"):
