@@ -128,21 +128,49 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def opens_a_descriptor(path: Path) -> bool:
+    """Whether `path` names an open file descriptor or a device (/dev/stdout, /dev/fd/N, /proc/self/fd/N,
+    or a link to one; /dev/shm's files are files): `--out /dev/stdout >> log.csv` replaced log.csv,
+    whose earlier lines were lost."""
+    current = Path(os.path.abspath(path))
+    for _ in range(40):
+        if current.parts[1:2] in (("proc",), ("dev",)) and current.parts[1:3] != ("dev", "shm"):
+            return True
+        if not current.is_symlink():
+            return False
+        current = Path(os.path.abspath(current.parent / os.readlink(current)))
+    return False
+
+
+def write_streamed(path: Path, write) -> Path:
+    """Write through a temporary file into `path` opened for appending: a FIFO, a device, or a descriptor
+    the shell opened (`> x` truncated it already; `>> x` keeps what it holds). The temporary file lets
+    Parquet, which seeks, reach a pipe ("lseek failed")."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vipcast-out-") as folder:
+        staged = Path(folder) / path.name
+        write(staged)
+        with open(staged, "rb") as source, open(path, "ab") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+    return path
+
+
 def write_atomic(path: Path, write) -> Path:
     """Write a file through a temporary sibling and a rename, so readers never see half a file.
 
     A symbolic link is written through: the file it points to is replaced, the link stays (the rename
-    replaced a "latest.csv" link with a file, and `--out /dev/stdout` replaced the device's link). A
-    FIFO, device or socket (`--out /dev/stdout`, `--out >(gzip > x.gz)`) is written to directly:
-    there is no sibling to rename over it.
+    replaced a "latest.csv" link with a file, and `--out /dev/stdout` replaced the device's link), with
+    the permissions the replaced file had. A FIFO, device, socket or open descriptor (`--out /dev/stdout`,
+    `--out >(gzip > x.gz)`) is written to by `write_streamed`: there is no sibling to rename over it.
     """
     try:
         kind = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         kind = None
-    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
-        write(path)
-        return path
+    if (kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind)) or opens_a_descriptor(path):
+        return write_streamed(path, write)
     given = path
     if path.is_symlink():
         path = Path(os.path.realpath(path))
@@ -160,6 +188,9 @@ def write_atomic(path: Path, write) -> Path:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            # The file replaced keeps its permissions: a list locked to 0600 came back world-readable.
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except OSError as exc:
         if exc.filename is not None and Path(exc.filename).name == tmp.name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from datetime import date
 from pathlib import Path
@@ -846,3 +847,36 @@ def test_the_train_summary_names_a_btyd_part_other_than_bg_nbd():
                                            "Gamma-Gamma: model.btyd pareto)")
     assert "BTYD part" not in str(pipeline.TrainSummary(date(2025, 12, 31), "v1", "bgnbd_gg", "x", True, None))
     assert "BTYD part" not in str(pipeline.TrainSummary(date(2025, 12, 31), "v1", "lightgbm", "x", True, None, (), "mbgnbd"))
+
+
+def test_write_atomic_appends_to_an_open_descriptor_keeps_permissions_and_lets_parquet_reach_a_pipe(tmp_path):
+    """`--out /dev/stdout >> log.csv` replaced log.csv (its lines lost); a list locked to 0600 came back
+    0644; Parquet to a FIFO failed with "lseek failed"."""
+    import os
+    import threading
+
+    from flows.workspace import opens_a_descriptor, write_atomic
+
+    log = tmp_path / "log.csv"
+    log.write_text("keep-me\n")
+    with open(log, "a") as appended:  # the shell's `>> log.csv`
+        descriptor = Path(f"/proc/self/fd/{appended.fileno()}")
+        assert opens_a_descriptor(descriptor) and opens_a_descriptor(Path("/dev/stdout"))
+        assert not opens_a_descriptor(log)
+        write_atomic(descriptor, lambda path: path.write_text("list\n"))
+    assert log.read_text() == "keep-me\nlist\n"
+
+    locked = tmp_path / "locked.csv"
+    locked.write_text("old")
+    locked.chmod(0o600)
+    write_atomic(locked, lambda tmp: tmp.write_text("new"))
+    assert locked.read_text() == "new" and (locked.stat().st_mode & 0o777) == 0o600
+
+    fifo = tmp_path / "list.parquet"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pd.read_parquet(io.BytesIO(fifo.read_bytes()))))
+    reader.start()
+    write_atomic(fifo, lambda path: pd.DataFrame({"a": range(1000)}).to_parquet(path))
+    reader.join(timeout=20)
+    assert len(received) == 1 and received[0]["a"].sum() == sum(range(1000))
