@@ -249,7 +249,7 @@ def get_customer(
             raise HTTPException(
                 404, f"unknown customer {customer_id!r} in the scoring run {run.run_id} as of {run.as_of}"
                 + (f" (of dataset {scored}; pass data= or run_id= for another dataset's run)" if scored else "")
-                + unscored_note(run, customer_id)
+                + (f".{note}" if (note := unscored_note(run, customer_id)) else "")
             )
         customer_events = []
         if "events" in rows:

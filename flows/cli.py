@@ -41,6 +41,12 @@ def _path_text(value: str, what: str) -> str:
     made the current folder the workspace and wrote mlflow.db into it) and '-' (no option writes to stdout)."""
     if not value.strip():
         raise typer.BadParameter(f"is empty: name a {what}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding: DuckDB, MLflow and pyarrow failed on the name later
+        shown = os.fsencode(value).decode("utf-8", "backslashreplace")
+        raise typer.BadParameter(f"{shown}: the name is not UTF-8 (a byte such as \\xe9 from a Latin-1 system): "
+                                 "choose a UTF-8 name") from None
     if value == "-":
         raise typer.BadParameter(f"'-' would be a {what} named '-': name a {what} (vipcast writes files, not stdout; "
                                  "`vipcast lists` without --out prints the list)")
@@ -549,8 +555,8 @@ def misspelt_variables(environ) -> list[str]:
 
     lines = []
     for name in sorted(environ):
-        if name.startswith("VIPCAST_") and name not in VARIABLES:
-            close = difflib.get_close_matches(name, VARIABLES, n=1, cutoff=0.8)
+        if name.upper().startswith("VIPCAST_") and name not in VARIABLES:
+            close = difflib.get_close_matches(name.upper(), VARIABLES, n=1, cutoff=0.8)  # VIPCAST_home too
             if close:
                 lines.append(f"warning: {name} is set, but vipcast reads no such variable: did you mean {close[0]}?")
     return lines

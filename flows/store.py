@@ -674,7 +674,8 @@ def unscored_note(run: RunInfo, customer_id: str, shown: str | None = None) -> s
         parts.append(f"{set_aside_only:,} with only rows set aside (quarantine)")
     if not parts:
         return ""
-    return f" The run's data held {' and '.join(parts)}, which have no scores (the run's reconciliation report)."
+    return (f" The run's data held {' and '.join(parts)}, which have no scores: if this customer is one of them, "
+            "the run's reconciliation report counts them (and names the first refund-only ones).")
 
 
 def dataset_names(runs: Sequence[RunInfo]) -> list[str]:

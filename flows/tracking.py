@@ -80,25 +80,31 @@ PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_spend_12
 
 
 GLOB_CHARACTERS = frozenset("*?[")
+#: Built-in sources (flows.ingest.BUILTIN_SOURCES) are named as given.
+BUILTIN_NAMES = frozenset({"demo", "cdnow", "cdnow-sample"})
 
 
 def source_name(dataset: str) -> str:
-    """The name a data source goes by: a table's name, a file's stem, a folder's name, or for a glob
-    the stem of its file name when that is fixed (`data/*/orders.parquet`: orders), else the folder it
-    searches (`shopA/*.parquet` and `shopA/**/*.csv`: shopA, as the folder `shopA` is named), else its
-    pattern without the wildcards (`shop_*.parquet`: shop). Every glob was named "data" before, so two
-    shops' globs shared one champion and one tier history."""
+    """The name a data source goes by: a table's name, a file's stem, a folder's name; for a glob, the stem
+    of its file name when that is fixed (`data/*/orders.parquet`: orders), else the literal part of its
+    first wildcard name (`orders_*.csv`: orders, `shop[12].csv`: shop12), else the folder it searches
+    (`shopA/*.parquet`, `shopA/**/*.csv`: shopA, as the folder `shopA` is named). Relative paths are
+    named as their absolute form: `.`, `*.csv` and the current folder by its path are one dataset. Every
+    glob was named "data" before, so two shops' globs shared one champion and one tier history."""
     if "#" in dataset:
         return dataset.split("#")[-1]
-    parts = Path(dataset).parts
+    if dataset in BUILTIN_NAMES or "://" in dataset:
+        return dataset
+    parts = Path(os.path.abspath(dataset)).parts
     wild = next((i for i, part in enumerate(parts) if GLOB_CHARACTERS & set(part)), None)
     if wild is None:
-        return Path(dataset.rstrip("/*")).stem or dataset
+        return Path(parts[-1]).stem if len(parts) > 1 else "data"
     if wild < len(parts) - 1 and not GLOB_CHARACTERS & set(parts[-1]):
         return Path(parts[-1]).stem
-    if wild > 0 and parts[wild - 1] != "/":
-        return parts[wild - 1]
-    return re.sub(r"[*?\[\]]", "", Path(parts[wild]).stem).strip("_-. ") or "data"
+    literal = re.sub(r"[*?\[\]]", "", Path(parts[wild]).stem).strip("_-. ")
+    if literal:
+        return literal
+    return parts[wild - 1] if wild > 1 else "data"
 
 
 def dataset_slug(dataset: str) -> str:

@@ -343,10 +343,12 @@ def test_a_customer_the_run_read_but_could_not_score_is_explained(tmp_path) -> N
                     fake_lists(50, seed=1))
     client = make_client(store, None)
     detail = client.get("/api/v1/customers/R2").json()["detail"]
-    assert detail.endswith(f"'R2' has only refunds (no purchase day) up to {AS_OF_NEW}: no features, scores or tier "
-                           "(customers_without_purchase_day in the run's reconciliation report)")
+    assert detail.endswith(f"(of dataset shop; pass data= or run_id= for another dataset's run). 'R2' has only refunds (no "
+                           f"purchase day) up to {AS_OF_NEW}: no features, scores or tier (customers_without_purchase_day "
+                           "in the run's reconciliation report)")
     detail = client.get("/api/v1/customers/nobody").json()["detail"]
-    assert detail.endswith("The run's data held 3 customer(s) with only refunds and 2 with only rows set aside "
-                           "(quarantine), which have no scores (the run's reconciliation report).")
+    assert detail.endswith("run). The run's data held 3 customer(s) with only refunds and 2 with only rows set aside "
+                           "(quarantine), which have no scores: if this customer is one of them, the run's reconciliation "
+                           "report counts them (and names the first refund-only ones).")
     page = client.get("/customers/R2")
     assert page.status_code == 404 and "has only refunds (no purchase day)" in html.unescape(page.text)

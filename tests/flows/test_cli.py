@@ -595,6 +595,13 @@ def test_a_tilde_in_out_and_workdir_is_the_home_folder(tmp_path, monkeypatch):
 
     with pytest.raises(typer.BadParameter, match="a-file is a file, not a folder"):
         folder_option("~/a-file")
+    # A name of another encoding's bytes failed later in DuckDB, MLflow or pyarrow, after a store commit.
+    import os
+
+    latin1 = os.fsdecode(b"o\xe9.parquet")
+    for option in (file_option, folder_option):
+        with pytest.raises(typer.BadParameter, match=r"o\\xe9.parquet: the name is not UTF-8"):
+            option(latin1)
 
 
 def test_a_reader_gone_from_stdout_leaves_the_exit_code_and_stderr_to_the_run():
@@ -629,9 +636,10 @@ def test_a_misspelt_vipcast_variable_is_named():
     """`VIPCAST_HOEM=/srv/ws vipcast score` scored into ./.vipcast in silence."""
     from flows.cli import misspelt_variables
 
-    environ = {"VIPCAST_HOEM": "/srv/ws", "VIPCAST_APIKEY": "k", "VIPCAST_HOME": "/ws", "VIPCAST_API_KEY_FILE": "f",
+    environ = {"VIPCAST_HOEM": "/srv/ws", "VIPCAST_APIKEY": "k", "VIPCAST_HOME": "/ws", "VIPCAST_API_KEY_FILE": "f", "VIPCAST_home": "/x",
                "VIPCAST_NOTEBOOK_WORKDIR": "/nb", "VIPCAST_TEST_PG_URL": "postgres://", "HOME": "/root"}
     assert misspelt_variables(environ) == [
         "warning: VIPCAST_APIKEY is set, but vipcast reads no such variable: did you mean VIPCAST_API_KEY?",
         "warning: VIPCAST_HOEM is set, but vipcast reads no such variable: did you mean VIPCAST_HOME?",
+        "warning: VIPCAST_home is set, but vipcast reads no such variable: did you mean VIPCAST_HOME?",
     ]

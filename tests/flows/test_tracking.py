@@ -195,13 +195,17 @@ def test_non_ascii_file_names_get_names_of_their_own():
     [
         ("shopA/*.parquet", "shopa"), ("/srv/shopB/**/*.csv", "shopb"), ("data/parts/*.parquet", "parts"),
         ("data/parts", "parts"), ("/data/parts/*", "parts"), ("exports/*/orders.parquet", "orders"),
-        ("exports/2025-*/orders.csv", "orders"), ("shop_*.parquet", "shop"), ("shop[12].csv", "shop12"), ("*.csv", "data"),
-        ("orders.csv", "orders"), ("sqlite:///x.db#orders", "orders"),
+        ("exports/2025-*/orders.csv", "orders"), ("shop_*.parquet", "shop"), ("orders_*.csv", "orders"),
+        ("shop[12].csv", "shop12"), ("orders.csv", "orders"), ("sqlite:///x.db#orders", "orders"), ("cdnow-sample", "cdnow-sample"),
+        # The current folder, however it is written (it was '.', 'data' and its name).
+        (".", "shopc"), ("./", "shopc"), ("*.csv", "shopc"), ("./*.csv", "shopc"), ("../shopC", "shopc"),
     ],
 )
-def test_a_glob_is_named_by_its_folder_or_fixed_file_name(source, name):
+def test_a_glob_is_named_by_its_folder_or_fixed_file_name(source, name, tmp_path, monkeypatch):
     """Every glob was named "data": two shops' globs shared one champion and one tier history, and a
     folder given as a glob was another dataset than the same folder given as a folder."""
+    (tmp_path / "shopC").mkdir()
+    monkeypatch.chdir(tmp_path / "shopC")
     assert dataset_slug(source) == name
 
 
