@@ -122,7 +122,10 @@ def account_for_customers(report: dict[str, Any], n_featured: int, transactions=
     accounted["customers_without_purchase_day"] = report["customers_used"] - n_featured
     if accounted["customers_without_purchase_day"] > 0 and transactions is not None:
         # No purchase day = no row of zero or more (a day is a purchase day when its largest amount is >= 0).
-        largest = transactions.group_by("customer_id").aggregate(largest=transactions.amount.max())
+        # Grouped over the rows of customers with a refund only (a semi-join), not every customer's.
+        refunding = transactions.filter(transactions.amount < 0).select("customer_id").distinct()
+        rows = transactions.semi_join(refunding, "customer_id")
+        largest = rows.group_by("customer_id").aggregate(largest=rows.amount.max())
         examples = largest.filter(largest.largest < 0).order_by("customer_id").limit(REFUND_ONLY_EXAMPLES)
         accounted["customers_without_purchase_day_examples"] = [str(value) for value in examples.customer_id.to_pandas()]
     return accounted
