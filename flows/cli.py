@@ -41,12 +41,10 @@ def _path_text(value: str, what: str) -> str:
     made the current folder the workspace and wrote mlflow.db into it) and '-' (no option writes to stdout)."""
     if not value.strip():
         raise typer.BadParameter(f"is empty: name a {what}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # bytes of another encoding: DuckDB, MLflow and pyarrow failed on the name later
-        shown = os.fsencode(value).decode("utf-8", "backslashreplace")
-        raise typer.BadParameter(f"{shown}: the name is not UTF-8 (a byte such as \\xe9 from a Latin-1 system): "
-                                 "choose a UTF-8 name") from None
+    from flows.workspace import NOT_UTF8, not_utf8
+
+    if (shown := not_utf8(value)) is not None:  # DuckDB, MLflow and pyarrow failed on it later, after a commit
+        raise typer.BadParameter(f"{shown}: the name is {NOT_UTF8}: choose a UTF-8 name")
     if value == "-":
         raise typer.BadParameter(f"'-' would be a {what} named '-': name a {what} (vipcast writes files, not stdout; "
                                  "`vipcast lists` without --out prints the list)")

@@ -39,8 +39,7 @@ import pyarrow as pa
 
 from configs.schema import ColumnMapping
 from features import contract
-
-BUILTIN_SOURCES = ("cdnow", "cdnow-sample", "demo")
+from flows.workspace import BUILTIN_SOURCES, GLOB_CHARACTERS, NOT_UTF8, not_utf8
 DEMO_CUSTOMERS = 20_000
 DEMO_SEED = 7
 
@@ -125,20 +124,6 @@ class Ingested:
 CSV_OPTIONS = "all_varchar = true, header = true, union_by_name = true, quote = '\"', escape = '\"'"
 
 
-def refuse_undecodable_name(name: str) -> None:
-    """IngestError for a file name whose bytes are not UTF-8 (Python holds them as surrogates): DuckDB
-    takes UTF-8 names only, and said "'utf-8' codec can't encode character '\\udce9' ... surrogates not
-    allowed", naming neither the file nor the cause."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = os.fsencode(name).decode("utf-8", "backslashreplace")
-        raise IngestError(
-            f"{shown}: the file name is not UTF-8 (a byte such as \\xe9 from a Latin-1 system): rename it "
-            "to a UTF-8 name (e.g. `convmv -f latin1 -t utf8 --notest FILE`)"
-        ) from None
-
-
 def parse_source(src: str, table: str | None = None) -> Source:
     """Classify a SRC argument; raise IngestError for a path that does not exist."""
     if src in BUILTIN_SOURCES:
@@ -157,7 +142,7 @@ def parse_source(src: str, table: str | None = None) -> Source:
         source = Source("database", url, name)
         existing_database_file(source)  # before `score` looks for a champion: a typo is "no such file"
         return source
-    matches = sorted(glob.glob(src)) if any(ch in src for ch in "*?[") else None
+    matches = sorted(glob.glob(src)) if GLOB_CHARACTERS & set(src) else None
     path = Path(src)
     if matches is None and not path.exists():
         raise IngestError(
@@ -168,8 +153,10 @@ def parse_source(src: str, table: str | None = None) -> Source:
     files = matches or (folder_files(path) if path.is_dir() else [src])
     if not files:
         raise IngestError(f"{src}: the folder holds no data file (CSV or Parquet, in it or in its subfolders)")
+    # DuckDB takes UTF-8 names only: "'utf-8' codec can't encode character '\\udce9' ... surrogates not allowed".
     for name in (src, *files):
-        refuse_undecodable_name(str(name))
+        if (shown := not_utf8(str(name))) is not None:
+            raise IngestError(f"{shown}: the file name is {NOT_UTF8}: rename it to a UTF-8 name (e.g. `convmv -f latin1 -t utf8 --notest FILE`)")
     suffixes = {Path(f.removesuffix(".gz")).suffix.lower() for f in files}
     if suffixes <= {".parquet", ".pq"}:
         return Source("parquet", src)
@@ -185,9 +172,9 @@ def reads_path(source: Source, path: Path) -> bool:
         return False
     target = path.resolve()
     location = Path(source.location)
-    if any(ch in source.location for ch in "*?["):
+    if GLOB_CHARACTERS & set(source.location):
         patterns = {str(location.absolute())}
-        if not any(ch in str(location.parent) for ch in "*?["):  # a symlinked folder (current -> 2025-12-31)
+        if not GLOB_CHARACTERS & set(str(location.parent)):  # a symlinked folder (current -> 2025-12-31)
             patterns.add(str(location.parent.resolve() / location.name))
         return target in {Path(name).resolve() for name in glob.glob(source.location)} or any(
             fnmatch.fnmatch(str(target), pattern) for pattern in patterns)
@@ -261,7 +248,7 @@ def folder_files(folder: Path) -> list[str]:
 def source_files(source: Source) -> list[str]:
     """The files of a CSV or Parquet source, in the order their rows are numbered (sorted paths)."""
     location = source.location
-    if any(ch in location for ch in "*?["):
+    if GLOB_CHARACTERS & set(location):
         return sorted(glob.glob(location))
     path = Path(location)
     if path.is_dir():
@@ -273,7 +260,7 @@ def partition_base(source: Source) -> str | None:
     """The folder under which a folder or glob source's Hive partitions (`year=2024/`) are named:
     Spark reads partition columns from the paths of an explicit file list only given this base."""
     location = source.location
-    if any(ch in location for ch in "*?["):
+    if GLOB_CHARACTERS & set(location):
         return os.path.dirname(re.split(r"[*?\[]", location, maxsplit=1)[0]) or "."
     return location if Path(location).is_dir() else None
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from flows.workspace import Workspace, write_atomic
+from flows.workspace import BUILTIN_SOURCES, GLOB_CHARACTERS, Workspace, write_atomic
 
 
 class OutdatedChampion(LookupError):
@@ -79,11 +79,6 @@ CHAMPION_ALIAS = "champion"
 PREDICTION_COLUMNS = ("predicted_orders", "predicted_spend", "predicted_spend_12m", "predicted_ltv", "p_alive", "churn_probability")
 
 
-GLOB_CHARACTERS = frozenset("*?[")
-#: Built-in sources (flows.ingest.BUILTIN_SOURCES) are named as given.
-BUILTIN_NAMES = frozenset({"demo", "cdnow", "cdnow-sample"})
-
-
 def source_name(dataset: str) -> str:
     """The name a data source goes by: a table's name, a file's stem, a folder's name; for a glob, the stem
     of its file name when that is fixed (`data/*/orders.parquet`: orders), else the literal part of its
@@ -93,7 +88,7 @@ def source_name(dataset: str) -> str:
     glob was named "data" before, so two shops' globs shared one champion and one tier history."""
     if "#" in dataset:
         return dataset.split("#")[-1]
-    if dataset in BUILTIN_NAMES or "://" in dataset:
+    if dataset in BUILTIN_SOURCES or "://" in dataset:
         return dataset
     parts = Path(os.path.abspath(dataset)).parts
     wild = next((i for i, part in enumerate(parts) if GLOB_CHARACTERS & set(part)), None)

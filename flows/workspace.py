@@ -25,6 +25,26 @@ from pathlib import Path
 # Characters a workspace path cannot hold: the tracking and artifact URIs are built from it.
 URL_SYNTAX = ("?", "#", "%")
 
+#: The built-in data sources (flows.ingest reads them; flows.tracking names their datasets as given).
+BUILTIN_SOURCES = ("cdnow", "cdnow-sample", "demo")
+#: Characters that make a --data path a glob.
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def not_utf8(name: str) -> str | None:
+    """`name` as it can be shown ("lat\\xe9n.parquet") when its bytes are not UTF-8 (Python holds them as
+    surrogates, which DuckDB, MLflow and pyarrow fail on later, naming neither the file nor the cause);
+    None for a UTF-8 name."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return None
+
+
+#: What `not_utf8`'s callers say of such a name.
+NOT_UTF8 = "not UTF-8 (a byte such as \\xe9 from a Latin-1 system)"
+
 
 @dataclass(frozen=True)
 class Workspace:
