@@ -598,7 +598,20 @@ class ReaderGoneSafe:
 
 
 def main() -> None:
-    """Entry point: run the app; turn known errors into one line and a hint."""
+    """Entry point: run the app; turn known errors into one line and a hint. A failed command leaves no
+    empty workspace folder it created."""
+    try:
+        run_app()
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            from flows.workspace import discard_created_if_empty
+
+            discard_created_if_empty()
+        raise
+
+
+def run_app() -> None:
+    """The app under main(): errors as one line and exit codes."""
     debug = "--debug" in sys.argv[1:]
     signal.signal(signal.SIGTERM, terminate)
     # stderr too: `vipcast features ... 2>&1 | head -1` aborted the run at its next step line.

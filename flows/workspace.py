@@ -42,6 +42,22 @@ def not_utf8(name: str) -> str | None:
     return None
 
 
+#: Folders `Workspace.resolve` created in this process, deepest first (`discard_created_if_empty`).
+CREATED_FOLDERS: list[Path] = []
+
+
+def discard_created_if_empty() -> None:
+    """Remove the workspace folders this process created while they are still empty: a command refused
+    before it wrote anything (`vipcast score --data nope.csv --workdir typo`) left an empty folder behind."""
+    while CREATED_FOLDERS:
+        try:
+            CREATED_FOLDERS[0].rmdir()
+        except OSError:  # not empty (something was written), or gone: keep the rest
+            CREATED_FOLDERS.clear()
+            return
+        CREATED_FOLDERS.pop(0)
+
+
 #: What `not_utf8`'s callers say of such a name.
 NOT_UTF8 = "not UTF-8 (a byte such as \\xe9 from a Latin-1 system)"
 
@@ -68,7 +84,9 @@ class Workspace:
                 f"no workspace at {root}: score into it first (`vipcast score` or `vipcast demo`), or pass the "
                 "--workdir (or VIPCAST_HOME) the scoring runs used"
             )
+        missing = [folder for folder in (root, *root.parents) if not folder.exists()]
         root.mkdir(parents=True, exist_ok=True)
+        CREATED_FOLDERS.extend(folder for folder in missing if folder not in CREATED_FOLDERS)
         return cls(root)
 
     @property

@@ -643,3 +643,38 @@ def test_a_misspelt_vipcast_variable_is_named():
         "warning: VIPCAST_HOEM is set, but vipcast reads no such variable: did you mean VIPCAST_HOME?",
         "warning: VIPCAST_home is set, but vipcast reads no such variable: did you mean VIPCAST_HOME?",
     ]
+
+
+def test_a_refused_command_leaves_no_empty_workspace(monkeypatch, capsys, tmp_path):
+    """`vipcast score --data nope.csv --workdir typo/ws` was refused and left typo/ws behind, empty; a
+    workspace that holds something, or that existed before, stays."""
+    import flows.cli as cli
+    import flows.workspace
+
+    monkeypatch.setattr(flows.workspace, "CREATED_FOLDERS", [])
+    workdir = tmp_path / "typo" / "ws"
+    monkeypatch.setattr(sys, "argv", ["vipcast", "score", "--data", str(tmp_path / "nope.csv"), "--workdir", str(workdir)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2 and "nope.csv" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+    workdir.mkdir(parents=True)  # existed before the command: kept, though empty
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert workdir.is_dir()
+
+    workdir.rmdir()
+    future = ["vipcast", "score", "--data", "cdnow-sample", "--as-of", "2999-01-01", "--workdir", str(workdir)]
+    monkeypatch.setattr(sys, "argv", future)
+    real_resolve = flows.workspace.Workspace.resolve.__func__
+
+    def resolve_and_write(cls, *args, **kwargs):  # a command that wrote into its new workspace before failing
+        workspace = real_resolve(cls, *args, **kwargs)
+        (workspace.root / "mlflow.db").write_bytes(b"")
+        return workspace
+
+    monkeypatch.setattr(flows.workspace.Workspace, "resolve", classmethod(resolve_and_write))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2 and (workdir / "mlflow.db").exists()
