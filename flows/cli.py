@@ -381,6 +381,8 @@ def lists_command(
     from flows.pipeline import list_and_run, list_source_line, render_list
 
     fmt = _list_format(fmt, out)
+    if out is None and sys.stdout is None:  # `>&-`: the list went nowhere, exit 0, and stderr said "2,357 rows"
+        raise ValueError("standard output is closed: there is nowhere to print the list; pass --out FILE")
     if out is None and fmt is ListFormat.parquet:
         raise click.BadParameter("parquet output needs --out FILE", param_hint="--format")
     ctx = _context(workdir, config, reader=True)

@@ -678,3 +678,15 @@ def test_a_refused_command_leaves_no_empty_workspace(monkeypatch, capsys, tmp_pa
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     assert exit_.value.code == 2 and (workdir / "mlflow.db").exists()
+
+
+def test_lists_with_stdout_closed_is_refused(monkeypatch, capsys, tmp_path):
+    """`vipcast lists tiers >&-` printed the list nowhere, exited 0 and said "2,357 rows" on stderr."""
+    import flows.cli as cli
+
+    monkeypatch.setattr(sys, "argv", ["vipcast", "lists", "tiers", "--workdir", str(tmp_path)])
+    monkeypatch.setattr(sys, "stdout", None)  # what Python sets when descriptor 1 is closed
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: standard output is closed: there is nowhere to print the list; pass --out FILE"
