@@ -569,7 +569,7 @@ def run_train(ctx: Context, data: str | None, as_of: date | None, *, step=None) 
     close_figures(figures)
     return TrainSummary(
         ingested.as_of, f"{logged.name}/{logged.version}", model.champion_, promotion.reason, promotion.promoted, backtest,
-        (*backtest["warnings"], *model.booster_warnings(), *churn_warnings(backtest), *data_warnings(ingested.report, ingested.as_of)),
+        (*backtest["warnings"], *model.fit_warnings(), *churn_warnings(backtest), *data_warnings(ingested.report, ingested.as_of)),
         settings.get("btyd", "bgnbd"),
     )
 

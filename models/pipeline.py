@@ -45,6 +45,7 @@ passes the backtest's champion), else ``champion_rule`` on the training window's
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import ibis.expr.types as ir
@@ -56,7 +57,7 @@ from sklearn.linear_model import LogisticRegression
 from features.btyd import days_per_unit
 from features.build import customer_features_frame, model_feature_columns
 from features.labels import horizon_labels
-from models.btyd import InsufficientDataError, NotFittedError, PurchaseModel, SpendModel, customer_frame, refuse_unfittable
+from models.btyd import InsufficientDataError, ModelFitError, NotFittedError, PurchaseModel, SpendModel, customer_frame, refuse_unfittable
 from models.metrics import churn_auc, decile_mape, normalized_gini, total_error
 
 MIN_LABEL_WINDOW_DAYS = 28
@@ -155,6 +156,17 @@ def probability_of_order(purchase_model: PurchaseModel, btyd: pd.DataFrame, p_al
     age = btyd["T"].to_numpy()
     t = days / unit_days
     return p_alive * (1.0 - ((alpha + age) / (alpha + age + t)) ** (r + btyd["frequency"].to_numpy()))
+
+
+@contextlib.contextmanager
+def fitted_as_of(when: str, advice: str = ""):
+    """A BTYD fit's refusal (too few repeat buyers, no convergence) prefixed with the date it was fitted
+    at, and `advice` appended: the fit at C - L said "only 20 customers with a repeat purchase" of a shop
+    holding 760 at the cutoff."""
+    try:
+        yield
+    except (InsufficientDataError, ModelFitError) as error:
+        raise type(error)(f"{when}: {error}{advice}") from None
 
 
 class OneChurnOutcome(InsufficientDataError):
@@ -369,14 +381,18 @@ class CustomerValueModel:
                    "before the window)" if self.label_window_days is not None else "")
                 + "; a shop of fewer customers than that is too small for the LightGBM candidates"
             )
-        self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
-        self.spend_model_ = SpendModel(self.gamma_gamma_penalizer).fit(summary)
+        with fitted_as_of(f"as of {cutoff}"):
+            self.purchase_model_ = PurchaseModel(self.btyd, self.penalizer).fit(summary)
+            self.spend_model_ = SpendModel(self.gamma_gamma_penalizer).fit(summary)
 
         labels = horizon_labels(transactions, train_cutoff, window).to_pandas().set_index("customer_id")
         labels = labels.reindex(train_features.index)
         labels = labels.fillna({"horizon_spend": 0.0, "horizon_orders": 0.0, "churned": True})
-        early_purchase = PurchaseModel(self.btyd, self.penalizer).fit(train_features)
-        early_spend = SpendModel(self.gamma_gamma_penalizer).fit(train_features)
+        # "only 20 customer(s) with a repeat purchase" of a shop with 760 at the cutoff: these fits are at C - L.
+        with fitted_as_of(f"as of {train_cutoff}, the start of the {window}-day label window the boosters learn from",
+                          f"; or a shorter model.label_window_days (now {window}) moves that start later"):
+            early_purchase = PurchaseModel(self.btyd, self.penalizer).fit(train_features)
+            early_spend = SpendModel(self.gamma_gamma_penalizer).fit(train_features)
         train_btyd = self.btyd_features(train_features, early_purchase, early_spend, window)
         train = train_features.join(train_btyd).iloc[rows]
         self.feature_names_ = [*model_feature_columns(self.windows_days), *BTYD_FEATURES]
@@ -444,7 +460,19 @@ class CustomerValueModel:
         btyd_spend = btyd["btyd_expected_spend"].to_numpy()
         raw_churn = self.boosted_churn(x)
         half = np.random.default_rng(self.random_state + 1).random(len(x)) < 0.5
-        self.churn_calibrator_ = LogisticRegression(C=1e6).fit(log_odds(raw_churn[half])[:, None], churned[half])
+        self.uncalibrated_note_ = None
+        if np.unique(churned[half]).size == 2:
+            self.churn_calibrator_ = LogisticRegression(C=1e6).fit(log_odds(raw_churn[half])[:, None], churned[half])
+        else:  # a shop where nearly everyone buys again (or nobody does): scikit-learn refused with its own words
+            stopped = bool(churned[half].size and churned[half][0] == 1)
+            outcome, advice = (("stopped buying", "a longer one lets more of them come back") if stopped
+                               else ("bought again", "a shorter one counts more customers as stopped"))
+            self.churn_calibrator_ = UncalibratedChurn()
+            self.uncalibrated_note_ = (
+                f"churn is not calibrated: all {int(half.sum()):,} holdout customers it is calibrated on {outcome} in the "
+                f"{self.label_window_days_}-day label window (churn rate {churned.mean():.1%} over the holdout), so churn_probability "
+                f"is the booster's own (model.label_window_days: {advice})"
+            )
         self.churn_reliability_ = reliability_table(self.calibrated_churn(raw_churn[~half]), churned[~half])
         self.select_churn_source(self.calibrated_churn(raw_churn[~half]), 1.0 - btyd["btyd_p_order"].to_numpy()[~half], churned[~half])
 
@@ -519,6 +547,11 @@ class CustomerValueModel:
             raise ValueError(f"feature table lacks column(s) {missing}; build it with features.build.customer_features")
         self.check_time_unit(frame)
         return frame
+
+    def fit_warnings(self) -> list[str]:
+        """What the fit could not do as designed: churn left uncalibrated (``uncalibrated_note_``), then
+        ``booster_warnings``."""
+        return [note for note in (getattr(self, "uncalibrated_note_", None),) if note] + self.booster_warnings()
 
     def booster_warnings(self) -> list[str]:
         """A warning when a booster found no split (every tree one leaf, e.g. fewer customers than
@@ -720,6 +753,15 @@ class CustomerValueModel:
         self.check_fitted()
         gains = self.regressor_.feature_importance(importance_type="gain")
         return pd.Series(gains, index=self.feature_names_, name="gain").sort_values(ascending=False)
+
+
+class UncalibratedChurn:
+    """Stands in for the Platt calibrator when the holdout half it is fitted on holds one churn outcome
+    (scikit-learn cannot fit it): the booster's probability as it is, in ``predict_proba``'s shape."""
+
+    def predict_proba(self, log_odds_column: np.ndarray) -> np.ndarray:
+        probability = 1.0 / (1.0 + np.exp(-log_odds_column[:, 0]))
+        return np.column_stack([1.0 - probability, probability])
 
 
 def booster_output(booster: lightgbm.Booster, x: pd.DataFrame, **options) -> np.ndarray:
