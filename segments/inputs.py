@@ -70,6 +70,9 @@ NULLABLE_CUSTOMER_COLUMNS = (DAYS_SINCE_LAST_ORDER, AOV_TREND, INTERVAL_ACCELERA
 #: threshold reached in cents is reached in the comparison too.
 OBSERVED_MONEY_COLUMNS = (ROLLING_12M_SPEND, SPEND_EXPIRING_90D, SPEND_90D)
 STATE_COLUMNS = (CUSTOMER_ID, "tier", "grace_until", "is_rising_star", "is_at_risk")
+#: The as-of date of the last run that scored the customer: a state row of a customer missing from a run
+#: is carried forward with it (`segments.tiers.carried_state`). Optional on input (older states lack it).
+LAST_SCORED = "last_scored"
 
 
 def as_of_timestamp(as_of: dt.date | pd.Timestamp | str, name: str = "as_of") -> pd.Timestamp:
@@ -128,12 +131,14 @@ def check_customers(customers: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def check_previous_state(
-    previous_state: pd.DataFrame | None, customer_ids: pd.Series
+    previous_state: pd.DataFrame | None, customer_ids: pd.Series, previous_as_of: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame | None, np.ndarray]:
     """Validated copy of the previous run's state (None when there is none; `tier` is categorical),
     and the row in it of each of `customer_ids` (the checked, unique customer ids), -1 if absent.
 
-    Matching the state's ids to the customers is also how duplicate ids in the state are found.
+    Matching the state's ids to the customers is also how duplicate ids in the state are found. Its
+    `last_scored` dates are missing from states written before they were kept: those rows were scored
+    by the previous run (`previous_as_of`; NaT when not given).
     """
     if previous_state is None or len(previous_state) == 0:
         return None, np.full(len(customer_ids), -1, dtype=np.intp)
@@ -145,6 +150,15 @@ def check_previous_state(
             f"previous_state is missing required column(s) {missing}; it has {list(previous_state.columns)}"
         )
     state = previous_state.loc[:, list(STATE_COLUMNS)].reset_index(drop=True)
+    unknown_date = previous_as_of if previous_as_of is not None else pd.NaT
+    if LAST_SCORED in previous_state.columns:
+        try:
+            last_scored = pd.to_datetime(previous_state[LAST_SCORED].reset_index(drop=True)).astype("datetime64[ns]")
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"previous_state column {LAST_SCORED!r} must hold dates or NaT: {error}") from error
+        state[LAST_SCORED] = last_scored.fillna(unknown_date)
+    else:
+        state[LAST_SCORED] = pd.Series(unknown_date, index=state.index).astype("datetime64[ns]")
     rows = _state_rows(state[CUSTOMER_ID], customer_ids)
     ranks = tier_ranks(state["tier"])
     unknown = ranks < 0

@@ -22,6 +22,7 @@ from segments.events import tier_events
 from segments.inputs import (
     CHURN_PROBABILITY,
     CUSTOMER_ID,
+    LAST_SCORED,
     ROLLING_12M_SPEND,
     STATE_COLUMNS,
     as_of_timestamp,
@@ -33,7 +34,7 @@ from segments.keys import ranked_order, tier_names
 from segments.rising_stars import rising_stars
 from segments.settings import TIER_RANK, VIP_TIERS, SegmentSettings
 from segments.texts import money_text
-from segments.tiers import held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
+from segments.tiers import CARRY_DAYS, carried_state, held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
 
 TIERS_COLUMNS = (
     CUSTOMER_ID,
@@ -116,7 +117,8 @@ def nominate(
     if previous_as_of is not None and as_of_timestamp(previous_as_of, "previous_as_of") > as_of_stamp:
         raise ValueError(f"as_of {as_of_stamp.date()} is before the previous run's as_of {previous_as_of}")
     customers, id_rank = check_customers(customers)
-    state, state_rows = check_previous_state(previous_state, customers[CUSTOMER_ID])
+    previous_stamp = None if previous_as_of is None else as_of_timestamp(previous_as_of, "previous_as_of")
+    state, state_rows = check_previous_state(previous_state, customers[CUSTOMER_ID], previous_stamp)
     if shap is not None and not callable(shap):
         shap = check_shap(shap, customers[CUSTOMER_ID])
     if feature_values is not None:
@@ -159,6 +161,14 @@ def nominate(
     economics = programme_economics(tier_rank, customers, settings.economics, horizon_days)
 
     tiers_list = _ranked_tiers(tiers, tier_rank, id_rank)
+    new_state = tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True)
+    new_state[LAST_SCORED] = np.full(len(new_state), as_of_stamp.to_datetime64(), dtype="datetime64[ns]")
+    carried = dropped = None
+    if state is not None:
+        carried, dropped = carried_state(state, state_rows, as_of_stamp)
+        if len(carried):
+            carried_rows = carried.reset_index(drop=True).assign(tier=lambda rows: tier_names(rows["tier"].cat.codes.to_numpy()))
+            new_state = pd.concat([new_state, carried_rows], ignore_index=True)
 
     return Segments(
         as_of=as_of_stamp.date(),
@@ -167,10 +177,10 @@ def nominate(
         at_risk=at_risk,
         events=events,
         economics=economics,
-        state=tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True),
+        state=new_state,
         tier_thresholds=amounts,
-        warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, state, state_rows, settings, horizon_days,
-                           projected_only) + shared_amount_warnings(amounts),
+        warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, settings, horizon_days, projected_only)
+        + unscored_warnings(state, state_rows, carried, dropped) + shared_amount_warnings(amounts),
     )
 
 
@@ -231,12 +241,44 @@ def shared_amount_warnings(amounts: dict[str, float]) -> list[str]:
     return messages
 
 
+def unscored_warnings(state: pd.DataFrame | None, state_rows: np.ndarray, carried: pd.DataFrame | None,
+                      dropped: pd.DataFrame | None) -> list[str]:
+    """Customers of the previous tier state that this run does not score: those the previous run scored
+    (missing now: a partial extract, or ids spelt otherwise?), and members leaving the state after
+    `CARRY_DAYS` unscored. Members carried for longer than one run are not named again each week."""
+    if state is None:
+        return []
+    messages = []
+    unmatched = np.ones(len(state), dtype=bool)
+    unmatched[state_rows[state_rows >= 0]] = False
+    latest = state[LAST_SCORED].max()
+    newly = unmatched & (state[LAST_SCORED].isna() | (state[LAST_SCORED] == latest)).to_numpy()
+    if newly.any():
+        gone = state.loc[newly]
+        members = gone.loc[gone.index.isin(carried.index)]
+        named = members if len(members) else gone
+        examples = ", ".join(f"{cid} ({tier})" for cid, tier in zip(named[CUSTOMER_ID].head(3), named["tier"].head(3)))
+        kept = (f"the tier state of the {len(members):,} member(s) (a VIP tier or a grace period) is carried forward for up "
+                f"to {CARRY_DAYS} days and applies when they are scored again" if len(members)
+                else "they hold no VIP tier or grace period to carry forward")
+        messages.append(
+            f"{int(newly.sum()):,} customer(s) scored on the previous run are not scored on this one, e.g. {examples}: "
+            f"{kept}; no event is written for them now (a partial extract, or ids written otherwise than in the "
+            "previous run's data?)"
+        )
+    if len(dropped):
+        examples = ", ".join(f"{cid} ({tier})" for cid, tier in zip(dropped[CUSTOMER_ID].head(3), dropped["tier"].head(3)))
+        messages.append(
+            f"{len(dropped):,} member(s) not scored for more than {CARRY_DAYS} days leave the tier state, e.g. {examples}: "
+            "scored again, they start over as new customers"
+        )
+    return messages
+
+
 def _warnings(
     tier_rank: np.ndarray,
     in_grace: np.ndarray,
     table: pd.DataFrame,
-    state: pd.DataFrame | None,
-    state_rows: np.ndarray,
     settings: SegmentSettings,
     horizon_days: int,
     projected_only: np.ndarray,
@@ -285,19 +327,4 @@ def _warnings(
             "is an expectation that counts the chance of stopping, so members spending near a threshold fall below it; "
             "read the at-risk list by at_risk_score (it ranks by the shortfall's share of the threshold)"
         )
-    if state is not None:
-        # Ids are unique on both sides, so the state rows not matched are those of unscored customers.
-        unmatched = np.ones(len(state), dtype=bool)
-        unmatched[state_rows[state_rows >= 0]] = False
-        if unmatched.any():
-            gone = state.loc[unmatched]
-            members = gone[gone["tier"].astype(str).isin(VIP_TIERS)]
-            named = members if len(members) else gone
-            examples = ", ".join(f"{cid} ({tier})" for cid, tier in zip(named[CUSTOMER_ID].head(3), named["tier"].head(3)))
-            messages.append(
-                f"{int(unmatched.sum()):,} customer(s) in the previous tier state are not scored on this run "
-                f"({len(members):,} of them VIP members), e.g. {examples}; their tier state is not carried forward "
-                "and no event is written for them (a partial extract, or ids written otherwise than in the previous "
-                "run's data?)"
-            )
     return messages

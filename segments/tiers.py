@@ -36,9 +36,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from segments.inputs import CUSTOMER_ID, ROLLING_12M_SPEND
+from segments.inputs import CUSTOMER_ID, LAST_SCORED, ROLLING_12M_SPEND
 from segments.keys import TEXT_DTYPE, TIER_NAMES, money, tier_names
 from segments.settings import BASE, TIER_RANK, TIERS, VIP_TIERS, TierThresholds
+
+#: Days a member's state is carried forward while no run scores them (`carried_state`).
+CARRY_DAYS = 365
 
 
 def tier_threshold_amounts(rolling_12m_spend: pd.Series, thresholds: TierThresholds) -> dict[str, float]:
@@ -177,6 +180,27 @@ def previous_by_customer(previous_state: pd.DataFrame | None, rows: np.ndarray, 
         },
         index=index,
     )
+
+
+def carried_state(state: pd.DataFrame, state_rows: np.ndarray, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The previous state's rows of customers not scored on this run that are carried forward, and those
+    dropped: (carried, dropped), both in the state's columns.
+
+    A member (a VIP tier, or a grace period) missing from one run's data (a partial extract, a late
+    partition) kept nothing: on their return they were Base, "new customer", their grace lost. Their row
+    is carried, `last_scored` unchanged, and applies when they are scored again (a grace period that ended
+    meanwhile demotes them then). Rows of Base customers outside grace hold nothing the rules read (they
+    are dropped as before), and rows not scored for more than `CARRY_DAYS` are dropped: a member gone
+    for a year starts over.
+    """
+    unmatched = np.ones(len(state), dtype=bool)
+    unmatched[state_rows[state_rows >= 0]] = False
+    holds_something = (state["tier"].cat.codes.to_numpy() > TIERS.index(BASE)) | state["grace_until"].notna().to_numpy()
+    last_scored = state[LAST_SCORED]
+    recent = (last_scored.isna() | (last_scored >= as_of - pd.Timedelta(days=CARRY_DAYS))).to_numpy()
+    carried = state.loc[unmatched & holds_something & recent]
+    dropped = state.loc[unmatched & holds_something & ~recent]
+    return carried, dropped
 
 
 def as_inferred(values: pd.Series) -> pd.Series:

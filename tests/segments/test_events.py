@@ -140,6 +140,6 @@ def test_a_run_before_the_previous_one_is_refused():
 def test_state_round_trips_into_the_next_run():
     customers = customers_table({"rolling_12m_spend": 6000.0, "predicted_spend": 6000.0})
     first = nominate(customers, None, AS_OF, SegmentSettings(), 365)
-    assert list(first.state.columns) == ["customer_id", "tier", "grace_until", "is_rising_star", "is_at_risk"]
+    assert list(first.state.columns) == ["customer_id", "tier", "grace_until", "is_rising_star", "is_at_risk", "last_scored"]
     again = nominate(customers, first.state, AS_OF + dt.timedelta(days=7), SegmentSettings(), 365)
     assert again.events.empty

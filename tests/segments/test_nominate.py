@@ -194,17 +194,83 @@ def test_customers_missing_from_this_run_are_reported():
     previous = state_table({"customer_id": "c1", "tier": "Base"}, {"customer_id": "gone", "tier": "Gold"})
     result = nominate(customers_table({}), previous, AS_OF, SegmentSettings(), 365)
     assert result.warnings == [
-        "1 customer(s) in the previous tier state are not scored on this run (1 of them VIP members), e.g. gone (Gold); "
-        "their tier state is not carried forward and no event is written for them (a partial extract, or ids written "
-        "otherwise than in the previous run's data?)"
+        "1 customer(s) scored on the previous run are not scored on this one, e.g. gone (Gold): the tier state of the 1 "
+        "member(s) (a VIP tier or a grace period) is carried forward for up to 365 days and applies when they are scored "
+        "again; no event is written for them now (a partial extract, or ids written otherwise than in the previous run's data?)"
     ]
     # Without VIP members among them, the others are named.
     previous = state_table({"customer_id": "c1", "tier": "Base"}, {"customer_id": "left", "tier": "Base"})
     assert nominate(customers_table({}), previous, AS_OF, SegmentSettings(), 365).warnings == [
-        "1 customer(s) in the previous tier state are not scored on this run (0 of them VIP members), e.g. left (Base); "
-        "their tier state is not carried forward and no event is written for them (a partial extract, or ids written "
-        "otherwise than in the previous run's data?)"
+        "1 customer(s) scored on the previous run are not scored on this one, e.g. left (Base): they hold no VIP tier or "
+        "grace period to carry forward; no event is written for them now (a partial extract, or ids written otherwise than "
+        "in the previous run's data?)"
     ]
+
+
+def weekly(state, spend: dict[str, float], as_of: dt.date, previous_as_of: dt.date | None):
+    """One run over the customers of `spend` (id: rolling 12-month spend)."""
+    customers = customers_table(*({"customer_id": cid, "rolling_12m_spend": amount, "predicted_spend": amount}
+                                  for cid, amount in spend.items()))
+    return nominate(customers, state, as_of, SegmentSettings(), 365, previous_as_of=previous_as_of)
+
+
+def test_a_member_missing_from_one_run_keeps_tier_and_grace_on_return():
+    """A Silver member in grace, missing from one week's extract, came back Base with no downgrade event, and a
+    Gold member came back "new customer; spend $4,000 reached the Silver threshold"."""
+    weeks = [dt.date(2025, 11, 3) + dt.timedelta(days=7 * week) for week in range(4)]
+    first = weekly(None, {"silver": 2500.0, "gold": 6000.0, "base": 100.0}, weeks[0], None)
+    second = weekly(first.state, {"silver": 1900.0, "gold": 6000.0, "base": 100.0}, weeks[1], weeks[0])  # silver: grace
+    grace_until = pd.Timestamp(weeks[1]) + pd.Timedelta(days=90)
+    # Week 3: silver and gold are missing from the extract (and base, which holds nothing to carry).
+    third = weekly(second.state, {"other": 50.0}, weeks[2], weeks[1])
+    (warning,) = [w for w in third.warnings if "not scored" in w]
+    assert warning.startswith("3 customer(s) scored on the previous run are not scored on this one, e.g. silver (Silver), "
+                              "gold (Gold): the tier state of the 2 member(s)")
+    carried = third.state.set_index("customer_id")
+    assert set(carried.index) == {"other", "silver", "gold"} and "silver" not in set(third.tiers["customer_id"])
+    assert carried.loc["silver", "grace_until"] == grace_until and carried.loc["silver", "last_scored"] == pd.Timestamp(weeks[1])
+    assert carried.loc["other", "last_scored"] == pd.Timestamp(weeks[2])
+    # Week 4: both are back.
+    fourth = weekly(third.state, {"silver": 1900.0, "gold": 4000.0, "other": 50.0}, weeks[3], weeks[2])
+    tiers = fourth.tiers.set_index("customer_id")
+    assert tiers.loc["silver", "tier"] == "Silver" and tiers.loc["silver", "in_grace"]
+    assert tiers.loc["silver", "grace_until"] == grace_until  # the grace period keeps its end
+    assert tiers.loc["gold", "tier"] == "Gold" and tiers.loc["gold", "in_grace"]  # below Gold now: grace starts
+    events = fourth.events.groupby("customer_id")["event"].agg(set)
+    assert events["gold"] == {"entered_grace", "new_at_risk"} and "silver" not in events.index  # silver's grace runs on
+    assert not any("new customer" in text for text in fourth.events["details"])
+    assert not any("not scored" in w for w in fourth.warnings)
+
+
+def test_a_grace_period_that_ended_while_missing_demotes_on_return_and_long_absences_leave_the_state():
+    start = dt.date(2025, 1, 6)
+    first = weekly(None, {"m": 2500.0, "p": 12000.0}, start, None)
+    second = weekly(first.state, {"m": 1000.0, "p": 12000.0}, start + dt.timedelta(days=7), start)  # m in grace
+    gone = weekly(second.state, {"p": 12000.0}, start + dt.timedelta(days=14), start + dt.timedelta(days=7))
+    # Still missing: carried, but not named again each week.
+    later = gone
+    for week in range(3, 20):
+        later = weekly(later.state, {"p": 12000.0}, start + dt.timedelta(days=7 * week), start + dt.timedelta(days=7 * (week - 1)))
+        assert not any("not scored" in w for w in later.warnings)
+    back = weekly(later.state, {"m": 1000.0, "p": 12000.0}, start + dt.timedelta(days=7 * 20), start + dt.timedelta(days=7 * 19))
+    tiers = back.tiers.set_index("customer_id")
+    assert tiers.loc["m", "tier"] == "Base" and not tiers.loc["m", "in_grace"]
+    event = back.events.set_index("customer_id").loc["m"]
+    assert event["event"] == "tier_downgrade" and "grace period ended" in event["details"]
+    # A member missing for more than 365 days leaves the state, with a warning; back, they start over.
+    away = weekly(gone.state, {"p": 12000.0}, start + dt.timedelta(days=14 + 366), start + dt.timedelta(days=14))
+    (warning,) = [w for w in away.warnings if "leave the tier state" in w]
+    assert warning == ("1 member(s) not scored for more than 365 days leave the tier state, e.g. m (Silver): scored again, "
+                       "they start over as new customers")
+    assert set(away.state["customer_id"]) == {"p"}
+
+
+def test_a_state_written_before_last_scored_was_kept_is_carried_from_the_previous_run():
+    previous = state_table({"customer_id": "c1", "tier": "Base"}, {"customer_id": "gold", "tier": "Gold"})
+    result = nominate(customers_table({}), previous, AS_OF, SegmentSettings(), 365, previous_as_of=AS_OF - dt.timedelta(days=7))
+    carried = result.state.set_index("customer_id")
+    assert carried.loc["gold", "last_scored"] == pd.Timestamp(AS_OF - dt.timedelta(days=7))
+    assert carried.loc["c1", "last_scored"] == pd.Timestamp(AS_OF)
 
 
 def test_refunds_and_single_order_customers_from_real_features():
