@@ -766,18 +766,20 @@ def write_outputs(ctx: Context, store, run, tables: dict[str, pd.DataFrame], rep
     from flows.store import run_dataset
 
     store.write_run(run, tables, replacing)
-    # The exports hold the latest run of the dataset just scored: a backfilled past date does not
-    # replace them (the summary says so: it listed the exports as this run's outputs).
+    # The exports hold the latest run scored: a backfilled past date does not touch them (they hold its
+    # dataset's latest run, or another dataset's, which re-exporting this dataset's latest replaced).
     dataset = run_dataset(run)
     latest = dataset_runs(store, dataset)[0] if dataset else run
-    try:
-        store.export_run(latest.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
-    except OSError as error:  # it named a temporary file, and not that the run was stored
-        raise stored_anyway(error, run, "the export files were not updated, run.json names the run they hold",
-                            str(ctx.workspace.exports_dir)) from error
     paths: list[Path | str] = [ctx.workspace.exports_dir]
-    if latest.run_id != run.run_id:
-        paths[0] = f"{ctx.workspace.exports_dir} (still the latest run, as of {latest.as_of}; this run is in the store)"
+    if latest.run_id == run.run_id:
+        try:
+            store.export_run(run.run_id, ctx.workspace.exports_dir, formats=ctx.config.outputs.export_formats)
+        except OSError as error:  # it named a temporary file, and not that the run was stored
+            raise stored_anyway(error, run, "the export files were not updated, run.json names the run they hold",
+                                str(ctx.workspace.exports_dir)) from error
+    else:
+        paths[0] = (f"{ctx.workspace.exports_dir} (not replaced: this dataset's latest run is as of {latest.as_of}; "
+                    "this run is in the store)")
     try:
         write_side_files(ctx.workspace.run_dir(run.run_id), report, quarantine)
     except OSError as error:  # a run that failed here read as not stored

@@ -685,11 +685,15 @@ def dataset_names(runs: Sequence[RunInfo]) -> list[str]:
 
 def runs_of_dataset(runs: Sequence[RunInfo], dataset: str) -> list[RunInfo]:
     """The runs (in their order) of one dataset, a source or its registry name; a run stored without
-    its source counts as any dataset's."""
+    its source counts as any dataset's.
+
+    A stored name is matched as it is: named again, `shop.v2` (the file shop.v2.parquet) became `shop`, a file
+    stem, and the app, `lists --data shop.v2` and the score's exports found no run of it."""
     from flows.tracking import dataset_slug
 
-    slug = dataset_slug(dataset)
-    return [run for run in runs if run_dataset(run) in (None, slug)]
+    names = {run_dataset(run) for run in runs}
+    wanted = dataset if dataset in names else dataset_slug(dataset)
+    return [run for run in runs if run_dataset(run) in (None, wanted)]
 
 
 class OutputsStore:

@@ -413,7 +413,9 @@ def test_re_scoring_a_date_warns_of_later_runs_only_when_the_tier_state_changed(
     (missed,) = backfill_lines(weeks[1])
     assert "later dates (2025-12-15) scored without this one" in missed
     # The summary listed the exports as this run's outputs; they still hold the latest run.
-    assert f"outputs: {ctx.workspace.exports_dir} (still the latest run, as of 2025-12-15; this run is in the store)" in str(summaries[-1])
+    assert (f"outputs: {ctx.workspace.exports_dir} (not replaced: this dataset's latest run is as of 2025-12-15; this run is "
+            "in the store)") in str(summaries[-1])
+    assert json.loads((ctx.workspace.exports_dir / "run.json").read_text())["as_of"] == "2025-12-15"
     pipeline.run_score(ctx, str(data), weeks[2], step=pipeline.LocalSteps(6, quiet=True))  # now in date order
     assert backfill_lines(weeks[1]) == []  # the same data again: the later run's history is this run's
     # A corrected extract that moves one customer's tier: the later run was scored from the old state.
@@ -423,3 +425,31 @@ def test_re_scoring_a_date_warns_of_later_runs_only_when_the_tier_state_changed(
     (changed,) = backfill_lines(weeks[1])
     assert changed.startswith("this run replaced the stored run of 2025-12-08 with another tier state; the stored "
                               "runs of later dates (2025-12-15) were scored from the old one")
+
+
+def test_a_dotted_dataset_name_scores_and_a_backfill_leaves_another_shops_exports(workdir, small_transactions, tmp_path):
+    """`shop.v2.parquet` (dataset shop.v2) failed its score after storing the run ("list index out of range": named
+    again, shop.v2 became shop) and `lists --data shop.v2` found no run; a backfill of one shop replaced the exports
+    that held another shop's latest run."""
+    import shutil
+    from datetime import date
+
+    import pandas as pd
+
+    from flows.store import run_dataset
+
+    ctx = Context.create(workdir, horizon_days=180)
+    dotted, other = tmp_path / "shop.v2.parquet", tmp_path / "other.parquet"
+    shutil.copy(small_transactions, dotted)
+    pd.read_parquet(small_transactions).assign(customer_id=lambda t: "X" + t["customer_id"].astype(str)).to_parquet(other, index=False)
+    for source in (dotted, other):
+        assert pipeline.run_train(ctx, str(source), None, step=pipeline.LocalSteps(6, quiet=True)).promoted
+    pipeline.run_score(ctx, str(dotted), date(2025, 12, 8), step=pipeline.LocalSteps(6, quiet=True))
+    frame, run = pipeline.list_and_run(ctx, "tiers", data="shop.v2")
+    assert run_dataset(run) == "shop.v2" and run.as_of == date(2025, 12, 8) and len(frame)
+    pipeline.run_score(ctx, str(other), date(2025, 12, 8), step=pipeline.LocalSteps(6, quiet=True))
+    exported = (ctx.workspace.exports_dir / "run.json").read_text()
+    summary = pipeline.run_score(ctx, str(dotted), date(2025, 12, 1), step=pipeline.LocalSteps(6, quiet=True))  # a backfill
+    assert (ctx.workspace.exports_dir / "run.json").read_text() == exported  # still the other shop's latest run
+    assert "not replaced: this dataset's latest run is as of 2025-12-08" in str(summary)
+    assert [found.as_of for found in pipeline.dataset_runs(pipeline.open_store(ctx), "shop.v2")] == [date(2025, 12, 8), date(2025, 12, 1)]
