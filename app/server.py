@@ -60,10 +60,11 @@ def store_cause(error: Exception) -> str:
     return f": {hide_password(first)}"
 
 
-def create_app(store: OutputsStore, api_key: str | None, behind_https: bool = False) -> FastAPI:
+def create_app(store: OutputsStore, api_key: str | None, behind_https: bool = False, loopback_hosts_only: bool = False) -> FastAPI:
     """The FastAPI app over a read-only view of ``store``; ``api_key=None`` serves without a key.
     ``behind_https``: readers reach it over HTTPS through a proxy, so the session cookie is ``Secure``
-    (the app trusts no forwarded header to learn that)."""
+    (the app trusts no forwarded header to learn that). ``loopback_hosts_only``: answer only requests
+    addressed to localhost or a loopback address (`run` sets it when serving without a key)."""
     app = FastAPI(
         title="vipcast",
         summary="Rising stars, at-risk members, tiers and events from vipcast's scoring runs.",
@@ -84,6 +85,8 @@ def create_app(store: OutputsStore, api_key: str | None, behind_https: bool = Fa
     document_errors_and_security(app, api_key)
     app.state.logged_out = LoggedOutSessions()
     app.add_middleware(RequireApiKey, api_key=api_key, logged_out=app.state.logged_out)
+    if loopback_hosts_only:
+        app.add_middleware(LoopbackHostsOnly)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(LogRequests)
     return app
@@ -275,6 +278,31 @@ class SecurityHeaders:
         await self.app(scope, receive, add_headers)
 
 
+class LoopbackHostsOnly:
+    """Refuse (400) a request whose Host header is not localhost or a loopback address. Without a key the app
+    answered `Host: attacker.example`: a web page the user opens can point its own name at 127.0.0.1 (DNS
+    rebinding) and read every list, although the app listens on loopback only."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not is_loopback(request_host(scope)):
+            response = error_response(Request(scope), 400, "the Host header names another machine: this app, served "
+                                      "without an API key, answers requests to localhost or 127.0.0.1 only")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def request_host(scope: dict[str, Any]) -> str:
+    """The host name of a request's Host header, without its port ("[::1]:8000": ::1); "" without one."""
+    host = next((value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"), "")
+    if host.startswith("["):
+        return host[1:].split("]")[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -341,6 +369,6 @@ def run(host: str, port: int, store: OutputsStore, api_key: str | None, no_auth:
     check_port_free(host, port)
     store.runs()  # a damaged store file is refused here, with the CLI's one line, not a 500 on every request
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(store, api_key, behind_https), host=host, port=port, access_log=False, server_header=False,
+    uvicorn.run(create_app(store, api_key, behind_https, loopback_hosts_only=api_key is None), host=host, port=port, access_log=False, server_header=False,
                 proxy_headers=False, log_level="info")
 

@@ -205,3 +205,27 @@ def test_no_auth_says_the_lists_are_open(filled_store: OutputsStore, monkeypatch
     run("127.0.0.1", 8000, filled_store, None, no_auth=True)
     assert ("warning: serving without an API key (--no-auth) (VIPCAST_API_KEY is set and not used): anyone who can "
             "open 127.0.0.1:8000 on this machine reads the lists") in capsys.readouterr().err
+
+
+def test_without_a_key_only_requests_to_loopback_names_are_answered(filled_store: OutputsStore, monkeypatch) -> None:
+    """`--no-auth` answered `Host: attacker.example` with the full at-risk list: a page the user opens can point
+    its own name at 127.0.0.1 (DNS rebinding) and read every list."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    run("127.0.0.1", 18000, filled_store, None, no_auth=True)
+    keyless = TestClient(served[0], base_url="http://127.0.0.1:18000")
+    assert keyless.get("/api/v1/lists/at-risk").status_code == 200
+    for host in ("localhost:18000", "127.0.0.1", "[::1]:18000", "127.0.0.2:18000"):
+        assert keyless.get("/api/v1/runs", headers={"host": host}).status_code == 200, host
+    for host in ("attacker.example:18000", "attacker.example", "127.0.0.1.attacker.example", "[2001:db8::1]:18000", ""):
+        refused = keyless.get("/api/v1/lists/at-risk?format=csv", headers={"host": host})
+        assert refused.status_code == 400, host
+        assert refused.json() == {"detail": "the Host header names another machine: this app, served without an API key, "
+                                            "answers requests to localhost or 127.0.0.1 only"}
+        assert refused.headers["x-frame-options"] == "DENY"
+    # With a key, the key (or the session cookie, which the browser keeps per host name) guards the lists.
+    run("127.0.0.1", 18000, filled_store, API_KEY)
+    assert TestClient(served[1], headers={"X-API-Key": API_KEY}).get("/api/v1/runs").status_code == 200
