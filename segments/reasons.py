@@ -69,7 +69,9 @@ PHRASES: dict[str, Phrase] = {
     "category_breadth": lambda v: f"buys across {_count(v, 'category', 'categories')}",
     "category_breadth_growth": lambda v: f"bought from {_count(v, 'new category', 'new categories')} in the last 6 months",
     # spend_<N>d and orders_<N>d of any window: `window_phrase`
-    "spend_expiring_90d": lambda v: f"{money_text(v)} of last year's spend about to roll off",
+    # The spend of days 275-364 before the as-of date, as a fact: "... about to roll off" read as a reason
+    # for a rising star argued against the rise (7 of 19 synthetic rising stars carried it).
+    "spend_expiring_90d": lambda v: f"spent {money_text(v)} 9 to 12 months ago",
     "tenure_days": lambda v: f"customer for {_count(v, 'day')}",
     # features.rfm
     "days_since_last_order": lambda v: f"last order {_count(v, 'day')} ago",

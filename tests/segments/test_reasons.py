@@ -22,6 +22,8 @@ def test_templates_use_the_feature_values():
     assert phrase("purchase_interval_acceleration", math.log(1 / 1.04)) == "buying as often as before"
     assert phrase("purchase_interval_acceleration", math.log(1 / 1.5)) == "buying less often than before (every 1.5x as many days)"
     assert phrase("category_breadth_growth", 1.0) == "bought from 1 new category in the last 6 months"
+    # "... of last year's spend about to roll off" argued against a rising star's rise: the spend as a fact.
+    assert phrase("spend_expiring_90d", 563.89) == "spent $563.89 9 to 12 months ago"
 
 
 def test_generic_phrases_for_unknown_or_valueless_features():
