@@ -123,7 +123,8 @@ class AmbiguousRun(StoreError, ValueError):
 
 
 class StoreBusy(StoreError):
-    """Another process held the DuckDB file's lock for longer than the lock timeout."""
+    """Another process held the store's lock (the DuckDB file's, a SQLite file's, a PostgreSQL table's) for
+    longer than the wait."""
 
 
 class StoreUrlError(StoreError, ValueError):
@@ -622,6 +623,8 @@ class _SqlBackend(_Backend):
             reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
             if any(words in reason for words in SQLITE_DAMAGED_FILE):
                 raise StoreDamaged(f"the outputs store {_hidden(self.url)} is damaged ({reason})") from error
+            if any(words in reason for words in SQL_BUSY):  # was "internal error (OperationalError)", a 500
+                raise StoreBusy(f"the outputs store {_hidden(self.url)} is busy: another process holds its lock ({reason})") from error
             raise
 
     def _opened(self, engine: Any) -> Any:
@@ -639,6 +642,9 @@ class _SqlBackend(_Backend):
                 raise StoreUrlError(message) from error
             raise StoreUnreachable(message) from error
 
+
+#: A database's words for a lock another process held past the wait (SQLite's 5 s, PostgreSQL's lock_timeout).
+SQL_BUSY = ("database is locked", "database table is locked", "lock timeout", "could not obtain lock")
 
 #: Connection refusals that a corrected outputs.store_url mends (PostgreSQL's wording): config errors.
 CONFIG_REFUSALS = ("password authentication failed", "no password supplied", "does not exist")

@@ -865,3 +865,29 @@ def test_a_sqlite_store_gives_the_types_duckdb_gives(tmp_path: Path) -> None:
         assert (tmp_path / "sqlite" / f"{list_}.csv").read_bytes() == (tmp_path / "duckdb" / f"{list_}.csv").read_bytes()
     assert read["sqlite"]["tiers"]["is_gold"].dtype == bool
     assert pd.api.types.is_datetime64_any_dtype(read["sqlite"]["tiers"]["grace_until"])
+
+
+SQLITE_LOCK_HOLDER = textwrap.dedent("""
+    import sqlite3, sys, time
+    connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+    connection.execute("BEGIN EXCLUSIVE")
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    connection.close()
+""")
+
+
+def test_a_sqlite_store_locked_by_another_process_is_busy_not_internal(tmp_path: Path) -> None:
+    """A SQLite store held past its wait was "internal error (OperationalError) database is locked" (a 500 in the
+    app, which promises 503 "store busy" with Retry-After)."""
+    path = tmp_path / "outputs.db"
+    OutputsStore(f"sqlite:///{path}").write_run(run_info("r1", AS_OF_1), five_customers())
+    holder = subprocess.Popen([sys.executable, "-c", SQLITE_LOCK_HOLDER, str(path), "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreBusy, match=r"^the outputs store sqlite:///.*outputs\.db\?timeout=0\.2 is busy: another process "
+                                            r"holds its lock \(database is locked\)$"):
+            OutputsStore(f"sqlite:///{path}?timeout=0.2", read_only=True).runs()
+    finally:
+        holder.wait(timeout=10)
+    assert [run.run_id for run in OutputsStore(f"sqlite:///{path}", read_only=True).runs()] == ["r1"]
