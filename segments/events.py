@@ -32,7 +32,7 @@ import pandas as pd
 from segments.inputs import CUSTOMER_ID, ROLLING_12M_SPEND
 from segments.keys import TEXT_DTYPE, TIER_NAMES, ranked_order
 from segments.settings import BASE, TIER_RANK
-from segments.texts import day_texts, money_texts
+from segments.texts import day_texts, money_texts, money_texts_apart
 
 EVENT_TYPES = (
     "tier_downgrade",
@@ -51,7 +51,7 @@ def downgrade_details(spend: np.ndarray, lost_tier: np.ndarray, grace_until: pd.
     """'spend $4,100 below the Gold threshold $5,000; the grace period ended 2026-03-01' (or: no
     grace period with grace_days 0; a grace period to DATE cut short: grace_days is now 0)."""
     thresholds = money_texts(np.array([amounts[tier] for tier in lost_tier], dtype=float))
-    text = "spend " + money_texts(spend) + " below the " + lost_tier + " threshold " + thresholds
+    text = "spend " + money_texts_apart(spend, [amounts[tier] for tier in lost_tier]) + " below the " + lost_tier + " threshold " + thresholds
     ends = day_texts(grace_until)
     running = (grace_until >= as_of).to_numpy()
     why = np.where(grace_until.isna().to_numpy(), "; no grace period (grace_days 0)",
@@ -121,7 +121,7 @@ def tier_events(
         held = TIER_NAMES[tier_rank[rows]]
         details = (
             "spend "
-            + money_texts(spend[rows])
+            + money_texts_apart(spend[rows], threshold[rows])
             + " below the "
             + held
             + " threshold "
@@ -150,7 +150,7 @@ def tier_events(
     near = ~in_grace & tiers["next_tier"].notna().to_numpy() & (amount_to_next <= near_limit)
     rows = np.flatnonzero(near)
     next_tier = tiers["next_tier"].to_numpy()[rows]
-    details = money_texts(amount_to_next[rows]) + " to " + next_tier
+    details = money_texts_apart(amount_to_next[rows], 0.0) + " to " + next_tier
     add(rows, "near_next_tier", TIER_NAMES[tier_rank[rows]], next_tier, details)
 
     is_rising_star = tiers["is_rising_star"].to_numpy(dtype=bool)

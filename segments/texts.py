@@ -34,6 +34,23 @@ def money_texts(amounts: pd.Series | np.ndarray) -> np.ndarray:
     return np.array(texts, dtype=object)[codes] if len(codes) else np.array([], dtype=object)
 
 
+def money_texts_apart(amounts: np.ndarray, others: np.ndarray | float) -> np.ndarray:
+    """`money_texts` of `amounts`, except where an amount's text equals its counterpart's in `others` while
+    the two differ: there the amount to the millionth (amounts are kept to millionths). Rounded to the cent,
+    a spend of $1,999.996 read "spend $2,000 below the Silver threshold $2,000", and $0.004 to go "$0 to
+    Silver"."""
+    amounts = np.asarray(amounts, dtype=float)
+    others = np.broadcast_to(np.asarray(others, dtype=float), amounts.shape)
+    texts = money_texts(amounts)
+    clash = (texts == money_texts(others)) & (amounts != others) & ~np.isnan(amounts)
+    for row in np.flatnonzero(clash):
+        value = float(amounts[row])
+        digits = f"{abs(value):,.6f}".rstrip("0")
+        digits += "0" * max(0, 2 - len(digits.split(".")[1]))
+        texts[row] = f"{'-' if value < 0 else ''}${digits}"
+    return texts
+
+
 def day_texts(days: pd.Series) -> np.ndarray:
     """'YYYY-MM-DD' for each date, '' for NaT; an object array."""
     codes, uniques = pd.factorize(days)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
-from segment_tables import AS_OF, customers_table
+from segment_tables import AS_OF, customers_table, state_table
 
 from segments import SegmentSettings, nominate
 
@@ -143,3 +144,21 @@ def test_state_round_trips_into_the_next_run():
     assert list(first.state.columns) == ["customer_id", "tier", "grace_until", "is_rising_star", "is_at_risk", "last_scored"]
     again = nominate(customers, first.state, AS_OF + dt.timedelta(days=7), SegmentSettings(), 365)
     assert again.events.empty
+
+
+def test_amounts_under_a_cent_from_a_threshold_are_not_written_as_the_threshold():
+    """Amounts are kept to millionths: a Silver member at $1,999.996 read "spend $2,000 below the Silver threshold
+    $2,000", and a customer $0.004 short "$0 to Silver"."""
+    from segments.texts import money_texts_apart
+
+    previous = state_table({"customer_id": "member", "tier": "Silver"}, {"customer_id": "close", "tier": "Base"})
+    customers = customers_table({"customer_id": "member", "rolling_12m_spend": 1999.996},
+                                {"customer_id": "close", "rolling_12m_spend": 1999.996},
+                                {"customer_id": "cents", "rolling_12m_spend": 1999.99})
+    previous = pd.concat([previous, state_table({"customer_id": "cents", "tier": "Base"})], ignore_index=True)
+    events = nominate(customers, previous, AS_OF, SegmentSettings(), 365).events.set_index(["customer_id", "event"])["details"]
+    assert events[("member", "entered_grace")].startswith("spend $1,999.996 below the Silver threshold $2,000; keeps Silver")
+    assert events[("close", "near_next_tier")] == "$0.004 to Silver"
+    assert events[("cents", "near_next_tier")] == "$0.01 to Silver"  # whole cents: as before
+    assert list(money_texts_apart(np.array([4100.0, -0.0042, 5.5, np.nan]), np.array([5000.0, 0.0, 5.5, 1.0]))) == [
+        "$4,100", "-$0.0042", "$5.50", ""]
