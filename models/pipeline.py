@@ -236,7 +236,8 @@ class CustomerValueModel:
     label_window_days_ : int, the L used.
     spend_scale_ : float, the blend's total scaling learnt on the training window's holdout.
     champion_ : str, the candidate ``predict`` ships; ``selection_`` holds the holdout metrics per
-        candidate that chose it; ``churn_reliability_`` the reliability table of calibrated churn.
+        candidate that chose it (the blend's with its scale learnt on the other half of the holdout);
+        ``churn_reliability_`` the reliability table of calibrated churn.
     churn_source_ : str, "booster" or "bgnbd_gg", whose churn the blend ships (``churn_selection_``:
         each one's churn AUC on the holdout half that chose it).
     """
@@ -483,7 +484,14 @@ class CustomerValueModel:
                 "purchases there, or nobody bought in the window): set a longer model.label_window_days"
             )
         self.spend_scale_ = float(spend.sum() / blended.sum())
-        candidates = {"bgnbd_gg": btyd_spend, "lightgbm": lightgbm_spend, "blend": self.spend_scale_ * blended}
+        # Judged with the scale learnt on the holdout's other half (cross-fitted): scaled on the customers it is
+        # judged on, the blend's total error was 0 by construction (2.2e-16), a free pass on one of the rule's tests.
+        cross_fitted = self.spend_scale_ * blended
+        for judged in (half, ~half):
+            learnt_on = ~judged
+            if spend[learnt_on].sum() > 0 and blended[learnt_on].sum() > 0:
+                cross_fitted[judged] = spend[learnt_on].sum() / blended[learnt_on].sum() * blended[judged]
+        candidates = {"bgnbd_gg": btyd_spend, "lightgbm": lightgbm_spend, "blend": cross_fitted}
         self.selection_ = {
             name: {
                 "normalized_gini": normalized_gini(values, spend),

@@ -450,3 +450,10 @@ def test_a_btyd_refusal_at_the_label_windows_start_names_that_date_and_the_windo
     assert str(refused.value).startswith("as of 2024-07-02, the start of the 182-day label window the boosters learn from: only ")
     assert str(refused.value).endswith("; or a shorter model.label_window_days (now 182) moves that start later")
     CustomerValueModel(horizon_days=182, n_estimators=5, penalizer=0.001, label_window_days=120).fit(transactions, dt.date(2024, 12, 31))
+
+
+def test_the_blend_is_judged_with_a_scale_learnt_on_the_other_holdout_half(fitted):
+    """The blend's scale was learnt on the customers it was judged on: its total error was 0 by construction
+    (2.2e-16), a free pass on one of the champion rule's three tests."""
+    assert abs(fitted.selection_["blend"]["total_error"]) > 1e-6
+    assert fitted.spend_scale_ > 0
