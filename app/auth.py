@@ -121,6 +121,15 @@ class LoggedOutSessions:
         return cookie in self._expiry
 
 
+def header_text(value: str) -> str:
+    """A header value (decoded as Latin-1, as HTTP's bytes are) read as the UTF-8 clients send: a key such as
+    `clé-secrète-...` never matched in a header, while the /login form took it."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
 
@@ -136,9 +145,9 @@ def _cookie(headers: dict[str, str], name: str) -> str | None:
 def request_is_authorized(headers: dict[str, str], api_key: str, logged_out: LoggedOutSessions | None = None) -> bool:
     """A valid key in Authorization: Bearer, X-API-Key, or a valid session cookie not logged out."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and keys_match(token.strip(), api_key):
+    if scheme.lower() == "bearer" and keys_match(header_text(token.strip()), api_key):
         return True
-    if keys_match(headers.get("x-api-key", "").strip(), api_key):
+    if keys_match(header_text(headers.get("x-api-key", "").strip()), api_key):
         return True
     cookie = _cookie(headers, SESSION_COOKIE)
     return session_is_valid(cookie, api_key) and (logged_out is None or cookie not in logged_out)

@@ -229,3 +229,15 @@ def test_without_a_key_only_requests_to_loopback_names_are_answered(filled_store
     # With a key, the key (or the session cookie, which the browser keeps per host name) guards the lists.
     run("127.0.0.1", 18000, filled_store, API_KEY)
     assert TestClient(served[1], headers={"X-API-Key": API_KEY}).get("/api/v1/runs").status_code == 200
+
+
+def test_a_non_ascii_key_works_in_headers_as_in_the_login_form(filled_store: OutputsStore) -> None:
+    """HTTP headers arrive as bytes read as Latin-1 and the key was compared as UTF-8: `clé-secrète-0123456789`
+    was a 401 in X-API-Key and Authorization while the /login form accepted it."""
+    key = "clé-secrète-0123456789"
+    client = make_client(filled_store, key)
+    raw = key.encode("utf-8")  # what curl -H "X-API-Key: $KEY" sends from a UTF-8 shell
+    assert client.get("/api/v1/runs", headers=[(b"x-api-key", raw)]).status_code == 200
+    assert client.get("/api/v1/runs", headers=[(b"authorization", b"Bearer " + raw)]).status_code == 200
+    assert client.get("/api/v1/runs", headers=[(b"x-api-key", "clé-secrète-0123456780".encode())]).status_code == 401
+    assert client.get("/api/v1/runs", headers=[(b"x-api-key", key.encode("latin-1"))]).status_code == 200  # the same text
