@@ -231,6 +231,20 @@ def get_list(
                     headers=headers)
 
 
+@router.get("/customers", response_model=CustomerOut,
+            summary="One customer by the customer_id parameter (for ids no path carries, such as '.' and '..')")
+def get_customer_by_parameter(
+    request: Request,
+    customer_id: Annotated[str, Query(min_length=1, max_length=CUSTOMER_ID_MAX_LENGTH,
+                                      description="The customer's id as in the data.")],
+    as_of: AsOfQuery = None,
+    run_id: RunIdQuery = None,
+    data: DataQuery = None,
+) -> dict[str, Any]:
+    # Clients drop a path segment "." (`/api/v1/customers/.` arrived as /api/v1/customers/, a 404).
+    return get_customer(request, customer_id, as_of, run_id, data)
+
+
 @router.get("/customers/{customer_id:anytext}", response_model=CustomerOut,
             summary="One customer: scores, tier, lists, history")
 def get_customer(

@@ -271,7 +271,7 @@ def test_the_app_never_holds_the_store_open(tmp_path, filled_store_path) -> None
 
 def test_openapi_documents_the_api(client) -> None:
     schema = client.get("/openapi.json").json()
-    assert set(schema["paths"]) == {"/api/v1/runs", "/api/v1/lists/{list_name}", "/api/v1/customers/{customer_id}"}
+    assert set(schema["paths"]) == {"/api/v1/runs", "/api/v1/lists/{list_name}", "/api/v1/customers/{customer_id}", "/api/v1/customers"}
     parameters = {item["name"] for item in schema["paths"]["/api/v1/lists/{list_name}"]["get"]["parameters"]}
     assert parameters == {"list_name", "top", "tier", "as_of", "run_id", "format", "data"}
     assert "text/csv" in schema["paths"]["/api/v1/lists/{list_name}"]["get"]["responses"]["200"]["content"]
@@ -352,3 +352,14 @@ def test_a_customer_the_run_read_but_could_not_score_is_explained(tmp_path) -> N
                            "report counts them (and names the first refund-only ones).")
     page = client.get("/customers/R2")
     assert page.status_code == 404 and "has only refunds (no purchase day)" in html.unescape(page.text)
+
+
+def test_a_customer_is_found_by_parameter_too(text_id_client, text_id_store: OutputsStore) -> None:
+    """`/api/v1/customers/.` arrives as /api/v1/customers/ (clients drop a '.' segment): the parameter form carries any id."""
+    customer = text_id_store.read_list("rising_stars", top=1).iloc[0]["customer_id"]
+    by_path = text_id_client.get(f"/api/v1/customers/{customer}").json()
+    assert text_id_client.get("/api/v1/customers", params={"customer_id": customer}).json() == by_path
+    for odd in (".", ".."):
+        missing = text_id_client.get("/api/v1/customers", params={"customer_id": odd})
+        assert missing.status_code == 404 and missing.json()["detail"].startswith(f"unknown customer '{odd}'")
+    assert text_id_client.get("/api/v1/customers").status_code == 400
