@@ -475,6 +475,7 @@ HINTS = {
     "ApiKeyMissing": "set VIPCAST_API_KEY (or VIPCAST_API_KEY_FILE), or pass --no-auth for local use",
     "SparkStartError": "check engine.spark_master (local[*], spark://host:7077, yarn, ...) and engine.spark_conf in your config",
     "StoreBusy": "another process is writing the outputs store; try again in a moment",
+    "RegistryBusy": "another vipcast run (or the MLflow UI) is writing the model registry; try again in a moment",
     "StoreUrlError": "correct outputs.store_url in your config (driver installed, user, password and database "
                      "right), or leave it out for the DuckDB file in the workspace",
 }
@@ -699,6 +700,7 @@ def translated(exc: BaseException) -> BaseException | None:
     """An error a database library words in its own terms, as what it is: a file the user may not write
     (exit 2, naming it), a damaged file, a full disk or file-size limit (the machine's, exit 1)."""
     from flows.store import DUCKDB_DAMAGED_FILE, DUCKDB_DAMAGED_WAL, SQLITE_DAMAGED_FILE, StoreDamaged
+    from flows.tracking import RegistryBusy, registry_busy
 
     chain = list(exception_chain(exc))
     for link in chain:
@@ -715,6 +717,12 @@ def translated(exc: BaseException) -> BaseException | None:
             return DamagedWal(f"a database's write-ahead log is damaged ({text.strip().splitlines()[0]})")
         if any(words in text for words in DUCKDB_DAMAGED_FILE):
             return DamagedDatabase(f"a database file is damaged ({text.strip().splitlines()[0]})")
+        if isinstance(link, RegistryBusy):
+            return link
+        if "database is locked" in text and any(type(error).__module__.startswith("mlflow") for error in chain):
+            tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+            where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
+            return registry_busy(where, "database is locked")
         if any(words in text for words in SQLITE_DAMAGED_FILE) and any(
                 type(error).__module__.startswith("mlflow") for error in chain):  # the model registry's SQLite file
             tracking = os.environ.get("MLFLOW_TRACKING_URI", "")

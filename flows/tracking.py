@@ -48,6 +48,15 @@ class DamagedRegistry(Exception):
     """The workspace's MLflow SQLite file fails its own checks (the CLI's hint: move it aside, train)."""
 
 
+class RegistryBusy(Exception):
+    """The workspace's MLflow SQLite file stayed locked by another process past SQLite's wait."""
+
+
+def registry_busy(database: Path | str, error: BaseException) -> RegistryBusy:
+    return RegistryBusy(f"the model registry {database} is busy: another process holds its lock ({error}); "
+                        "nothing was changed")
+
+
 
 class NoChampion(LookupError):
     """The registry has no champion for the dataset."""
@@ -264,10 +273,14 @@ def prepare_tracking_database(workspace: Workspace) -> None:
         raise
 
 
+#: Seconds a read of the registry file waits for another process's lock (SQLite's default).
+REGISTRY_LOCK_WAIT = 5.0
+
+
 def _read_only(database: Path):
     import sqlite3
 
-    return sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+    return sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=REGISTRY_LOCK_WAIT)
 
 
 def schema_complete(database: Path) -> bool:
@@ -282,8 +295,14 @@ def schema_complete(database: Path) -> bool:
     try:
         with contextlib.closing(_read_only(database)) as connection:
             version = connection.execute("select version_num from alembic_version").fetchone()
-    except sqlite3.Error:
-        return False
+    except sqlite3.OperationalError as error:
+        # Only a missing table is a half-built schema: a locked file read as one was rebuilt, empty, over
+        # a registry that held every champion.
+        if "no such table" in str(error):
+            return False
+        if "locked" in str(error) or "busy" in str(error):
+            raise registry_busy(database, error) from error
+        raise
     head = ScriptDirectory.from_config(_get_alembic_config(f"sqlite:///{database}")).get_current_head()
     return version is not None and version[0] == head
 
@@ -299,8 +318,12 @@ def holds_records(database: Path) -> bool:
             try:
                 if connection.execute(query).fetchone() is not None:
                     return True
-            except sqlite3.OperationalError:  # a table the half-built schema lacks holds nothing
-                continue
+            except sqlite3.OperationalError as error:
+                if "no such table" in str(error):  # a table the half-built schema lacks holds nothing
+                    continue
+                if "locked" in str(error) or "busy" in str(error):
+                    raise registry_busy(database, error) from error
+                raise
     return False
 
 
@@ -543,8 +566,13 @@ def champion_version(workspace: Workspace, dataset: str):
     client = mlflow.MlflowClient()
     try:
         return client.get_model_version_by_alias(registered_model_name(dataset), CHAMPION_ALIAS)
-    except mlflow.exceptions.MlflowException:
-        return None
+    except mlflow.exceptions.MlflowException as error:
+        # No such model, or no champion alias: None. Any other failure (a locked registry) read as "no champion
+        # yet", and train promoted whatever it fitted.
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+                error.error_code == "INVALID_PARAMETER_VALUE" and "alias" in str(error) and "not found" in str(error)):
+            return None
+        raise
 
 
 def champion_datasets(workspace: Workspace) -> list[str]:

@@ -349,3 +349,53 @@ def test_a_tracking_uri_that_answers_but_is_not_mlflow_is_one_line():
             tracking.check_tracking_server(uri)
     finally:
         server.shutdown()
+
+
+def test_a_locked_registry_is_busy_never_rebuilt(tmp_path, monkeypatch):
+    """A score started while mlflow.db stayed locked read the lock as a half-built schema holding nothing and
+    replaced the registry with an empty one (every champion lost); a locked alias lookup read as "no champion yet"."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(tracking, "REGISTRY_LOCK_WAIT", 0.2)
+    workspace = Workspace.resolve(tmp_path / "ws", create=True)
+    tracking._use_experiment(tracking._mlflow(workspace), workspace, "shop")
+    database = workspace.root / "mlflow.db"
+    before = database.read_bytes()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         "c = sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
+         "time.sleep(3)", str(database)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(tracking.RegistryBusy, match=rf"^the model registry {re.escape(str(database))} is busy: another "
+                                                        r"process holds its lock \(database is locked\); nothing was changed$"):
+            tracking.prepare_tracking_database(workspace)
+    finally:
+        holder.wait(timeout=10)
+    assert database.read_bytes() == before
+    with sqlite3.connect(database) as registry:
+        assert registry.execute("select count(*) from experiments where name = 'vipcast/shop'").fetchone()[0] == 1
+    assert tracking.champion_version(workspace, "shop") is None  # no such model: None, as before
+
+
+def test_an_alias_lookup_failing_otherwise_than_not_found_is_raised(tmp_path, monkeypatch):
+    import mlflow
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace.resolve(tmp_path / "ws", create=True)
+
+    def locked(self, name, alias):
+        raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked", error_code="INTERNAL_ERROR")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_model_version_by_alias", locked)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="database is locked"):
+        tracking.champion_version(workspace, "shop")
