@@ -138,7 +138,8 @@ def parse_source(src: str, table: str | None = None) -> Source:
             raise IngestError(f"{hide_password(url)}: {error}") from None
         name = fragment or table
         if not name:
-            raise IngestError(f"{src}: a database source needs a table: write URL#table (e.g. sqlite:///shop.db#orders)")
+            raise IngestError(f"{hide_password(src)}: a database source needs a table: write URL#table (e.g. "
+                              "sqlite:///shop.db#orders) or set source.table in the config")
         source = Source("database", url, name)
         existing_database_file(source)  # before `score` looks for a champion: a typo is "no such file"
         return source

@@ -535,7 +535,12 @@ def check_request(ctx: Context, data: str | None, as_of: date | None, command: s
 
     dataset = data or ctx.config.dataset
     check_not_future(as_of or ctx.config.as_of, command)
-    check_out_not_source(parse_source(dataset, ctx.config.source.table), out, out / "scores.parquet" if out is not None else None)
+    source = parse_source(dataset, ctx.config.source.table)
+    if source.kind == "database" and "#" not in dataset:
+        # Named by its table, as `URL#table` is: the whole URL (its password too) named the registered model,
+        # the experiment and the artifact folder, while the outputs store named the run's dataset by the table.
+        dataset = f"{dataset}#{source.table}"
+    check_out_not_source(source, out, out / "scores.parquet" if out is not None else None)
     # Before minutes of fitting: a read-only workspace failed at the end. Train writes the workspace's
     # MLflow database (unless MLFLOW_TRACKING_URI names another), score its outputs store (unless
     # outputs.store_url names another).

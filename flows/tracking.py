@@ -97,18 +97,41 @@ def source_name(dataset: str) -> str:
     glob was named "data" before, so two shops' globs shared one champion and one tier history."""
     if "#" in dataset:
         return dataset.split("#")[-1]
-    if dataset in BUILTIN_SOURCES or "://" in dataset:
+    if "://" in dataset:  # a database URL without its table (the flows add the config's): never its password
+        from flows.ingest import hide_password
+
+        return hide_password(dataset)
+    if dataset in BUILTIN_SOURCES:
         return dataset
     parts = Path(os.path.abspath(dataset)).parts
     wild = next((i for i, part in enumerate(parts) if GLOB_CHARACTERS & set(part)), None)
     if wild is None:
-        return Path(parts[-1]).stem if len(parts) > 1 else "data"
+        if len(parts) <= 1:
+            return "data"
+        return file_stem(parts[-1])
     if wild < len(parts) - 1 and not GLOB_CHARACTERS & set(parts[-1]):
-        return Path(parts[-1]).stem
-    literal = re.sub(r"[*?\[\]]", "", Path(parts[wild]).stem).strip("_-. ")
+        return file_stem(parts[-1])
+    literal = re.sub(r"[*?\[\]]", "", file_stem(parts[wild])).strip("_-. ")
     if literal:
         return literal
     return parts[wild - 1] if wild > 1 else "data"
+
+
+#: The suffixes of the files vipcast reads (flows.ingest), and of their compression (orders.csv.gz).
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+COMPRESSION_SUFFIXES = (".gz",)
+
+
+def file_stem(name: str) -> str:
+    """A source's name without a data file's suffix (and its compression's): `orders.csv.gz` was named
+    `orders.csv` beside `orders.csv`'s `orders`, and the folder `shop.eu` was `shop` beside `shop.eu/*.parquet`'s
+    `shop.eu`. Other suffixes are part of the name (`shop.v2.parquet`: shop.v2); whether the name is a file or a
+    folder is not asked (a stored run's name must not change when its folder is gone)."""
+    for suffixes in (COMPRESSION_SUFFIXES, DATA_SUFFIXES):
+        suffix = next((end for end in suffixes if name.lower().endswith(end) and len(name) > len(end)), None)
+        if suffix is not None:
+            name = name[: -len(suffix)]
+    return name
 
 
 def dataset_slug(dataset: str) -> str:

@@ -399,3 +399,26 @@ def test_an_alias_lookup_failing_otherwise_than_not_found_is_raised(tmp_path, mo
     monkeypatch.setattr(mlflow.MlflowClient, "get_model_version_by_alias", locked)
     with pytest.raises(mlflow.exceptions.MlflowException, match="database is locked"):
         tracking.champion_version(workspace, "shop")
+
+
+def test_a_database_source_is_named_by_its_table_and_never_by_its_password(tmp_path, monkeypatch):
+    """`--data postgresql://bob:s3cret@host/db` with source.table in the config named the registered model, the
+    experiment, the artifact folder and the champion cache `...-bob-s3cret-...`, while the outputs store named the
+    run's dataset by the table; `sqlite:///shop.db` and `sqlite:///shop.db#orders` were two datasets."""
+    import sqlite3
+
+    from flows import pipeline
+    from flows.pipeline import Context
+
+    assert "s3cret" not in dataset_slug("postgresql://bob:s3cret@127.0.0.1:55432/postgres")
+    database = tmp_path / "shop.db"
+    with sqlite3.connect(database) as shop:
+        shop.execute("create table orders (customer_id text, order_ts text, amount real)")
+    config = tmp_path / "table.yaml"
+    config.write_text("source:\n  table: orders\n")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ctx = Context.create(tmp_path / "ws", config)
+    named = pipeline.check_request(ctx, f"sqlite:///{database}", None, "train")
+    assert named == f"sqlite:///{database}#orders"
+    assert dataset_slug(named) == dataset_slug(f"sqlite:///{database}#orders") == "orders"
+    assert pipeline.check_request(ctx, f"sqlite:///{database}#orders", None, "train") == f"sqlite:///{database}#orders"
