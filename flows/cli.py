@@ -672,8 +672,18 @@ def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
 
 
 def stop_in_chain(exc: BaseException) -> BaseException | None:
-    """The Terminated or KeyboardInterrupt an exception was raised from, if any."""
-    return next((link for link in exception_chain(exc) if isinstance(link, (Terminated, KeyboardInterrupt))), None)
+    """The Terminated or KeyboardInterrupt an exception was raised from, if any. Inside a `--prefect` flow
+    Prefect's own SIGTERM handler raises its TerminationSignal instead of Terminated, and inside a DuckDB query
+    either comes back as "Query interrupted", sometimes without its chain: both are a SIGTERM (a Ctrl-C leaves
+    its KeyboardInterrupt in the chain). A step stopped so was retried, and the run finished with exit 0."""
+    chain = list(exception_chain(exc))
+    found = next((link for link in chain if isinstance(link, (Terminated, KeyboardInterrupt))), None)
+    if found is not None:
+        return found
+    if any(type(link).__name__ == "TerminationSignal" or (isinstance(link, RuntimeError) and str(link).startswith("Query interrupted"))
+           for link in chain):
+        return Terminated()
+    return None
 
 
 # OS errors of the machine, wherever they sit in an exception's chain: MLflow reported a full TMPDIR as
@@ -775,4 +785,8 @@ def environment_message(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m flows.cli` runs this file as __main__, a second copy of the module: the SIGTERM its handler
+    # recorded was not the one flows.orchestration asks flows.cli about, and a stopped --prefect step retried.
+    from flows.cli import main as installed_main
+
+    installed_main()
