@@ -415,10 +415,17 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
             True, f"replaces the champion {damaged.version}, whose model files cannot be loaded ({type(damaged.cause).__name__})"
         )
     champion_cutoff = fitted_through(champion)
-    if champion_cutoff is not None and champion_cutoff > ingested.as_of:
+    # The new data's last order day, as the champion's (`fitted_through`): `train --as-of` a few days past the
+    # last order read as newer data, and a partial extract of the same dates was promoted.
+    data_end = ingested.as_of
+    if ingested.report.get("last_order") is not None:
+        from flows.ingest import report_day
+
+        data_end = min(data_end, report_day(ingested.report, "last_order"))
+    if champion_cutoff is not None and champion_cutoff > data_end:
         # Data that end earlier cannot replace a model of later data, whatever the backtests say.
         return tracking.Promotion(
-            False, f"not promoted: the champion was fitted on data up to {champion_cutoff}, after this model's {ingested.as_of}"
+            False, f"not promoted: the champion was fitted on data up to {champion_cutoff}, after this model's {data_end}"
         )
     champion_settings = settings_of(champion)
     if champion_settings["horizon_days"] != settings["horizon_days"]:
@@ -429,14 +436,14 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
             f"this model's horizon is {settings['horizon_days']} days"
         )
     if champion_settings == settings_of(CustomerValueModel(**settings)):
-        if champion_cutoff is None or champion_cutoff < ingested.as_of:
-            return tracking.Promotion(True, f"same settings as the champion, refitted on newer data (up to {ingested.as_of})")
-        return same_date_refit(ctx, dataset, ingested)
+        if champion_cutoff is None or champion_cutoff < data_end:
+            return tracking.Promotion(True, f"same settings as the champion, refitted on newer data (up to {data_end})")
+        return same_date_refit(ctx, dataset, ingested, data_end)
     result = backtest_models(ingested, cutoff, champion_settings).to_dict()
     return tracking.decide_promotion(backtest["models"][backtest["champion"]], result["models"][result["champion"]])
 
 
-def same_date_refit(ctx: Context, dataset: str, ingested):
+def same_date_refit(ctx: Context, dataset: str, ingested, day: date):
     """The champion's settings refitted on data up to the champion's own date: the backtests would be
     the same recipe on the same split, so the data decide. The same data, or a corrected extract of at
     least as many rows, replace it; fewer rows look like a partial reload and keep the champion."""
@@ -446,16 +453,16 @@ def same_date_refit(ctx: Context, dataset: str, ingested):
     trained = tracking.champion_training_data(ctx.workspace, dataset)
     rows, before = ingested.report["rows_used"], trained.get("rows_used")
     if trained.get("digest") == data_digest(ingested.connection):
-        return tracking.Promotion(True, f"same settings and the same data up to {ingested.as_of} as the champion")
+        return tracking.Promotion(True, f"same settings and the same data up to {day} as the champion")
     if before is not None and rows < before:
         return tracking.Promotion(
             False,
-            f"not promoted: same settings and data up to the same date {ingested.as_of} as the champion, but {rows:,} rows "
+            f"not promoted: same settings and data up to the same date {day} as the champion, but {rows:,} rows "
             f"instead of the {before:,} it was trained on (a partial extract?); to use this version anyway, move the "
             "champion alias to it",
         )
     counted = f"{rows:,} rows, the champion's {before:,}" if before is not None else f"{rows:,} rows"
-    return tracking.Promotion(True, f"same settings as the champion, refitted on changed data up to the same date {ingested.as_of} ({counted})")
+    return tracking.Promotion(True, f"same settings as the champion, refitted on changed data up to the same date {day} ({counted})")
 
 
 def register_model(ctx: Context, dataset: str, ingested, model, settings: dict[str, Any], backtest: dict[str, Any], figures, promotion):

@@ -442,7 +442,8 @@ def test_a_model_for_a_new_horizon_replaces_the_champion_of_another(tmp_path, mo
     monkeypatch.setattr(pipeline, "backtest_models", lambda *args: pytest.fail("no backtest of the old recipe"))
     ctx = pipeline.Context.create(tmp_path)
     settings = {**pipeline.model_settings(ctx.config), "horizon_days": 365}
-    promotion = pipeline.compare_with_champion(ctx, "cdnow", SimpleNamespace(as_of=date(1998, 6, 30)), date(1997, 6, 30), settings, {})
+    promotion = pipeline.compare_with_champion(ctx, "cdnow", SimpleNamespace(as_of=date(1998, 6, 30), report={}), date(1997, 6, 30),
+                                               settings, {})
     assert promotion.promoted
     assert promotion.reason == f"replaces a champion trained for a {champion_horizon}-day horizon: this model's horizon is 365 days"
 
@@ -451,6 +452,10 @@ def test_a_model_for_a_new_horizon_replaces_the_champion_of_another(tmp_path, mo
     "as_of, digest, rows, promoted, reason",
     [
         (date(1998, 7, 31), "other", 900, True, "same settings as the champion, refitted on newer data (up to 1998-07-31)"),
+        # `train --as-of` a few days past the last order: the same dates, not newer data (a partial extract got through).
+        (date(1998, 7, 2), "other", 900, False,
+         "not promoted: same settings and data up to the same date 1998-06-30 as the champion, but 900 rows instead of the "
+         "1,000 it was trained on (a partial extract?); to use this version anyway, move the champion alias to it"),
         (date(1998, 6, 30), "d1", 1000, True, "same settings and the same data up to 1998-06-30 as the champion"),
         (date(1998, 6, 30), "other", 1200, True,
          "same settings as the champion, refitted on changed data up to the same date 1998-06-30 (1,200 rows, the champion's 1,000)"),
@@ -476,7 +481,8 @@ def test_a_refit_of_the_champions_settings_on_the_same_date_is_decided_by_the_da
     monkeypatch.setattr(tracking, "champion_training_data", lambda workspace, dataset: {"digest": "d1", "rows_used": 1000})
     monkeypatch.setattr(flows.ingest, "data_digest", lambda connection: digest)
     monkeypatch.setattr(pipeline, "backtest_models", lambda *args: pytest.fail("the same recipe backtested again"))
-    ingested = SimpleNamespace(as_of=as_of, report={"rows_used": rows}, connection=None)
+    last_order = "1998-06-30T12:00:00" if as_of == date(1998, 7, 2) else f"{as_of.isoformat()}T09:30:00"
+    ingested = SimpleNamespace(as_of=as_of, report={"rows_used": rows, "last_order": last_order}, connection=None)
     promotion = pipeline.compare_with_champion(ctx, "cdnow", ingested, date(1997, 6, 30), settings, {})
     assert (promotion.promoted, promotion.reason) == (promoted, reason)
 
