@@ -439,7 +439,17 @@ def compare_with_champion(ctx: Context, dataset: str, ingested, cutoff: date, se
         if champion_cutoff is None or champion_cutoff < data_end:
             return tracking.Promotion(True, f"same settings as the champion, refitted on newer data (up to {data_end})")
         return same_date_refit(ctx, dataset, ingested, data_end)
-    result = backtest_models(ingested, cutoff, champion_settings).to_dict()
+    from models.btyd import InsufficientDataError, ModelFitError
+
+    try:
+        result = backtest_models(ingested, cutoff, champion_settings).to_dict()
+    except (InsufficientDataError, ModelFitError) as refused:
+        # The champion's recipe (e.g. its label window) does not fit this data: train failed here and named a
+        # setting the user had not set, and no model could be trained on the data again.
+        return tracking.Promotion(
+            False, f"not promoted: the champion's settings cannot be backtested on this data, so the two cannot be "
+            f"compared ({refused}); to use this version anyway, move the champion alias to it"
+        )
     return tracking.decide_promotion(backtest["models"][backtest["champion"]], result["models"][result["champion"]])
 
 

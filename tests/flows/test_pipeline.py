@@ -886,3 +886,31 @@ def test_write_atomic_appends_to_an_open_descriptor_keeps_permissions_and_lets_p
     write_atomic(fifo, lambda path: pd.DataFrame({"a": range(1000)}).to_parquet(path))
     reader.join(timeout=20)
     assert len(received) == 1 and received[0]["a"].sum() == sum(range(1000))
+
+
+def test_a_champion_recipe_that_cannot_be_backtested_on_the_data_keeps_the_champion_and_says_why(tmp_path, monkeypatch):
+    """A champion trained with model.label_window_days 540, then a train on shorter data with the default config:
+    train failed at "comparing with the champion", naming label_window_days as if the user had set it."""
+    from flows import tracking
+    from models.btyd import InsufficientDataError
+    from models.pipeline import CustomerValueModel
+
+    ctx = pipeline.Context.create(tmp_path)
+    settings = pipeline.model_settings(ctx.config)
+    champion = CustomerValueModel(**{**settings, "label_window_days": 540})
+    champion.cutoff_ = date(1998, 3, 31)
+    monkeypatch.setattr(tracking, "champion_version", lambda workspace, dataset: "1")
+    monkeypatch.setattr(tracking, "load_champion", lambda workspace, dataset: (champion, "vipcast-cdnow/1"))
+
+    def too_short(ingested, cutoff, recipe):
+        assert recipe["label_window_days"] == 540
+        raise InsufficientDataError("label window of 540 days leaves no history before the backtest cutoff")
+
+    monkeypatch.setattr(pipeline, "backtest_models", too_short)
+    ingested = SimpleNamespace(as_of=date(1998, 6, 30), report={"last_order": "1998-06-30T10:00:00"})
+    promotion = pipeline.compare_with_champion(ctx, "cdnow", ingested, date(1997, 6, 30), settings, {})
+    assert not promotion.promoted
+    assert promotion.reason == (
+        "not promoted: the champion's settings cannot be backtested on this data, so the two cannot be compared (label "
+        "window of 540 days leaves no history before the backtest cutoff); to use this version anyway, move the champion "
+        "alias to it")
