@@ -191,6 +191,12 @@ def write_streamed(path: Path, write) -> Path:
         staged = Path(folder) / path.name
         write(staged)
         with open(staged, "rb") as source, open(path, "ab") as target:
+            here, there = os.fstat(source.fileno()), os.fstat(target.fileno())
+            if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+                # `--out /dev/stdout >&-`: the staged file took the closed descriptor 1, /dev/stdout reopened it,
+                # and the copy appended the file to itself until the disk was full.
+                raise ValueError(f"{path} names a closed descriptor (standard output closed?): there is nowhere to "
+                                 "write; pass --out FILE")
             shutil.copyfileobj(source, target, 1 << 20)
     return path
 

@@ -914,3 +914,32 @@ def test_a_champion_recipe_that_cannot_be_backtested_on_the_data_keeps_the_champ
         "not promoted: the champion's settings cannot be backtested on this data, so the two cannot be compared (label "
         "window of 540 days leaves no history before the backtest cutoff); to use this version anyway, move the champion "
         "alias to it")
+
+
+def test_writing_to_a_closed_standard_output_is_refused_not_copied_into_itself(tmp_path):
+    """`vipcast lists tiers --out /dev/stdout >&-`: the staged temporary file took the closed descriptor 1,
+    /dev/stdout reopened that file, and the copy appended it to itself until the disk was full (~64 GB)."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    child = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from flows.workspace import write_atomic\n"
+        "os.close(1)\n"
+        "try:\n"
+        "    write_atomic(Path('/dev/stdout'), lambda path: path.write_bytes(b'x' * 100_000))\n"
+        "except ValueError as error:\n"
+        "    print(error, file=sys.stderr); sys.exit(3)\n"
+    )
+
+    def small_files() -> None:  # a regression fails on the limit (EFBIG), not on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000_000, 50_000_000))
+
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120, preexec_fn=small_files,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip() == ("/dev/stdout names a closed descriptor (standard output closed?): there is nowhere "
+                                     "to write; pass --out FILE")
