@@ -1072,11 +1072,12 @@ class OutputsStore:
         return f"CAST({column} AS {self._sql_type('text')}) = :customer_id", str(customer_id)
 
     def customer_rows(self, customer_id: Any, run_id: str) -> dict[str, dict[str, Any]]:
-        """The customer's row in each list of one run (lists the customer is not in are left out)."""
+        """The customer's row in each list of one run (lists the customer is not in are left out; the internal
+        tier state too: it carries members a run did not score, whom the app then showed as scored, with no scores)."""
         found: dict[str, dict[str, Any]] = {}
         with self._reading() as connection:
             for name, columns in self._run_columns(connection, run_id).items():
-                if "customer_id" not in columns:
+                if "customer_id" not in columns or name in INTERNAL_LISTS:
                     continue
                 condition = self._customer_condition(connection, name, customer_id)
                 if condition is None:

@@ -891,3 +891,16 @@ def test_a_sqlite_store_locked_by_another_process_is_busy_not_internal(tmp_path:
     finally:
         holder.wait(timeout=10)
     assert [run.run_id for run in OutputsStore(f"sqlite:///{path}", read_only=True).runs()] == ["r1"]
+
+
+def test_a_member_only_in_the_tier_state_is_not_a_scored_customer(store: OutputsStore) -> None:
+    """A member missing from a run's data is carried in its tier state: the app found them there and showed a
+    customer page with no scores ("Top tier: there is no higher tier to reach")."""
+    tables = five_customers()
+    tables["state"] = pd.DataFrame({"customer_id": [1, 9], "tier": ["Platinum", "Silver"],
+                                    "grace_until": pd.to_datetime([None, None]), "is_rising_star": [False, False],
+                                    "is_at_risk": [False, False], "last_scored": pd.to_datetime(["2025-06-08", "2025-06-01"])})
+    store.write_run(run_info("r1", AS_OF_1), tables)
+    assert store.customer_rows(9, "r1") == {}
+    assert "state" not in store.customer_rows(1, "r1") and "scores" in store.customer_rows(1, "r1")
+    assert store.read_list("state", run_id="r1")["customer_id"].tolist() == [1, 9]
