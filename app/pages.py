@@ -328,7 +328,7 @@ def movement_matrix(movement: pd.DataFrame) -> dict[str, Any]:
             cells.append({"count": count, "kind": kind if count else "empty"})
         if before is None and not any(item["count"] for item in cells):
             continue
-        rows.append({"tier": before or "New customers", "cells": cells})
+        rows.append({"tier": before or "Not scored then", "cells": cells})  # new customers, and members back after a run without them
     return {"columns": [*tiers, "Not scored now"], "rows": rows, "upgrades": upgrades, "downgrades": downgrades}
 
 

@@ -364,3 +364,12 @@ def test_counts_are_not_money(column: str) -> None:
     from app.pages import cell
 
     assert cell(column, 12.0)["text"] == "12"
+
+
+def test_the_movement_row_of_customers_absent_from_the_previous_run_says_just_that(client, filled_store: OutputsStore) -> None:
+    """The row was "New customers", also for members back after a run whose data lacked them (carried tier state)."""
+    latest = filled_store.latest_run()
+    movement = filled_store.tier_movement(latest.run_id, filled_store.previous_run(latest).run_id)
+    text = text_of(client.get("/").text)
+    assert "New customers" not in text
+    assert ("Not scored then" in text) == bool(movement["from_tier"].isna().any())
