@@ -34,7 +34,7 @@ from segments.keys import ranked_order, tier_names
 from segments.rising_stars import rising_stars
 from segments.settings import TIER_RANK, VIP_TIERS, SegmentSettings
 from segments.texts import money_text
-from segments.tiers import CARRY_DAYS, carried_state, held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
+from segments.tiers import CARRY_DAYS, carried_state, long_carried, held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
 
 TIERS_COLUMNS = (
     CUSTOMER_ID,
@@ -119,6 +119,11 @@ def nominate(
     customers, id_rank = check_customers(customers)
     previous_stamp = None if previous_as_of is None else as_of_timestamp(previous_as_of, "previous_as_of")
     state, state_rows = check_previous_state(previous_state, customers[CUSTOMER_ID], previous_stamp)
+    if state is not None:
+        # A member carried for more than CARRY_DAYS starts over whether or not they are back on this run: the
+        # limit held only while some run in between dropped them (a member back after 378 days kept Gold).
+        expired = long_carried(state, as_of_stamp)
+        state_rows = np.where((state_rows >= 0) & expired[np.maximum(state_rows, 0)], -1, state_rows)
     if shap is not None and not callable(shap):
         shap = check_shap(shap, customers[CUSTOMER_ID])
     if feature_values is not None:
@@ -270,7 +275,7 @@ def unscored_warnings(state: pd.DataFrame | None, state_rows: np.ndarray, carrie
         examples = ", ".join(f"{cid} ({tier})" for cid, tier in zip(dropped[CUSTOMER_ID].head(3), dropped["tier"].head(3)))
         messages.append(
             f"{len(dropped):,} member(s) not scored for more than {CARRY_DAYS} days leave the tier state, e.g. {examples}: "
-            "scored again, they start over as new customers"
+            "scored again (on this run or later), they start over as new customers"
         )
     return messages
 

@@ -196,11 +196,18 @@ def carried_state(state: pd.DataFrame, state_rows: np.ndarray, as_of: pd.Timesta
     unmatched = np.ones(len(state), dtype=bool)
     unmatched[state_rows[state_rows >= 0]] = False
     holds_something = (state["tier"].cat.codes.to_numpy() > TIERS.index(BASE)) | state["grace_until"].notna().to_numpy()
-    last_scored = state[LAST_SCORED]
-    recent = (last_scored.isna() | (last_scored >= as_of - pd.Timedelta(days=CARRY_DAYS))).to_numpy()
-    carried = state.loc[unmatched & holds_something & recent]
-    dropped = state.loc[unmatched & holds_something & ~recent]
+    expired = long_carried(state, as_of)
+    carried = state.loc[unmatched & holds_something & ~expired]
+    dropped = state.loc[unmatched & holds_something & expired]
     return carried, dropped
+
+
+def long_carried(state: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """State rows carried for more than `CARRY_DAYS`: last scored before that, and before the previous run (the
+    rows the previous run scored are never expired, however long ago it ran)."""
+    last_scored = state[LAST_SCORED]
+    latest = last_scored.max()
+    return (last_scored.notna() & (last_scored < as_of - pd.Timedelta(days=CARRY_DAYS)) & (last_scored < latest)).to_numpy()
 
 
 def as_inferred(values: pd.Series) -> pd.Series:

@@ -260,9 +260,20 @@ def test_a_grace_period_that_ended_while_missing_demotes_on_return_and_long_abse
     # A member missing for more than 365 days leaves the state, with a warning; back, they start over.
     away = weekly(gone.state, {"p": 12000.0}, start + dt.timedelta(days=14 + 366), start + dt.timedelta(days=14))
     (warning,) = [w for w in away.warnings if "leave the tier state" in w]
-    assert warning == ("1 member(s) not scored for more than 365 days leave the tier state, e.g. m (Silver): scored again, "
-                       "they start over as new customers")
+    assert warning == ("1 member(s) not scored for more than 365 days leave the tier state, e.g. m (Silver): scored again "
+                       "(on this run or later), they start over as new customers")
     assert set(away.state["customer_id"]) == {"p"}
+    # Back on the first run after the 365 days, with no run between to drop the state: they start over all the same
+    # (they kept Silver, and a grace period, after 378 days away).
+    back_late = weekly(gone.state, {"m": 1000.0, "p": 12000.0}, start + dt.timedelta(days=14 + 378), start + dt.timedelta(days=14))
+    assert any(w.startswith("1 member(s) not scored for more than 365 days leave the tier state, e.g. m (Silver)")
+               for w in back_late.warnings)
+    tiers = back_late.tiers.set_index("customer_id")
+    assert tiers.loc["m", "tier"] == "Base" and not tiers.loc["m", "in_grace"]
+    assert "m" not in set(back_late.events["customer_id"])  # a new customer below Silver: no event
+    # A run after a long pause keeps the state of everyone the previous run scored.
+    paused = weekly(gone.state, {"p": 1000.0}, start + dt.timedelta(days=14 + 400), start + dt.timedelta(days=14))
+    assert paused.tiers.set_index("customer_id").loc["p", "in_grace"]
 
 
 def test_a_state_written_before_last_scored_was_kept_is_carried_from_the_previous_run():
