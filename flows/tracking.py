@@ -670,10 +670,15 @@ def load_champion(workspace: Workspace, dataset: str):
     cached = _read_champion_cache(cache, stamp)
     if cached is not None:
         return check_model_format(*cached)
-    mlflow = _mlflow(workspace)
-    version = champion_version(workspace, dataset)
+    database = workspace_database(workspace)
+    if database is not None and not database.exists():
+        # No registry, no champion: opening MLflow built one (a 1 MB mlflow.db) in a mistyped --workdir.
+        version, mlflow = None, None
+    else:
+        mlflow = _mlflow(workspace)
+        version = champion_version(workspace, dataset)
     if version is None:
-        others = champion_datasets(workspace)
+        others = champion_datasets(workspace) if mlflow is not None else []
         known = ""
         if others:
             names = ", ".join(f"'{name}'" for name in others)

@@ -659,6 +659,14 @@ def test_a_refused_command_leaves_no_empty_workspace(monkeypatch, capsys, tmp_pa
     assert exit_.value.code == 2 and "nope.csv" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
 
+    # A real data file and no champion: the lookup built an MLflow registry (1 MB) in the mistyped folder.
+    monkeypatch.setattr(sys, "argv", ["vipcast", "score", "--data", "cdnow-sample", "--workdir", str(workdir)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2 and "no champion model for dataset 'cdnow-sample'" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+    monkeypatch.setattr(sys, "argv", ["vipcast", "score", "--data", str(tmp_path / "nope.csv"), "--workdir", str(workdir)])
+
     workdir.mkdir(parents=True)  # existed before the command: kept, though empty
     with pytest.raises(SystemExit):
         cli.main()
