@@ -297,10 +297,11 @@ class LoopbackHostsOnly:
 
 def request_host(scope: dict[str, Any]) -> str:
     """The host name of a request's Host header, without its port ("[::1]:8000": ::1); "" without one."""
-    host = next((value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"), "")
+    host = next((value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"), "").lower()
     if host.startswith("["):
         return host[1:].split("]")[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    # Host names are case-insensitive and may end in the root's dot (LOCALHOST, localhost.): both were refused.
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).removesuffix(".")
 
 
 def is_loopback(host: str) -> bool:

@@ -32,7 +32,7 @@ import pandas as pd
 from segments.inputs import CUSTOMER_ID, ROLLING_12M_SPEND
 from segments.keys import TEXT_DTYPE, TIER_NAMES, ranked_order
 from segments.settings import BASE, TIER_RANK
-from segments.texts import day_texts, money_texts, money_texts_apart
+from segments.texts import day_texts, money_texts, money_texts_apart, money_texts_beside
 
 EVENT_TYPES = (
     "tier_downgrade",
@@ -51,7 +51,7 @@ def downgrade_details(spend: np.ndarray, lost_tier: np.ndarray, grace_until: pd.
     """'spend $4,100 below the Gold threshold $5,000; the grace period ended 2026-03-01' (or: no
     grace period with grace_days 0; a grace period to DATE cut short: grace_days is now 0)."""
     thresholds = money_texts(np.array([amounts[tier] for tier in lost_tier], dtype=float))
-    text = "spend " + money_texts_apart(spend, [amounts[tier] for tier in lost_tier]) + " below the " + lost_tier + " threshold " + thresholds
+    text = "spend " + money_texts_beside(spend, amounts.values()) + " below the " + lost_tier + " threshold " + thresholds
     ends = day_texts(grace_until)
     running = (grace_until >= as_of).to_numpy()
     why = np.where(grace_until.isna().to_numpy(), "; no grace period (grace_days 0)",
@@ -106,7 +106,7 @@ def tier_events(
         details = (
             np.array(["", "new customer; "], dtype=object)[is_new_customer[rows].astype(int)]
             + "spend "
-            + money_texts(spend[rows])
+            + money_texts_beside(spend[rows], amounts.values())
             + " reached the "
             + TIER_NAMES[tier_rank[rows]]
             + " threshold "
@@ -121,7 +121,7 @@ def tier_events(
         held = TIER_NAMES[tier_rank[rows]]
         details = (
             "spend "
-            + money_texts_apart(spend[rows], threshold[rows])
+            + money_texts_beside(spend[rows], amounts.values())
             + " below the "
             + held
             + " threshold "
@@ -140,7 +140,7 @@ def tier_events(
         # A grace period that ran out between two runs (90 days is not whole weeks) did not end early.
         ending = np.where((grace_ends >= as_of).to_numpy(), " ends early", " had run out before this run")
         details = (
-            "spend " + money_texts(spend[rows]) + " back at the " + kept + " threshold " + money_texts(threshold[rows])
+            "spend " + money_texts_beside(spend[rows], amounts.values()) + " back at the " + kept + " threshold " + money_texts(threshold[rows])
             + "; the grace period to " + day_texts(grace_ends) + ending
         )
         add(rows, "kept_tier", kept, kept, details)

@@ -219,7 +219,7 @@ def test_without_a_key_only_requests_to_loopback_names_are_answered(filled_store
     run("127.0.0.1", 18000, filled_store, None, no_auth=True)
     keyless = TestClient(served[0], base_url="http://127.0.0.1:18000")
     assert keyless.get("/api/v1/lists/at-risk").status_code == 200
-    for host in ("localhost:18000", "127.0.0.1", "[::1]:18000", "127.0.0.2:18000"):
+    for host in ("localhost:18000", "127.0.0.1", "[::1]:18000", "127.0.0.2:18000", "LOCALHOST:18000", "localhost.:18000"):
         assert keyless.get("/api/v1/runs", headers={"host": host}).status_code == 200, host
     for host in ("attacker.example:18000", "attacker.example", "127.0.0.1.attacker.example", "[2001:db8::1]:18000", ""):
         refused = keyless.get("/api/v1/lists/at-risk?format=csv", headers={"host": host})

@@ -160,5 +160,12 @@ def test_amounts_under_a_cent_from_a_threshold_are_not_written_as_the_threshold(
     assert events[("member", "entered_grace")].startswith("spend $1,999.996 below the Silver threshold $2,000; keeps Silver")
     assert events[("close", "near_next_tier")] == "$0.004 to Silver"
     assert events[("cents", "near_next_tier")] == "$0.01 to Silver"  # whole cents: as before
+    # Beside any tier's threshold, not only the one named: "spend $5,000 reached the Silver threshold $2,000" was Silver.
+    previous = state_table({"customer_id": "up", "tier": "Base"}, {"customer_id": "refunded", "tier": "Silver"})
+    customers = customers_table({"customer_id": "up", "rolling_12m_spend": 4999.999999},
+                                {"customer_id": "refunded", "rolling_12m_spend": -0.004})
+    events = nominate(customers, previous, AS_OF, SegmentSettings(), 365).events.set_index(["customer_id", "event"])["details"]
+    assert events[("up", "tier_upgrade")] == "spend $4,999.999999 reached the Silver threshold $2,000"
+    assert events[("refunded", "entered_grace")].startswith("spend -$0.004 below the Silver threshold $2,000")
     assert list(money_texts_apart(np.array([4100.0, -0.0042, 5.5, np.nan]), np.array([5000.0, 0.0, 5.5, 1.0]))) == [
         "$4,100", "-$0.0042", "$5.50", ""]
