@@ -13,7 +13,13 @@ TRAIN_DEPLOYMENT = "scheduled-training"
 
 
 def absolute_source(data: str) -> str:
-    """`data` with a relative file, folder or glob made absolute; names and database URLs as they are."""
+    """`data` with a relative file, folder or glob made absolute, and a SQLite URL's relative file
+    (`sqlite:///shop.db#orders`, read from the folder a scheduled run starts in); names and other database
+    URLs as they are."""
+    if data.startswith("sqlite:///") and not data.startswith("sqlite:////"):
+        path, hash_mark, table = data.removeprefix("sqlite:///").partition("#")
+        if path and path != ":memory:":
+            return f"sqlite:///{Path(path).expanduser().absolute()}{hash_mark}{table}"
     if data in BUILTIN_SOURCES or "://" in data:
         return data
     return str(Path(data).expanduser().absolute())

@@ -91,9 +91,9 @@ def check_master(master: str) -> None:
     problems = []
     for address in master.removeprefix("spark://").split(","):
         host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not port.isdigit() or (address.startswith("[") and not host.endswith("]")):
             host, port = address, "7077"
-        problem = unreachable(host, int(port))
+        problem = unreachable(host.removeprefix("[").removesuffix("]"), int(port))  # an IPv6 host is bracketed
         if problem is None:
             return
         problems.append(problem)

@@ -329,6 +329,11 @@ def test_a_bad_spark_master_is_one_error_naming_the_config_key(tmp_path):
         check_master(f"spark://127.0.0.1:{port},127.0.0.1:{listening.getsockname()[1]}")
     for master in ("local", "local[*]", "local[2]", "local[4,2]", "yarn", "k8s://https://h:6443"):
         check_master(master)
+    # An IPv6 master: "no host named '[::1]' is known" (the brackets were kept on the host).
+    with socket.socket(socket.AF_INET6) as listening6:
+        listening6.bind(("::1", 0))
+        listening6.listen()
+        check_master(f"spark://[::1]:{listening6.getsockname()[1]}")
 
 
 def test_a_spark_start_error_names_the_innermost_java_cause():

@@ -464,3 +464,15 @@ def test_a_dotted_dataset_name_scores_and_a_backfill_leaves_another_shops_export
     assert (ctx.workspace.exports_dir / "run.json").read_text() == exported  # still the other shop's latest run
     assert "not replaced: this dataset's latest run is as of 2025-12-08" in str(summary)
     assert [found.as_of for found in pipeline.dataset_runs(pipeline.open_store(ctx), "shop.v2")] == [date(2025, 12, 8), date(2025, 12, 1)]
+
+
+def test_a_relative_sqlite_source_of_a_deployment_is_made_absolute(tmp_path, monkeypatch):
+    """`vipcast serve --data sqlite:///shop.db#orders` kept the relative URL: a scheduled run started in another
+    folder read another (or no) shop.db, while file paths were made absolute."""
+    from flows.deployments import absolute_source
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_source("sqlite:///shop.db#orders") == f"sqlite:///{tmp_path}/shop.db#orders"
+    assert absolute_source("sqlite:///data/shop.db") == f"sqlite:///{tmp_path}/data/shop.db"
+    for unchanged in ("sqlite:////abs/shop.db#orders", "postgresql://u@h/db#orders", "sqlite:///:memory:#t", "cdnow"):
+        assert absolute_source(unchanged) == unchanged
