@@ -406,11 +406,19 @@ def relocate_artifacts(database: Path, workspace: Workspace) -> None:
          f"its MLflow records now point at {workspace.root / 'mlartifacts'}")
 
 
+#: Tracking URIs of a server (MLflow's, Databricks') that stores artifacts itself.
+TRACKING_SERVER_SCHEMES = ("http", "https", "databricks")
+
+
 def _use_experiment(mlflow, workspace: Workspace, dataset: str) -> str:
     name = experiment_name(dataset)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
-        experiment_id = mlflow.create_experiment(name, artifact_location=f"{workspace.artifact_location}/{dataset_slug(dataset)}")
+        # A tracking server keeps the artifacts where it is configured to: a location in this workspace kept every
+        # model on the machine that trained it, and another machine's score could not load the champion.
+        served = workspace.tracking_uri.split("://", 1)[0].lower() in TRACKING_SERVER_SCHEMES
+        location = None if served else f"{workspace.artifact_location}/{dataset_slug(dataset)}"
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

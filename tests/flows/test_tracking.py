@@ -422,3 +422,24 @@ def test_a_database_source_is_named_by_its_table_and_never_by_its_password(tmp_p
     assert named == f"sqlite:///{database}#orders"
     assert dataset_slug(named) == dataset_slug(f"sqlite:///{database}#orders") == "orders"
     assert pipeline.check_request(ctx, f"sqlite:///{database}#orders", None, "train") == f"sqlite:///{database}#orders"
+
+
+def test_experiments_on_a_tracking_server_keep_its_artifact_store(tmp_path, monkeypatch):
+    """With MLFLOW_TRACKING_URI=http://..., experiments were created with artifact_location file://<workdir>/mlartifacts:
+    models stayed on the training machine and another machine's score could not load the champion."""
+    from types import SimpleNamespace
+
+    from flows import tracking
+    from flows.workspace import Workspace
+
+    created = {}
+    fake = SimpleNamespace(get_experiment_by_name=lambda name: None, set_experiment=lambda experiment_id: None,
+                           create_experiment=lambda name, artifact_location: created.setdefault(name, artifact_location) and "1" or "1")
+    workspace = Workspace.resolve(tmp_path / "ws", create=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    tracking._use_experiment(fake, workspace, "shop")
+    assert created == {"vipcast/shop": None}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")  # a local store: the workspace's folder
+    created.clear()
+    tracking._use_experiment(fake, workspace, "shop")
+    assert created == {"vipcast/shop": f"{workspace.artifact_location}/shop"}
