@@ -1163,9 +1163,21 @@ def fitted_through(model) -> date | None:
     return cutoff if cutoff is None or data_end is None else min(cutoff, data_end)
 
 
+#: A champion fitted on data ending more than this many days before the as-of date is named as out of date
+#: (six of the default monthly trainings missed).
+STALE_CHAMPION_DAYS = 180
+
+
 def lookahead_warnings(model, model_version: str, as_of: date) -> list[str]:
-    """A past date scored with a champion fitted on later data: its lists are not what a model of the time gave."""
+    """A past date scored with a champion fitted on later data: its lists are not what a model of the time gave.
+    A champion fitted long before the as-of date: the weekly runs went on with it in silence (18 months)."""
     fitted = fitted_through(model)
+    if fitted is not None and (as_of - fitted).days > STALE_CHAMPION_DAYS:
+        return [
+            f"the champion {model_version} was fitted on data up to {fitted}, {(as_of - fitted).days} days before this as-of "
+            f"date {as_of}: it has not learnt from the orders since; train again (`vipcast train`; `vipcast serve` runs it on "
+            "schedule.train_cron)"
+        ]
     if fitted is None or fitted <= as_of:
         return []
     return [

@@ -943,3 +943,13 @@ def test_writing_to_a_closed_standard_output_is_refused_not_copied_into_itself(t
     assert result.returncode == 3, result.stderr
     assert result.stderr.strip() == ("/dev/stdout names a closed descriptor (standard output closed?): there is nowhere "
                                      "to write; pass --out FILE")
+
+
+def test_a_champion_fitted_long_before_the_as_of_date_is_named():
+    """A champion fitted on data to 2024-06-30 scored 2025-12-31 (18 months later) without a word."""
+    model = SimpleNamespace(cutoff_=date(2024, 6, 30), data_end_=date(2024, 6, 30))
+    assert pipeline.lookahead_warnings(model, "vipcast-shop/1", date(2024, 12, 27)) == []  # 180 days: not yet
+    (warning,) = pipeline.lookahead_warnings(model, "vipcast-shop/1", date(2025, 12, 31))
+    assert warning == ("the champion vipcast-shop/1 was fitted on data up to 2024-06-30, 549 days before this as-of date "
+                       "2025-12-31: it has not learnt from the orders since; train again (`vipcast train`; `vipcast serve` "
+                       "runs it on schedule.train_cron)")
