@@ -108,8 +108,10 @@ def test_serve_parameters_do_not_depend_on_the_working_directory(prefect_server,
     assert scoring.parameters["config"] == str(tmp_path / "my.yaml")
     scoring, _ = build_deployments(ctx, data="shop/*.parquet", config="cdnow")
     assert scoring.parameters["data"] == str(tmp_path / "shop" / "*.parquet") and scoring.parameters["config"] == "cdnow"
-    for kept in ("cdnow-sample", "sqlite:///shop.db#orders"):
+    for kept in ("cdnow-sample", "sqlite:////abs/shop.db#orders", "postgresql://u@h/db#orders"):
         assert build_deployments(ctx, data=kept)[0].parameters["data"] == kept
+    # A relative SQLite file is read from the folder the run starts in: absolute too.
+    assert build_deployments(ctx, data="sqlite:///shop.db#orders")[0].parameters["data"] == f"sqlite:///{tmp_path}/shop.db#orders"
 
 
 def test_train_then_score_flows(prefect_server, workdir, small_transactions):

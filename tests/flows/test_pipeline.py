@@ -376,7 +376,7 @@ def test_a_model_of_earlier_data_does_not_replace_the_champion(tmp_path, monkeyp
     monkeypatch.setattr(tracking, "champion_version", lambda workspace, dataset: "1")
     monkeypatch.setattr(tracking, "load_champion", lambda workspace, dataset: (champion, "vipcast-cdnow/1"))
     ctx = pipeline.Context.create(tmp_path)
-    earlier = SimpleNamespace(as_of=date(1998, 3, 31))
+    earlier = SimpleNamespace(as_of=date(1998, 3, 31), report={"last_order": "1998-03-31T18:00:00"})
     promotion = pipeline.compare_with_champion(ctx, "cdnow", earlier, date(1997, 6, 30), {}, {})
     assert not promotion.promoted
     assert promotion.reason == "not promoted: the champion was fitted on data up to 1998-06-30, after this model's 1998-03-31"
