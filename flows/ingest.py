@@ -76,7 +76,9 @@ class SourceUnreachable(Exception):
 
 
 # Query or connection-string parameters that carry credentials (?password=, sslpassword=, ;pwd=, &token=).
-SECRET_PARAMETER = re.compile(r"([?&;,]\s*[^=?&;,]*(?:pass|pwd|secret|token|key|auth|credential)[^=?&;,]*=)[^&;,]*", re.IGNORECASE)
+# The value ends at the next parameter, a URL's #table, a blank or a quote (it ran on through "#orders" and the
+# rest of the message: "...?password=***" was all an error said).
+SECRET_PARAMETER = re.compile(r"([?&;,]\s*[^=?&;,]*(?:pass|pwd|secret|token|key|auth|credential)[^=?&;,]*=)[^&;,#\s'\"`]*", re.IGNORECASE)
 
 
 def hide_password(text: str) -> str:

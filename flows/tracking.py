@@ -182,14 +182,26 @@ class _RoutineMlflowMessages(logging.Filter):
         return not record.getMessage().startswith(self.prefixes)
 
 
+class _LockedRegistryRecords(logging.Filter):
+    """MLflow's SQLAlchemy error record for a locked registry (60 lines with the SQL and a traceback, printed before
+    vipcast's one line: RegistryBusy says it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "database is locked" not in record.getMessage()
+
+
 def quiet_routine_mlflow_logs() -> None:
     """Drop MLflow's routine remarks (ROUTINE_MLFLOW_MESSAGES) and its artifact progress bars (they drew
-    "Downloading artifacts: 100%" over the step lines); its other warnings and errors pass."""
+    "Downloading artifacts: 100%" over the step lines), and its record of a locked registry (RegistryBusy says
+    it); its other warnings and errors pass."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name, prefixes in ROUTINE_MLFLOW_MESSAGES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _RoutineMlflowMessages) for f in logger.filters):
             logger.addFilter(_RoutineMlflowMessages(prefixes))
+    database_logger = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _LockedRegistryRecords) for f in database_logger.filters):
+        database_logger.addFilter(_LockedRegistryRecords())
 
 
 @contextlib.contextmanager

@@ -980,6 +980,11 @@ def test_a_password_holding_a_bare_at_sign_is_refused_and_never_shown(tmp_path):
     assert hide_password("cannot connect postgresql://admin:pa@ssW0RD@127.0.0.1:5433/vip: x") == (
         "cannot connect postgresql://admin:***@127.0.0.1:5433/vip: x")
     assert hide_password("postgres://u:p@h1,u2:p2@h2/db#t") == "postgres://u:***@h1,u2:***@h2/db#t"
+    # A password parameter last in the query hid the rest of the message with it.
+    assert hide_password("postgresql://bob@h:1/db?password=s3cret#orders, port 1 failed: Connection refused") == (
+        "postgresql://bob@h:1/db?password=***#orders, port 1 failed: Connection refused")
+    assert hide_password("--data 'postgresql://b@h/db?sslmode=disable&password=s3cret#orders'` first") == (
+        "--data 'postgresql://b@h/db?sslmode=disable&password=***#orders'` first")
 
 
 def test_a_file_name_that_is_not_utf8_is_named(tmp_path):

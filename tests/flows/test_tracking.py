@@ -443,3 +443,18 @@ def test_experiments_on_a_tracking_server_keep_its_artifact_store(tmp_path, monk
     created.clear()
     tracking._use_experiment(fake, workspace, "shop")
     assert created == {"vipcast/shop": f"{workspace.artifact_location}/shop"}
+
+
+def test_mlflows_record_of_a_locked_registry_is_not_printed_over_the_one_line(caplog):
+    """A registry locked during train's logging step printed MLflow's 60-line SQLAlchemy error record (SQL and
+    traceback) before vipcast's "the model registry ... is busy"."""
+    import logging
+
+    from flows import tracking
+
+    tracking.quiet_routine_mlflow_logs()
+    logger = logging.getLogger("mlflow.store.db.utils")
+    with caplog.at_level(logging.ERROR, logger="mlflow.store.db.utils"):
+        logger.error("SQLAlchemy database error. The following exception is caught.\n(sqlite3.OperationalError) database is locked")
+        logger.error("SQLAlchemy database error. The following exception is caught.\n(sqlite3.OperationalError) disk I/O error")
+    assert [record.getMessage().splitlines()[-1] for record in caplog.records] == ["(sqlite3.OperationalError) disk I/O error"]
