@@ -33,7 +33,7 @@ from app.auth import SESSION_COOKIE, SESSION_SECONDS, keys_match, new_session_co
 from app.charts import bar_chart, compact_money
 from flows.store import NoRunsYet, OutputsStore, RunInfo, dataset_names, run_dataset, runs_of_dataset, unscored_note
 from segments.settings import TIERS, VIP_TIERS
-from segments.texts import money_text
+from segments.texts import money_text, money_texts_apart, money_texts_beside
 
 # Pages refuse what they do not read, as the API does: `?data=odd` showed another dataset's list as if
 # it had been applied.
@@ -438,6 +438,7 @@ def customer_page(
         "rising_star": rows.get("rising_stars"), "at_risk": rows.get("at_risk"), "events": events,
         "history": table_of(history.loc[:, history_columns]) if len(history) else None,
         "progress": progress_of(tier_row or scores), "keep": keep_of(tier_row, rows.get("at_risk")),
+        "spend_text": spend_text(tier_row or scores),
         # The run picker submits to this page's path; for '.' and '..' that is /customers, which needs the id.
         "extra_params": {"customer_id": customer_id} if customer_id in DOT_SEGMENTS else None,
     })
@@ -451,7 +452,8 @@ def keep_of(row: dict[str, Any], at_risk: dict[str, Any] | None = None) -> dict[
     if not row.get("in_grace") or is_missing(threshold) or is_missing(spend) or spend >= threshold:
         return None
     amount = None if at_risk is None else at_risk.get("spend_to_keep_tier")
-    return {"threshold": threshold, "amount": threshold - spend if is_missing(amount) else amount}
+    amount = threshold - spend if is_missing(amount) else amount
+    return {"threshold": threshold, "amount": amount, "amount_text": money_texts_apart([float(amount)], 0.0)[0]}
 
 
 def progress_of(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -465,8 +467,21 @@ def progress_of(row: dict[str, Any]) -> dict[str, Any] | None:
     spend = row.get("rolling_12m_spend")
     if is_missing(share) and not is_missing(amount) and not is_missing(spend) and (spend + amount) > 0:
         share = spend / (spend + amount)
-    return {"next_tier": next_tier, "share": 0.0 if is_missing(share) else float(min(max(share, 0.0), 1.0)),
-            "amount": amount, "threshold": threshold}
+    share = 0.0 if is_missing(share) else float(min(max(share, 0.0), 1.0))
+    if not is_missing(amount) and amount > 0:
+        share = min(share, 0.99)  # $0.004 short read "100% of the way to Gold: $0 to go"
+    return {"next_tier": next_tier, "share": share, "amount": amount, "threshold": threshold,
+            "amount_text": "—" if is_missing(amount) else money_texts_apart([float(amount)], 0.0)[0]}
+
+
+def spend_text(row: dict[str, Any]) -> str:
+    """The 12-month spend beside the tier thresholds it is compared with: $4,999.996 read "$5,000" beside
+    "100% of the way to Gold ($5,000)"."""
+    spend = row.get("rolling_12m_spend")
+    if is_missing(spend):
+        return "—"
+    marks = [row.get(key) for key in ("tier_threshold", "next_tier_threshold")]
+    return money_texts_beside([float(spend)], [float(mark) for mark in marks if not is_missing(mark)])[0]
 
 
 # Runs

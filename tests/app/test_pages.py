@@ -373,3 +373,20 @@ def test_the_movement_row_of_customers_absent_from_the_previous_run_says_just_th
     text = text_of(client.get("/").text)
     assert "New customers" not in text
     assert ("Not scored then" in text) == bool(movement["from_tier"].isna().any())
+
+
+def test_a_customer_page_never_writes_a_spend_as_a_threshold_it_has_not_reached() -> None:
+    """$4,999.996 of 12-month spend read "12-month spend: $5,000 · 100% of the way to Gold ($5,000): $0 to go", and a
+    member in grace "$0 more" to keep Gold (the events beside it said "$0.004 to Gold")."""
+    from app.pages import keep_of, progress_of, spend_text
+
+    row = {"rolling_12m_spend": 4999.996, "tier_threshold": 2000.0, "next_tier": "Gold", "next_tier_threshold": 5000.0,
+           "amount_to_next_tier": 0.004, "progress_to_next_tier": 0.9999987}
+    assert spend_text(row) == "$4,999.996"
+    progress = progress_of(row)
+    assert progress["amount_text"] == "$0.004" and progress["share"] == 0.99
+    grace = {"rolling_12m_spend": 4999.996, "tier_threshold": 5000.0, "in_grace": True}
+    assert keep_of(grace, {"spend_to_keep_tier": 0.004})["amount_text"] == "$0.004"
+    assert spend_text({"rolling_12m_spend": 2500.0, "tier_threshold": 2000.0}) == "$2,500"  # whole amounts as before
+    assert progress_of({**row, "rolling_12m_spend": 4000.0, "amount_to_next_tier": 1000.0, "progress_to_next_tier": 2 / 3})[
+        "amount_text"] == "$1,000"
