@@ -119,6 +119,11 @@ class Workspace:
         does not exist yet, its nearest existing parent), before any work: a read-only runs/ folder or
         --out folder failed a score after its run was stored, as "writing the outputs ... failed"."""
         for folder in folders:
+            if folder.is_symlink() and not folder.exists():
+                # `score --out /dev/stdout >&-`: a link to a closed descriptor read as a folder still to make, and
+                # the run failed after storing ("[Errno 17] File exists").
+                raise NotADirectoryError(20, "Not a directory (a link to nothing: a closed descriptor or a deleted "
+                                             "target; a folder is needed here)", str(folder))
             existing = folder
             while not existing.exists() and existing.parent != existing:
                 existing = existing.parent

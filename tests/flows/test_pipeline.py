@@ -953,3 +953,16 @@ def test_a_champion_fitted_long_before_the_as_of_date_is_named():
     assert warning == ("the champion vipcast-shop/1 was fitted on data up to 2024-06-30, 549 days before this as-of date "
                        "2025-12-31: it has not learnt from the orders since; train again (`vipcast train`; `vipcast serve` "
                        "runs it on schedule.train_cron)")
+
+
+def test_a_link_to_nothing_is_not_a_folder_to_write_into(tmp_path):
+    """`score --out /dev/stdout >&-` ran the whole score, then failed "[Errno 17] File exists" after storing the run:
+    the link to the closed descriptor read as a folder still to be made."""
+    from flows.workspace import Workspace
+
+    workspace = Workspace.resolve(tmp_path / "ws", create=True)
+    dangling = tmp_path / "out"
+    dangling.symlink_to(tmp_path / "gone")
+    with pytest.raises(NotADirectoryError, match="a link to nothing"):
+        workspace.check_writable_folders(dangling)
+    workspace.check_writable_folders(tmp_path / "new" / "folder")  # a folder still to make is fine
