@@ -241,8 +241,9 @@ def get_customer_by_parameter(
     run_id: RunIdQuery = None,
     data: DataQuery = None,
 ) -> dict[str, Any]:
-    # Clients drop a path segment "." (`/api/v1/customers/.` arrived as /api/v1/customers/, a 404).
-    return get_customer(request, customer_id, as_of, run_id, data)
+    # Clients drop a path segment "." (`/api/v1/customers/.` arrived as /api/v1/customers/, a 404). Blanks at the
+    # ends are trimmed, as the pages' find form does (ingest trims ids, so no stored id has them).
+    return get_customer(request, customer_id.strip() or customer_id, as_of, run_id, data)
 
 
 @router.get("/customers/{customer_id:anytext}", response_model=CustomerOut,

@@ -359,6 +359,7 @@ def test_a_customer_is_found_by_parameter_too(text_id_client, text_id_store: Out
     customer = text_id_store.read_list("rising_stars", top=1).iloc[0]["customer_id"]
     by_path = text_id_client.get(f"/api/v1/customers/{customer}").json()
     assert text_id_client.get("/api/v1/customers", params={"customer_id": customer}).json() == by_path
+    assert text_id_client.get("/api/v1/customers", params={"customer_id": f" {customer} "}).json() == by_path
     for odd in (".", ".."):
         missing = text_id_client.get("/api/v1/customers", params={"customer_id": odd})
         assert missing.status_code == 404 and missing.json()["detail"].startswith(f"unknown customer '{odd}'")
