@@ -52,6 +52,16 @@ class RegistryBusy(Exception):
     """The workspace's MLflow SQLite file stayed locked by another process past SQLite's wait."""
 
 
+def missing_table(database: Path, error: BaseException) -> bool:
+    """Whether a registry read failed on a table a half-built schema lacks; RegistryBusy for a lock. Only a missing
+    table is a half-built schema: a locked file read as one was rebuilt, empty, over every champion."""
+    if "no such table" in str(error):
+        return True
+    if "locked" in str(error) or "busy" in str(error):
+        raise registry_busy(database, error) from error
+    return False
+
+
 def registry_busy(database: Path | str, error: BaseException) -> RegistryBusy:
     return RegistryBusy(f"the model registry {database} is busy: another process holds its lock ({error}); "
                         "nothing was changed")
@@ -331,12 +341,8 @@ def schema_complete(database: Path) -> bool:
         with contextlib.closing(_read_only(database)) as connection:
             version = connection.execute("select version_num from alembic_version").fetchone()
     except sqlite3.OperationalError as error:
-        # Only a missing table is a half-built schema: a locked file read as one was rebuilt, empty, over
-        # a registry that held every champion.
-        if "no such table" in str(error):
+        if missing_table(database, error):
             return False
-        if "locked" in str(error) or "busy" in str(error):
-            raise registry_busy(database, error) from error
         raise
     head = ScriptDirectory.from_config(_get_alembic_config(f"sqlite:///{database}")).get_current_head()
     return version is not None and version[0] == head
@@ -354,10 +360,8 @@ def holds_records(database: Path) -> bool:
                 if connection.execute(query).fetchone() is not None:
                     return True
             except sqlite3.OperationalError as error:
-                if "no such table" in str(error):  # a table the half-built schema lacks holds nothing
+                if missing_table(database, error):  # a table the half-built schema lacks holds nothing
                     continue
-                if "locked" in str(error) or "busy" in str(error):
-                    raise registry_busy(database, error) from error
                 raise
     return False
 
