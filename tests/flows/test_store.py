@@ -467,6 +467,9 @@ def kill_writer_mid_write(url: str, mode: str, n_rows: int, wait_for: str, delay
         time.sleep(delay)
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=30)
+        # What it printed before the kill landed: "committed" there means the kill came too late (it was never
+        # read, and a run committed within the delay on a faster machine failed the test as a torn store).
+        output.append(writer.stdout.read())
     finally:
         if writer.poll() is None:
             writer.kill()
@@ -480,7 +483,7 @@ def test_a_writer_killed_mid_write_leaves_the_previous_run_whole(store: OutputsS
     if mode == "pause":
         output = kill_writer_mid_write(store_url, "pause", 200_000, wait_for="inserted", delay=0.0)
     else:
-        output = kill_writer_mid_write(store_url, "timed", 2_000_000, wait_for="writing", delay=0.8)
+        output = kill_writer_mid_write(store_url, "timed", 4_000_000, wait_for="writing", delay=0.25)
     assert "committed" not in output, "the writer finished before it was killed: make the run larger"
     assert "writing" in output
 
