@@ -33,7 +33,7 @@ from app.auth import SESSION_COOKIE, SESSION_SECONDS, keys_match, new_session_co
 from app.charts import bar_chart, compact_money
 from flows.store import NoRunsYet, OutputsStore, RunInfo, dataset_names, run_dataset, runs_of_dataset, unscored_note
 from segments.settings import TIERS, VIP_TIERS
-from segments.texts import money_text, money_texts_apart, money_texts_beside
+from segments.texts import money_text, money_texts_beside
 
 # Pages refuse what they do not read, as the API does: `?data=odd` showed another dataset's list as if
 # it had been applied.
@@ -453,7 +453,7 @@ def keep_of(row: dict[str, Any], at_risk: dict[str, Any] | None = None) -> dict[
         return None
     amount = None if at_risk is None else at_risk.get("spend_to_keep_tier")
     amount = threshold - spend if is_missing(amount) else amount
-    return {"threshold": threshold, "amount": amount, "amount_text": money_texts_apart([float(amount)], 0.0)[0]}
+    return {"threshold": threshold, "amount": amount, "amount_text": money_texts_beside([float(amount)])[0]}
 
 
 def progress_of(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -471,7 +471,7 @@ def progress_of(row: dict[str, Any]) -> dict[str, Any] | None:
     if not is_missing(amount) and amount > 0:
         share = min(share, 0.99)  # $0.004 short read "100% of the way to Gold: $0 to go"
     return {"next_tier": next_tier, "share": share, "amount": amount, "threshold": threshold,
-            "amount_text": "—" if is_missing(amount) else money_texts_apart([float(amount)], 0.0)[0]}
+            "amount_text": "—" if is_missing(amount) else money_texts_beside([float(amount)])[0]}
 
 
 def spend_text(row: dict[str, Any]) -> str:

@@ -720,9 +720,7 @@ def translated(exc: BaseException) -> BaseException | None:
         if "Permission denied" in text and (opened := re.search(r'Cannot open file "([^"]+)"', text)):
             return PermissionError(errno.EACCES, "Permission denied", opened.group(1))  # DuckDB's IOException
         if "attempt to write a readonly database" in text:  # SQLite under MLflow
-            tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
-            where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
-            return PermissionError(errno.EACCES, "Permission denied (a read-only database)", where)
+            return PermissionError(errno.EACCES, "Permission denied (a read-only database)", registry_file())
         if any(words in text for words in DUCKDB_DAMAGED_WAL):
             return DamagedWal(f"a database's write-ahead log is damaged ({text.strip().splitlines()[0]})")
         if any(words in text for words in DUCKDB_DAMAGED_FILE):
@@ -730,21 +728,23 @@ def translated(exc: BaseException) -> BaseException | None:
         if isinstance(link, RegistryBusy):
             return link
         if "database is locked" in text and any(type(error).__module__.startswith("mlflow") for error in chain):
-            tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
-            where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
-            return registry_busy(where, "database is locked")
+            return registry_busy(registry_file(), "database is locked")
         if any(words in text for words in SQLITE_DAMAGED_FILE) and any(
                 type(error).__module__.startswith("mlflow") for error in chain):  # the model registry's SQLite file
-            tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
-            where = tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
             reason = next(words for words in SQLITE_DAMAGED_FILE if words in text)
             from flows.tracking import DamagedRegistry
 
-            return DamagedRegistry(f"the model registry {where} is damaged ({reason})")
+            return DamagedRegistry(f"the model registry {registry_file()} is damaged ({reason})")
         for number in (errno.EFBIG, errno.ENOSPC):
             if os.strerror(number) in text and not isinstance(link, OSError):  # DuckDB's IO or transaction error
                 return OSError(number, os.strerror(number))
     return None
+
+
+def registry_file() -> str:
+    """The model registry MLflow was using, for messages: MLflow sets MLFLOW_TRACKING_URI to the URI it was given."""
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else "the workspace's mlflow.db"
 
 
 def report_failure(exc: BaseException, debug: bool) -> NoReturn:

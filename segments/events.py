@@ -32,7 +32,7 @@ import pandas as pd
 from segments.inputs import CUSTOMER_ID, ROLLING_12M_SPEND
 from segments.keys import TEXT_DTYPE, TIER_NAMES, ranked_order
 from segments.settings import BASE, TIER_RANK
-from segments.texts import day_texts, money_texts, money_texts_apart, money_texts_beside
+from segments.texts import day_texts, money_texts, money_texts_beside
 
 EVENT_TYPES = (
     "tier_downgrade",
@@ -150,7 +150,7 @@ def tier_events(
     near = ~in_grace & tiers["next_tier"].notna().to_numpy() & (amount_to_next <= near_limit)
     rows = np.flatnonzero(near)
     next_tier = tiers["next_tier"].to_numpy()[rows]
-    details = money_texts_apart(amount_to_next[rows], 0.0) + " to " + next_tier
+    details = money_texts_beside(amount_to_next[rows]) + " to " + next_tier
     add(rows, "near_next_tier", TIER_NAMES[tier_rank[rows]], next_tier, details)
 
     is_rising_star = tiers["is_rising_star"].to_numpy(dtype=bool)

@@ -34,7 +34,16 @@ from segments.keys import ranked_order, tier_names
 from segments.rising_stars import rising_stars
 from segments.settings import TIER_RANK, VIP_TIERS, SegmentSettings
 from segments.texts import money_text
-from segments.tiers import CARRY_DAYS, carried_state, long_carried, held_tiers, previous_by_customer, tier_progress, tier_threshold_amounts
+from segments.tiers import (
+    CARRY_DAYS,
+    carried_state,
+    held_tiers,
+    long_carried,
+    previous_by_customer,
+    tier_progress,
+    tier_threshold_amounts,
+    unmatched_rows,
+)
 
 TIERS_COLUMNS = (
     CUSTOMER_ID,
@@ -114,11 +123,12 @@ def nominate(
     if not isinstance(horizon_days, (int, np.integer)) or horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive whole number of days, got {horizon_days!r}")
     as_of_stamp = as_of_timestamp(as_of)
-    if previous_as_of is not None and as_of_timestamp(previous_as_of, "previous_as_of") > as_of_stamp:
+    previous_stamp = None if previous_as_of is None else as_of_timestamp(previous_as_of, "previous_as_of")
+    if previous_stamp is not None and previous_stamp > as_of_stamp:
         raise ValueError(f"as_of {as_of_stamp.date()} is before the previous run's as_of {previous_as_of}")
     customers, id_rank = check_customers(customers)
-    previous_stamp = None if previous_as_of is None else as_of_timestamp(previous_as_of, "previous_as_of")
     state, state_rows = check_previous_state(previous_state, customers[CUSTOMER_ID], previous_stamp)
+    expired = None
     if state is not None:
         # A member carried for more than CARRY_DAYS starts over whether or not they are back on this run: the
         # limit held only while some run in between dropped them (a member back after 378 days kept Gold).
@@ -168,9 +178,10 @@ def nominate(
     tiers_list = _ranked_tiers(tiers, tier_rank, id_rank)
     new_state = tiers.loc[:, list(STATE_COLUMNS)].reset_index(drop=True)
     new_state[LAST_SCORED] = np.full(len(new_state), as_of_stamp.to_datetime64(), dtype="datetime64[ns]")
-    carried = dropped = None
+    unmatched = carried = dropped = None
     if state is not None:
-        carried, dropped = carried_state(state, state_rows, as_of_stamp)
+        unmatched = unmatched_rows(state, state_rows)
+        carried, dropped = carried_state(state, unmatched, expired)
         if len(carried):
             carried_rows = carried.reset_index(drop=True).assign(tier=lambda rows: tier_names(rows["tier"].cat.codes.to_numpy()))
             new_state = pd.concat([new_state, carried_rows], ignore_index=True)
@@ -185,7 +196,7 @@ def nominate(
         state=new_state,
         tier_thresholds=amounts,
         warnings=_warnings(tier_rank, tiers["in_grace"].to_numpy(), customers, settings, horizon_days, projected_only)
-        + unscored_warnings(state, state_rows, carried, dropped) + shared_amount_warnings(amounts),
+        + unscored_warnings(state, unmatched, carried, dropped) + shared_amount_warnings(amounts),
     )
 
 
@@ -246,38 +257,39 @@ def shared_amount_warnings(amounts: dict[str, float]) -> list[str]:
     return messages
 
 
-def unscored_warnings(state: pd.DataFrame | None, state_rows: np.ndarray, carried: pd.DataFrame | None,
+def unscored_warnings(state: pd.DataFrame | None, unmatched: np.ndarray | None, carried: pd.DataFrame | None,
                       dropped: pd.DataFrame | None) -> list[str]:
-    """Customers of the previous tier state that this run does not score: those the previous run scored
-    (missing now: a partial extract, or ids spelt otherwise?), and members leaving the state after
+    """Customers of the previous tier state that this run does not score (`unmatched`): those the previous run
+    scored (missing now: a partial extract, or ids spelt otherwise?), and members leaving the state after
     `CARRY_DAYS` unscored. Members carried for longer than one run are not named again each week."""
     if state is None:
         return []
     messages = []
-    unmatched = np.ones(len(state), dtype=bool)
-    unmatched[state_rows[state_rows >= 0]] = False
     latest = state[LAST_SCORED].max()
     newly = unmatched & (state[LAST_SCORED].isna() | (state[LAST_SCORED] == latest)).to_numpy()
     if newly.any():
         gone = state.loc[newly]
         members = gone.loc[gone.index.isin(carried.index)]
-        named = members if len(members) else gone
-        examples = ", ".join(f"{cid} ({tier})" for cid, tier in zip(named[CUSTOMER_ID].head(3), named["tier"].head(3)))
         kept = (f"the tier state of the {len(members):,} member(s) (a VIP tier or a grace period) is carried forward for up "
                 f"to {CARRY_DAYS} days and applies when they are scored again" if len(members)
                 else "they hold no VIP tier or grace period to carry forward")
         messages.append(
-            f"{int(newly.sum()):,} customer(s) scored on the previous run are not scored on this one, e.g. {examples}: "
+            f"{int(newly.sum()):,} customer(s) scored on the previous run are not scored on this one, e.g. "
+            f"{_examples(members if len(members) else gone)}: "
             f"{kept}; no event is written for them now (a partial extract, or ids written otherwise than in the "
             "previous run's data?)"
         )
     if len(dropped):
-        examples = ", ".join(f"{cid} ({tier})" for cid, tier in zip(dropped[CUSTOMER_ID].head(3), dropped["tier"].head(3)))
         messages.append(
-            f"{len(dropped):,} member(s) not scored for more than {CARRY_DAYS} days leave the tier state, e.g. {examples}: "
+            f"{len(dropped):,} member(s) not scored for more than {CARRY_DAYS} days leave the tier state, e.g. {_examples(dropped)}: "
             "scored again (on this run or later), they start over as new customers"
         )
     return messages
+
+
+def _examples(rows: pd.DataFrame) -> str:
+    """The first three state rows as "id (tier)"."""
+    return ", ".join(f"{cid} ({tier})" for cid, tier in zip(rows[CUSTOMER_ID].head(3), rows["tier"].head(3)))
 
 
 def _warnings(

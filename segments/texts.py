@@ -41,24 +41,11 @@ def precise_money_text(value: float) -> str:
     return f"{'-' if value < 0 else ''}${digits}"
 
 
-def money_texts_apart(amounts: np.ndarray, others: np.ndarray | float) -> np.ndarray:
-    """`money_texts` of `amounts`, except where an amount's text equals its counterpart's in `others` while
-    the two differ: there the amount to the millionth (amounts are kept to millionths). Rounded to the cent,
-    $0.004 to go read "$0 to Silver"."""
-    amounts = np.asarray(amounts, dtype=float)
-    others = np.broadcast_to(np.asarray(others, dtype=float), amounts.shape)
-    texts = money_texts(amounts)
-    clash = (texts == money_texts(others)) & (amounts != others) & ~np.isnan(amounts)
-    for row in np.flatnonzero(clash):
-        texts[row] = precise_money_text(float(amounts[row]))
-    return texts
-
-
-def money_texts_beside(amounts: np.ndarray, marks) -> np.ndarray:
-    """`money_texts` of spend beside the tier thresholds `marks` (and zero): to the millionth where the cents
-    would read as one of them without being it. A spend of $1,999.996 read "spend $2,000 below the Silver
-    threshold $2,000", $4,999.999999 "spend $5,000 reached the Silver threshold" (not Gold's $5,000), and
-    -$0.004 "spend $0"."""
+def money_texts_beside(amounts: np.ndarray, marks=()) -> np.ndarray:
+    """`money_texts` of amounts beside the tier thresholds `marks` (and zero): to the millionth where the cents
+    would read as one of them without being it (amounts are kept to millionths). A spend of $1,999.996 read
+    "spend $2,000 below the Silver threshold $2,000", $4,999.999999 "spend $5,000 reached the Silver threshold"
+    (not Gold's $5,000), -$0.004 "spend $0", and $0.004 to go "$0 to Silver"."""
     amounts = np.asarray(amounts, dtype=float)
     texts = money_texts(amounts)
     for mark in {0.0, *(float(value) for value in marks if np.isfinite(value))}:

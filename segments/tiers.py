@@ -182,9 +182,17 @@ def previous_by_customer(previous_state: pd.DataFrame | None, rows: np.ndarray, 
     )
 
 
-def carried_state(state: pd.DataFrame, state_rows: np.ndarray, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The previous state's rows of customers not scored on this run that are carried forward, and those
-    dropped: (carried, dropped), both in the state's columns.
+def unmatched_rows(state: pd.DataFrame, state_rows: np.ndarray) -> np.ndarray:
+    """The previous state's rows that match no customer of this run (`state_rows`: each customer's row, -1 if
+    none; ids are unique on both sides, so these are the rows of unscored customers)."""
+    unmatched = np.ones(len(state), dtype=bool)
+    unmatched[state_rows[state_rows >= 0]] = False
+    return unmatched
+
+
+def carried_state(state: pd.DataFrame, unmatched: np.ndarray, expired: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The previous state's rows of customers not scored on this run (`unmatched`) that are carried forward,
+    and those dropped (`expired`: `long_carried`): (carried, dropped), both in the state's columns.
 
     A member (a VIP tier, or a grace period) missing from one run's data (a partial extract, a late
     partition) kept nothing: on their return they were Base, "new customer", their grace lost. Their row
@@ -193,10 +201,7 @@ def carried_state(state: pd.DataFrame, state_rows: np.ndarray, as_of: pd.Timesta
     are dropped as before), and rows not scored for more than `CARRY_DAYS` are dropped: a member gone
     for a year starts over.
     """
-    unmatched = np.ones(len(state), dtype=bool)
-    unmatched[state_rows[state_rows >= 0]] = False
     holds_something = (state["tier"].cat.codes.to_numpy() > TIERS.index(BASE)) | state["grace_until"].notna().to_numpy()
-    expired = long_carried(state, as_of)
     carried = state.loc[unmatched & holds_something & ~expired]
     dropped = state.loc[unmatched & holds_something & expired]
     return carried, dropped

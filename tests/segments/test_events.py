@@ -149,7 +149,7 @@ def test_state_round_trips_into_the_next_run():
 def test_amounts_under_a_cent_from_a_threshold_are_not_written_as_the_threshold():
     """Amounts are kept to millionths: a Silver member at $1,999.996 read "spend $2,000 below the Silver threshold
     $2,000", and a customer $0.004 short "$0 to Silver"."""
-    from segments.texts import money_texts_apart
+    from segments.texts import money_texts_beside
 
     previous = state_table({"customer_id": "member", "tier": "Silver"}, {"customer_id": "close", "tier": "Base"})
     customers = customers_table({"customer_id": "member", "rolling_12m_spend": 1999.996},
@@ -167,5 +167,5 @@ def test_amounts_under_a_cent_from_a_threshold_are_not_written_as_the_threshold(
     events = nominate(customers, previous, AS_OF, SegmentSettings(), 365).events.set_index(["customer_id", "event"])["details"]
     assert events[("up", "tier_upgrade")] == "spend $4,999.999999 reached the Silver threshold $2,000"
     assert events[("refunded", "entered_grace")].startswith("spend -$0.004 below the Silver threshold $2,000")
-    assert list(money_texts_apart(np.array([4100.0, -0.0042, 5.5, np.nan]), np.array([5000.0, 0.0, 5.5, 1.0]))) == [
+    assert list(money_texts_beside(np.array([4100.0, -0.0042, 5.5, np.nan]), [5000.0, 5.5, 1.0])) == [
         "$4,100", "-$0.0042", "$5.50", ""]
